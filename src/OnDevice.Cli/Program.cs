@@ -1,0 +1,9 @@
+using System.CommandLine;
+using OnDevice.Cli;
+using OnDevice.Cli.Verbs;
+
+var root = new RootCommand("OnDevice: measure, shrink, run and ship models for phones, watches and small boards.");
+root.Subcommands.Add(DemoVerb.Create());
+root.Subcommands.Add(InspectVerb.Create());
+root.Subcommands.Add(SamplesVerb.Create());
+return Cli.Invoke(root, args);
