@@ -49,14 +49,20 @@ public sealed class Graph
         return node;
     }
 
-    /// <summary>This graph and every nested subgraph, depth first.</summary>
+    /// <summary>This graph and every nested subgraph, depth first, each once.</summary>
     public IEnumerable<Graph> SelfAndSubgraphs()
     {
-        yield return this;
-        foreach (var n in Nodes)
-            foreach (var g in n.Subgraphs)
-                foreach (var s in g.SelfAndSubgraphs())
-                    yield return s;
+        var seen = new HashSet<Graph>(ReferenceEqualityComparer.Instance);
+        var stack = new Stack<Graph>();
+        stack.Push(this);
+        while (stack.Count > 0)
+        {
+            var g = stack.Pop();
+            if (!seen.Add(g)) continue;
+            yield return g;
+            var children = g.Nodes.SelectMany(n => n.Subgraphs).ToList();
+            for (int i = children.Count - 1; i >= 0; i--) stack.Push(children[i]);
+        }
     }
 
     /// <summary>The declared type of <paramref name="name"/> from inputs, outputs, value infos or initializers, or null.</summary>

@@ -424,9 +424,18 @@ public static partial class ShapeInference
         }
         else if (inferAt >= 0 && x?.Shape is { } xs2)
         {
-            // Symbolic: if every other target dim is copied from the input, the -1 takes what is left when that is a single dim.
-            var rest = xs2.Dims.Where(d => !dims.Contains(d)).ToList();
-            if (rest.Count == 1) dims[inferAt] = rest[0];
+            // Symbolic: cancel target symbols against equal input symbols; the -1 is what is left of the input.
+            var rest = xs2.Dims.ToList();
+            long targetKnown = 1;
+            bool ok = true;
+            for (int i = 0; i < dims.Length && ok; i++)
+            {
+                if (i == inferAt) continue;
+                if (dims[i].IsKnown) targetKnown *= dims[i].Value;
+                else ok = dims[i].IsSymbolic && rest.Remove(dims[i]);
+            }
+            if (ok && rest.All(d => d.IsKnown) && targetKnown > 0) dims[inferAt] = Dim.Of(rest.Aggregate(1L, (p, d) => p * d.Value) / targetKnown);
+            else if (ok && rest.Count == 1 && targetKnown == 1) dims[inferAt] = rest[0];
         }
         Dim[]? ints = x?.Ints is { } xi && dims.All(d => d.IsKnown) && ProductDim(dims) is { IsKnown: true } p && p.Value == xi.Length ? xi : null;
         return [Facts(x?.DType, new Shape(dims), ints)];
