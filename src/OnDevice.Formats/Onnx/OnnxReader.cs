@@ -618,7 +618,7 @@ public static class OnnxReader
         private static void ReadVarints(ref WireReader r, WireType wt, List<long> into, string field)
         {
             if (wt == WireType.Varint) { into.Add(r.ReadInt64()); return; }
-            Expect(wt, WireType.LengthDelimited, field);
+            ExpectPacked(wt, WireType.Varint, field);
             var p = r.ReadMessage();
             while (!p.End) into.Add(p.ReadInt64());
         }
@@ -626,7 +626,7 @@ public static class OnnxReader
         private static void ReadUInt64s(ref WireReader r, WireType wt, List<ulong> into, string field)
         {
             if (wt == WireType.Varint) { into.Add(r.ReadVarint()); return; }
-            Expect(wt, WireType.LengthDelimited, field);
+            ExpectPacked(wt, WireType.Varint, field);
             var p = r.ReadMessage();
             while (!p.End) into.Add(p.ReadVarint());
         }
@@ -634,7 +634,7 @@ public static class OnnxReader
         private static void ReadFloats(ref WireReader r, WireType wt, List<float> into, string field)
         {
             if (wt == WireType.Fixed32) { into.Add(r.ReadFloat()); return; }
-            Expect(wt, WireType.LengthDelimited, field);
+            ExpectPacked(wt, WireType.Fixed32, field);
             var p = r.ReadMessage();
             while (!p.End) into.Add(p.ReadFloat());
         }
@@ -642,7 +642,7 @@ public static class OnnxReader
         private static void ReadDoubles(ref WireReader r, WireType wt, List<double> into, string field)
         {
             if (wt == WireType.Fixed64) { into.Add(r.ReadDouble()); return; }
-            Expect(wt, WireType.LengthDelimited, field);
+            ExpectPacked(wt, WireType.Fixed64, field);
             var p = r.ReadMessage();
             while (!p.End) into.Add(p.ReadDouble());
         }
@@ -651,6 +651,12 @@ public static class OnnxReader
         {
             if (actual != expected)
                 throw new InvalidDataException($"{field} has wire type {Describe(actual)} where the schema says {Describe(expected)}");
+        }
+
+        private static void ExpectPacked(WireType actual, WireType element, string field)
+        {
+            if (actual != WireType.LengthDelimited)
+                throw new InvalidDataException($"{field} has wire type {Describe(actual)} where the schema says {Describe(element)} (or packed)");
         }
 
         private static string Describe(WireType t) => t switch
