@@ -65,6 +65,42 @@ public sealed class Graph
         }
     }
 
+    /// <summary>
+    /// A structural copy: new node, value-info and initializer collections (subgraphs copied too) that share the
+    /// tensors themselves. Editing the copy's structure leaves this graph unchanged.
+    /// </summary>
+    public Graph Clone()
+    {
+        var g = new Graph { Name = Name, DocString = DocString };
+        g.Inputs.AddRange(Inputs.Select(CloneValue));
+        g.Outputs.AddRange(Outputs.Select(CloneValue));
+        g.ValueInfos.AddRange(ValueInfos.Select(CloneValue));
+        foreach (var (k, t) in Initializers) g.Initializers.Add(k, t);
+        g.QuantizationAnnotations.AddRange(QuantizationAnnotations);
+        g.Metadata.AddRange(Metadata);
+        foreach (var n in Nodes)
+        {
+            var c = new Node(n.OpType, n.Inputs, n.Outputs, n.Name, n.Domain) { Overload = n.Overload, DocString = n.DocString };
+            c.Metadata.AddRange(n.Metadata);
+            foreach (var a in n.Attributes.Values)
+                c.Attributes.Add(a.Name, a.Kind switch
+                {
+                    AttributeKind.Graph => Attribute.Of(a.Name, a.AsGraph().Clone()),
+                    AttributeKind.Graphs => Attribute.Of(a.Name, a.AsGraphs().Select(x => x.Clone()).ToArray()),
+                    _ => a,
+                });
+            g.Nodes.Add(c);
+        }
+        return g;
+
+        static ValueInfo CloneValue(ValueInfo v)
+        {
+            var c = new ValueInfo(v.Name, v.Type) { DocString = v.DocString };
+            c.Metadata.AddRange(v.Metadata);
+            return c;
+        }
+    }
+
     /// <summary>The declared type of <paramref name="name"/> from inputs, outputs, value infos or initializers, or null.</summary>
     public TypeInfo? FindDeclaredType(string name)
     {

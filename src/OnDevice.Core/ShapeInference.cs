@@ -20,7 +20,7 @@ public sealed class ValueFacts
     public override string ToString() => $"{DType.Name()}{Shape?.ToString() ?? "[*]"}";
 }
 
-/// <summary>The result of <see cref="ShapeInference.Infer"/>: facts for every value of the graph and its subgraphs.</summary>
+/// <summary>The result of shape inference: facts for every value of the graph and its subgraphs.</summary>
 public sealed class ShapeInferenceResult
 {
     internal readonly Dictionary<string, ValueFacts> Facts = new(StringComparer.Ordinal);
@@ -55,6 +55,20 @@ public static partial class ShapeInference
         var ctx = new Context(result, opset);
         ctx.Seed(model.Graph, inputShapes);
         ctx.Run(model.Graph);
+        return result;
+    }
+
+    /// <summary>
+    /// Infers facts for a graph (e.g. a subgraph) given facts for its inputs and for outer-scope values it reads;
+    /// initializers and <c>Constant</c> nodes seed themselves.
+    /// </summary>
+    public static ShapeInferenceResult Infer(Graph graph, long opset, IReadOnlyDictionary<string, ValueFacts> seeds)
+    {
+        var result = new ShapeInferenceResult();
+        var ctx = new Context(result, opset);
+        ctx.Seed(graph, null);
+        foreach (var (name, f) in seeds) result.Facts[name] = f;
+        ctx.Run(graph);
         return result;
     }
 

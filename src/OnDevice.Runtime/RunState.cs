@@ -1,0 +1,80 @@
+using OnDevice.Core;
+using OnDevice.Runtime.Planning;
+
+namespace OnDevice.Runtime;
+
+/// <summary>The mutable state of one run: the value table and arena of the graph executing now (a stack, for
+/// subgraphs), scratch memory and the thread budget.</summary>
+internal sealed unsafe class RunState(int threads)
+{
+    private readonly Stack<Frame> _frames = new();
+    private byte[] _scratch = [];
+    private Frame? _top;
+
+    public int Threads { get; } = threads;
+
+    /// <summary>Values of the graph executing now.</summary>
+    public TensorBuffer?[] Values => _top!.Values;
+
+    /// <summary>Largest arena in use by this run (the planned peak of the main graph plus nested ones).</summary>
+    public long PeakArenaBytes { get; private set; }
+
+    private long _liveArenaBytes;
+
+    public Frame Push(TensorBuffer?[] values, Subgraph.PlanEntry plan)
+    {
+        var arena = plan.Plan.ArenaBytes > 0 ? plan.RentArena() : [];
+        long baseOffset = 0;
+        if (arena.Length > 0)
+        {
+            fixed (byte* p = arena) // pinned (POH) array: the address is stable
+            {
+                long addr = (long)p;
+                baseOffset = (MemoryPlanner.AlignmentBytes - addr % MemoryPlanner.AlignmentBytes) % MemoryPlanner.AlignmentBytes;
+            }
+        }
+        var f = new Frame(values, plan, arena, (int)baseOffset, _top);
+        _frames.Push(f);
+        _top = f;
+        _liveArenaBytes += plan.Plan.ArenaBytes;
+        PeakArenaBytes = Math.Max(PeakArenaBytes, _liveArenaBytes);
+        return f;
+    }
+
+    public void Pop(Frame f)
+    {
+        var top = _frames.Pop();
+        if (!ReferenceEquals(top, f)) throw new InvalidOperationException("run frames popped out of order");
+        _liveArenaBytes -= f.Plan.Plan.ArenaBytes;
+        if (f.Arena.Length > 0) f.Plan.Return(f.Arena);
+        _top = f.Parent;
+    }
+
+    /// <summary>A buffer for value <paramref name="value"/>: its arena slot when planned and big enough, else fresh memory.</summary>
+    public TensorBuffer AllocateValue(int value, DType dtype, int[] shape)
+    {
+        var f = _top!;
+        long need = dtype.ByteCount(TensorBuffer.CheckedLength(shape));
+        var plan = f.Plan.Plan;
+        long offset = plan.Offsets[value];
+        if (offset >= 0 && need <= plan.Sizes[value])
+            return new TensorBuffer(dtype, shape, f.Arena.AsMemory(f.BaseOffset + (int)offset, (int)need));
+        return TensorBuffer.Allocate(dtype, shape);
+    }
+
+    /// <summary>Scratch memory valid until the current kernel returns (one kernel runs at a time per run).</summary>
+    public Memory<byte> Scratch(int bytes)
+    {
+        if (_scratch.Length < bytes) _scratch = GC.AllocateUninitializedArray<byte>(Math.Max(bytes, _scratch.Length * 2), pinned: true);
+        return _scratch.AsMemory(0, bytes);
+    }
+
+    internal sealed class Frame(TensorBuffer?[] values, Subgraph.PlanEntry plan, byte[] arena, int baseOffset, Frame? parent)
+    {
+        public TensorBuffer?[] Values { get; } = values;
+        public Subgraph.PlanEntry Plan { get; } = plan;
+        public byte[] Arena { get; } = arena;
+        public int BaseOffset { get; } = baseOffset;
+        public Frame? Parent { get; } = parent;
+    }
+}
