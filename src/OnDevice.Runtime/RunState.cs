@@ -13,8 +13,8 @@ internal sealed unsafe class RunState(int threads)
 
     public int Threads { get; } = threads;
 
-    /// <summary>Values of the graph executing now.</summary>
-    public TensorBuffer?[] Values => _top!.Values;
+    /// <summary>The frame of the graph executing now.</summary>
+    public Frame Top => _top ?? throw new InvalidOperationException("no graph is running");
 
     /// <summary>Largest arena in use by this run (the planned peak of the main graph plus nested ones).</summary>
     public long PeakArenaBytes { get; private set; }
@@ -51,9 +51,8 @@ internal sealed unsafe class RunState(int threads)
     }
 
     /// <summary>A buffer for value <paramref name="value"/>: its arena slot when planned and big enough, else fresh memory.</summary>
-    public TensorBuffer AllocateValue(int value, DType dtype, int[] shape)
+    public static TensorBuffer AllocateValue(Frame f, int value, DType dtype, int[] shape)
     {
-        var f = _top!;
         long need = dtype.ByteCount(TensorBuffer.CheckedLength(shape));
         var plan = f.Plan.Plan;
         long offset = plan.Offsets[value];

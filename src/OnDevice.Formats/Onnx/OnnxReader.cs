@@ -60,6 +60,22 @@ public static class OnnxReader
     public static Model Read(ReadOnlyMemory<byte> bytes, OnnxReadOptions? options = null) =>
         Parse(bytes, null, null, options ?? OnnxReadOptions.Default);
 
+    /// <summary>Reads a file holding one serialized <c>TensorProto</c> (as the ONNX test data sets store inputs and outputs).</summary>
+    public static Tensor ReadTensor(string path)
+    {
+        byte[] bytes;
+        try { bytes = File.ReadAllBytes(path); }
+        catch (FileNotFoundException) { throw new ModelFormatException(path, "file not found"); }
+        catch (IOException e) { throw new ModelFormatException(path, $"cannot read: {e.Message}", e); }
+        try
+        {
+            var p = new Parser(bytes, Path.GetDirectoryName(Path.GetFullPath(path)), OnnxReadOptions.Default);
+            return p.ReadStandaloneTensor();
+        }
+        catch (InvalidDataException e) { throw new ModelFormatException(path, $"malformed TensorProto: {e.Message}", e); }
+        catch (DecoderFallbackException e) { throw new ModelFormatException(path, $"malformed TensorProto: invalid UTF-8 ({e.Message})", e); }
+    }
+
     private static Model Parse(ReadOnlyMemory<byte> bytes, string? path, string? folder, OnnxReadOptions options)
     {
         try
@@ -84,6 +100,12 @@ public static class OnnxReader
         private static readonly UTF8Encoding StrictUtf8 = new(false, true);
         private readonly Dictionary<string, MappedFile> _external = new(StringComparer.Ordinal);
         private int _depth;
+
+        public Tensor ReadStandaloneTensor()
+        {
+            var r = new WireReader(whole.Span, 0);
+            return ReadTensor(ref r);
+        }
 
         public Model ReadModel()
         {

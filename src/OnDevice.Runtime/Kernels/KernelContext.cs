@@ -6,11 +6,13 @@ namespace OnDevice.Runtime.Kernels;
 public sealed class KernelContext
 {
     private readonly RunState _run;
+    private readonly RunState.Frame _frame;
     private readonly ExecutionStep _step;
 
     internal KernelContext(RunState run, ExecutionStep step)
     {
         _run = run;
+        _frame = run.Top;
         _step = step;
     }
 
@@ -24,7 +26,7 @@ public sealed class KernelContext
     public int OutputCount => _step.Outputs.Length;
 
     /// <summary>Input <paramref name="i"/>, or null when omitted.</summary>
-    public TensorBuffer? Input(int i) => i < _step.Inputs.Length && _step.Inputs[i] >= 0 ? _run.Values[_step.Inputs[i]] : null;
+    public TensorBuffer? Input(int i) => i < _step.Inputs.Length && _step.Inputs[i] >= 0 ? _frame.Values[_step.Inputs[i]] : null;
 
     /// <summary>Input <paramref name="i"/>; throws when omitted.</summary>
     public TensorBuffer Required(int i) =>
@@ -41,15 +43,15 @@ public sealed class KernelContext
     {
         if (!IsOutputUsed(i))
             return TensorBuffer.Allocate(dtype, shape); // result discarded, but kernels may still write it
-        var b = _run.AllocateValue(_step.Outputs[i], dtype, shape);
-        _run.Values[_step.Outputs[i]] = b;
+        var b = RunState.AllocateValue(_frame, _step.Outputs[i], dtype, shape);
+        _frame.Values[_step.Outputs[i]] = b;
         return b;
     }
 
     /// <summary>Sets output <paramref name="i"/> to an existing buffer (e.g. a subgraph result or an input passed through).</summary>
     public void SetOutput(int i, TensorBuffer buffer)
     {
-        if (IsOutputUsed(i)) _run.Values[_step.Outputs[i]] = buffer;
+        if (IsOutputUsed(i)) _frame.Values[_step.Outputs[i]] = buffer;
     }
 
     /// <summary>Per-run scratch memory of at least <paramref name="bytes"/> bytes, valid until the kernel returns.</summary>
