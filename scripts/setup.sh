@@ -18,3 +18,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 dotnet run --project src/OnDevice.Cli -c Release -- samples pull
+
+# ONNX Runtime (the peer) for reference outputs and the benchmark: its bundled CPU library, no GPU download.
+(cd scripts/ort-reference && ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund --silent)
