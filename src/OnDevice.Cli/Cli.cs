@@ -45,6 +45,7 @@ public static class Cli
         var message = e switch
         {
             CliException or ModelFormatException or SampleException or ModelValidationException => e.Message,
+            Runtime.InvalidInputException or Runtime.MemoryLimitExceededException or NotSupportedException => e.Message,
             FileNotFoundException f => $"file not found: {f.FileName ?? f.Message}",
             DirectoryNotFoundException or UnauthorizedAccessException or IOException => e.Message,
             _ => null,

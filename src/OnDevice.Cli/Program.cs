@@ -6,4 +6,6 @@ var root = new RootCommand("OnDevice: measure, shrink, run and ship models for p
 root.Subcommands.Add(DemoVerb.Create());
 root.Subcommands.Add(InspectVerb.Create());
 root.Subcommands.Add(SamplesVerb.Create());
+root.Subcommands.Add(RunVerb.Create());
+root.Subcommands.Add(BenchVerb.Create());
 return Cli.Invoke(root, args);

@@ -1,0 +1,129 @@
+// Peer benchmark: OnDevice's runtime against ONNX Runtime (onnxruntime-node 1.30.0) on the same machine, same
+// input bytes (the reference cases), same thread counts, alternating batches so machine drift hits both.
+//
+//   dotnet run -c Release --project bench/OnDevice.Bench.Peer -- [--rounds 7] [--batch 5] [--threads 1,2] [--models det,rec,cls,vad] [--markdown]
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using OnDevice.Core;
+using OnDevice.Formats.Npy;
+using OnDevice.Runtime;
+using OnDevice.TestSupport;
+
+var opts = ParseArgs(args);
+int rounds = int.Parse(opts.GetValueOrDefault("rounds", "7"), CultureInfo.InvariantCulture);
+int batch = int.Parse(opts.GetValueOrDefault("batch", "5"), CultureInfo.InvariantCulture);
+var threadCounts = opts.GetValueOrDefault("threads", "1,2").Split(',').Select(int.Parse).ToArray();
+var wanted = opts.GetValueOrDefault("models", "det,rec,cls,vad").Split(',');
+
+var cases = new (string Key, string Sample, string Case, string Label)[]
+{
+    ("det", "paddleocr-det", "page640", "PP-OCRv4 det 1×3×640×640"),
+    ("rec", "paddleocr-rec", "line0", "PP-OCRv4 rec 1×3×48×320"),
+    ("cls", "paddleocr-cls", "line0", "mobile cls 1×3×48×192"),
+    ("vad", "silero-vad", "chunk512", "Silero VAD 512 samples"),
+};
+var all = ReferenceOutputs.All();
+var rows = new List<string>();
+Console.WriteLine($"rounds {rounds} × batch {batch}, alternating; medians of per-run times");
+foreach (var (key, sample, caseName, label) in cases.Where(c => wanted.Contains(c.Key)))
+{
+    var rc = all.Single(c => c.Sample == sample && c.Name == caseName);
+    var modelPath = SampleModels.Path(sample);
+    var feeds = rc.Inputs.ToDictionary(n => n, n => NpyFile.Read(rc.InputFile(n)));
+    foreach (int threads in threadCounts)
+    {
+        var session = InferenceSession.Load(modelPath, new SessionOptions { Threads = threads });
+        for (int i = 0; i < 3; i++) session.Run(feeds);
+        using var ort = new OrtServer(modelPath, threads, rc.Inputs.Select(n => $"{n}={rc.InputFile(n)}"));
+        ort.Time(2);
+        var ours = new List<double>();
+        var theirs = new List<double>();
+        for (int r = 0; r < rounds; r++)
+        {
+            theirs.AddRange(ort.Time(batch));
+            ours.AddRange(TimeOurs(session, feeds, batch));
+        }
+        double a = Median(ours), b = Median(theirs);
+        double macs = MacsOf(session, feeds);
+        string gflops = macs > 0 ? $"{2 * macs / (a * 1e6):0.0}" : "";
+        var line = string.Format(CultureInfo.InvariantCulture, "| {0} | {1} | {2:0.000} | {3:0.000} | {4:0.00} | {5} |", label, threads, a, b, a / b, gflops);
+        rows.Add(line);
+        Console.WriteLine(line);
+    }
+}
+Console.WriteLine();
+Console.WriteLine("| model | threads | OnDevice ms (median) | ORT ms (median) | ratio OnDevice/ORT | OnDevice GFLOP/s |");
+Console.WriteLine("|---|---:|---:|---:|---:|---:|");
+foreach (var r in rows) Console.WriteLine(r);
+
+static IEnumerable<double> TimeOurs(InferenceSession s, Dictionary<string, Tensor> feeds, int n)
+{
+    var ms = new double[n];
+    for (int i = 0; i < n; i++)
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        s.Run(feeds);
+        ms[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+    }
+    return ms;
+}
+
+static double MacsOf(InferenceSession s, Dictionary<string, Tensor> feeds)
+{
+    var shapes = feeds.ToDictionary(k => k.Key, k => k.Value.Dims);
+    var m = new Model(s.Model.Graph);
+    m.OpsetImports.AddRange(s.Model.OpsetImports);
+    var facts = ShapeInference.Infer(m, shapes);
+    var counts = MacCounter.CountAll(m.Graph, facts.ShapeOf);
+    return counts.All(c => c.Macs.HasValue) ? counts.Sum(c => (double)c.Macs!.Value) : 0;
+}
+
+static double Median(List<double> v)
+{
+    var s = v.Order().ToArray();
+    return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
+}
+
+static Dictionary<string, string> ParseArgs(string[] a)
+{
+    var d = new Dictionary<string, string>();
+    for (int i = 0; i + 1 < a.Length; i++)
+        if (a[i].StartsWith("--", StringComparison.Ordinal)) d[a[i][2..]] = a[++i];
+    return d;
+}
+
+/// <summary>The ONNX Runtime side: a node process holding one session, timing batches on request.</summary>
+sealed class OrtServer : IDisposable
+{
+    private readonly Process _p;
+
+    public OrtServer(string model, int threads, IEnumerable<string> inputs)
+    {
+        var dir = Path.Combine(RepoPaths.Root, "scripts", "ort-reference");
+        if (!Directory.Exists(Path.Combine(dir, "node_modules", "onnxruntime-node")))
+            throw new InvalidOperationException($"run 'ONNXRUNTIME_NODE_INSTALL=skip npm install' in {dir} first (scripts/setup.sh does)");
+        var psi = new ProcessStartInfo("node") { WorkingDirectory = dir, RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var a in new[] { "bench-server.mjs", "--model", model, "--threads", threads.ToString(CultureInfo.InvariantCulture) }) psi.ArgumentList.Add(a);
+        foreach (var i in inputs) { psi.ArgumentList.Add("--input"); psi.ArgumentList.Add(i); }
+        _p = Process.Start(psi)!;
+        var ready = _p.StandardOutput.ReadLine();
+        if (ready is null || !ready.Contains("ready")) throw new InvalidOperationException($"ORT bench server did not start: {ready}");
+    }
+
+    public double[] Time(int n)
+    {
+        _p.StandardInput.WriteLine(n.ToString(CultureInfo.InvariantCulture));
+        _p.StandardInput.Flush();
+        var line = _p.StandardOutput.ReadLine() ?? throw new InvalidOperationException("ORT bench server exited");
+        using var doc = JsonDocument.Parse(line);
+        return doc.RootElement.GetProperty("ms").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+    }
+
+    public void Dispose()
+    {
+        _p.StandardInput.Close();
+        if (!_p.WaitForExit(5000)) _p.Kill();
+        _p.Dispose();
+    }
+}
