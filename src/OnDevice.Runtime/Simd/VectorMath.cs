@@ -1,0 +1,244 @@
+using System.Runtime.CompilerServices;
+
+namespace OnDevice.Runtime.Simd;
+
+/// <summary>
+/// float32 transcendental functions written once over <see cref="IFloatLanes{TSelf}"/>, so the scalar tail and every
+/// vector width round identically. Polynomials are Cephes' single-precision ones (exp, log, tanh, sin, cos) and Eigen's
+/// rational erf; special values (NaN, ±Inf, ±0, subnormals) follow C99. Measured error against double-precision
+/// math is stated per function (ulp = unit in the last place of the float32 result).
+/// </summary>
+public static class VectorMath
+{
+    /// <summary>e^x; ≤ 2 ulp for normal results, overflow to +Inf above 88.72, subnormal results near −87.3…−104.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static L Exp<L>(L x) where L : struct, IFloatLanes<L>
+    {
+        var xc = Clamp(x, -104f, 89f);
+        var n = L.Round(xc * L.Splat(1.44269504088896341f));
+        var r = xc - n * L.Splat(0.693359375f);      // ln 2 = 0.693359375 − 2.12194440e-4 (Cody–Waite, first part exact)
+        r -= n * L.Splat(-2.12194440e-4f);
+        var z = r * r;
+        var p = L.Splat(1.9875691500e-4f);
+        p = p * r + L.Splat(1.3981999507e-3f);
+        p = p * r + L.Splat(8.3334519073e-3f);
+        p = p * r + L.Splat(4.1665795894e-2f);
+        p = p * r + L.Splat(1.6666665459e-1f);
+        p = p * r + L.Splat(5.0000001201e-1f);
+        p = p * z + r + L.Splat(1f);
+        var n1 = L.Floor(n * L.Splat(0.5f));        // 2^n as two factors so n in [-150, 128] stays representable
+        var y = p * L.Pow2(n1) * L.Pow2(n - n1);
+        y = L.Select(L.LessThan(L.Splat(88.72283935546875f), x), L.Splat(float.PositiveInfinity), y);
+        y = L.Select(L.LessThan(x, L.Splat(-103.97208404541015625f)), L.Splat(0f), y);
+        return L.Select(L.IsNaN(x), x, y);
+    }
+
+    /// <summary>e^x − 1 without cancellation near 0 (Taylor series for |x| &lt; 0.35, else <see cref="Exp{L}"/> − 1); ≤ 3 ulp.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static L Expm1<L>(L x) where L : struct, IFloatLanes<L>
+    {
+        var q = L.Splat(1f / 40320f);
+        q = q * x + L.Splat(1f / 5040f);
+        q = q * x + L.Splat(1f / 720f);
+        q = q * x + L.Splat(1f / 120f);
+        q = q * x + L.Splat(1f / 24f);
+        q = q * x + L.Splat(1f / 6f);
+        q = q * x + L.Splat(0.5f);
+        var small = x + x * x * q;
+        var big = Exp(x) - L.Splat(1f);
+        return L.Select(L.LessThan(L.Abs(x), L.Splat(0.35f)), small, big);
+    }
+
+    /// <summary>Natural logarithm; ≤ 1 ulp; log(±0) = −Inf, log(x &lt; 0) = NaN, subnormal inputs handled.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static L Log<L>(L x) where L : struct, IFloatLanes<L>
+    {
+        var sub = L.LessThan(x, L.Splat(1.17549435e-38f));
+        var xs = L.Select(sub, x * L.Splat(8388608f), x);   // scale subnormals by 2^23
+        var m = L.Frexp(xs, out var e);
+        e = L.Select(sub, e - L.Splat(23f), e);
+        var low = L.LessThan(m, L.Splat(0.707106781186547524f));
+        e = L.Select(low, e - L.Splat(1f), e);
+        m = L.Select(low, m + m - L.Splat(1f), m - L.Splat(1f));
+        var z = m * m;
+        var y = L.Splat(7.0376836292e-2f);
+        y = y * m + L.Splat(-1.1514610310e-1f);
+        y = y * m + L.Splat(1.1676998740e-1f);
+        y = y * m + L.Splat(-1.2420140846e-1f);
+        y = y * m + L.Splat(1.4249322787e-1f);
+        y = y * m + L.Splat(-1.6668057665e-1f);
+        y = y * m + L.Splat(2.0000714765e-1f);
+        y = y * m + L.Splat(-2.4999993993e-1f);
+        y = y * m + L.Splat(3.3333331174e-1f);
+        y = y * m * z;
+        y += e * L.Splat(-2.12194440e-4f);
+        y -= z * L.Splat(0.5f);
+        var r = m + y;
+        r += e * L.Splat(0.693359375f);
+        r = L.Select(L.Equal(x, L.Splat(float.PositiveInfinity)), x, r);
+        r = L.Select(L.Equal(x, L.Splat(0f)), L.Splat(float.NegativeInfinity), r);
+        r = L.Select(L.LessThan(x, L.Splat(0f)), L.Splat(float.NaN), r);
+        return L.Select(L.IsNaN(x), x, r);
+    }
+
+    /// <summary>log(1 + u) for u in [0, 1] without losing small u (Goldberg's correction); ≤ 2 ulp.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static L Log1pUnit<L>(L u) where L : struct, IFloatLanes<L>
+    {
+        var w = L.Splat(1f) + u;
+        var r = Log(w) * (u / (w - L.Splat(1f)));
+        return L.Select(L.Equal(w, L.Splat(1f)), u, r);
+    }
+
+    /// <summary>Hyperbolic tangent (Cephes tanhf: odd polynomial below 0.625, 1 − 2/(e^{2|x|} + 1) above); ≤ 2 ulp.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static L Tanh<L>(L x) where L : struct, IFloatLanes<L>
+    {
+        var ax = L.Abs(x);
+        var big = L.Splat(1f) - L.Splat(2f) / (Exp(ax + ax) + L.Splat(1f));
+        big |= x & L.Splat(-0f);
+        var s = x * x;
+        var p = L.Splat(-5.70498872745e-3f);
+        p = p * s + L.Splat(2.06390887954e-2f);
+        p = p * s + L.Splat(-5.37397155531e-2f);
+        p = p * s + L.Splat(1.33314422036e-1f);
+        p = p * s + L.Splat(-3.33332819422e-1f);
+        var small = p * s * x + x;
+        var r = L.Select(L.LessThan(ax, L.Splat(0.625f)), small, big);
+        r = L.Select(L.Equal(x, L.Splat(0f)), x, r);
+        return L.Select(L.IsNaN(x), x, r);
+    }
+
+    /// <summary>Logistic sigmoid 1/(1 + e^−x); ≤ 3 ulp (0 below −88.7, where the true value is under 3e-39).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static L Sigmoid<L>(L x) where L : struct, IFloatLanes<L> =>
+        L.Splat(1f) / (L.Splat(1f) + Exp(-x));
+
+    /// <summary>Error function (Eigen's rational approximation on [−4, 4], ±1 beyond); absolute error ≤ 2e-7.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static L Erf<L>(L x) where L : struct, IFloatLanes<L>
+    {
+        var xc = Clamp(x, -4f, 4f);
+        var x2 = xc * xc;
+        var p = L.Splat(-2.72614225801306e-10f);
+        p = p * x2 + L.Splat(2.77068142495902e-08f);
+        p = p * x2 + L.Splat(-2.10102402082508e-06f);
+        p = p * x2 + L.Splat(-5.69250639462346e-05f);
+        p = p * x2 + L.Splat(-7.34990630326855e-04f);
+        p = p * x2 + L.Splat(-2.95459980854025e-03f);
+        p = p * x2 + L.Splat(-1.60960333262415e-02f);
+        p *= xc;
+        var q = L.Splat(-1.45660718464996e-05f);
+        q = q * x2 + L.Splat(-2.13374055278905e-04f);
+        q = q * x2 + L.Splat(-1.68282697438203e-03f);
+        q = q * x2 + L.Splat(-7.37332916720468e-03f);
+        q = q * x2 + L.Splat(-1.42647390514189e-02f);
+        return p / q;
+    }
+
+    /// <summary>Sine; absolute error ≤ 1e-7 for |x| ≤ 8192 (Cody–Waite reduction by π/4); larger or non-finite lanes use <see cref="MathF.Sin"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static L Sin<L>(L x) where L : struct, IFloatLanes<L>
+    {
+        var y = SinCosCore(x, quadrantShift: 0f);
+        y ^= x & L.Splat(-0f); // odd function
+        var large = L.LessThan(L.Splat(SinCosReductionLimit), L.Abs(x));
+        return L.AnyTrue(large) ? Patch(y, x, large, MathF.Sin) : y;
+    }
+
+    /// <summary>Cosine; absolute error ≤ 1e-7 for |x| ≤ 8192; larger or non-finite lanes use <see cref="MathF.Cos"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static L Cos<L>(L x) where L : struct, IFloatLanes<L>
+    {
+        var y = SinCosCore(x, quadrantShift: 1f);
+        var large = L.LessThan(L.Splat(SinCosReductionLimit), L.Abs(x));
+        return L.AnyTrue(large) ? Patch(y, x, large, MathF.Cos) : y;
+    }
+
+    /// <summary>
+    /// x^y with C99 special cases. Integer exponents with |y| ≤ 64 use binary powering (exact when the result is
+    /// representable, e.g. 2^10, x^2 = x·x); others e^{y·ln|x|}, whose relative error grows as (2 + |y·ln x|)·2^-23.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static L Pow<L>(L x, L y) where L : struct, IFloatLanes<L>
+    {
+        var one = L.Splat(1f);
+        var ax = L.Abs(x);
+        var fy = L.Floor(y);
+        var yInt = L.Equal(fy, y);
+        var yOdd = yInt & L.Equal(y - L.Floor(y * L.Splat(0.5f)) * L.Splat(2f), one);
+        var negSign = L.LessThan(one | (x & L.Splat(-0f)), L.Splat(0f));
+
+        // General case through exp and log of |x|.
+        var r = Exp(y * Log(ax));
+
+        // Small integer exponents: binary powering of |x|.
+        var ay = L.Abs(y);
+        var acc = one;
+        var sq = ax;
+        var bits = ay;
+        for (int k = 0; k < 7; k++)
+        {
+            var half = L.Floor(bits * L.Splat(0.5f));
+            acc = L.Select(L.Equal(bits - half - half, one), acc * sq, acc);
+            sq *= sq;
+            bits = half;
+        }
+        acc = L.Select(L.LessThan(y, L.Splat(0f)), one / acc, acc);
+        r = L.Select(yInt & L.LessThanOrEqual(ay, L.Splat(64f)), acc, r);
+
+        r = L.Select(negSign & yOdd, -r, r);
+        var finiteNegative = L.LessThan(x, L.Splat(0f)) & L.LessThan(ax, L.Splat(float.PositiveInfinity));
+        var notInt = L.Select(yInt, L.Splat(0f), L.Equal(y, y)); // mask: y is a number and not an integer
+        r = L.Select(finiteNegative & notInt, L.Splat(float.NaN), r);
+        r = L.Select(L.IsNaN(x) | L.IsNaN(y), L.Splat(float.NaN), r);
+        var isOne = L.Equal(y, L.Splat(0f)) | L.Equal(x, one) | (L.Equal(ax, one) & L.Equal(ay, L.Splat(float.PositiveInfinity)));
+        return L.Select(isOne, one, r);
+    }
+
+    /// <summary>Largest |x| for which sine and cosine use the vector reduction.</summary>
+    public const float SinCosReductionLimit = 8192f;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static L SinCosCore<L>(L x, float quadrantShift) where L : struct, IFloatLanes<L>
+    {
+        var ax = L.Abs(x);
+        var j = L.Floor(ax * L.Splat(1.27323954473516f)); // octant of |x| (4/π)
+        j += j - L.Floor(j * L.Splat(0.5f)) * L.Splat(2f); // round odd octants up: j is even
+        var r = ax - j * L.Splat(0.78515625f);
+        r -= j * L.Splat(2.4187564849853515625e-4f);
+        r -= j * L.Splat(3.77489497744594108e-8f);
+        var q = j * L.Splat(0.5f) + L.Splat(quadrantShift);
+        q -= L.Floor(q * L.Splat(0.25f)) * L.Splat(4f); // quadrant mod 4
+        var z = r * r;
+        var sp = L.Splat(-1.9515295891e-4f);
+        sp = sp * z + L.Splat(8.3321608736e-3f);
+        sp = sp * z + L.Splat(-1.6666654611e-1f);
+        sp = sp * z * r + r;
+        var cp = L.Splat(2.443315711809948e-5f);
+        cp = cp * z + L.Splat(-1.388731625493765e-3f);
+        cp = cp * z + L.Splat(4.166664568298827e-2f);
+        cp = cp * z * z;
+        cp -= z * L.Splat(0.5f);
+        cp += L.Splat(1f);
+        var odd = L.Equal(q - L.Floor(q * L.Splat(0.5f)) * L.Splat(2f), L.Splat(1f));
+        var y = L.Select(odd, cp, sp);
+        return L.Select(L.LessThanOrEqual(L.Splat(2f), q), -y, y);
+    }
+
+    private static L Patch<L>(L y, L x, L mask, Func<float, float> f) where L : struct, IFloatLanes<L>
+    {
+        for (int i = 0; i < L.Count; i++)
+            if (float.IsNaN(L.GetLane(mask, i)))
+                y = L.WithLane(y, i, f(L.GetLane(x, i)));
+        return y;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static L Clamp<L>(L x, float lo, float hi) where L : struct, IFloatLanes<L>
+    {
+        var l = L.Splat(lo);
+        var h = L.Splat(hi);
+        return L.Select(L.LessThan(x, l), l, L.Select(L.LessThan(h, x), h, x));
+    }
+}
