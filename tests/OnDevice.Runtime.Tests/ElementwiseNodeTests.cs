@@ -378,6 +378,32 @@ public class ElementwiseNodeTests
     }
 
     [Fact]
+    public void BonusActivations_DefaultsAndOpsets()
+    {
+        var x = NodeRunner.Random(40, 19, -3, 3);
+        var t = F(x, 40);
+        NodeRunner.Close(ElementwiseReference.Map(x, v => ElementwiseReference.ThresholdedRelu(v, 1f)), Run1("ThresholdedRelu", [t]).ToFloatArray(), 0, 0);
+        NodeRunner.Close(ElementwiseReference.Map(x, v => ElementwiseReference.Shrink(v, 0.5f, 0f)), Run1("Shrink", [t]).ToFloatArray(), 0, 0);
+        NodeRunner.Close(ElementwiseReference.Map(x, v => ElementwiseReference.Shrink(v, 1.5f, 0.5f)),
+            Run1("Shrink", [t], 17, Attr.Of("lambd", 1.5f), Attr.Of("bias", 0.5f)).ToFloatArray(), 0, 0);
+        NodeRunner.Close(ElementwiseReference.Map(x, ElementwiseReference.Mish), Run1("Mish", [t], 18).ToFloatArray(), 6e-7f, 0);
+        Assert.Throws<UnsupportedOperatorException>(() => Run1("Mish", [t], 17));
+    }
+
+    [Fact]
+    public void BitShift_BothDirections_WithBroadcasting()
+    {
+        var x = Tensor.FromArray<ulong>([1, 16, ulong.MaxValue], [3]);
+        var l = Run1("BitShift", [x, Tensor.FromArray<ulong>([3], [1])], 11, Attr.Of("direction", "LEFT"));
+        Assert.Equal(new ulong[] { 8, 128, ulong.MaxValue << 3 }, l.AsSpan<ulong>().ToArray());
+        var r = Run1("BitShift", [x, Tensor.FromArray<ulong>([1, 2, 64], [3])], 11, Attr.Of("direction", "RIGHT"));
+        Assert.Equal(new ulong[] { ElementwiseReference.BitShift(1, 1, false), ElementwiseReference.BitShift(16, 2, false), 0 }, r.AsSpan<ulong>().ToArray());
+        var b = Run1("BitShift", [Tensor.FromArray<byte>([0x81], [1]), Tensor.FromArray<byte>([1], [1])], 11, Attr.Of("direction", "LEFT"));
+        Assert.Equal(new byte[] { 0x02 }, b.AsSpan<byte>().ToArray());
+        Assert.Throws<UnsupportedOperatorException>(() => Run1("BitShift", [x, x], 11, Attr.Of("direction", "UP")));
+    }
+
+    [Fact]
     public void Clip_AttributesBeforeOpset11_InputsAfter()
     {
         var t = F([-5, -1, 0, 1, 5, float.NaN], 6);
@@ -434,6 +460,8 @@ public class ElementwiseNodeTests
             ("Ceil", ElementwiseReference.Ceil, 0, 0), ("Round", ElementwiseReference.Round, 0, 0), ("Sign", ElementwiseReference.Sign, 0, 0),
             ("Softplus", ElementwiseReference.Softplus, 4e-7f, 0), ("Softsign", ElementwiseReference.Softsign, 2.4e-7f, 0),
             ("HardSwish", ElementwiseReference.HardSwish, 0, 0), ("Relu", ElementwiseReference.Relu, 0, 0),
+            ("Tan", ElementwiseReference.Tan, 6e-7f, 0), ("Atan", ElementwiseReference.Atan, 4e-7f, 0), ("Sinh", ElementwiseReference.Sinh, 6e-7f, 0),
+            ("Cosh", ElementwiseReference.Cosh, 6e-7f, 0), ("Asinh", ElementwiseReference.Asinh, 6e-7f, 0),
         ];
         foreach (var (op, twin, rtol, atol) in ops)
         {

@@ -10,8 +10,8 @@ namespace OnDevice.Runtime.Tests;
 /// (1) the driver's output equals the op's own scalar form bit for bit at every position (bulk and tail round alike);
 /// (2) it equals the reference twin bit for bit for exact ops, and within the documented bound for transcendental
 /// ones. The bounds (|actual − expected| ≤ atol + rtol·|expected|, measured against double-precision math over
-/// millions of inputs, see <see cref="VectorMath"/>): exp, log, tanh, sigmoid, expm1-based ops and softplus within
-/// 2–3 ulp (rtol 4e-7); erf within 5e-7 absolute; sin/cos within 1.2e-7 absolute; Gelu within 1.5e-6 absolute (erf's
+/// millions of inputs, see <see cref="VectorMath"/>): exp, log, tanh, sigmoid, expm1-based ops, softplus, asin,
+/// acos and atan within 2–3 ulp (rtol 4e-7); tan, sinh, cosh, asinh, acosh, atanh and mish within 4–5 ulp (rtol 6e-7); erf within 5e-7 absolute; sin/cos within 1.2e-7 absolute; Gelu within 1.5e-6 absolute (erf's
 /// error times x/2); subnormal results within 1e-38 absolute. CI reruns this class on every SIMD rung.
 /// </summary>
 [Trait("Category", "Kernels")]
@@ -72,6 +72,18 @@ public class ElementwiseTwinTests
         ["Ceil"] = Op<MathKernels.CeilOp>(ElementwiseReference.Ceil),
         ["Round"] = Op<MathKernels.RoundOp>(ElementwiseReference.Round),
         ["Sign"] = Op<MathKernels.SignOp>(ElementwiseReference.Sign),
+        ["ThresholdedRelu"] = Op(new ActivationKernels.ThresholdedReluOp(0.7f), x => ElementwiseReference.ThresholdedRelu(x, 0.7f)),
+        ["Shrink"] = Op(new ActivationKernels.ShrinkOp(0.6f, 0.25f), x => ElementwiseReference.Shrink(x, 0.6f, 0.25f)),
+        ["Mish"] = Op<ActivationKernels.MishOp>(ElementwiseReference.Mish, 6e-7f, Subnormal, -30, 30),
+        ["Tan"] = Op<MathKernels.TanOp>(ElementwiseReference.Tan, 6e-7f, 0, -4, 4),
+        ["Asin"] = Op<MathKernels.AsinOp>(ElementwiseReference.Asin, Tight, 0, -1.1f, 1.1f),
+        ["Acos"] = Op<MathKernels.AcosOp>(ElementwiseReference.Acos, Tight, 0, -1.1f, 1.1f),
+        ["Atan"] = Op<MathKernels.AtanOp>(ElementwiseReference.Atan, Tight, 0, -50, 50),
+        ["Sinh"] = Op<MathKernels.SinhOp>(ElementwiseReference.Sinh, 6e-7f, 0, -12, 12),
+        ["Cosh"] = Op<MathKernels.CoshOp>(ElementwiseReference.Cosh, 6e-7f, 0, -12, 12),
+        ["Asinh"] = Op<MathKernels.AsinhOp>(ElementwiseReference.Asinh, 6e-7f, 0, -1000, 1000),
+        ["Acosh"] = Op<MathKernels.AcoshOp>(ElementwiseReference.Acosh, 6e-7f, 0, 0.5f, 100),
+        ["Atanh"] = Op<MathKernels.AtanhOp>(ElementwiseReference.Atanh, 6e-7f, 0, -1.05f, 1.05f),
         ["Clip"] = Op(new MathKernels.ClipOp(-2f, 3f), x => ElementwiseReference.Clip(x, -2f, 3f)),
         ["ClipInverted"] = Op(new MathKernels.ClipOp(3f, -2f), x => ElementwiseReference.Clip(x, 3f, -2f)),
     };

@@ -103,6 +103,15 @@ public static class ElementwiseReference
     /// <summary>ONNX Gelu (approximate="tanh"): x/2 · (1 + tanh(√(2/π)(x + 0.044715x³))).</summary>
     public static float GeluTanh(float x) => D(v => 0.5 * v * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v))), x);
 
+    /// <summary>ONNX ThresholdedRelu: x &gt; α ? x : 0.</summary>
+    public static float ThresholdedRelu(float x, float alpha = 1f) => x > alpha ? x : 0;
+
+    /// <summary>ONNX Shrink: x &lt; −λ ? x + bias : x &gt; λ ? x − bias : 0.</summary>
+    public static float Shrink(float x, float lambd = 0.5f, float bias = 0f) => float.IsNaN(x) ? 0 : x < -lambd ? x + bias : x > lambd ? x - bias : 0;
+
+    /// <summary>ONNX Mish: x · tanh(ln(1 + e^x)).</summary>
+    public static float Mish(float x) => D(v => v * Math.Tanh(Math.Max(v, 0) + Log1pDouble(Math.Exp(-Math.Abs(v)))), x);
+
     // ---- math ----
 
     /// <summary>ONNX Exp.</summary>
@@ -119,6 +128,33 @@ public static class ElementwiseReference
 
     /// <summary>ONNX Cos.</summary>
     public static float Cos(float x) => D(Math.Cos, x);
+
+    /// <summary>ONNX Tan.</summary>
+    public static float Tan(float x) => D(Math.Tan, x);
+
+    /// <summary>ONNX Asin.</summary>
+    public static float Asin(float x) => D(Math.Asin, x);
+
+    /// <summary>ONNX Acos.</summary>
+    public static float Acos(float x) => D(Math.Acos, x);
+
+    /// <summary>ONNX Atan.</summary>
+    public static float Atan(float x) => D(Math.Atan, x);
+
+    /// <summary>ONNX Sinh.</summary>
+    public static float Sinh(float x) => D(Math.Sinh, x);
+
+    /// <summary>ONNX Cosh.</summary>
+    public static float Cosh(float x) => D(Math.Cosh, x);
+
+    /// <summary>ONNX Asinh.</summary>
+    public static float Asinh(float x) => D(Math.Asinh, x);
+
+    /// <summary>ONNX Acosh.</summary>
+    public static float Acosh(float x) => D(Math.Acosh, x);
+
+    /// <summary>ONNX Atanh.</summary>
+    public static float Atanh(float x) => D(Math.Atanh, x);
 
     /// <summary>ONNX Sqrt.</summary>
     public static float Sqrt(float x) => MathF.Sqrt(x);
@@ -170,6 +206,9 @@ public static class ElementwiseReference
         long r = a % b;
         return r != 0 && (r < 0) != (b < 0) ? r + b : r;
     }
+
+    /// <summary>ONNX BitShift on unsigned 64-bit integers (shifts of 64 or more give 0).</summary>
+    public static ulong BitShift(ulong x, ulong amount, bool left) => amount >= 64 ? 0 : left ? x << (int)amount : x >> (int)amount;
 
     /// <summary>ONNX Div on integers: the quotient truncated toward zero.</summary>
     public static long DivInt(long a, long b) => (long)decimal.Truncate((decimal)a / b);

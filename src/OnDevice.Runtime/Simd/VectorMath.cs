@@ -81,13 +81,15 @@ public static class VectorMath
         return L.Select(L.IsNaN(x), x, r);
     }
 
-    /// <summary>log(1 + u) for u in [0, 1] without losing small u (Goldberg's correction); ≤ 2 ulp.</summary>
+    /// <summary>log(1 + u) without losing small u (Goldberg's correction of log(1 ⊕ u)); ≤ 2 ulp; −Inf at −1, NaN below.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static L Log1pUnit<L>(L u) where L : struct, IFloatLanes<L>
+    public static L Log1p<L>(L u) where L : struct, IFloatLanes<L>
     {
         var w = L.Splat(1f) + u;
         var r = Log(w) * (u / (w - L.Splat(1f)));
-        return L.Select(L.Equal(w, L.Splat(1f)), u, r);
+        r = L.Select(L.Equal(w, L.Splat(1f)), u, r);
+        r = L.Select(L.Equal(u, L.Splat(float.PositiveInfinity)), u, r);
+        return L.Select(L.Equal(u, L.Splat(-1f)), L.Splat(float.NegativeInfinity), r);
     }
 
     /// <summary>Hyperbolic tangent (Cephes tanhf: odd polynomial below 0.625, 1 − 2/(e^{2|x|} + 1) above); ≤ 2 ulp.</summary>
@@ -198,6 +200,128 @@ public static class VectorMath
         r = L.Select(L.IsNaN(x) | L.IsNaN(y), L.Splat(float.NaN), r);
         var isOne = L.Equal(y, L.Splat(0f)) | L.Equal(x, one) | (L.Equal(ax, one) & L.Equal(ay, L.Splat(float.PositiveInfinity)));
         return L.Select(isOne, one, r);
+    }
+
+    /// <summary>Tangent as sine over cosine of one reduction; ≤ 4 ulp away from the poles; |x| &gt; 8192 uses <see cref="MathF.Tan"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static L Tan<L>(L x) where L : struct, IFloatLanes<L>
+    {
+        var y = SinCosCore(x, quadrantShift: 0f) / SinCosCore(x, quadrantShift: 1f);
+        y ^= x & L.Splat(-0f);
+        var large = L.LessThan(L.Splat(SinCosReductionLimit), L.Abs(x));
+        return L.AnyTrue(large) ? Patch(y, x, large, MathF.Tan) : y;
+    }
+
+    /// <summary>Arctangent (Cephes atanf: reduction by tan(π/8) and tan(3π/8), odd polynomial); ≤ 2 ulp.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static L Atan<L>(L x) where L : struct, IFloatLanes<L>
+    {
+        var a = L.Abs(x);
+        var big = L.LessThan(L.Splat(2.414213562373095f), a);
+        var mid = L.LessThan(L.Splat(0.4142135623730950f), a);
+        var t = L.Select(big, -(L.Splat(1f) / a), L.Select(mid, (a - L.Splat(1f)) / (a + L.Splat(1f)), a));
+        var y = L.Select(big, L.Splat(1.5707963267948966f), L.Select(mid, L.Splat(0.7853981633974483f), L.Splat(0f)));
+        var z = t * t;
+        var p = L.Splat(8.05374449538e-2f);
+        p = p * z + L.Splat(-1.38776856032e-1f);
+        p = p * z + L.Splat(1.99777106478e-1f);
+        p = p * z + L.Splat(-3.33329491539e-1f);
+        y += p * z * t + t;
+        return y | (x & L.Splat(-0f));
+    }
+
+    /// <summary>Arcsine (Cephes asinf: polynomial on [0, 0.5], asin(a) = π/2 − 2·asin(√((1 − a)/2)) above); ≤ 2 ulp; NaN outside [−1, 1].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static L Asin<L>(L x) where L : struct, IFloatLanes<L>
+    {
+        var a = L.Abs(x);
+        var y = AsinCore(a);
+        y = L.Select(L.LessThan(L.Splat(1f), a), L.Splat(float.NaN), y);
+        return y ^ (x & L.Splat(-0f));
+    }
+
+    /// <summary>Arccosine (Cephes acosf); ≤ 2 ulp; NaN outside [−1, 1].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static L Acos<L>(L x) where L : struct, IFloatLanes<L>
+    {
+        var half = L.Splat(0.5f);
+        var one = L.Splat(1f);
+        var hi = L.Splat(2f) * AsinCore(L.Sqrt(half * (one - x)));                 // x > 0.5
+        var lo = L.Splat(3.14159265358979f) - L.Splat(2f) * AsinCore(L.Sqrt(half * (one + x))); // x < −0.5
+        var mid = L.Splat(1.5707963267948966f) - (AsinCore(L.Abs(x)) ^ (x & L.Splat(-0f)));
+        var y = L.Select(L.LessThan(half, x), hi, L.Select(L.LessThan(x, -half), lo, mid));
+        return L.Select(L.LessThan(one, L.Abs(x)), L.Splat(float.NaN), y);
+    }
+
+    /// <summary>Hyperbolic sine (expm1 form below 1, ½h² − ½/h² with h = e^{|x|/2} above, finite up to 89.4); ≤ 3 ulp.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static L Sinh<L>(L x) where L : struct, IFloatLanes<L>
+    {
+        var a = L.Abs(x);
+        var u = Expm1(a);
+        var small = L.Splat(0.5f) * (u + u / (u + L.Splat(1f)));
+        var h = Exp(a * L.Splat(0.5f));
+        var big = L.Splat(0.5f) * h * h - L.Splat(0.5f) / (h * h);
+        var y = L.Select(L.LessThan(a, L.Splat(1f)), small, big);
+        return y ^ (x & L.Splat(-0f));
+    }
+
+    /// <summary>Hyperbolic cosine ½h² + ½/h² with h = e^{|x|/2} (finite up to 89.4); ≤ 3 ulp.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static L Cosh<L>(L x) where L : struct, IFloatLanes<L>
+    {
+        var h = Exp(L.Abs(x) * L.Splat(0.5f));
+        return L.Splat(0.5f) * h * h + L.Splat(0.5f) / (h * h);
+    }
+
+    /// <summary>Inverse hyperbolic sine: log1p(|x| + x²/(1 + √(1 + x²))), log|x| + ln 2 beyond 1e10; ≤ 3 ulp.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static L Asinh<L>(L x) where L : struct, IFloatLanes<L>
+    {
+        var a = L.Abs(x);
+        var one = L.Splat(1f);
+        var a2 = a * a;
+        var near = Log1p(a + a2 / (one + L.Sqrt(one + a2)));
+        var far = Log(a) + L.Splat(0.693147180559945f);
+        var y = L.Select(L.LessThan(L.Splat(1e10f), a), far, near);
+        return y ^ (x & L.Splat(-0f));
+    }
+
+    /// <summary>Inverse hyperbolic cosine: log1p(t + √(t(x + 1))) with t = x − 1, log x + ln 2 beyond 1e10; ≤ 3 ulp; NaN below 1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static L Acosh<L>(L x) where L : struct, IFloatLanes<L>
+    {
+        var one = L.Splat(1f);
+        var t = x - one;
+        var near = Log1p(t + L.Sqrt(t * (x + one)));
+        var far = Log(x) + L.Splat(0.693147180559945f);
+        var y = L.Select(L.LessThan(L.Splat(1e10f), x), far, near);
+        return L.Select(L.LessThan(x, one), L.Splat(float.NaN), y);
+    }
+
+    /// <summary>Inverse hyperbolic tangent: ½·log1p(2|x|/(1 − |x|)); ≤ 3 ulp; ±Inf at ±1, NaN beyond.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static L Atanh<L>(L x) where L : struct, IFloatLanes<L>
+    {
+        var a = L.Abs(x);
+        var y = L.Splat(0.5f) * Log1p((a + a) / (L.Splat(1f) - a));
+        y = L.Select(L.LessThan(L.Splat(1f), a), L.Splat(float.NaN), y);
+        return y ^ (x & L.Splat(-0f));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static L AsinCore<L>(L a) where L : struct, IFloatLanes<L>
+    {
+        var upper = L.LessThan(L.Splat(0.5f), a);
+        var z = L.Select(upper, L.Splat(0.5f) * (L.Splat(1f) - a), a * a);
+        var t = L.Select(upper, L.Sqrt(z), a);
+        var p = L.Splat(4.2163199048e-2f);
+        p = p * z + L.Splat(2.4181311049e-2f);
+        p = p * z + L.Splat(4.5470025998e-2f);
+        p = p * z + L.Splat(7.4953002686e-2f);
+        p = p * z + L.Splat(1.6666752422e-1f);
+        var y = p * z * t + t;
+        return L.Select(upper, L.Splat(1.5707963267948966f) - (y + y), y);
     }
 
     /// <summary>Largest |x| for which sine and cosine use the vector reduction.</summary>

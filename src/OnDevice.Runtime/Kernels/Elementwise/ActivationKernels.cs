@@ -25,6 +25,9 @@ internal static class ActivationKernels
             c.Node.GetFloat("alpha", 1f) == 0 ? "Celu alpha must be nonzero" : null);
         r.Add("Softplus", 1, FloatUnary.Types, _ => new UnaryKernel<SoftplusOp>());
         r.Add("Softsign", 1, FloatUnary.Types, _ => new UnaryKernel<SoftsignOp>());
+        r.Add("ThresholdedRelu", 10, FloatUnary.Types, c => new FloatUnaryKernel<ThresholdedReluOp>(new(c.Node.GetFloat("alpha", 1f))));
+        r.Add("Shrink", 9, FloatUnary.Types, c => new FloatUnaryKernel<ShrinkOp>(new(c.Node.GetFloat("lambd", 0.5f), c.Node.GetFloat("bias", 0f))));
+        r.Add("Mish", 18, FloatUnary.Types, _ => new UnaryKernel<MishOp>());
         r.Add("Gelu", 20, FloatUnary.Types, c => c.Node.GetString("approximate", "none") == "tanh" ? new UnaryKernel<GeluTanhOp>() : new UnaryKernel<GeluOp>(),
             supports: c => c.Node.GetString("approximate", "none") is "none" or "tanh" ? null : $"Gelu approximate='{c.Node.GetString("approximate", "")}' is not 'none' or 'tanh'");
     }
@@ -147,8 +150,8 @@ internal static class ActivationKernels
         public static Vector128<float> Invoke(Vector128<float> x) => Apply(new Lanes128(x)).V;
         public static Vector256<float> Invoke(Vector256<float> x) => Apply(new Lanes256(x)).V;
         public static Vector512<float> Invoke(Vector512<float> x) => Apply(new Lanes512(x)).V;
-        private static L Apply<L>(L x) where L : struct, IFloatLanes<L> =>
-            L.Select(L.LessThan(L.Splat(0f), x), x, L.Splat(0f)) + VectorMath.Log1pUnit(VectorMath.Exp(-L.Abs(x)));
+        internal static L Apply<L>(L x) where L : struct, IFloatLanes<L> =>
+            L.Select(L.LessThan(L.Splat(0f), x), x, L.Splat(0f)) + VectorMath.Log1p(VectorMath.Exp(-L.Abs(x)));
     }
 
     /// <summary>x / (1 + |x|); ±1 at ±∞.</summary>
@@ -164,6 +167,44 @@ internal static class ActivationKernels
             var one = L.Splat(1f) | (x & L.Splat(-0f));
             return L.Select(L.Equal(ax, L.Splat(float.PositiveInfinity)), one, x / (L.Splat(1f) + ax));
         }
+    }
+
+    /// <summary>x &gt; α ? x : 0.</summary>
+    public readonly struct ThresholdedReluOp(float alpha) : IParameterizedUnaryOp
+    {
+        private readonly float _alpha = alpha;
+        public float Invoke(float x) => Apply(new Lanes1(x)).V;
+        public Vector128<float> Invoke(Vector128<float> x) => Apply(new Lanes128(x)).V;
+        public Vector256<float> Invoke(Vector256<float> x) => Apply(new Lanes256(x)).V;
+        public Vector512<float> Invoke(Vector512<float> x) => Apply(new Lanes512(x)).V;
+        private L Apply<L>(L x) where L : struct, IFloatLanes<L> => L.Select(L.LessThan(L.Splat(_alpha), x), x, L.Splat(0f));
+    }
+
+    /// <summary>x &lt; −λ ? x + bias : x &gt; λ ? x − bias : 0.</summary>
+    public readonly struct ShrinkOp(float lambd, float bias) : IParameterizedUnaryOp
+    {
+        private readonly float _lambd = lambd, _bias = bias;
+        public float Invoke(float x) => Apply(new Lanes1(x)).V;
+        public Vector128<float> Invoke(Vector128<float> x) => Apply(new Lanes128(x)).V;
+        public Vector256<float> Invoke(Vector256<float> x) => Apply(new Lanes256(x)).V;
+        public Vector512<float> Invoke(Vector512<float> x) => Apply(new Lanes512(x)).V;
+        private L Apply<L>(L x) where L : struct, IFloatLanes<L>
+        {
+            var l = L.Splat(_lambd);
+            var b = L.Splat(_bias);
+            var y = L.Select(L.LessThan(l, x), x - b, L.Splat(0f));
+            return L.Select(L.LessThan(x, -l), x + b, y);
+        }
+    }
+
+    /// <summary>x · tanh(softplus(x)).</summary>
+    public readonly struct MishOp : IUnaryOp
+    {
+        public static float Invoke(float x) => Apply(new Lanes1(x)).V;
+        public static Vector128<float> Invoke(Vector128<float> x) => Apply(new Lanes128(x)).V;
+        public static Vector256<float> Invoke(Vector256<float> x) => Apply(new Lanes256(x)).V;
+        public static Vector512<float> Invoke(Vector512<float> x) => Apply(new Lanes512(x)).V;
+        private static L Apply<L>(L x) where L : struct, IFloatLanes<L> => x * VectorMath.Tanh(SoftplusOp.Apply(x));
     }
 
     /// <summary>x/2 · (1 + erf(x/√2)) (Gelu approximate="none").</summary>

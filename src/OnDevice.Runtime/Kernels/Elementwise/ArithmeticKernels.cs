@@ -23,6 +23,8 @@ internal static class ArithmeticKernels
         r.Add("Mod", 10, Numeric.Types, c => c.Node.GetInt("fmod", 0) != 0 ? new NumericBinaryKernel<FmodNum>() : new NumericBinaryKernel<ModNum>(),
             supports: c => c.Node.GetInt("fmod", 0) == 0 && c.InputType(0) is { } t && t.IsFloatingPoint() ? "Mod on floating-point inputs requires fmod=1" : null);
         r.Add("PRelu", 7, [DType.Float32, DType.Float64, DType.Float16, DType.Int32, DType.Int64, DType.UInt32, DType.UInt64], _ => new PReluKernel());
+        r.Add("BitShift", 11, [DType.UInt8, DType.UInt16, DType.UInt32, DType.UInt64], c => new BitShiftKernel(c.Node.GetString("direction", "") == "LEFT"),
+            supports: c => c.Node.GetString("direction", "") is "LEFT" or "RIGHT" ? null : "BitShift direction must be LEFT or RIGHT");
         r.Add("Max", 6, Numeric.Types, _ => new VariadicKernel<MaxOp, MaxNum>(mean: false));
         r.Add("Min", 6, Numeric.Types, _ => new VariadicKernel<MinOp, MinNum>(mean: false));
         r.Add("Sum", 6, FloatTypes, _ => new VariadicKernel<AddOp, AddNum>(mean: false));
@@ -187,6 +189,43 @@ internal static class ArithmeticKernels
             if (x.DType == DType.Float32) BroadcastLoop.Float<PReluOp>(ctx, plan, 0, 1, x, slope, y);
             else Binary.NumericLoop<PReluNum>(ctx, plan, 0, 1, x, slope, y);
         }
+    }
+
+    /// <summary>BitShift on unsigned integers; shifting by the bit width or more gives 0.</summary>
+    private sealed class BitShiftKernel(bool left) : IKernel
+    {
+        public void Execute(KernelContext ctx)
+        {
+            var a = ctx.Required(0);
+            var b = ctx.Required(1);
+            Binary.CheckSameType(ctx, a, b);
+            var plan = Binary.Plan(ctx, a.Shape, b.Shape);
+            var y = ctx.Output(0, a.DType, plan.OutShape);
+            switch (a.DType)
+            {
+                case DType.UInt8: Run<byte>(plan, a, b, y); break;
+                case DType.UInt16: Run<ushort>(plan, a, b, y); break;
+                case DType.UInt32: Run<uint>(plan, a, b, y); break;
+                case DType.UInt64: Run<ulong>(plan, a, b, y); break;
+                default: throw new InvalidOperationException($"node {ctx.Node.Label}: BitShift on {a.DType.Name()} is not supported");
+            }
+        }
+
+        private void Run<T>(Broadcast plan, TensorBuffer a, TensorBuffer b, TensorBuffer y) where T : unmanaged, IBinaryInteger<T>, IUnsignedNumber<T>
+        {
+            if (left) BroadcastLoop.Run<T, T, T, ShiftLeft<T>>(plan, 0, 1, a.Span<T>(), b.Span<T>(), y.Span<T>());
+            else BroadcastLoop.Run<T, T, T, ShiftRight<T>>(plan, 0, 1, a.Span<T>(), b.Span<T>(), y.Span<T>());
+        }
+    }
+
+    private readonly struct ShiftLeft<T> : IElementFunc<T, T, T> where T : unmanaged, IBinaryInteger<T>, IUnsignedNumber<T>
+    {
+        public static T Invoke(T a, T b) => b >= T.CreateTruncating(System.Runtime.CompilerServices.Unsafe.SizeOf<T>() * 8) ? T.Zero : a << int.CreateTruncating(b);
+    }
+
+    private readonly struct ShiftRight<T> : IElementFunc<T, T, T> where T : unmanaged, IBinaryInteger<T>, IUnsignedNumber<T>
+    {
+        public static T Invoke(T a, T b) => b >= T.CreateTruncating(System.Runtime.CompilerServices.Unsafe.SizeOf<T>() * 8) ? T.Zero : a >>> int.CreateTruncating(b);
     }
 
     /// <summary>

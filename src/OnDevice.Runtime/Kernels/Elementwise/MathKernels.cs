@@ -19,6 +19,15 @@ internal static class MathKernels
         r.Add("Erf", 9, FloatUnary.Types, _ => new UnaryKernel<ErfOp>());
         r.Add("Sin", 7, FloatUnary.Types, _ => new UnaryKernel<SinOp>());
         r.Add("Cos", 7, FloatUnary.Types, _ => new UnaryKernel<CosOp>());
+        r.Add("Tan", 7, FloatUnary.Types, _ => new UnaryKernel<TanOp>());
+        r.Add("Asin", 7, FloatUnary.Types, _ => new UnaryKernel<AsinOp>());
+        r.Add("Acos", 7, FloatUnary.Types, _ => new UnaryKernel<AcosOp>());
+        r.Add("Atan", 7, FloatUnary.Types, _ => new UnaryKernel<AtanOp>());
+        r.Add("Sinh", 9, FloatUnary.Types, _ => new UnaryKernel<SinhOp>());
+        r.Add("Cosh", 9, FloatUnary.Types, _ => new UnaryKernel<CoshOp>());
+        r.Add("Asinh", 9, FloatUnary.Types, _ => new UnaryKernel<AsinhOp>());
+        r.Add("Acosh", 9, FloatUnary.Types, _ => new UnaryKernel<AcoshOp>());
+        r.Add("Atanh", 9, FloatUnary.Types, _ => new UnaryKernel<AtanhOp>());
         r.Add("Sqrt", 6, FloatUnary.Types, _ => new UnaryKernel<SqrtOp>());
         r.Add("Reciprocal", 6, FloatUnary.Types, _ => new UnaryKernel<ReciprocalOp>());
         r.Add("Floor", 6, FloatUnary.Types, _ => new UnaryKernel<FloorOp>());
@@ -74,6 +83,87 @@ internal static class MathKernels
         public static Vector128<float> Invoke(Vector128<float> x) => VectorMath.Cos(new Lanes128(x)).V;
         public static Vector256<float> Invoke(Vector256<float> x) => VectorMath.Cos(new Lanes256(x)).V;
         public static Vector512<float> Invoke(Vector512<float> x) => VectorMath.Cos(new Lanes512(x)).V;
+    }
+
+    /// <summary>tan x.</summary>
+    public readonly struct TanOp : IUnaryOp
+    {
+        public static float Invoke(float x) => VectorMath.Tan(new Lanes1(x)).V;
+        public static Vector128<float> Invoke(Vector128<float> x) => VectorMath.Tan(new Lanes128(x)).V;
+        public static Vector256<float> Invoke(Vector256<float> x) => VectorMath.Tan(new Lanes256(x)).V;
+        public static Vector512<float> Invoke(Vector512<float> x) => VectorMath.Tan(new Lanes512(x)).V;
+    }
+
+    /// <summary>asin x.</summary>
+    public readonly struct AsinOp : IUnaryOp
+    {
+        public static float Invoke(float x) => VectorMath.Asin(new Lanes1(x)).V;
+        public static Vector128<float> Invoke(Vector128<float> x) => VectorMath.Asin(new Lanes128(x)).V;
+        public static Vector256<float> Invoke(Vector256<float> x) => VectorMath.Asin(new Lanes256(x)).V;
+        public static Vector512<float> Invoke(Vector512<float> x) => VectorMath.Asin(new Lanes512(x)).V;
+    }
+
+    /// <summary>acos x.</summary>
+    public readonly struct AcosOp : IUnaryOp
+    {
+        public static float Invoke(float x) => VectorMath.Acos(new Lanes1(x)).V;
+        public static Vector128<float> Invoke(Vector128<float> x) => VectorMath.Acos(new Lanes128(x)).V;
+        public static Vector256<float> Invoke(Vector256<float> x) => VectorMath.Acos(new Lanes256(x)).V;
+        public static Vector512<float> Invoke(Vector512<float> x) => VectorMath.Acos(new Lanes512(x)).V;
+    }
+
+    /// <summary>atan x.</summary>
+    public readonly struct AtanOp : IUnaryOp
+    {
+        public static float Invoke(float x) => VectorMath.Atan(new Lanes1(x)).V;
+        public static Vector128<float> Invoke(Vector128<float> x) => VectorMath.Atan(new Lanes128(x)).V;
+        public static Vector256<float> Invoke(Vector256<float> x) => VectorMath.Atan(new Lanes256(x)).V;
+        public static Vector512<float> Invoke(Vector512<float> x) => VectorMath.Atan(new Lanes512(x)).V;
+    }
+
+    /// <summary>sinh x.</summary>
+    public readonly struct SinhOp : IUnaryOp
+    {
+        public static float Invoke(float x) => VectorMath.Sinh(new Lanes1(x)).V;
+        public static Vector128<float> Invoke(Vector128<float> x) => VectorMath.Sinh(new Lanes128(x)).V;
+        public static Vector256<float> Invoke(Vector256<float> x) => VectorMath.Sinh(new Lanes256(x)).V;
+        public static Vector512<float> Invoke(Vector512<float> x) => VectorMath.Sinh(new Lanes512(x)).V;
+    }
+
+    /// <summary>cosh x.</summary>
+    public readonly struct CoshOp : IUnaryOp
+    {
+        public static float Invoke(float x) => VectorMath.Cosh(new Lanes1(x)).V;
+        public static Vector128<float> Invoke(Vector128<float> x) => VectorMath.Cosh(new Lanes128(x)).V;
+        public static Vector256<float> Invoke(Vector256<float> x) => VectorMath.Cosh(new Lanes256(x)).V;
+        public static Vector512<float> Invoke(Vector512<float> x) => VectorMath.Cosh(new Lanes512(x)).V;
+    }
+
+    /// <summary>asinh x.</summary>
+    public readonly struct AsinhOp : IUnaryOp
+    {
+        public static float Invoke(float x) => VectorMath.Asinh(new Lanes1(x)).V;
+        public static Vector128<float> Invoke(Vector128<float> x) => VectorMath.Asinh(new Lanes128(x)).V;
+        public static Vector256<float> Invoke(Vector256<float> x) => VectorMath.Asinh(new Lanes256(x)).V;
+        public static Vector512<float> Invoke(Vector512<float> x) => VectorMath.Asinh(new Lanes512(x)).V;
+    }
+
+    /// <summary>acosh x.</summary>
+    public readonly struct AcoshOp : IUnaryOp
+    {
+        public static float Invoke(float x) => VectorMath.Acosh(new Lanes1(x)).V;
+        public static Vector128<float> Invoke(Vector128<float> x) => VectorMath.Acosh(new Lanes128(x)).V;
+        public static Vector256<float> Invoke(Vector256<float> x) => VectorMath.Acosh(new Lanes256(x)).V;
+        public static Vector512<float> Invoke(Vector512<float> x) => VectorMath.Acosh(new Lanes512(x)).V;
+    }
+
+    /// <summary>atanh x.</summary>
+    public readonly struct AtanhOp : IUnaryOp
+    {
+        public static float Invoke(float x) => VectorMath.Atanh(new Lanes1(x)).V;
+        public static Vector128<float> Invoke(Vector128<float> x) => VectorMath.Atanh(new Lanes128(x)).V;
+        public static Vector256<float> Invoke(Vector256<float> x) => VectorMath.Atanh(new Lanes256(x)).V;
+        public static Vector512<float> Invoke(Vector512<float> x) => VectorMath.Atanh(new Lanes512(x)).V;
     }
 
     /// <summary>√x (correctly rounded).</summary>
