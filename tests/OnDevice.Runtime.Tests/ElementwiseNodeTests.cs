@@ -167,6 +167,9 @@ public class ElementwiseNodeTests
         Assert.Equal(new[] { 4, 1, -8, 0 }, i.AsSpan<int>().ToArray());
         var l = Run1("Pow", [I64([3, -2, 1, -1, 10], 5), I64([4, 3, -5, -3, 18], 5)], 15);
         Assert.Equal(new[] { 81L, -8, 1, -1, 1_000_000_000_000_000_000 }, l.AsSpan<long>().ToArray());
+        var sq = Run1("Pow", [F([3f, -2f, float.NaN, -0f], 2, 2), F([2f], 1, 1, 1)], 15);
+        Assert.Equal([1L, 2, 2], sq.Dims);
+        Assert.Equal(new[] { 9f, 4f, float.NaN, 0f }, sq.ToFloatArray());
         var d = Run1("Pow", [Tensor.FromArray<double>([2, 9], [2]), Tensor.FromArray<double>([0.5], [1])], 15);
         Assert.Equal(new[] { Math.Sqrt(2), 3 }, d.AsSpan<double>().ToArray());
     }

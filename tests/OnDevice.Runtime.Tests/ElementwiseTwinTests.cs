@@ -196,6 +196,17 @@ public class ElementwiseTwinTests
     }
 
     [Fact]
+    public void Square_IsPowWithExponentTwo_BitForBit()
+    {
+        var x = Inputs(MaxLength, 3, -1e20f, 1e20f);
+        var pow = new float[x.Length];
+        var sq = new float[x.Length];
+        ElementwiseDriver.BinaryScalarRight<ArithmeticKernels.PowOp>(x, 2f, pow);
+        ElementwiseDriver.Unary<ArithmeticKernels.SquareOp>(x, sq);
+        for (int i = 0; i < x.Length; i++) AssertBitwise(pow[i], sq[i], $"x={x[i]}");
+    }
+
+    [Fact]
     public void Round_HalvesToEven_AndSignedZerosSurvive()
     {
         float[] x = [0.5f, 1.5f, 2.5f, -0.5f, -1.5f, -2.5f, 0.49999997f, 8388609f, -0f, 1e30f];

@@ -175,23 +175,30 @@ public static class VectorMath
         var yOdd = yInt & L.Equal(y - L.Floor(y * L.Splat(0.5f)) * L.Splat(2f), one);
         var negSign = L.LessThan(one | (x & L.Splat(-0f)), L.Splat(0f));
 
-        // General case through exp and log of |x|.
-        var r = Exp(y * Log(ax));
-
-        // Small integer exponents: binary powering of |x|.
         var ay = L.Abs(y);
-        var acc = one;
-        var sq = ax;
-        var bits = ay;
-        for (int k = 0; k < 7; k++)
+        var powering = yInt & L.LessThanOrEqual(ay, L.Splat(64f));
+        var zero = L.Splat(0f);
+        var allSet = L.Equal(zero, zero);
+
+        // General case through exp and log of |x| (skipped when every lane has a small integer exponent).
+        var r = L.AnyTrue(L.Select(powering, zero, allSet)) ? Exp(y * Log(ax)) : zero;
+
+        // Small integer exponents: binary powering of |x| (stops once no lane has exponent bits left).
+        if (L.AnyTrue(powering))
         {
-            var half = L.Floor(bits * L.Splat(0.5f));
-            acc = L.Select(L.Equal(bits - half - half, one), acc * sq, acc);
-            sq *= sq;
-            bits = half;
+            var acc = one;
+            var sq = ax;
+            var bits = L.Select(powering, ay, zero);
+            for (int k = 0; k < 7 && L.AnyTrue(L.LessThan(zero, bits)); k++)
+            {
+                var half = L.Floor(bits * L.Splat(0.5f));
+                acc = L.Select(L.Equal(bits - half - half, one), acc * sq, acc);
+                sq *= sq;
+                bits = half;
+            }
+            acc = L.Select(L.LessThan(y, zero), one / acc, acc);
+            r = L.Select(powering, acc, r);
         }
-        acc = L.Select(L.LessThan(y, L.Splat(0f)), one / acc, acc);
-        r = L.Select(yInt & L.LessThanOrEqual(ay, L.Splat(64f)), acc, r);
 
         r = L.Select(negSign & yOdd, -r, r);
         var finiteNegative = L.LessThan(x, L.Splat(0f)) & L.LessThan(ax, L.Splat(float.PositiveInfinity));

@@ -106,6 +106,15 @@ internal static class ArithmeticKernels
         public static Vector512<float> Invoke(Vector512<float> x, Vector512<float> y) => VectorMath.Pow(new Lanes512(x), new Lanes512(y)).V;
     }
 
+    /// <summary>x · x (Pow with the constant exponent 2).</summary>
+    public readonly struct SquareOp : IUnaryOp
+    {
+        public static float Invoke(float x) => x * x;
+        public static Vector128<float> Invoke(Vector128<float> x) => x * x;
+        public static Vector256<float> Invoke(Vector256<float> x) => x * x;
+        public static Vector512<float> Invoke(Vector512<float> x) => x * x;
+    }
+
     /// <summary>a + b (integers wrap).</summary>
     public readonly struct AddNum : INumericBinary
     {
@@ -253,6 +262,12 @@ internal static class ArithmeticKernels
                 var converted = new TensorBuffer(want, e.Shape, ctx.Scratch((int)want.ByteCount(e.Length)));
                 CastKernels.Convert(e, converted);
                 e = converted;
+            }
+            if (x.DType == DType.Float32 && e.Length == 1 && e.Span<float>()[0] == 2f)
+            {
+                // x^2 (the usual variance term): PowOp gives exactly x·x here too, this just skips its general machinery.
+                FloatUnary.Run(ctx, default(StaticUnary<SquareOp>), x, y);
+                return;
             }
             switch (x.DType)
             {
