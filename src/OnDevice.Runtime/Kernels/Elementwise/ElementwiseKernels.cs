@@ -295,6 +295,20 @@ internal sealed class BinaryKernel<TOp, TNum> : IKernel where TOp : IBinaryOp wh
     }
 }
 
+/// <summary>A broadcasting float32-only binary op (kept for kernels that need no other types).</summary>
+internal sealed class BinaryKernel<TOp> : IKernel where TOp : IBinaryOp
+{
+    public void Execute(KernelContext ctx)
+    {
+        var a = ctx.Required(0);
+        var b = ctx.Required(1);
+        if (a.DType != DType.Float32 || b.DType != DType.Float32)
+            throw new InvalidOperationException($"node {ctx.Node.Label}: operands are {a.DType.Name()} and {b.DType.Name()}; this kernel computes float32");
+        var plan = Binary.Plan(ctx, a.Shape, b.Shape);
+        BroadcastLoop.Float<TOp>(ctx, plan, 0, 1, a, b, ctx.Output(0, DType.Float32, plan.OutShape));
+    }
+}
+
 /// <summary>A broadcasting binary op computed by scalar loops for every numeric type.</summary>
 internal sealed class NumericBinaryKernel<TNum> : IKernel where TNum : INumericBinary
 {
