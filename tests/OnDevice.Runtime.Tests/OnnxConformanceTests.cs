@@ -42,7 +42,15 @@ public class OnnxConformanceTests(ITestOutputHelper output)
                     var f = Path.Combine(set, $"input_{i}.pb");
                     if (!File.Exists(f)) break;
                     if (i >= graphInputs.Count) break;
-                    inputs[graphInputs[i].Name] = OnnxReader.ReadTensor(f);
+                    var t = OnnxReader.ReadTensor(f);
+                    if (Mislabelled(graphInputs[i], t) is { } why) return new(name, "unsupported", why);
+                    inputs[graphInputs[i].Name] = t;
+                }
+                for (int i = 0; i < model.Graph.Outputs.Count; i++)
+                {
+                    var f = Path.Combine(set, $"output_{i}.pb");
+                    if (File.Exists(f) && Mislabelled(model.Graph.Outputs[i], OnnxReader.ReadTensor(f)) is { } why)
+                        return new(name, "unsupported", why);
                 }
                 var results = session.Run(inputs);
                 for (int i = 0; i < model.Graph.Outputs.Count; i++)
@@ -66,6 +74,16 @@ public class OnnxConformanceTests(ITestOutputHelper output)
         }
         return new(name, "passed", "");
     }
+
+    /// <summary>
+    /// The reason a test cannot run as written when its data file's element type disagrees with the model's
+    /// declaration, else null. (The ONNX 1.12 generator stored bfloat16 tensors as uint16, with expected Cast outputs
+    /// truncated rather than rounded; such tests are counted unsupported, not run against the wrong type.)
+    /// </summary>
+    public static string? Mislabelled(ValueInfo declared, Tensor data) =>
+        declared.TensorType is { ElementType: var d } && d != DType.Undefined && d != data.DType
+            ? $"test data '{declared.Name}' is {data.DType.Name()} but the model declares {d.Name()}"
+            : null;
 
     /// <summary>Null when equal within ONNX's tolerances, else a description of the first difference.</summary>
     public static string? Compare(Tensor expected, Tensor actual, double rtol = 1e-3, double atol = 1e-7)

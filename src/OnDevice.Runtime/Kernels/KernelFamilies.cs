@@ -8,5 +8,9 @@ internal static class KernelFamilies
         ControlFlow.ControlFlowKernels.Register(r);
         Elementwise.ActivationKernels.Register(r);
         Elementwise.ArithmeticKernels.Register(r);
+        Elementwise.MathKernels.Register(r);
+        Elementwise.ComparisonKernels.Register(r);
+        Elementwise.LogicalKernels.Register(r);
+        Elementwise.CastKernels.Register(r);
     }
 }

@@ -30,6 +30,19 @@ public interface IBinaryOp
     static abstract Vector512<float> Invoke(Vector512<float> x, Vector512<float> y);
 }
 
+/// <summary>A float→float element-wise operation with parameters (alpha, bounds, ...) held in the struct.</summary>
+public interface IParameterizedUnaryOp
+{
+    /// <summary>The scalar definition.</summary>
+    float Invoke(float x);
+    /// <summary>128-bit form.</summary>
+    Vector128<float> Invoke(Vector128<float> x);
+    /// <summary>256-bit form.</summary>
+    Vector256<float> Invoke(Vector256<float> x);
+    /// <summary>512-bit form.</summary>
+    Vector512<float> Invoke(Vector512<float> x);
+}
+
 /// <summary>
 /// The one place that owns element-wise loops: the widest accelerated vector does the bulk, narrower ones the
 /// remainder, the scalar definition the last few elements (Vector512 → Vector256 → Vector128 → scalar).
@@ -51,6 +64,23 @@ public static class ElementwiseDriver
         if (Vector128.IsHardwareAccelerated)
             for (; i + 4 <= n; i += 4) TOp.Invoke(Vector128.LoadUnsafe(ref xs, i)).StoreUnsafe(ref ys, i);
         for (; i < n; i++) Unsafe.Add(ref ys, i) = TOp.Invoke(Unsafe.Add(ref xs, i));
+    }
+
+    /// <summary>y[i] = op(x[i]) for an op carrying parameters. <paramref name="y"/> may be <paramref name="x"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Unary<TOp>(TOp op, ReadOnlySpan<float> x, Span<float> y) where TOp : struct, IParameterizedUnaryOp
+    {
+        if (y.Length < x.Length) throw new ArgumentException("destination too short");
+        ref float xs = ref MemoryMarshal.GetReference(x);
+        ref float ys = ref MemoryMarshal.GetReference(y);
+        nuint n = (nuint)x.Length, i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= n; i += 16) op.Invoke(Vector512.LoadUnsafe(ref xs, i)).StoreUnsafe(ref ys, i);
+        if (Vector256.IsHardwareAccelerated)
+            for (; i + 8 <= n; i += 8) op.Invoke(Vector256.LoadUnsafe(ref xs, i)).StoreUnsafe(ref ys, i);
+        if (Vector128.IsHardwareAccelerated)
+            for (; i + 4 <= n; i += 4) op.Invoke(Vector128.LoadUnsafe(ref xs, i)).StoreUnsafe(ref ys, i);
+        for (; i < n; i++) Unsafe.Add(ref ys, i) = op.Invoke(Unsafe.Add(ref xs, i));
     }
 
     /// <summary>z[i] = op(x[i], y[i]).</summary>
