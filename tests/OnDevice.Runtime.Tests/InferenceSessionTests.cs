@@ -121,13 +121,13 @@ public class InferenceSessionTests
     public void UnsupportedType_IsRejectedAtCreation()
     {
         var g = new Graph();
-        g.Inputs.Add(ValueInfo.Tensor("x", DType.Int8, Shape.Of(4)));
-        g.Nodes.Add(new Node("Relu", ["x"], ["y"], "r"));
+        g.Inputs.Add(ValueInfo.Tensor("x", DType.Int64, Shape.Of(4)));
+        g.Nodes.Add(new Node("Sigmoid", ["x"], ["y"], "s"));
         g.Outputs.Add(new ValueInfo("y"));
         var m = new Model(g);
         m.OpsetImports.Add(new OpsetImport("", 17));
         var e = Assert.Throws<UnsupportedOperatorException>(() => new InferenceSession(m));
-        Assert.Contains("int8", e.Message);
+        Assert.Contains("int64", e.Message);
     }
 
     [Fact]
