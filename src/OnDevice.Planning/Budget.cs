@@ -322,7 +322,9 @@ public static class Budget
     private static void AddDeviceNotes(List<string> notes, DeviceProfile d, string unit, string wanted, string? used)
     {
         if (used is null)
-            notes.Add($"{d.Name} has no {unit} throughput figure; time to first token is not estimated (try --unit {string.Join(" or --unit ", d.Compute.Keys)})");
+            notes.Add(d.Compute.Count == 0
+                ? $"{d.Name} has no compute throughput figures; time to first token is not estimated"
+                : $"{d.Name} has no {unit} throughput figure; time to first token is not estimated (try --unit {string.Join(" or --unit ", d.Compute.Keys)})");
         else if (used != wanted)
             notes.Add($"{d.Name} has no {unit} {wanted} figure; time estimates use its {used} throughput");
         var estimated = d.Figures().Where(f => f.Figure.IsEstimate).Select(f => f.Path).ToList();
