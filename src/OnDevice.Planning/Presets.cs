@@ -3,7 +3,13 @@ using System.Text.Json;
 namespace OnDevice.Planning;
 
 /// <summary>A published figure for a preset's parameter count, rounded as published.</summary>
-public sealed record PublishedParameters(long Parameters, long RoundedTo, long? NonEmbedding, long? NonEmbeddingRoundedTo, string Source);
+public sealed record PublishedParameters(long Parameters, long RoundedTo, long? NonEmbedding, long? NonEmbeddingRoundedTo, string Source, bool Truncated = false)
+{
+    /// <summary>True when <paramref name="exact"/> is consistent with the published figure as published (rounded, or cut when <see cref="Truncated"/>).</summary>
+    public bool Agrees(long exact) => RoundedTo == 0 ? exact == Parameters
+        : Truncated ? exact >= Parameters && exact < Parameters + RoundedTo
+        : Math.Abs(exact - Parameters) * 2 <= RoundedTo;
+}
 
 /// <summary>A named model shape (see <see cref="Presets"/>).</summary>
 public sealed record Preset(string Name, string ConfigSource, TransformerConfig Config, PublishedParameters Published);
@@ -35,7 +41,8 @@ public static class Presets
             list.Add(new Preset(name, e.GetProperty("configSource").GetString()!,
                 TransformerConfig.FromHuggingFace(e.GetProperty("config"), name),
                 new PublishedParameters(pub.GetProperty("parameters").GetInt64(), pub.GetProperty("roundedTo").GetInt64(),
-                    Opt("nonEmbedding"), Opt("nonEmbeddingRoundedTo"), pub.GetProperty("source").GetString()!)));
+                    Opt("nonEmbedding"), Opt("nonEmbeddingRoundedTo"), pub.GetProperty("source").GetString()!,
+                    pub.TryGetProperty("truncated", out var tr) && tr.GetBoolean())));
         }
         return list;
     }

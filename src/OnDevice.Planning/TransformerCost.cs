@@ -55,8 +55,8 @@ public sealed class TransformerCost
         Components.Select(c => (c, n: Tensors.Where(t => t.Component == c).Sum(t => t.Parameters))).Where(x => x.n > 0)
             .ToDictionary(x => x.c, x => x.n);
 
-    /// <summary>Parameters outside the token/position embeddings (what model cards call "non-embedding").</summary>
-    public long NonEmbeddingParameters => Tensors.Where(t => t.Role is not (TensorRole.Embedding or TensorRole.PositionEmbedding)).Sum(t => t.Parameters);
+    /// <summary>Parameters outside the embedding tables and the output head (what model cards call "non-embedding").</summary>
+    public long NonEmbeddingParameters => Tensors.Where(t => t.Role is not (TensorRole.Embedding or TensorRole.PositionEmbedding or TensorRole.Head)).Sum(t => t.Parameters);
 
     private static List<WeightTensor> BuildTensors(TransformerConfig c)
     {
