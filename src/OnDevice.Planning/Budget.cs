@@ -347,7 +347,7 @@ public static class Budget
                 + (decoder ? $"; KV cache at {context:N0} tokens is {Units.Bytes(smallest.KvBytes)} — try a shorter --context, --kv int8 or int4, or a smaller model" : "; try a smaller model");
         }
         var parts = new List<string> { $"{best.Format!.Describe()} fits with {Units.Bytes(best.Headroom!.Value)} headroom{Speed(best)}" };
-        foreach (var e in candidates.TakeWhile(e => e != best))
+        foreach (var e in candidates.TakeWhile(e => e != best).Reverse())
             parts.Add($"{e.Format!.Describe()} does not fit (over by {Units.Bytes(-e.Headroom!.Value)})");
         foreach (var e in candidates.SkipWhile(e => e != best).Skip(1))
             parts.Add($"{e.Format!.Describe()} also fits ({Units.Bytes(e.Headroom!.Value)} headroom{Speed(e)})");
