@@ -6,6 +6,9 @@ public sealed record BudgetOptions
     /// <summary>Weight storage; null: fp16 for transformers, as stored for ONNX models.</summary>
     public WeightFormat? Weights { get; init; }
 
+    /// <summary>Block size of int8/int4 weights when <see cref="Weights"/> is not given (used for the default and the compared precisions).</summary>
+    public int BlockSize { get; init; } = 32;
+
     /// <summary>KV-cache storage.</summary>
     public KvCacheFormat Kv { get; init; } = new();
 
@@ -115,7 +118,7 @@ public static class Budget
     public static BudgetReport Estimate(TransformerCost cost, BudgetOptions options)
     {
         var c = cost.Config;
-        var weights = (options.Weights ?? new WeightFormat(WeightPrecision.Fp16)).Validate();
+        var weights = (options.Weights ?? new WeightFormat(WeightPrecision.Fp16, options.BlockSize)).Validate();
         var kv = options.Kv.Validate();
         if (options.Batch < 1) throw new PlanningException($"batch must be at least 1, got {options.Batch}");
         long context = options.Context ?? Math.Min(4096, c.MaxContext ?? 4096);
@@ -270,7 +273,7 @@ public static class Budget
         }
 
         var main = Evaluate(options.Weights?.Validate());
-        var compared = Compared.Select(p => Evaluate(new WeightFormat(p, options.Weights?.BlockSize ?? 32))).ToList();
+        var compared = Compared.Select(p => Evaluate(new WeightFormat(p, options.Weights?.BlockSize ?? options.BlockSize).Validate())).ToList();
         if (device is not null) AddDeviceNotes(notes, device, unit, options.Weights is null ? storedPrecision : ComputePrecision(options.Weights.Precision), main.Precision);
         if (options.Weights is not null) notes.Add("weights re-quantized on paper: every floating-point constant of rank ≥ 2 stored in the chosen format (rows = first dimension)");
         return new BudgetReport

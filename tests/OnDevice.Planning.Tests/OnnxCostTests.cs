@@ -83,8 +83,9 @@ public class OnnxCostTests
         Assert.True(cost.MacsByOp["Conv"] > 100_000_000);
         Assert.NotNull(cost.LivenessPeakBytes);
         Assert.True(cost.LivenessPeakBytes > 1_000_000);
-        if (OnnxCost.RuntimeClaimsAll(OnnxReader.Read(path))) Assert.NotNull(cost.PlannedPeakBytes);
-        else Assert.Contains("unsupported operator", cost.PlannedPeakNote);
+        // Today the runtime has no Conv kernel, so the runtime plan is absent and the reason names the operator.
+        if (!OnnxCost.RuntimeClaimsAll(OnnxReader.Read(path))) Assert.Contains("unsupported operator", cost.PlannedPeakNote);
+        Assert.True(cost.PlannedPeakBytes is not null || cost.PlannedPeakNote!.Contains("unsupported operator"), cost.PlannedPeakNote);
         // Re-quantized on paper: every float matrix at int8 block-32 is 8.5 bits per weight.
         Assert.True(cost.WeightBytesAs(new WeightFormat(WeightPrecision.Int8)) < cost.WeightBytes / 3);
     }

@@ -55,11 +55,10 @@ public static class BudgetVerb
                     wf = new WeightFormat(Precisions.ParseWeights(w), r.GetValue(block), r.GetValue(embeddings) is { } e ? Precisions.ParseWeights(e) : null);
                 else if (r.GetValue(embeddings) is { } e2)
                     wf = new WeightFormat(WeightPrecision.Fp16, r.GetValue(block), Precisions.ParseWeights(e2));
-                else if (r.GetResult(block) is { Implicit: false })
-                    wf = new WeightFormat(WeightPrecision.Fp16, r.GetValue(block));
                 var options = new BudgetOptions
                 {
                     Weights = wf,
+                    BlockSize = r.GetValue(block),
                     Kv = new KvCacheFormat(Precisions.ParseKv(r.GetValue(kv)!), r.GetValue(kvBlock), r.GetValue(pageSize)),
                     Context = r.GetValue(context),
                     Prompt = r.GetValue(prompt),
@@ -73,6 +72,7 @@ public static class BudgetVerb
                 {
                     if (r.GetResult(context) is not null || r.GetResult(prompt) is not null || r.GetResult(kv) is { Implicit: false } || r.GetResult(pageSize) is { Implicit: false })
                         throw new CliException("--context, --prompt, --kv and --page-size apply to transformers (--config, --checkpoint, --preset); an ONNX model has no KV cache here");
+                    if (r.GetValue(embeddings) is not null) throw new CliException("--embeddings applies to transformers; for an ONNX model --weights re-quantizes every matrix");
                     var path = Cli.ResolveModel(m, asJson);
                     var cost = OnnxCost.Analyze(path, InspectVerb.ParseShapes(r.GetValue(shapes) ?? []));
                     report = Budget.Estimate(cost, options);

@@ -101,7 +101,7 @@ public static class DevicesVerb
         d.Name, d.DisplayName, d.Kind, d.Soc,
         RamBytes = (long?)d.RamBytes?.Value,
         AppBudgetBytes = (long?)d.AppBudgetBytes?.Value,
-        d.MemoryBandwidthBytesPerSecond,
+        MemoryBandwidthBytesPerSecond = d.MemoryBandwidthBytesPerSecond?.Value,
         Compute = d.Compute.ToDictionary(u => u.Key, u => u.Value.OpsPerSecond.ToDictionary(p => p.Key, p => p.Value.Value)),
         Estimated = d.Figures().Where(f => f.Figure.IsEstimate).Select(f => f.Path).ToList(),
         d.Missing,
