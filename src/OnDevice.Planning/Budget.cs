@@ -106,7 +106,15 @@ public sealed record BudgetReport
     public required string Recommendation { get; init; }
     /// <summary>Assumptions and caveats that apply to this report.</summary>
     public required IReadOnlyList<string> Notes { get; init; }
+    /// <summary>The ONNX cost model's details (ONNX models only).</summary>
+    public OnnxDetails? Onnx { get; init; }
 }
+
+/// <summary>What the ONNX cost model adds to a budget: input shapes, bytes by dtype, MACs by op, the runtime's plan and the liveness estimate.</summary>
+public sealed record OnnxDetails(
+    IReadOnlyDictionary<string, long[]> InputShapes, IReadOnlyDictionary<string, long> WeightBytesByDType,
+    long? Macs, IReadOnlyDictionary<string, long> MacsByOp, int MacsUnknownNodes,
+    long? PlannedPeakBytes, string? PlannedPeakNote, long? LivenessPeakBytes, string? LivenessNote);
 
 /// <summary>Weights + KV cache + activations against a device's memory and speed (formulas in <c>docs/numeracy.md</c>).</summary>
 public static class Budget
@@ -303,6 +311,8 @@ public static class Budget
             Options = compared.Select(e => e.ToOption()).ToList(),
             Recommendation = Recommend(device, compared, options.Weights, decoder: false, context: 0),
             Notes = notes,
+            Onnx = new OnnxDetails(cost.InputShapes, cost.WeightBytesByDType, cost.Macs, cost.MacsByOp, cost.MacsUnknownNodes,
+                cost.PlannedPeakBytes, cost.PlannedPeakNote, cost.LivenessPeakBytes, cost.LivenessNote),
         };
     }
 

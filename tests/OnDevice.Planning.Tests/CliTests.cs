@@ -74,6 +74,12 @@ public class CliTests
         Assert.True(j.GetProperty("activationBytes").GetInt64() > 0);
         Assert.True(j.GetProperty("fits").GetBoolean());
         Assert.True(j.GetProperty("timeToFirstTokenSeconds").GetDouble() > 0);
+        var onnx = j.GetProperty("onnx");
+        Assert.Equal(320, onnx.GetProperty("inputShapes").GetProperty("x")[3].GetInt64());
+        Assert.True(onnx.GetProperty("macsByOp").GetProperty("Conv").GetInt64() > 0);
+        Assert.Equal(onnx.GetProperty("macs").GetInt64() * 2, j.GetProperty("prefillFlops").GetInt64());
+        Assert.Equal(j.GetProperty("weightBytes").GetInt64(), onnx.GetProperty("weightBytesByDType").EnumerateObject().Sum(p => p.Value.GetInt64()));
+        Assert.True(onnx.TryGetProperty("plannedPeakBytes", out _) || onnx.GetProperty("plannedPeakNote").GetString()!.Contains("unsupported operator"));
     }
 
     [Theory]

@@ -120,6 +120,15 @@ public static class BudgetVerb
                 r.Fits == true ? "headroom" : "over by");
         }
         AnsiConsole.Write(t);
+        if (r.Onnx is { } onnx)
+        {
+            Console.WriteLine($"inputs   {string.Join(", ", onnx.InputShapes.Select(i => $"{i.Key}[{string.Join("x", i.Value)}]"))}; weights by dtype: {string.Join(", ", onnx.WeightBytesByDType.Select(k => $"{k.Key} {Units.Bytes(k.Value)}"))}");
+            if (onnx.MacsByOp.Count > 0)
+                Console.WriteLine($"MACs     {(onnx.Macs is { } mc ? Units.Count(mc) : "unknown")}: {string.Join(", ", onnx.MacsByOp.OrderByDescending(k => k.Value).Select(k => $"{k.Key} {Units.Count(k.Value)}"))}");
+            Console.WriteLine(onnx.PlannedPeakBytes is { } pp
+                ? $"memory   runtime plan {Units.Bytes(pp)}; live-value peak {(onnx.LivenessPeakBytes is { } lp ? Units.Bytes(lp) : "unknown")}"
+                : $"memory   live-value peak {(onnx.LivenessPeakBytes is { } lp2 ? Units.Bytes(lp2) : "unknown")}; no runtime plan: {onnx.PlannedPeakNote}");
+        }
         if (r.PrefillFlops is { } pf)
             Console.WriteLine(r.Kind == "onnx"
                 ? string.Format(inv, "compute  {0} FLOPs per inference", Units.Count(pf))
@@ -133,7 +142,7 @@ public static class BudgetVerb
             if (r.DecodeTokensPerSecond is { } tps)
                 Console.WriteLine(string.Format(inv, "decode   ~{0} tokens/s ({1}-bound: {2} read per step at {3}/s)", Units.Rate(tps), r.DecodeBound,
                     Units.Bytes(r.DecodeBytesPerToken!.Value), Units.Bytes(r.BandwidthBytesPerSecond!.Value)));
-            var o = new Table().AddColumns("weights", "weights", "total", "fits", "headroom", "tokens/s").Border(TableBorder.Simple);
+            var o = new Table().AddColumns("precision", "weights", "total", "fits", "headroom", "tokens/s").Border(TableBorder.Simple);
             foreach (var x in r.Options)
                 o.AddRow(Markup.Escape(x.Weights), Units.Bytes(x.WeightBytes), Units.Bytes(x.TotalBytes), x.Fits == true ? "yes" : "no",
                     x.HeadroomBytes is { } h ? (h >= 0 ? Units.Bytes(h) : "-" + Units.Bytes(-h)) : "", x.DecodeTokensPerSecond is { } d ? Units.Rate(d) : "");
