@@ -8,4 +8,6 @@ root.Subcommands.Add(InspectVerb.Create());
 root.Subcommands.Add(SamplesVerb.Create());
 root.Subcommands.Add(RunVerb.Create());
 root.Subcommands.Add(BenchVerb.Create());
+root.Subcommands.Add(BudgetVerb.Create());
+root.Subcommands.Add(DevicesVerb.Create());
 return Cli.Invoke(root, args);
