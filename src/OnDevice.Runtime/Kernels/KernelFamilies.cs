@@ -8,5 +8,13 @@ internal static class KernelFamilies
         ControlFlow.ControlFlowKernels.Register(r);
         Elementwise.ActivationKernels.Register(r);
         Elementwise.ArithmeticKernels.Register(r);
+        Tensors.ShapeKernels.Register(r);
+        Tensors.GeneratorKernels.Register(r);
+        Tensors.TransposeKernels.Register(r);
+        Tensors.ConcatSplitKernels.Register(r);
+        Tensors.SliceKernels.Register(r);
+        Tensors.GatherKernels.Register(r);
+        Tensors.ExpandTileKernels.Register(r);
+        Tensors.PadKernels.Register(r);
     }
 }
