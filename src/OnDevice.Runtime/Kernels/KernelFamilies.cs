@@ -16,5 +16,6 @@ internal static class KernelFamilies
         Tensors.GatherKernels.Register(r);
         Tensors.ExpandTileKernels.Register(r);
         Tensors.PadKernels.Register(r);
+        Tensors.ResizeKernels.Register(r);
     }
 }
