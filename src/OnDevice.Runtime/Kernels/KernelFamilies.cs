@@ -17,5 +17,10 @@ internal static class KernelFamilies
         Tensors.ExpandTileKernels.Register(r);
         Tensors.PadKernels.Register(r);
         Tensors.ResizeKernels.Register(r);
+        Reduce.ReduceKernels.Register(r);
+        Reduce.ArgKernels.Register(r);
+        Reduce.SoftmaxKernels.Register(r);
+        Reduce.TopKKernels.Register(r);
+        Reduce.CumSumKernels.Register(r);
     }
 }
