@@ -22,5 +22,6 @@ internal static class KernelFamilies
         Reduce.SoftmaxKernels.Register(r);
         Reduce.TopKKernels.Register(r);
         Reduce.CumSumKernels.Register(r);
+        Reduce.EinsumKernels.Register(r);
     }
 }
