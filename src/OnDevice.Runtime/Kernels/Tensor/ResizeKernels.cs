@@ -2,6 +2,7 @@ using System.Numerics;
 using System.Runtime.InteropServices;
 using OnDevice.Core;
 using OnDevice.Runtime.Reference;
+using OnDevice.Runtime.Simd;
 
 namespace OnDevice.Runtime.Kernels.Tensors;
 
@@ -353,6 +354,49 @@ internal static class ResizeKernels
             return new Taps(count, offsets, weights, outside);
         }
 
+        /// <summary>
+        /// float32 resampling of the last two axes (the others copied): each output row blends its input rows into a
+        /// temporary row (SIMD multiply-add), then each output column blends its taps from that row.
+        /// </summary>
+        private static void Planes(KernelContext ctx, TensorBuffer x, TensorBuffer y, Taps[] taps, float fill)
+        {
+            int rank = x.Rank;
+            int inW = x.Shape[rank - 1], outW = y.Shape[rank - 1];
+            int inH = rank >= 2 ? x.Shape[rank - 2] : 1, outH = rank >= 2 ? y.Shape[rank - 2] : 1;
+            var rowTaps = rank >= 2 ? taps[rank - 2] : new Taps(1, [0], [1.0], [false]);
+            var colTaps = taps[rank - 1];
+            int ty = rowTaps.Count, tx = colTaps.Count;
+            var wy = rowTaps.Weights.Select(w => (float)w).ToArray();
+            var wx = colTaps.Weights.Select(w => (float)w).ToArray();
+            int planes = y.Length / (outH * outW);
+            ctx.ParallelFor(planes * outH, (r0, r1) =>
+            {
+                var src = x.Span<float>();
+                var dst = y.Span<float>();
+                var tmp = new float[inW];
+                for (int r = r0; r < r1; r++)
+                {
+                    int p = r / outH, oy = r % outH;
+                    var o = dst.Slice(r * outW, outW);
+                    if (rowTaps.Outside[oy]) { o.Fill(fill); continue; }
+                    var plane = src.Slice(p * inH * inW, inH * inW);
+                    Array.Clear(tmp);
+                    for (int k = 0; k < ty; k++)
+                    {
+                        float w = wy[oy * ty + k];
+                        if (w != 0) ReductionDriver.MultiplyAdd(plane.Slice(rowTaps.Offsets[oy * ty + k], inW), w, tmp);
+                    }
+                    for (int j = 0; j < outW; j++)
+                    {
+                        if (colTaps.Outside[j]) { o[j] = fill; continue; }
+                        float acc = 0;
+                        for (int k = 0; k < tx; k++) acc += wx[j * tx + k] * tmp[colTaps.Offsets[j * tx + k]];
+                        o[j] = acc;
+                    }
+                }
+            }, minChunk: Math.Max(1, 4096 / Math.Max(1, outW)));
+        }
+
         private static void Interpolate<T>(KernelContext ctx, TensorBuffer x, TensorBuffer y, ResizeSpec spec) where T : unmanaged, INumberBase<T>
         {
             int rank = x.Rank;
@@ -365,6 +409,11 @@ internal static class ResizeKernels
             T fill = T.CreateTruncating(spec.Extrapolation);
             // Outer axes that resample (more than one tap) take part in the tap product; the others contribute an offset.
             var interp = Enumerable.Range(0, rank - 1).Where(d => taps[d].Count > 1).ToArray();
+            if (typeof(T) == typeof(float) && interp.All(d => d == rank - 2) && Enumerable.Range(0, rank - 1).All(d => !taps[d].Outside.Any(o => o) || d == rank - 2))
+            {
+                Planes(ctx, x, y, taps, (float)spec.Extrapolation);
+                return;
+            }
             ctx.ParallelFor(rows, (r0, r1) =>
             {
                 var src = x.Span<T>();
