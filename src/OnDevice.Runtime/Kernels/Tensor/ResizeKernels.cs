@@ -271,6 +271,7 @@ internal static class ResizeKernels
                 var src = x.Span<T>();
                 var dst = y.Span<T>();
                 var last = maps[rank - 1];
+                long prevOff = long.MinValue;
                 for (int row = r0; row < r1; row++)
                 {
                     int rem = row;
@@ -283,7 +284,10 @@ internal static class ResizeKernels
                         if (m < 0) outside = true;
                         off += m;
                     }
+                    if (outside) off = -1;
                     var o = dst.Slice(row * rowLen, rowLen);
+                    if (off == prevOff) { dst.Slice((row - 1) * rowLen, rowLen).CopyTo(o); continue; } // upsampled rows repeat
+                    prevOff = off;
                     if (outside) { o.Fill(fill); continue; }
                     var s = src[(int)off..];
                     for (int j = 0; j < o.Length; j++) o[j] = last[j] < 0 ? fill : s[last[j]];
