@@ -422,6 +422,19 @@ public class TensorKernelTests
         Same(x, [5], Run1(new Node("Identity", ["x"], ["y"]), [I64(x, 5)]));
     }
 
+    [Fact]
+    public void NonTensorGraphValues_AreRejectedAtSessionCreation()
+    {
+        var g = new Graph { Name = "seq" };
+        g.Inputs.Add(new ValueInfo("s", new SequenceTypeInfo(new TensorTypeInfo(DType.Float32, null))));
+        g.Nodes.Add(new Node("Identity", ["s"], ["y"]));
+        g.Outputs.Add(new ValueInfo("y", new SequenceTypeInfo(new TensorTypeInfo(DType.Float32, null))));
+        var m = new Model(g);
+        m.OpsetImports.Add(new OpsetImport("", 16));
+        var e = Assert.Throws<NotSupportedException>(() => new InferenceSession(m));
+        Assert.Contains("'s'", e.Message);
+    }
+
     [Theory]
     [InlineData(1f, 5f, 2f, new float[] { 1, 3 })]
     [InlineData(10f, 4f, -3f, new float[] { 10, 7 })]

@@ -16,8 +16,7 @@ internal static class ShapeKernels
         r.Add("Unsqueeze", 1, TypeSets.All, ctx => new UnsqueezeKernel(ctx.Node.GetInts("axes")), until: 12,
             supports: ctx => ctx.Node.GetInts("axes") is null ? "Unsqueeze needs the axes attribute before opset 13" : null);
         r.Add("Unsqueeze", 13, TypeSets.All, _ => new UnsqueezeKernel(null));
-        r.Add("Identity", 1, TypeSets.All, _ => new IdentityKernel(), supports: ctx =>
-            ctx.Opset >= 14 && ctx.InputType(0) is null ? "Identity input is not known to be a tensor (sequences and optionals are not supported)" : null);
+        r.Add("Identity", 1, TypeSets.All, _ => new IdentityKernel());
         r.Add("Dropout", 7, DropoutTypes, ctx => new DropoutKernel(ctx.Opset >= 10), supports: DropoutSupport);
         r.Add("Shape", 1, TypeSets.All, ctx => new ShapeKernel(ctx.Opset >= 15 ? ctx.Node.GetInt("start", 0) : 0, ctx.Opset >= 15 ? ctx.Node.GetInt("end", long.MaxValue) : long.MaxValue));
         r.Add("Size", 1, TypeSets.All, _ => new SizeKernel());
