@@ -44,12 +44,12 @@ public class ResizeKernelTests
             scales is null ? null : Tensor.FromArray<float>(scales, [rank]),
             sizes is null ? null : Tensor.FromArray<long>(sizes, [rank])], 19, threads)[0];
 
-        var sc = scales?.Select(s => (double)s).ToArray() ?? sizes!.Select((s, i) => (double)s / shape[i]).ToArray();
-        var outShape = sizes?.Select(s => (int)s).ToArray() ?? shape.Select((d, i) => (int)Math.Floor(sc[i] * d)).ToArray();
-        var lengths = sizes?.Select(s => (double)s).ToArray() ?? shape.Select((d, i) => sc[i] * d).ToArray();
+        var sc = scales ?? sizes!.Select((s, i) => (float)s / shape[i]).ToArray();
+        var lengths = sizes?.Select(s => (float)s).ToArray() ?? shape.Select((d, i) => sc[i] * d).ToArray();
+        var outShape = sizes?.Select(s => (int)s).ToArray() ?? lengths.Select(l => (int)l).ToArray();
         var spec = new ResizeSpec(Mode(mode), Coords(coords), Nearest(nearest), cubicA, exclude, extrapolation, sc, outShape, lengths,
-            roi is null ? new double[rank] : roi.Take(rank).Select(v => (double)v).ToArray(),
-            roi is null ? Enumerable.Repeat(1.0, rank).ToArray() : roi.Skip(rank).Select(v => (double)v).ToArray());
+            roi is null ? new float[rank] : roi.Take(rank).ToArray(),
+            roi is null ? Enumerable.Repeat(1f, rank).ToArray() : roi.Skip(rank).ToArray());
         var expected = ResizeReference.Resize(x.Select(v => (double)v).ToArray(), shape, spec);
         Assert.Equal(outShape.Select(d => (long)d), y.Dims);
         NodeRunner.Close(expected.Select(v => (float)v).ToArray(), y.ToFloatArray(), 1e-5f, 1e-5f);
@@ -160,10 +160,10 @@ public class ResizeKernelTests
             .With(Attribute.Of("keep_aspect_ratio_policy", policy)).With(Attribute.Of("axes", new long[] { 2, -1 }));
         var y = NodeRunner.Run(n, [Tensor.FromArray<float>(x, [1, 2, 4, 4]), null, null, Tensor.FromArray<long>(sizes, [2])], 18)[0];
         Assert.Equal(new long[] { 1, 2, expectedHw[0], expectedHw[1] }, y.Dims);
-        double s = policy switch { "not_larger" => 7.0 / 4, "not_smaller" => 8.0 / 4, _ => double.NaN };
-        double[] sc = double.IsNaN(s) ? [1, 1, 7.0 / 4, 8.0 / 4] : [1, 1, s, s];
+        float s = policy switch { "not_larger" => 7f / 4, "not_smaller" => 8f / 4, _ => float.NaN };
+        float[] sc = float.IsNaN(s) ? [1, 1, 7f / 4, 8f / 4] : [1, 1, s, s];
         var spec = new ResizeSpec(ResizeMode.Linear, ResizeCoordinates.HalfPixel, ResizeNearest.RoundPreferFloor, -0.75, false, 0, sc,
-            [1, 2, (int)expectedHw[0], (int)expectedHw[1]], double.IsNaN(s) ? [1, 2, 7, 8] : [1, 2, s * 4, s * 4], new double[4], [1, 1, 1, 1]);
+            [1, 2, (int)expectedHw[0], (int)expectedHw[1]], float.IsNaN(s) ? [1, 2, 7, 8] : [1, 2, s * 4, s * 4], new float[4], [1, 1, 1, 1]);
         NodeRunner.Close(ResizeReference.Resize(x.Select(v => (double)v).ToArray(), [1, 2, 4, 4], spec).Select(v => (float)v).ToArray(), y.ToFloatArray(), 1e-5f, 1e-6f);
     }
 

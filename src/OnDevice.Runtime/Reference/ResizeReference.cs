@@ -52,13 +52,13 @@ public enum ResizeNearest
 /// <param name="CubicA">Cubic coefficient A.</param>
 /// <param name="ExcludeOutside">Zero the weights of taps outside the input and renormalize.</param>
 /// <param name="Extrapolation">Value outside the input for tf_crop_and_resize.</param>
-/// <param name="Scales">Scale per axis.</param>
+/// <param name="Scales">Scale per axis (given, or requested size / input length in float32 as ONNX Runtime computes it).</param>
 /// <param name="OutputShape">Output length per axis.</param>
-/// <param name="ResizedLengths">The "length_resized" of the coordinate formulas per axis: the requested size, or scale × input length when scales were given.</param>
+/// <param name="ResizedLengths">The "length_resized" of the coordinate formulas per axis: the requested size, or scale × input length when scales were given (as the ONNX reference defines it).</param>
 /// <param name="RoiStart">Region of interest start per axis (tf_crop_and_resize).</param>
 /// <param name="RoiEnd">Region of interest end per axis.</param>
 public sealed record ResizeSpec(ResizeMode Mode, ResizeCoordinates Coordinates, ResizeNearest Nearest, double CubicA, bool ExcludeOutside,
-    double Extrapolation, double[] Scales, int[] OutputShape, double[] ResizedLengths, double[] RoiStart, double[] RoiEnd);
+    double Extrapolation, float[] Scales, int[] OutputShape, float[] ResizedLengths, float[] RoiStart, float[] RoiEnd);
 
 /// <summary>
 /// Scalar definition of <c>Resize</c> following the ONNX reference implementation literally: for every output
@@ -68,21 +68,33 @@ public sealed record ResizeSpec(ResizeMode Mode, ResizeCoordinates Coordinates, 
 /// </summary>
 public static class ResizeReference
 {
-    /// <summary>The input coordinate of output index <paramref name="x"/> along one axis (double precision).
-    /// <paramref name="lengthResized"/> is the requested size or scale × input length; <paramref name="outLength"/> the integer output length.</summary>
-    public static double OriginalCoordinate(ResizeCoordinates mode, double x, double scale, double lengthResized, int outLength, int lengthOriginal, double roiStart, double roiEnd) => mode switch
+    /// <summary>
+    /// The input coordinate of output index <paramref name="x"/> along one axis. Computed in float32 arithmetic in
+    /// the order ONNX Runtime uses, so nearest-neighbour ties (and the data they pick) come out the same.
+    /// <paramref name="lengthResized"/> is the requested size, or scale × input length when scales are given;
+    /// <paramref name="outLength"/> the integer output length.
+    /// </summary>
+    public static float OriginalCoordinate(ResizeCoordinates mode, int x, float scale, float lengthResized, int outLength, int lengthOriginal, float roiStart, float roiEnd)
     {
-        ResizeCoordinates.HalfPixel => (x + 0.5) / scale - 0.5,
-        ResizeCoordinates.HalfPixelSymmetric => lengthOriginal / 2.0 * (1 - outLength / (scale * lengthOriginal)) + (x + 0.5) / scale - 0.5,
-        ResizeCoordinates.PytorchHalfPixel => lengthResized > 1 ? (x + 0.5) / scale - 0.5 : 0,
-        ResizeCoordinates.AlignCorners => lengthResized == 1 ? 0 : x * (lengthOriginal - 1) / (lengthResized - 1),
-        ResizeCoordinates.Asymmetric => x / scale,
-        ResizeCoordinates.TfHalfPixelForNn => (x + 0.5) / scale,
-        ResizeCoordinates.TfCropAndResize => lengthResized > 1
-            ? roiStart * (lengthOriginal - 1) + x * (roiEnd - roiStart) * (lengthOriginal - 1) / (lengthResized - 1)
-            : 0.5 * (roiStart + roiEnd) * (lengthOriginal - 1),
-        _ => throw new ArgumentOutOfRangeException(nameof(mode)),
-    };
+        float xr = x, lo = lengthOriginal;
+        switch (mode)
+        {
+            case ResizeCoordinates.HalfPixel: return (xr + 0.5f) / scale - 0.5f;
+            case ResizeCoordinates.HalfPixelSymmetric:
+                float adjustment = outLength / (scale * lo);
+                float offset = lo / 2 * (1 - adjustment);
+                return (float)(offset + (xr + 0.5) / scale - 0.5);
+            case ResizeCoordinates.PytorchHalfPixel: return lengthResized > 1 ? (xr + 0.5f) / scale - 0.5f : 0f;
+            case ResizeCoordinates.AlignCorners: return lengthResized == 1 ? 0f : xr * (lo - 1) / (lengthResized - 1);
+            case ResizeCoordinates.Asymmetric: return xr / scale;
+            case ResizeCoordinates.TfHalfPixelForNn: return (xr + 0.5f) / scale;
+            case ResizeCoordinates.TfCropAndResize:
+                return lengthResized > 1
+                    ? roiStart * (lo - 1) + xr * (roiEnd - roiStart) * (lo - 1) / (lengthResized - 1)
+                    : (float)(0.5 * (roiStart + roiEnd) * (lo - 1));
+            default: throw new ArgumentOutOfRangeException(nameof(mode));
+        }
+    }
 
     /// <summary>Cubic convolution weights of the four taps floor(x)-1 .. floor(x)+2 for fractional part <paramref name="t"/>.</summary>
     public static double[] CubicCoefficients(double t, double a) =>

@@ -145,30 +145,31 @@ internal static class ResizeKernels
             int rank = x.Rank;
             if (rank == 0) throw new InvalidOperationException("Resize: the input must have at least one dimension");
             var axes = _axes is null ? Enumerable.Range(0, rank).ToArray() : TensorUtil.Axes(_axes, rank);
-            var scales = Enumerable.Repeat(1.0, rank).ToArray();
+            var scales = Enumerable.Repeat(1f, rank).ToArray();
             var outShape = (int[])x.Shape.Clone();
-            var lengths = x.Shape.Select(d => (double)d).ToArray();
+            var lengths = x.Shape.Select(d => (float)d).ToArray();
             float[]? sc = _scalesAttr ?? (_scalesInput >= 0 && ctx.Input(_scalesInput) is { Length: > 0 } s ? Floats(s) : null);
             long[]? sz = _sizesInput >= 0 && ctx.Input(_sizesInput) is { Length: > 0 } z ? TensorUtil.Ints(z) : null;
             if (sc is not null && sz is not null) throw new InvalidOperationException("Resize: both scales and sizes are given");
+            // Scales, output sizes and lengths in float32 arithmetic, as ONNX Runtime computes them.
             if (sz is not null)
             {
                 if (sz.Length != axes.Length) throw new InvalidOperationException($"Resize: {sz.Length} sizes for {axes.Length} axes");
-                var ratio = new double[axes.Length];
+                var ratio = new float[axes.Length];
                 for (int k = 0; k < axes.Length; k++)
                 {
                     int a = axes[k];
                     outShape[a] = TensorUtil.Dim(sz[k], "Resize size");
-                    ratio[k] = x.Shape[a] == 0 ? 1 : (double)outShape[a] / x.Shape[a];
+                    ratio[k] = x.Shape[a] == 0 ? 1f : (float)outShape[a] / x.Shape[a];
                 }
                 if (_policy != 0)
                 {
-                    double common = _policy == 1 ? ratio.Min() : ratio.Max();
+                    float common = _policy == 1 ? ratio.Min() : ratio.Max();
                     foreach (var a in axes)
                     {
                         scales[a] = common;
                         lengths[a] = common * x.Shape[a];
-                        outShape[a] = TensorUtil.Dim((long)Math.Floor(common * x.Shape[a] + 0.5), "Resize size");
+                        outShape[a] = TensorUtil.Dim((long)MathF.Round(common * x.Shape[a], MidpointRounding.AwayFromZero), "Resize size");
                     }
                 }
                 else
@@ -188,17 +189,17 @@ internal static class ResizeKernels
                     int a = axes[k];
                     if (!(sc[k] > 0)) throw new InvalidOperationException($"Resize: scale {sc[k]} is not positive");
                     scales[a] = sc[k];
-                    lengths[a] = sc[k] * (double)x.Shape[a];
-                    outShape[a] = TensorUtil.Dim((long)Math.Floor(lengths[a]), "Resize output dimension");
+                    lengths[a] = sc[k] * x.Shape[a];
+                    outShape[a] = TensorUtil.Dim((long)lengths[a], "Resize output dimension");
                 }
             }
             else throw new InvalidOperationException("Resize: neither scales nor sizes is given");
 
-            var roiStart = new double[rank];
-            var roiEnd = Enumerable.Repeat(1.0, rank).ToArray();
+            var roiStart = new float[rank];
+            var roiEnd = Enumerable.Repeat(1f, rank).ToArray();
             if (_coords == ResizeCoordinates.TfCropAndResize && _roiInput >= 0 && ctx.Input(_roiInput) is { Length: > 0 } roiBuf)
             {
-                var roi = Doubles(roiBuf);
+                var roi = RoiValues(roiBuf);
                 if (roi.Length != 2 * axes.Length) throw new InvalidOperationException($"Resize: roi has {roi.Length} values for {axes.Length} axes");
                 for (int k = 0; k < axes.Length; k++)
                 {
@@ -213,20 +214,20 @@ internal static class ResizeKernels
             ? b.Span<float>().ToArray()
             : throw new InvalidOperationException($"Resize: scales must be float32, got {b.DType.Name()}");
 
-        private static double[] Doubles(TensorBuffer b) => b.DType switch
+        private static float[] RoiValues(TensorBuffer b) => b.DType switch
         {
-            DType.Float32 => b.Span<float>().ToArray().Select(v => (double)v).ToArray(),
-            DType.Float64 => b.Span<double>().ToArray(),
-            DType.Float16 => b.Span<Half>().ToArray().Select(v => (double)v).ToArray(),
+            DType.Float32 => b.Span<float>().ToArray(),
+            DType.Float64 => b.Span<double>().ToArray().Select(v => (float)v).ToArray(),
+            DType.Float16 => b.Span<Half>().ToArray().Select(v => (float)v).ToArray(),
             _ => throw new InvalidOperationException($"Resize: roi must be a float tensor, got {b.DType.Name()}"),
         };
 
         private static bool Identity(ResizeSpec spec, int axis) => spec.Scales[axis] == 1 && spec.Coordinates != ResizeCoordinates.TfCropAndResize;
 
-        private static double Coordinate(ResizeSpec spec, int axis, int o, int inLength) =>
+        private static float Coordinate(ResizeSpec spec, int axis, int o, int inLength) =>
             ResizeReference.OriginalCoordinate(spec.Coordinates, o, spec.Scales[axis], spec.ResizedLengths[axis], spec.OutputShape[axis], inLength, spec.RoiStart[axis], spec.RoiEnd[axis]);
 
-        private static bool Outside(ResizeSpec spec, double xo, int inLength) =>
+        private static bool Outside(ResizeSpec spec, float xo, int inLength) =>
             spec.Coordinates == ResizeCoordinates.TfCropAndResize && (xo < 0 || xo > inLength - 1);
 
         // ---- nearest: pure data movement, any element type ----
@@ -243,7 +244,7 @@ internal static class ResizeKernels
                 for (int o = 0; o < outLen; o++)
                 {
                     if (Identity(spec, d)) { m[o] = o * strides[d]; continue; }
-                    double xo = Coordinate(spec, d, o, inLen);
+                    float xo = Coordinate(spec, d, o, inLen);
                     m[o] = Outside(spec, xo, inLen) ? -1 : NearestIndex(xo, spec.Nearest, spec.Scales[d], inLen) * strides[d];
                 }
             }
@@ -332,7 +333,7 @@ internal static class ResizeKernels
             var outside = new bool[outLen];
             for (int o = 0; o < outLen; o++)
             {
-                double xo = Coordinate(spec, axis, o, inLen);
+                float xo = Coordinate(spec, axis, o, inLen);
                 if (Outside(spec, xo, inLen)) { outside[o] = true; continue; }
                 double fl = Math.Floor(xo);
                 double t = xo - fl;
