@@ -9,8 +9,11 @@ namespace OnDevice.Runtime.Kernels.Tensors;
 /// <summary>
 /// Resize (opsets 10–19) and Upsample (7–9): nearest (every rounding mode, any element type), linear and cubic
 /// (float32/float64, any number of axes) under every coordinate transformation, from scales or sizes, with
-/// keep_aspect_ratio_policy and axes (opset 18). Coordinates are computed in double precision as in the ONNX
-/// reference; "length_resized" is the requested size, or scale × input length when scales are given.
+/// keep_aspect_ratio_policy and axes (opset 18). Scales, output sizes and input coordinates are computed in float32
+/// in ONNX Runtime's order, so nearest-neighbour ties pick the same pixels as ORT; "length_resized" (align_corners,
+/// pytorch_half_pixel, tf_crop_and_resize) is the requested size, or scale × input length when scales are given, as
+/// the ONNX reference and its conformance tests define it (ORT uses the truncated output length there, so the two
+/// differ when scale × length is not a whole number).
 /// </summary>
 internal static class ResizeKernels
 {
