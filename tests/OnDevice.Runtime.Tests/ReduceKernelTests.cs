@@ -215,9 +215,14 @@ public class ReduceKernelTests
         var all = NodeRunner.Run(new Node("ReduceSum", ["x", "a"], ["y"]).With(Attribute.Of("keepdims", 0L)), [Tensor.FromArray<float>(x, [2, 3]), Tensor.FromArray<long>([], [0])], 13)[0];
         Assert.Empty(all.Dims);
         NodeRunner.Close([x.Sum()], all.ToFloatArray(), 1e-6f);
+        // noop: nothing is reduced, each element is folded alone (SumSquare squares, L2 takes |x|, Sum copies)
         var noop = NodeRunner.Run(new Node("ReduceSumSquare", ["x", "a"], ["y"]).With(Attribute.Of("noop_with_empty_axes", 1L)), [Tensor.FromArray<float>(x, [2, 3]), Tensor.FromArray<long>([], [0])], 18)[0];
         Assert.Equal(new long[] { 2, 3 }, noop.Dims);
-        Assert.Equal(x, noop.ToFloatArray());
+        Assert.Equal(x.Select(v => v * v), noop.ToFloatArray());
+        var l2 = NodeRunner.Run(new Node("ReduceL2", ["x", "a"], ["y"]).With(Attribute.Of("noop_with_empty_axes", 1L)), [Tensor.FromArray<float>(x, [2, 3]), Tensor.FromArray<long>([], [0])], 18)[0];
+        Assert.Equal(x.Select(MathF.Abs), l2.ToFloatArray());
+        var sum = NodeRunner.Run(new Node("ReduceSum", ["x", "a"], ["y"]).With(Attribute.Of("noop_with_empty_axes", 1L)), [Tensor.FromArray<float>(x, [2, 3]), Tensor.FromArray<long>([], [0])], 13)[0];
+        Assert.Equal(x, sum.ToFloatArray());
         var absent = NodeRunner.Run(new Node("ReduceMax", ["x"], ["y"]), [Tensor.FromArray<float>(x, [2, 3])], 18)[0];
         Assert.Equal(new long[] { 1, 1 }, absent.Dims);
         Assert.Equal(x.Max(), absent.ToFloatArray()[0]);

@@ -37,14 +37,16 @@ internal static class ReduceKernels
         r.Add(name, axesInputSince, types, ctx => new ReduceKernel(op, null, ctx.Node.GetInt("keepdims", 1) != 0, ctx.Node.GetInt("noop_with_empty_axes", 0) != 0, true));
     }
 
-    /// <summary>Plans the reduced axes and output shape; null axes or none means all axes (unless <paramref name="noop"/>).</summary>
-    public static (bool[] Reduce, int[] OutShape, bool Noop) Axes(int[] shape, long[]? axes, bool keepDims, bool noop)
+    /// <summary>Plans the reduced axes and output shape; null axes or none means all axes, or — with
+    /// <paramref name="noop"/> — none, so each element is folded alone (Sum gives x, SumSquare x², L2 |x|, as the
+    /// ONNX reference and ONNX Runtime do).</summary>
+    public static (bool[] Reduce, int[] OutShape) Axes(int[] shape, long[]? axes, bool keepDims, bool noop)
     {
         int rank = shape.Length;
         var reduce = new bool[rank];
         if (axes is null || axes.Length == 0)
         {
-            if (noop) return (reduce, shape, true);
+            if (noop) return (reduce, shape);
             Array.Fill(reduce, true);
         }
         else foreach (var a in TensorUtil.Axes(axes, rank)) reduce[a] = true;
@@ -52,7 +54,7 @@ internal static class ReduceKernels
         for (int d = 0; d < rank; d++)
             if (!reduce[d]) outShape.Add(shape[d]);
             else if (keepDims) outShape.Add(1);
-        return (reduce, [.. outShape], false);
+        return (reduce, [.. outShape]);
     }
 
     private sealed class ReduceKernel(ReduceOp op, long[]? axesAttr, bool keepDims, bool noop, bool axesFromInput) : IKernel
@@ -61,12 +63,7 @@ internal static class ReduceKernels
         {
             var x = ctx.Required(0);
             var axes = axesFromInput ? (ctx.Input(1) is { } a ? TensorUtil.Ints(a) : null) : axesAttr;
-            var (reduce, outShape, isNoop) = Axes(x.Shape, axes, keepDims, noop);
-            if (isNoop)
-            {
-                TensorUtil.CopyTo(ctx, 0, x, x.Shape);
-                return;
-            }
+            var (reduce, outShape) = Axes(x.Shape, axes, keepDims, noop);
             var y = ctx.Output(0, x.DType, outShape);
             if (y.Length == 0) return;
             var layout = ReduceLayout.Of(x.Shape, reduce);
