@@ -135,6 +135,25 @@ public class ResizeKernelTests
     }
 
     [Fact]
+    public void NearestTies_FollowFloat32Arithmetic_AsOnnxRuntime()
+    {
+        // 7×9 → 1×1 with half_pixel/floor: 0.5 / (1/7f) − 0.5 is 2.9999998 in float32 (3 exactly in real numbers);
+        // ONNX Runtime 1.30 picks row 2, column 4, and so do we.
+        var x = Enumerable.Range(0, 63).Select(i => (float)i).ToArray();
+        var n = new Node("Resize", ["x", "", "", "sizes"], ["y"]).With(Attribute.Of("mode", "nearest"))
+            .With(Attribute.Of("coordinate_transformation_mode", "half_pixel")).With(Attribute.Of("nearest_mode", "floor"));
+        var y = NodeRunner.Run(n, [Tensor.FromArray<float>(x, [1, 1, 7, 9]), null, null, Tensor.FromArray<long>([1, 1, 1, 1], [4])], 13)[0];
+        Assert.Equal(2 * 9 + 4, y.ToFloatArray()[0]);
+        // asymmetric/floor with scale 0.6: 3 / 0.6f rounds to exactly 5 in float32 (4.9999998 in double), so output
+        // column 3 reads input column 5, as in ORT.
+        var a = new Node("Resize", ["x", "", "s"], ["y"]).With(Attribute.Of("mode", "nearest"))
+            .With(Attribute.Of("coordinate_transformation_mode", "asymmetric")).With(Attribute.Of("nearest_mode", "floor"));
+        var z = NodeRunner.Run(a, [Tensor.FromArray<float>(x, [1, 1, 7, 9]), null, Tensor.FromArray<float>([1, 1, 1, 0.6f], [4])], 13)[0];
+        Assert.Equal(new long[] { 1, 1, 7, 5 }, z.Dims);
+        Assert.Equal(new float[] { 0, 1, 3, 5, 6 }, z.ToFloatArray().Take(5));
+    }
+
+    [Fact]
     public void Nearest_MovesAnyElementType()
     {
         var x = Enumerable.Range(0, 6).Select(i => (long)i * 11 - 7).ToArray();
