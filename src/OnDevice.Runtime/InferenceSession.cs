@@ -27,6 +27,9 @@ public sealed class InferenceSession
         Options = options ?? SessionOptions.Default;
         if (Options.Threads < 1) throw new ArgumentOutOfRangeException(nameof(options), "Threads must be at least 1");
         var graph = model.Graph.Clone();
+        foreach (var v in graph.Inputs.Concat(graph.Outputs))
+            if (v.Type is { } t and not TensorTypeInfo)
+                throw new NotSupportedException($"graph {(graph.Inputs.Contains(v) ? "input" : "output")} '{v.Name}' is {t}; the runtime computes on tensors only");
         ConstantLifting.Lift(graph);
         long opset = model.OpsetVersion("") ?? 1;
         var opsets = model.OpsetImports.GroupBy(o => o.Domain is "ai.onnx" ? "" : o.Domain).ToDictionary(g => g.Key, g => g.Max(o => o.Version));

@@ -12,5 +12,20 @@ internal static class KernelFamilies
         Elementwise.ComparisonKernels.Register(r);
         Elementwise.LogicalKernels.Register(r);
         Elementwise.CastKernels.Register(r);
+        Tensors.ShapeKernels.Register(r);
+        Tensors.GeneratorKernels.Register(r);
+        Tensors.TransposeKernels.Register(r);
+        Tensors.ConcatSplitKernels.Register(r);
+        Tensors.SliceKernels.Register(r);
+        Tensors.GatherKernels.Register(r);
+        Tensors.ExpandTileKernels.Register(r);
+        Tensors.PadKernels.Register(r);
+        Tensors.ResizeKernels.Register(r);
+        Reduce.ReduceKernels.Register(r);
+        Reduce.ArgKernels.Register(r);
+        Reduce.SoftmaxKernels.Register(r);
+        Reduce.TopKKernels.Register(r);
+        Reduce.CumSumKernels.Register(r);
+        Reduce.EinsumKernels.Register(r);
     }
 }
