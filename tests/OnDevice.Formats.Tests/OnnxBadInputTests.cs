@@ -163,6 +163,16 @@ public class OnnxBadInputTests
     }
 
     [Fact]
+    public void ModelReachedThroughASymbolicLink_ReadsTheTarget()
+    {
+        using var dir = new TempDir();
+        var link = dir.File("link.onnx");
+        File.CreateSymbolicLink(link, SampleModels.Path("openwakeword-hello-deepa"));
+        var m = OnnxReader.Read(link);
+        Assert.NotEmpty(m.Graph.Nodes);
+    }
+
+    [Fact]
     public void ExternalDataRangePastEndOfFile_IsRejected()
     {
         using var dir = new TempDir();

@@ -154,3 +154,20 @@ public class InferenceSessionTests
         Assert.True(s.OptimizedGraph.Nodes.Count < before || !KernelRegistry.Default.Claims("", "Identity", 17));
     }
 }
+
+public class OptimizerTests
+{
+    [Fact]
+    public void DropoutInTrainingMode_IsKept_WhileInferenceDropoutIsRemoved()
+    {
+        var g = new Graph();
+        g.Inputs.Add(ValueInfo.Tensor("x", DType.Float32, Shape.Of(4)));
+        g.Inputs.Add(ValueInfo.Tensor("training", DType.Bool, Shape.Scalar));
+        g.Nodes.Add(new Node("Dropout", ["x", "", "training"], ["a"], "train_dropout"));
+        g.Nodes.Add(new Node("Dropout", ["a"], ["b"], "inference_dropout"));
+        g.Outputs.Add(new ValueInfo("b"));
+        Optimizer.GraphOptimizer.Optimize(g, 17, Kernels.KernelRegistry.Default);
+        Assert.Equal(["train_dropout"], g.Nodes.Select(n => n.Name));
+        Assert.Equal("b", g.Nodes[0].Outputs[0]);
+    }
+}

@@ -41,13 +41,15 @@ public static class OnnxReader
         ReadOnlyMemory<byte> bytes;
         try
         {
-            var info = new FileInfo(full);
-            if (!info.Exists)
+            if (!File.Exists(full))
                 throw new ModelFormatException(path, Directory.Exists(full) ? "is a directory, not a model file" : "file not found");
-            if (info.Length > MaxModelFileBytes)
-                throw new ModelFormatException(path, $"file is {info.Length} bytes; an ONNX protobuf cannot exceed 2 GiB (larger models keep tensors in external data files)");
-            if (info.Length == 0) throw new ModelFormatException(path, "file is empty");
-            bytes = options.MemoryMap ? MappedFile.Open(full).Slice(0, (int)info.Length) : File.ReadAllBytes(full);
+            // The length of what the path leads to (a symbolic link's own length would be the link text's).
+            long length;
+            using (var handle = File.OpenHandle(full)) length = RandomAccess.GetLength(handle);
+            if (length > MaxModelFileBytes)
+                throw new ModelFormatException(path, $"file is {length} bytes; an ONNX protobuf cannot exceed 2 GiB (larger models keep tensors in external data files)");
+            if (length == 0) throw new ModelFormatException(path, "file is empty");
+            bytes = options.MemoryMap ? MappedFile.Open(full).Slice(0, (int)length) : File.ReadAllBytes(full);
         }
         catch (IOException e) { throw new ModelFormatException(path, $"cannot read: {e.Message}", e); }
         catch (UnauthorizedAccessException e) { throw new ModelFormatException(path, $"cannot read: {e.Message}", e); }

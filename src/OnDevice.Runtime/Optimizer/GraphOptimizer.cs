@@ -124,7 +124,7 @@ internal sealed class EliminateNoOps : IGraphPass
             bool noop = n.OpType switch
             {
                 "Identity" => true,
-                "Dropout" => n.Outputs.Count < 2 || n.Outputs[1].Length == 0 || Rewrite.UseCount(graph, n.Outputs[1]) == 0,
+                "Dropout" => (n.Outputs.Count < 2 || n.Outputs[1].Length == 0 || Rewrite.UseCount(graph, n.Outputs[1]) == 0) && IsInferenceDropout(graph, n),
                 "Cast" => facts.Get(n.Inputs[0]) is { DType: var t } && t != DType.Undefined && (long)t == n.GetInt("to", -1),
                 _ => false,
             };
@@ -143,6 +143,14 @@ internal sealed class EliminateNoOps : IGraphPass
             changed++;
         }
         return changed;
+    }
+
+    /// <summary>True when a Dropout cannot be in training mode: no training_mode input (opset 12+), or a constant false one.</summary>
+    private static bool IsInferenceDropout(Graph graph, Node n)
+    {
+        if (n.Inputs.Count < 3 || n.Inputs[2].Length == 0) return true;
+        return graph.Initializers.TryGetValue(n.Inputs[2], out var t) && t.ElementCount == 1 && t.GetDouble(0) == 0
+            && !graph.Inputs.Any(i => i.Name == n.Inputs[2]);
     }
 
     /// <summary>Bypasses a pass-through node: its readers read its input instead.</summary>
