@@ -23,6 +23,18 @@ public static partial class ShapeInference
 
     private static readonly Dictionary<string, Rule> Rules = BuildRules();
 
+    // Contrib and runtime-internal operators that keep the shape rule of the op they extend.
+    private static readonly Dictionary<(string, string), Rule> DomainRules = new()
+    {
+        [("com.ondevice", "FusedElementwise")] = (c, n) => [Like(c.In(n, 0))],
+        [("com.ondevice", "FusedConv")] = (c, n) => Conv(c, n),
+        [("com.microsoft", "FusedConv")] = (c, n) => Conv(c, n),
+        [("com.microsoft", "FusedGemm")] = (c, n) => Gemm(c, n),
+        [("com.microsoft", "FusedMatMul")] = (c, n) => MatMul(c, n),
+        [("com.microsoft", "Gelu")] = (c, n) => [Like(c.In(n, 0))],
+        [("com.microsoft", "FastGelu")] = (c, n) => [Like(c.In(n, 0))],
+    };
+
     /// <summary>Operator types whose shapes this inference computes.</summary>
     public static IReadOnlyCollection<string> KnownOps => Rules.Keys;
 
@@ -100,6 +112,7 @@ public static partial class ShapeInference
         public ValueFacts?[] Apply(Node n)
         {
             if (n.IsDefaultDomain && Rules.TryGetValue(n.OpType, out var rule)) return rule(this, n);
+            if (!n.IsDefaultDomain && DomainRules.TryGetValue((n.Domain, n.OpType), out rule)) return rule(this, n);
             return new ValueFacts?[n.Outputs.Count];
         }
     }

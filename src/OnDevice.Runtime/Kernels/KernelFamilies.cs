@@ -12,6 +12,7 @@ internal static class KernelFamilies
         Elementwise.ComparisonKernels.Register(r);
         Elementwise.LogicalKernels.Register(r);
         Elementwise.CastKernels.Register(r);
+        Elementwise.FusedElementwiseKernels.Register(r);
         Tensors.ShapeKernels.Register(r);
         Tensors.GeneratorKernels.Register(r);
         Tensors.TransposeKernels.Register(r);

@@ -29,6 +29,7 @@ public static class GraphOptimizer
         new EliminateNoOps(),
         new FoldConstants(),
         new FoldBatchNormIntoConv(),
+        new FuseElementwiseChains(),
     ];
 
     /// <summary>Applies every pass until a fixed point (at most 8 rounds); returns the number of rewrites by pass.</summary>
