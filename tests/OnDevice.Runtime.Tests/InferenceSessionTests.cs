@@ -34,7 +34,7 @@ public class InferenceSessionTests
     [Fact]
     public void Run_ComputesTheGraph_AndReusesMemoryAcrossLayers()
     {
-        var s = new InferenceSession(Chain(10), new SessionOptions { Threads = 1 });
+        var s = new InferenceSession(Chain(10), new SessionOptions { Threads = 1, Optimize = false });
         var x = NodeRunner.Random(4 * 64, 1);
         var y = s.Run("x", Tensor.FromArray<float>(x, [4, 64]))["a9"];
         NodeRunner.Close(Expected(x, 10), y.ToFloatArray());
@@ -59,7 +59,7 @@ public class InferenceSessionTests
     [Fact]
     public void ConcurrentRuns_OnOneSession_AreSafe()
     {
-        var s = new InferenceSession(Chain(6), new SessionOptions { Threads = 1 });
+        var s = new InferenceSession(Chain(6), new SessionOptions { Threads = 1, Optimize = false });
         var inputs = Enumerable.Range(0, 8).Select(i => NodeRunner.Random((1 + i % 3) * 64, 100 + i)).ToArray();
         Parallel.For(0, 64, new ParallelOptions { MaxDegreeOfParallelism = 8 }, k =>
         {
@@ -133,7 +133,7 @@ public class InferenceSessionTests
     [Fact]
     public void Profiling_ReportsEveryNode()
     {
-        var s = new InferenceSession(Chain(2), new SessionOptions { Profiling = true });
+        var s = new InferenceSession(Chain(2), new SessionOptions { Profiling = true, Optimize = false });
         for (int i = 0; i < 3; i++) s.Run("x", Tensor.Zeros(DType.Float32, [2, 64]));
         var p = s.GetProfile();
         Assert.Equal(3, p.Runs);
