@@ -8,5 +8,6 @@ internal static class KernelFamilies
         ControlFlow.ControlFlowKernels.Register(r);
         Elementwise.ActivationKernels.Register(r);
         Elementwise.ArithmeticKernels.Register(r);
+        LinearAlgebra.MatMulKernels.Register(r);
     }
 }

@@ -44,4 +44,49 @@ public static class GemmReference
         Multiply(a, k, 1, b, n, 1, c, n, m, n, k);
         return c;
     }
+
+    /// <summary>numpy matmul: 1-D operands promoted (and the added dimension dropped), batch dimensions broadcast.</summary>
+    public static (float[] Values, int[] Shape) MatMul(ReadOnlySpan<float> a, int[] aShape, ReadOnlySpan<float> b, int[] bShape)
+    {
+        bool aVec = aShape.Length == 1, bVec = bShape.Length == 1;
+        int m = aVec ? 1 : aShape[^2], k = aShape[^1], n = bVec ? 1 : bShape[^1];
+        if ((bVec ? bShape[0] : bShape[^2]) != k) throw new InvalidOperationException("inner dimensions differ");
+        int[] ab = aVec ? [] : aShape[..^2], bb = bVec ? [] : bShape[..^2];
+        int rank = Math.Max(ab.Length, bb.Length);
+        var batch = new int[rank];
+        for (int d = 0; d < rank; d++)
+        {
+            int da = d - (rank - ab.Length) >= 0 ? ab[d - (rank - ab.Length)] : 1;
+            int db = d - (rank - bb.Length) >= 0 ? bb[d - (rank - bb.Length)] : 1;
+            if (da != db && da != 1 && db != 1) throw new InvalidOperationException("batch dimensions do not broadcast");
+            batch[d] = da == 1 ? db : da;
+        }
+        int batches = batch.Aggregate(1, (p, d) => p * d);
+        var y = new float[batches * m * n];
+        var idx = new int[rank];
+        for (int t = 0; t < batches; t++)
+        {
+            int rem = t;
+            for (int d = rank - 1; d >= 0; d--) { idx[d] = rem % batch[d]; rem /= batch[d]; }
+            int ai = Flat(ab, idx, rank), bi = Flat(bb, idx, rank);
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                {
+                    double s = 0;
+                    for (int p = 0; p < k; p++) s += (double)a[(ai * m + i) * k + p] * b[(bi * k + p) * n + j];
+                    y[(t * m + i) * n + j] = (float)s;
+                }
+        }
+        var shape = new List<int>(batch);
+        if (!aVec) shape.Add(m);
+        if (!bVec) shape.Add(n);
+        return (y, [.. shape]);
+
+        static int Flat(int[] own, int[] idx, int rank)
+        {
+            int off = 0;
+            for (int d = 0; d < own.Length; d++) off = off * own[d] + (own[d] == 1 ? 0 : idx[d + rank - own.Length]);
+            return off;
+        }
+    }
 }
