@@ -9,5 +9,6 @@ internal static class KernelFamilies
         Elementwise.ActivationKernels.Register(r);
         Elementwise.ArithmeticKernels.Register(r);
         LinearAlgebra.MatMulKernels.Register(r);
+        Nn.ConvKernels.Register(r);
     }
 }

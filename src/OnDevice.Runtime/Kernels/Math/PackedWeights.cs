@@ -44,4 +44,28 @@ internal static unsafe class PackedWeights
 
     /// <summary>Rounds a float count up to a whole number of 64-byte lines (so carved regions stay aligned).</summary>
     public static long Lines(long floats) => (floats + 15) / 16 * 16;
+
+    /// <summary>
+    /// Runs <paramref name="body"/>(worker, begin, end) over [0, count) split into at most <see cref="KernelContext.Threads"/>
+    /// contiguous ranges; the worker index (0-based, below the number of ranges) selects per-worker scratch.
+    /// </summary>
+    public static void ForWorkers(KernelContext ctx, int count, int minChunk, Action<int, int, int> body)
+    {
+        if (count <= 0) return;
+        int workers = Math.Max(1, Math.Min(ctx.Threads, count / Math.Max(1, minChunk)));
+        if (workers == 1)
+        {
+            body(0, 0, count);
+            return;
+        }
+        ctx.ParallelFor(workers, (w0, w1) =>
+        {
+            for (int w = w0; w < w1; w++)
+                body(w, (int)((long)count * w / workers), (int)((long)count * (w + 1) / workers));
+        });
+    }
+
+    /// <summary>Workers <see cref="ForWorkers"/> will use.</summary>
+    public static int Workers(KernelContext ctx, int count, int minChunk) =>
+        count <= 0 ? 1 : Math.Max(1, Math.Min(ctx.Threads, count / Math.Max(1, minChunk)));
 }
