@@ -104,4 +104,37 @@ public unsafe class GemmTests
             for (int j = 0; j < cols; j++) t[j * rows + i] = x[i * cols + j];
         return t;
     }
+
+    [Theory]
+    [InlineData(5, 40, 9)]
+    [InlineData(24, 333, 300)]
+    [InlineData(13, 31, 1)]
+    public void IndirectB_MatchesReference(int m, int n, int k)
+    {
+        // B[kk, j] = data[offsets[kk] + j] with arbitrary (overlapping) row offsets.
+        var rng = new Random(7);
+        var offsets = new int[k];
+        for (int i = 0; i < k; i++) offsets[i] = rng.Next(0, 50);
+        var data = NodeRunner.Random(50 + n + 2 * Gemm.NR + 16, 8);
+        var b = new float[k * n];
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j < n; j++) b[i * n + j] = data[offsets[i] + j];
+        var a = NodeRunner.Random(m * k, 9);
+        var bias = NodeRunner.Random(m, 10);
+        var ep = new GemmEpilogue(GemmBias.PerRow, FusedActivation.Relu);
+        var expected = new float[m * n];
+        GemmReference.Multiply(a, k, 1, b, n, 1, expected, n, m, n, k, false, ep, bias);
+        foreach (int threads in new[] { 1, 2 })
+        {
+            var c = new float[m * n];
+            var pa = new float[Gemm.PackedASize(m, k)];
+            fixed (float* ap = a, pap = pa, dp = data, cp = c, bp = bias)
+            fixed (int* op = offsets)
+            {
+                Gemm.PackA(ap, m, k, k, 1, 1f, pap);
+                Gemm.Multiply(new IndirectB(dp, op), pap, m, n, k, cp, n, false, ep, bp, threads, null);
+            }
+            NodeRunner.Close(expected, c, 1e-4f, 1e-5f);
+        }
+    }
 }

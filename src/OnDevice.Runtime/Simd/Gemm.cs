@@ -16,6 +16,9 @@ public unsafe interface IGemmB
 
     /// <summary>True when <see cref="Block"/> writes into scratch (false for prepacked operands).</summary>
     bool UsesScratch { get; }
+
+    /// <summary>Null for packed panels (row k of a panel at k·NR); otherwise row k of the panel at p lies at p + Offsets[k].</summary>
+    int* Offsets { get; }
 }
 
 /// <summary>B packed once for all of K (see <see cref="Gemm.PackB"/>): blocks are views, nothing is copied.</summary>
@@ -36,6 +39,9 @@ public readonly unsafe struct PrepackedB(float* packed, int k) : IGemmB
 
     /// <inheritdoc/>
     public bool UsesScratch => false;
+
+    /// <inheritdoc/>
+    public int* Offsets => null;
 }
 
 /// <summary>B read from memory with arbitrary strides (row-major: RowStride = N, ColStride = 1; transposed: RowStride = 1,
@@ -64,6 +70,30 @@ public readonly unsafe struct StridedB(float* data, nint rowStride, nint colStri
 
     /// <inheritdoc/>
     public bool UsesScratch => true;
+
+    /// <inheritdoc/>
+    public int* Offsets => null;
+}
+
+/// <summary>
+/// B read in place through a row-offset table: B[k, j] = Data[Offsets[k] + j] (an implicit-GEMM convolution over a
+/// zero-padded image, where row k = (c, kh, kw) is the image shifted by that tap). Reading NR − 1 floats past the last
+/// column of every row must stay inside the buffer; those columns are computed and discarded.
+/// </summary>
+public readonly unsafe struct IndirectB(float* data, int* offsets) : IGemmB
+{
+    /// <inheritdoc/>
+    public float* Block(int k0, int kc, int j0, int nc, float* scratch, out nint panelStride)
+    {
+        panelStride = Gemm.NR;
+        return data + j0;
+    }
+
+    /// <inheritdoc/>
+    public bool UsesScratch => false;
+
+    /// <inheritdoc/>
+    public int* Offsets => offsets;
 }
 
 /// <summary>
@@ -223,6 +253,28 @@ public static unsafe class Gemm
         });
     }
 
+    /// <summary>
+    /// C = A·B (+ epilogue) for a row-major B[K, N] with row stride <paramref name="ldb"/> read in place: full NR-wide
+    /// panels go through <see cref="IndirectB"/> (no packing), the last partial panel is packed. <paramref name="offsets"/>
+    /// must hold K ints; <paramref name="scratch"/> <see cref="ScratchFloats"/>(K, NR, 1) floats.
+    /// </summary>
+    public static void MultiplyRowMajorB(float* b, nint ldb, float* packedA, int m, int n, int k, float* c, nint ldc, bool accumulate,
+        GemmEpilogue epilogue, float* bias, int threads, int* offsets, float* scratch)
+    {
+        int full = n / NR * NR;
+        if (full > 0 && k > 0)
+        {
+            for (int i = 0; i < k; i++) offsets[i] = checked((int)(i * ldb));
+            Multiply(new IndirectB(b, offsets), packedA, m, full, k, c, ldc, accumulate, epilogue, bias, threads, null);
+        }
+        if (full < n || k <= 0)
+        {
+            int start = k > 0 ? full : 0;
+            float* colBias = epilogue.Bias == GemmBias.PerColumn ? bias + start : bias;
+            Multiply(new StridedB(b + start, ldb, 1, n - start), packedA, m, n - start, k, c + start, ldc, accumulate, epilogue, colBias, 1, scratch);
+        }
+    }
+
     /// <summary>One thread's share: rows [m0, m1) (m0 a multiple of MR) by columns [n0, n1) (n0 a multiple of NR).</summary>
     private static void Range<TB>(TB b, float* packedA, int m0, int m1, int n0, int n1, int k, float* c, nint ldc, bool accumulate,
         GemmEpilogue epilogue, float* bias, float* scratch) where TB : struct, IGemmB
@@ -254,8 +306,17 @@ public static unsafe class Gemm
                             float* ap = packedA + (nint)(ic + ir) * k + (nint)pc * mr;
                             float* ct = c + (ic + ir) * ldc + jc + jr;
                             float* biasRow = rowBias ? bias + ic + ir : null;
-                            if (nr == nrMax) Tile(rows, ap, bp, kc, ct, ldc, flags, biasRow, biasCol, act);
-                            else EdgeTile(rows, nr, ap, bp, kc, ct, ldc, flags, biasRow, biasCol, act);
+                            if (b.Offsets == null)
+                            {
+                                if (nr == nrMax) Tile<PackedRows>(rows, ap, bp, null, kc, ct, ldc, flags, biasRow, biasCol, act);
+                                else EdgeTile<PackedRows>(rows, nr, ap, bp, null, kc, ct, ldc, flags, biasRow, biasCol, act);
+                            }
+                            else
+                            {
+                                int* offs = b.Offsets + pc;
+                                if (nr == nrMax) Tile<IndirectRows>(rows, ap, bp, offs, kc, ct, ldc, flags, biasRow, biasCol, act);
+                                else EdgeTile<IndirectRows>(rows, nr, ap, bp, offs, kc, ct, ldc, flags, biasRow, biasCol, act);
+                            }
                         }
                     }
                 }
@@ -264,7 +325,8 @@ public static unsafe class Gemm
     }
 
     /// <summary>A tile narrower than NR: computed into a local NR-wide tile, then copied out.</summary>
-    private static void EdgeTile(int rows, int cols, float* ap, float* bp, int kc, float* c, nint ldc, int flags, float* biasRow, float* biasCol, FusedActivation act)
+    private static void EdgeTile<TB>(int rows, int cols, float* ap, float* bp, int* offsets, int kc, float* c, nint ldc, int flags, float* biasRow, float* biasCol, FusedActivation act)
+        where TB : struct, IBRows
     {
         int nr = NR;
         float* tile = stackalloc float[GemmMicroKernels.MR512 * GemmMicroKernels.NR512];
@@ -277,57 +339,58 @@ public static unsafe class Gemm
             for (int j = 0; j < nr; j++) colBias[j] = j < cols ? biasCol[j] : 0;
             biasCol = colBias;
         }
-        Tile(rows, ap, bp, kc, tile, nr, flags, biasRow, biasCol, act);
+        Tile<TB>(rows, ap, bp, offsets, kc, tile, nr, flags, biasRow, biasCol, act);
         for (int r = 0; r < rows; r++)
             for (int j = 0; j < cols; j++) c[r * ldc + j] = tile[r * nr + j];
     }
 
     /// <summary>Runs the micro-kernel for <paramref name="rows"/> rows (1..MR) of a full-width tile.</summary>
-    internal static void Tile(int rows, float* a, float* b, nint kc, float* c, nint ldc, int flags, float* biasRow, float* biasCol, FusedActivation act)
+    internal static void Tile<TB>(int rows, float* a, float* b, int* offsets, nint kc, float* c, nint ldc, int flags, float* biasRow, float* biasCol, FusedActivation act)
+        where TB : struct, IBRows
     {
         if (Vector512.IsHardwareAccelerated)
         {
             switch (rows)
             {
-                case 12: GemmMicroKernels.Kernel512<R12>(a, b, kc, c, ldc, flags, biasRow, biasCol, act); break;
-                case 11: GemmMicroKernels.Kernel512<R11>(a, b, kc, c, ldc, flags, biasRow, biasCol, act); break;
-                case 10: GemmMicroKernels.Kernel512<R10>(a, b, kc, c, ldc, flags, biasRow, biasCol, act); break;
-                case 9: GemmMicroKernels.Kernel512<R9>(a, b, kc, c, ldc, flags, biasRow, biasCol, act); break;
-                case 8: GemmMicroKernels.Kernel512<R8>(a, b, kc, c, ldc, flags, biasRow, biasCol, act); break;
-                case 7: GemmMicroKernels.Kernel512<R7>(a, b, kc, c, ldc, flags, biasRow, biasCol, act); break;
-                case 6: GemmMicroKernels.Kernel512<R6>(a, b, kc, c, ldc, flags, biasRow, biasCol, act); break;
-                case 5: GemmMicroKernels.Kernel512<R5>(a, b, kc, c, ldc, flags, biasRow, biasCol, act); break;
-                case 4: GemmMicroKernels.Kernel512<R4>(a, b, kc, c, ldc, flags, biasRow, biasCol, act); break;
-                case 3: GemmMicroKernels.Kernel512<R3>(a, b, kc, c, ldc, flags, biasRow, biasCol, act); break;
-                case 2: GemmMicroKernels.Kernel512<R2>(a, b, kc, c, ldc, flags, biasRow, biasCol, act); break;
-                default: GemmMicroKernels.Kernel512<R1>(a, b, kc, c, ldc, flags, biasRow, biasCol, act); break;
+                case 12: GemmMicroKernels.Kernel512<R12, TB>(a, b, offsets, kc, c, ldc, flags, biasRow, biasCol, act); break;
+                case 11: GemmMicroKernels.Kernel512<R11, TB>(a, b, offsets, kc, c, ldc, flags, biasRow, biasCol, act); break;
+                case 10: GemmMicroKernels.Kernel512<R10, TB>(a, b, offsets, kc, c, ldc, flags, biasRow, biasCol, act); break;
+                case 9: GemmMicroKernels.Kernel512<R9, TB>(a, b, offsets, kc, c, ldc, flags, biasRow, biasCol, act); break;
+                case 8: GemmMicroKernels.Kernel512<R8, TB>(a, b, offsets, kc, c, ldc, flags, biasRow, biasCol, act); break;
+                case 7: GemmMicroKernels.Kernel512<R7, TB>(a, b, offsets, kc, c, ldc, flags, biasRow, biasCol, act); break;
+                case 6: GemmMicroKernels.Kernel512<R6, TB>(a, b, offsets, kc, c, ldc, flags, biasRow, biasCol, act); break;
+                case 5: GemmMicroKernels.Kernel512<R5, TB>(a, b, offsets, kc, c, ldc, flags, biasRow, biasCol, act); break;
+                case 4: GemmMicroKernels.Kernel512<R4, TB>(a, b, offsets, kc, c, ldc, flags, biasRow, biasCol, act); break;
+                case 3: GemmMicroKernels.Kernel512<R3, TB>(a, b, offsets, kc, c, ldc, flags, biasRow, biasCol, act); break;
+                case 2: GemmMicroKernels.Kernel512<R2, TB>(a, b, offsets, kc, c, ldc, flags, biasRow, biasCol, act); break;
+                default: GemmMicroKernels.Kernel512<R1, TB>(a, b, offsets, kc, c, ldc, flags, biasRow, biasCol, act); break;
             }
         }
         else if (Vector256.IsHardwareAccelerated)
         {
             switch (rows)
             {
-                case 6: GemmMicroKernels.Kernel256<R6>(a, b, kc, c, ldc, flags, biasRow, biasCol, act); break;
-                case 5: GemmMicroKernels.Kernel256<R5>(a, b, kc, c, ldc, flags, biasRow, biasCol, act); break;
-                case 4: GemmMicroKernels.Kernel256<R4>(a, b, kc, c, ldc, flags, biasRow, biasCol, act); break;
-                case 3: GemmMicroKernels.Kernel256<R3>(a, b, kc, c, ldc, flags, biasRow, biasCol, act); break;
-                case 2: GemmMicroKernels.Kernel256<R2>(a, b, kc, c, ldc, flags, biasRow, biasCol, act); break;
-                default: GemmMicroKernels.Kernel256<R1>(a, b, kc, c, ldc, flags, biasRow, biasCol, act); break;
+                case 6: GemmMicroKernels.Kernel256<R6, TB>(a, b, offsets, kc, c, ldc, flags, biasRow, biasCol, act); break;
+                case 5: GemmMicroKernels.Kernel256<R5, TB>(a, b, offsets, kc, c, ldc, flags, biasRow, biasCol, act); break;
+                case 4: GemmMicroKernels.Kernel256<R4, TB>(a, b, offsets, kc, c, ldc, flags, biasRow, biasCol, act); break;
+                case 3: GemmMicroKernels.Kernel256<R3, TB>(a, b, offsets, kc, c, ldc, flags, biasRow, biasCol, act); break;
+                case 2: GemmMicroKernels.Kernel256<R2, TB>(a, b, offsets, kc, c, ldc, flags, biasRow, biasCol, act); break;
+                default: GemmMicroKernels.Kernel256<R1, TB>(a, b, offsets, kc, c, ldc, flags, biasRow, biasCol, act); break;
             }
         }
         else if (Vector128.IsHardwareAccelerated)
         {
             switch (rows)
             {
-                case 6: GemmMicroKernels.Kernel128<R6>(a, b, kc, c, ldc, flags, biasRow, biasCol, act); break;
-                case 5: GemmMicroKernels.Kernel128<R5>(a, b, kc, c, ldc, flags, biasRow, biasCol, act); break;
-                case 4: GemmMicroKernels.Kernel128<R4>(a, b, kc, c, ldc, flags, biasRow, biasCol, act); break;
-                case 3: GemmMicroKernels.Kernel128<R3>(a, b, kc, c, ldc, flags, biasRow, biasCol, act); break;
-                case 2: GemmMicroKernels.Kernel128<R2>(a, b, kc, c, ldc, flags, biasRow, biasCol, act); break;
-                default: GemmMicroKernels.Kernel128<R1>(a, b, kc, c, ldc, flags, biasRow, biasCol, act); break;
+                case 6: GemmMicroKernels.Kernel128<R6, TB>(a, b, offsets, kc, c, ldc, flags, biasRow, biasCol, act); break;
+                case 5: GemmMicroKernels.Kernel128<R5, TB>(a, b, offsets, kc, c, ldc, flags, biasRow, biasCol, act); break;
+                case 4: GemmMicroKernels.Kernel128<R4, TB>(a, b, offsets, kc, c, ldc, flags, biasRow, biasCol, act); break;
+                case 3: GemmMicroKernels.Kernel128<R3, TB>(a, b, offsets, kc, c, ldc, flags, biasRow, biasCol, act); break;
+                case 2: GemmMicroKernels.Kernel128<R2, TB>(a, b, offsets, kc, c, ldc, flags, biasRow, biasCol, act); break;
+                default: GemmMicroKernels.Kernel128<R1, TB>(a, b, offsets, kc, c, ldc, flags, biasRow, biasCol, act); break;
             }
         }
-        else GemmMicroKernels.KernelScalar(rows, a, b, kc, c, ldc, flags, biasRow, biasCol, act);
+        else GemmMicroKernels.KernelScalar<TB>(rows, a, b, offsets, kc, c, ldc, flags, biasRow, biasCol, act);
     }
 
     private static void EmptyK(int m, int n, float* c, nint ldc, bool accumulate, GemmEpilogue epilogue, float* bias)

@@ -25,6 +25,25 @@ internal struct R11 : IRows { public static int Rows => 11; }
 internal struct R12 : IRows { public static int Rows => 12; }
 #pragma warning restore CS1591
 
+/// <summary>How a micro-kernel finds row k of its B panel.</summary>
+internal unsafe interface IBRows
+{
+    /// <summary>Address of B[k, 0] for the panel starting at <paramref name="b"/>.</summary>
+    static abstract float* Row(float* b, int* offsets, nint k, nint nr);
+}
+
+/// <summary>Packed panel: rows NR floats apart.</summary>
+internal unsafe struct PackedRows : IBRows
+{
+    public static float* Row(float* b, int* offsets, nint k, nint nr) => b + k * nr;
+}
+
+/// <summary>Indirect: row k at <c>b + offsets[k]</c> (implicit-GEMM convolution over a padded image).</summary>
+internal unsafe struct IndirectRows : IBRows
+{
+    public static float* Row(float* b, int* offsets, nint k, nint nr) => b + offsets[k];
+}
+
 /// <summary>
 /// GEMM micro-kernels: C[r, 0..NR) (+)= Σ_k A[r, k]·B[k, 0..NR) for up to MR rows, with A packed MR values per k and
 /// B packed NR values per k. Flags: <see cref="LoadC"/> adds the existing C; <see cref="Epilogue"/> adds the bias and
@@ -46,8 +65,8 @@ internal static unsafe class GemmMicroKernels
     public const int MRScalar = 4, NRScalar = 4;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Kernel512<TR>(float* a, float* b, nint kc, float* c, nint ldc, int flags, float* biasRow, float* biasCol, FusedActivation act)
-        where TR : struct, IRows
+    public static void Kernel512<TR, TB>(float* a, float* b, int* offsets, nint kc, float* c, nint ldc, int flags, float* biasRow, float* biasCol, FusedActivation act)
+        where TR : struct, IRows where TB : struct, IBRows
     {
         Vector512<float> c0a = default, c0b = default;
         Vector512<float> c1a = default, c1b = default;
@@ -63,8 +82,9 @@ internal static unsafe class GemmMicroKernels
         Vector512<float> c11a = default, c11b = default;
         for (nint k = 0; k < kc; k++)
         {
-            var b0 = Vector512.Load(b);
-            var b1 = Vector512.Load(b + 16);
+            float* bk = TB.Row(b, offsets, k, NR512);
+            var b0 = Vector512.Load(bk);
+            var b1 = Vector512.Load(bk + 16);
             { var av = Vector512.Create(a[0]); c0a = Vector512.FusedMultiplyAdd(av, b0, c0a); c0b = Vector512.FusedMultiplyAdd(av, b1, c0b); }
             if (TR.Rows > 1) { var av = Vector512.Create(a[1]); c1a = Vector512.FusedMultiplyAdd(av, b0, c1a); c1b = Vector512.FusedMultiplyAdd(av, b1, c1b); }
             if (TR.Rows > 2) { var av = Vector512.Create(a[2]); c2a = Vector512.FusedMultiplyAdd(av, b0, c2a); c2b = Vector512.FusedMultiplyAdd(av, b1, c2b); }
@@ -78,7 +98,6 @@ internal static unsafe class GemmMicroKernels
             if (TR.Rows > 10) { var av = Vector512.Create(a[10]); c10a = Vector512.FusedMultiplyAdd(av, b0, c10a); c10b = Vector512.FusedMultiplyAdd(av, b1, c10b); }
             if (TR.Rows > 11) { var av = Vector512.Create(a[11]); c11a = Vector512.FusedMultiplyAdd(av, b0, c11a); c11b = Vector512.FusedMultiplyAdd(av, b1, c11b); }
             a += MR512;
-            b += NR512;
         }
         Store(c0a, c0b, c + 0 * ldc, flags, biasRow, 0, biasCol, act);
         if (TR.Rows > 1) Store(c1a, c1b, c + 1 * ldc, flags, biasRow, 1, biasCol, act);
@@ -123,8 +142,8 @@ internal static unsafe class GemmMicroKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Kernel256<TR>(float* a, float* b, nint kc, float* c, nint ldc, int flags, float* biasRow, float* biasCol, FusedActivation act)
-        where TR : struct, IRows
+    public static void Kernel256<TR, TB>(float* a, float* b, int* offsets, nint kc, float* c, nint ldc, int flags, float* biasRow, float* biasCol, FusedActivation act)
+        where TR : struct, IRows where TB : struct, IBRows
     {
         Vector256<float> c0a = default, c0b = default;
         Vector256<float> c1a = default, c1b = default;
@@ -134,8 +153,9 @@ internal static unsafe class GemmMicroKernels
         Vector256<float> c5a = default, c5b = default;
         for (nint k = 0; k < kc; k++)
         {
-            var b0 = Vector256.Load(b);
-            var b1 = Vector256.Load(b + 8);
+            float* bk = TB.Row(b, offsets, k, NR256);
+            var b0 = Vector256.Load(bk);
+            var b1 = Vector256.Load(bk + 8);
             { var av = Vector256.Create(a[0]); c0a = Vector256.MultiplyAddEstimate(av, b0, c0a); c0b = Vector256.MultiplyAddEstimate(av, b1, c0b); }
             if (TR.Rows > 1) { var av = Vector256.Create(a[1]); c1a = Vector256.MultiplyAddEstimate(av, b0, c1a); c1b = Vector256.MultiplyAddEstimate(av, b1, c1b); }
             if (TR.Rows > 2) { var av = Vector256.Create(a[2]); c2a = Vector256.MultiplyAddEstimate(av, b0, c2a); c2b = Vector256.MultiplyAddEstimate(av, b1, c2b); }
@@ -143,7 +163,6 @@ internal static unsafe class GemmMicroKernels
             if (TR.Rows > 4) { var av = Vector256.Create(a[4]); c4a = Vector256.MultiplyAddEstimate(av, b0, c4a); c4b = Vector256.MultiplyAddEstimate(av, b1, c4b); }
             if (TR.Rows > 5) { var av = Vector256.Create(a[5]); c5a = Vector256.MultiplyAddEstimate(av, b0, c5a); c5b = Vector256.MultiplyAddEstimate(av, b1, c5b); }
             a += MR256;
-            b += NR256;
         }
         Store(c0a, c0b, c + 0 * ldc, flags, biasRow, 0, biasCol, act);
         if (TR.Rows > 1) Store(c1a, c1b, c + 1 * ldc, flags, biasRow, 1, biasCol, act);
@@ -182,8 +201,8 @@ internal static unsafe class GemmMicroKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Kernel128<TR>(float* a, float* b, nint kc, float* c, nint ldc, int flags, float* biasRow, float* biasCol, FusedActivation act)
-        where TR : struct, IRows
+    public static void Kernel128<TR, TB>(float* a, float* b, int* offsets, nint kc, float* c, nint ldc, int flags, float* biasRow, float* biasCol, FusedActivation act)
+        where TR : struct, IRows where TB : struct, IBRows
     {
         Vector128<float> c0a = default, c0b = default;
         Vector128<float> c1a = default, c1b = default;
@@ -193,8 +212,9 @@ internal static unsafe class GemmMicroKernels
         Vector128<float> c5a = default, c5b = default;
         for (nint k = 0; k < kc; k++)
         {
-            var b0 = Vector128.Load(b);
-            var b1 = Vector128.Load(b + 4);
+            float* bk = TB.Row(b, offsets, k, NR128);
+            var b0 = Vector128.Load(bk);
+            var b1 = Vector128.Load(bk + 4);
             { var av = Vector128.Create(a[0]); c0a = Vector128.MultiplyAddEstimate(av, b0, c0a); c0b = Vector128.MultiplyAddEstimate(av, b1, c0b); }
             if (TR.Rows > 1) { var av = Vector128.Create(a[1]); c1a = Vector128.MultiplyAddEstimate(av, b0, c1a); c1b = Vector128.MultiplyAddEstimate(av, b1, c1b); }
             if (TR.Rows > 2) { var av = Vector128.Create(a[2]); c2a = Vector128.MultiplyAddEstimate(av, b0, c2a); c2b = Vector128.MultiplyAddEstimate(av, b1, c2b); }
@@ -202,7 +222,6 @@ internal static unsafe class GemmMicroKernels
             if (TR.Rows > 4) { var av = Vector128.Create(a[4]); c4a = Vector128.MultiplyAddEstimate(av, b0, c4a); c4b = Vector128.MultiplyAddEstimate(av, b1, c4b); }
             if (TR.Rows > 5) { var av = Vector128.Create(a[5]); c5a = Vector128.MultiplyAddEstimate(av, b0, c5a); c5b = Vector128.MultiplyAddEstimate(av, b1, c5b); }
             a += MR128;
-            b += NR128;
         }
         Store(c0a, c0b, c + 0 * ldc, flags, biasRow, 0, biasCol, act);
         if (TR.Rows > 1) Store(c1a, c1b, c + 1 * ldc, flags, biasRow, 1, biasCol, act);
@@ -242,13 +261,15 @@ internal static unsafe class GemmMicroKernels
 
     /// <summary>The portable tile: MRScalar × NRScalar with plain floats.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void KernelScalar(int rows, float* a, float* b, nint kc, float* c, nint ldc, int flags, float* biasRow, float* biasCol, FusedActivation act)
+    public static void KernelScalar<TB>(int rows, float* a, float* b, int* offsets, nint kc, float* c, nint ldc, int flags, float* biasRow, float* biasCol, FusedActivation act)
+        where TB : struct, IBRows
     {
         float* acc = stackalloc float[MRScalar * NRScalar];
         for (int i = 0; i < MRScalar * NRScalar; i++) acc[i] = 0;
         for (nint k = 0; k < kc; k++)
         {
-            float b0 = b[0], b1 = b[1], b2 = b[2], b3 = b[3];
+            float* bk = TB.Row(b, offsets, k, NRScalar);
+            float b0 = bk[0], b1 = bk[1], b2 = bk[2], b3 = bk[3];
             for (int r = 0; r < rows; r++)
             {
                 float av = a[r];
@@ -259,7 +280,6 @@ internal static unsafe class GemmMicroKernels
                 row[3] += av * b3;
             }
             a += MRScalar;
-            b += NRScalar;
         }
         for (int r = 0; r < rows; r++)
         {

@@ -50,6 +50,9 @@ public readonly unsafe struct Im2ColB : IGemmB
     public bool UsesScratch => true;
 
     /// <inheritdoc/>
+    public int* Offsets => null;
+
+    /// <inheritdoc/>
     public float* Block(int k0, int kc, int j0, int nc, float* scratch, out nint panelStride)
     {
         int nr = Gemm.NR;

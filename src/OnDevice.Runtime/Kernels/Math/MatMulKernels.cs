@@ -76,7 +76,7 @@ internal sealed unsafe class MatMulKernel : IKernel
         int workers = parallelBatches ? Math.Min(threads, gemmBatches) : 1;
         int innerThreads = parallelBatches ? 1 : threads;
         long packA = PackedWeights.Lines(Gemm.PackedASize(gemmM, k));
-        long packB = prepacked ? 0 : PackedWeights.Lines(Gemm.ScratchFloats(k, n, innerThreads));
+        long packB = prepacked ? 0 : PackedWeights.Lines(Gemm.ScratchFloats(k, Gemm.NR, 1)) + PackedWeights.Lines(k);
         long perWorker = packA + packB;
         var scratch = ctx.Scratch(PackedWeights.ScratchBytes(perWorker * workers));
 
@@ -100,8 +100,8 @@ internal sealed unsafe class MatMulKernel : IKernel
                         Gemm.Multiply(new PrepackedB(bp, k), packedA, gemmM, n, k, c, n, false, GemmEpilogue.None, null, innerThreads, null);
                 }
                 else
-                    Gemm.Multiply(new StridedB((float*)nb + (nint)bi * k * n, n, 1, n), packedA, gemmM, n, k, c, n, false,
-                        GemmEpilogue.None, null, innerThreads, work + packA);
+                    Gemm.MultiplyRowMajorB((float*)nb + (nint)bi * k * n, n, packedA, gemmM, n, k, c, n, false, GemmEpilogue.None, null,
+                        innerThreads, (int*)(work + packA + PackedWeights.Lines(Gemm.ScratchFloats(k, Gemm.NR, 1))), work + packA);
             }
             if (!parallelBatches)
             {
@@ -228,7 +228,7 @@ internal sealed unsafe class GemmKernel : IKernel
         }
         int threads = ctx.Threads;
         long packA = PackedWeights.Lines(Gemm.PackedASize(m, k));
-        long packB = prepacked ? 0 : PackedWeights.Lines(Gemm.ScratchFloats(k, n, threads));
+        long packB = prepacked ? 0 : PackedWeights.Lines(Gemm.ScratchFloats(k, n, threads)) + PackedWeights.Lines(k);
         long biasFloats = PackedWeights.Lines(biasLength);
         var scratch = ctx.Scratch(PackedWeights.ScratchBytes(packA + packB + biasFloats));
         fixed (float* pa = a.Span<float>())
@@ -257,8 +257,11 @@ internal sealed unsafe class GemmKernel : IKernel
                 fixed (float* bp = _packedB)
                     Gemm.Multiply(new PrepackedB(bp, k), packedA, m, n, k, py, n, full, ep, bias, threads, null);
             }
+            else if (!_transB)
+                Gemm.MultiplyRowMajorB(pb, n, packedA, m, n, k, py, n, full, ep, bias, threads,
+                    (int*)(bScratch + PackedWeights.Lines(Gemm.ScratchFloats(k, Gemm.NR, 1))), bScratch);
             else
-                Gemm.Multiply(new StridedB(pb, _transB ? 1 : n, _transB ? k : 1, n), packedA, m, n, k, py, n, full, ep, bias, threads, bScratch);
+                Gemm.Multiply(new StridedB(pb, 1, k, n), packedA, m, n, k, py, n, full, ep, bias, threads, bScratch);
         }
     }
 }

@@ -93,16 +93,48 @@ internal sealed unsafe class ConvKernel : IKernel
                 Depthwise(ctx, px, pw, bias, py, n, c, m, in3, w3);
                 return;
             }
-            bool pointwise = kSize == 1 && w3.Strides.All(s => s == 1) && w3.PadBegin.All(p => p == 0) && w3.PadEnd.All(p => p == 0);
+            bool stride1 = w3.Strides.All(s => s == 1);
+            bool pointwise = kSize == 1 && stride1 && w3.PadBegin.All(p => p == 0) && w3.PadEnd.All(p => p == 0);
+            bool implicitGemm = !pointwise && stride1 && r <= 2;
+            var layout = new ImplicitConv.Layout(cg, in3[1], in3[2], w3.Kernel[1], w3.Kernel[2], w3.Dilations[1], w3.Dilations[2],
+                w3.PadBegin[1], w3.PadBegin[2], w3.Output[1], w3.Output[2]);
             bool prepacked = _packedW is not null && w.Shape.AsSpan().SequenceEqual(_wShape);
             int threads = ctx.Threads;
             long packA = prepacked ? 0 : PackedWeights.Lines(Gemm.PackedASize(mg, kg)) * _group;
-            long bFloats = PackedWeights.Lines(Gemm.ScratchFloats(kg, outSize, threads));
+            long bFloats = implicitGemm
+                ? PackedWeights.Lines(layout.PaddedFloats) + PackedWeights.Lines((long)mg * layout.VirtualColumns) + PackedWeights.Lines(kg)
+                : pointwise ? PackedWeights.Lines(Gemm.ScratchFloats(kg, Gemm.NR, 1)) + PackedWeights.Lines(kg)
+                : PackedWeights.Lines(Gemm.ScratchFloats(kg, outSize, threads));
             var scratch = ctx.Scratch(PackedWeights.ScratchBytes(packA + bFloats));
             fixed (byte* ps = scratch.Span)
             {
                 float* packedW = PackedWeights.Align(ps);
                 float* bScratch = packedW + packA;
+                if (implicitGemm)
+                {
+                    float* padded = bScratch;
+                    float* virtualY = padded + PackedWeights.Lines(layout.PaddedFloats);
+                    int* offsets = (int*)(virtualY + PackedWeights.Lines((long)mg * layout.VirtualColumns));
+                    ImplicitConv.Offsets(layout, offsets);
+                    if (!prepacked)
+                        for (int g = 0; g < _group; g++)
+                            Gemm.PackA(pw + (nint)g * mg * kg, mg, kg, kg, 1, 1f, packedW + g * PackedWeights.Lines(Gemm.PackedASize(mg, kg)));
+                    var epi = new GemmEpilogue(bias is null ? GemmBias.None : GemmBias.PerRow, _activation);
+                    for (int img = 0; img < n; img++)
+                        for (int g = 0; g < _group; g++)
+                        {
+                            ImplicitConv.Pad(px + ((nint)img * c + (nint)g * cg) * inSize, layout, padded);
+                            float* bg = bias is null ? null : bias + g * mg;
+                            int nv = layout.VirtualColumns;
+                            fixed (float* a = prepacked ? _packedW![g] : default)
+                            {
+                                float* pa = prepacked ? a : packedW + g * PackedWeights.Lines(Gemm.PackedASize(mg, kg));
+                                Gemm.Multiply(new IndirectB(padded, offsets), pa, mg, nv, kg, virtualY, nv, false, epi, bg, threads, null);
+                            }
+                            ImplicitConv.Compact(virtualY, mg, layout, py + ((nint)img * m + (nint)g * mg) * outSize);
+                        }
+                    return;
+                }
                 long groupA = PackedWeights.Lines(Gemm.PackedASize(mg, kg));
                 if (!prepacked)
                     for (int g = 0; g < _group; g++)
@@ -130,7 +162,8 @@ internal sealed unsafe class ConvKernel : IKernel
         int mg, int kg, int outSize, int inSize, int cg, int[] in3, Window w3, int threads, float* scratch)
     {
         if (pointwise)
-            Gemm.Multiply(new StridedB(xg, inSize, 1, outSize), packedA, mg, outSize, kg, yg, outSize, false, ep, bias, threads, scratch);
+            Gemm.MultiplyRowMajorB(xg, inSize, packedA, mg, outSize, kg, yg, outSize, false, ep, bias, threads,
+                (int*)(scratch + PackedWeights.Lines(Gemm.ScratchFloats(kg, Gemm.NR, 1))), scratch);
         else
             Gemm.Multiply(new Im2ColB(xg, cg, in3, w3.Kernel, w3.Strides, w3.PadBegin, w3.Dilations, w3.Output),
                 packedA, mg, outSize, kg, yg, outSize, false, ep, bias, threads, scratch);
