@@ -25,6 +25,13 @@ public static unsafe class Program
             Report($"GEMM {s}x{s}x{s}, B packed at run time", GemmStrided(s, s, s, runs, threads));
         Report("Conv 96->24 3x3 pad 1 @160x160: im2col+GEMM", ConvDirect(96, 24, 160, 160, 3, runs, threads));
         Report("Conv 96->24 3x3 pad 1 @160x160: implicit GEMM", ConvImplicit(96, 24, 160, 160, 3, runs, threads));
+        if (args.Contains("--dw"))
+        {
+            Report("Depthwise channel 3x3 s1 @80x80 (direct)", DepthwiseDirect(80, 80, 3, 1, runs));
+            Report("Depthwise channel 5x5 s2 @80x80 (direct)", DepthwiseDirect(80, 80, 5, 2, runs));
+            Report("Depthwise channel 3x3 s1 @160x160 (direct)", DepthwiseDirect(160, 160, 3, 1, runs));
+            return;
+        }
         if (args.Contains("--explore"))
         {
             Report("GEMM 24x512x864, B prepacked", GemmPrepacked(24, 512, 864, runs, threads));
@@ -157,6 +164,28 @@ public static unsafe class Program
             Gemm.PackA(a, m, k, k, 1, 1f, pa);
             Gemm.MultiplyRowMajorB(b, n, pa, m, n, k, c, n, false, GemmEpilogue.None, null, threads, offsets, scratch);
         }
+    }
+
+    private static (double, double, double) DepthwiseDirect(int h, int w, int ks, int stride, int runs)
+    {
+        int pad = ks / 2, oh = (h + 2 * pad - ks) / stride + 1, ow = (w + 2 * pad - ks) / stride + 1;
+        var shape = new DepthwiseConv.Shape(h, w, ks, ks, stride, stride, pad, pad, 1, 1, oh, ow);
+        var x = GC.AllocateUninitializedArray<float>(h * w, pinned: true);
+        Random(x.Length, 3).CopyTo(x, 0);
+        var wt = GC.AllocateUninitializedArray<float>(ks * ks, pinned: true);
+        var y = GC.AllocateUninitializedArray<float>(oh * ow, pinned: true);
+        var scratch = GC.AllocateUninitializedArray<float>(shape.PlaneFloats, pinned: true);
+        fixed (float* xp = x, wp = wt, yp = y, sp = scratch)
+        {
+            nint nx = (nint)xp, nw = (nint)wp, ny = (nint)yp, ns = (nint)sp;
+            return Measure(2.0 * ks * ks * oh * ow, runs, reps => LoopDepthwise(shape, (float*)nx, (float*)nw, (float*)ny, (float*)ns, reps));
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
+    private static void LoopDepthwise(DepthwiseConv.Shape shape, float* x, float* w, float* y, float* scratch, int reps)
+    {
+        for (int i = 0; i < reps; i++) DepthwiseConv.Channel(shape, x, w, 0.5f, FusedActivation.None, y, scratch);
     }
 
     /// <summary>Conv as the kernel runs it (weights prepacked, bias in the epilogue), without the session around it.</summary>

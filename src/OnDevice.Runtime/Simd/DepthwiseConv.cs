@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace OnDevice.Runtime.Simd;
 
@@ -7,7 +8,7 @@ namespace OnDevice.Runtime.Simd;
 /// Depthwise 2-D convolution of one channel plane (any window, stride, dilation, padding). The plane is first copied
 /// into scratch with its zero padding and split by column phase (column x lands in phase x mod stride_w), so every tap
 /// of every output row reads one contiguous run: out[oy, ox..] += w[ky, kx] · phase[(kx·dw) mod sw][row, ox + (kx·dw) div sw ..].
-/// Four vectors of outputs are accumulated at once to hide FMA latency. The definition is <c>Reference.ConvReference</c>.
+/// Four vectors of outputs, each with even and odd taps summed separately, give eight independent FMA chains. The definition is <c>Reference.ConvReference</c>.
 /// </summary>
 public static unsafe class DepthwiseConv
 {
@@ -30,7 +31,7 @@ public static unsafe class DepthwiseConv
         public int PaddedRows => (OH - 1) * SH + (KH - 1) * DH + 1;
 
         /// <summary>Floats per phase row (outputs rounded up to whole vectors, plus the window's reach, rounded to 16).</summary>
-        public int PhaseRow => Gemm.RoundUp(Gemm.RoundUp(OW, 64) + (KW - 1) * DW / SW + 1, 16);
+        public int PhaseRow => Gemm.RoundUp(Gemm.RoundUp(OW, 16) + (KW - 1) * DW / SW + 1, 16);
 
         /// <summary>Scratch floats <see cref="Channel"/> needs.</summary>
         public int PlaneFloats => PaddedRows * SW * PhaseRow + KH * KW * 2;
@@ -62,11 +63,12 @@ public static unsafe class DepthwiseConv
                 int lo = first >= 0 ? 0 : Math.Min(L, (-first + sw - 1) / sw);
                 int hi = s.W - first <= 0 ? 0 : Math.Min(L, (s.W - first + sw - 1) / sw);
                 if (hi < lo) hi = lo;
-                for (int c = 0; c < lo; c++) dst[c] = 0;
+                new Span<float>(dst, lo).Clear();
                 if (sw == 1) Gemm.Copy(src + first + lo, dst + lo, hi - lo);
+                else if (sw == 2) Deinterleave2(src + first + 2 * lo, dst + lo, hi - lo);
                 else
                     for (int c = lo; c < hi; c++) dst[c] = src[first + (nint)c * sw];
-                for (int c = hi; c < L; c++) dst[c] = 0;
+                new Span<float>(dst + hi, L - hi).Clear();
             }
         }
         int taps = s.KH * s.KW;
@@ -92,7 +94,24 @@ public static unsafe class DepthwiseConv
             for (; ox + 64 <= ow; ox += 64)
             {
                 Vector512<float> a0 = vb, a1 = vb, a2 = vb, a3 = vb;
-                for (int t = 0; t < taps; t++)
+                Vector512<float> e0 = default, e1 = default, e2 = default, e3 = default;
+                int t = 0;
+                for (; t + 2 <= taps; t += 2)
+                {
+                    float* p = src + offsets[t] + ox;
+                    float* q = src + offsets[t + 1] + ox;
+                    var wt = Vector512.Create(w[t]);
+                    var wu = Vector512.Create(w[t + 1]);
+                    a0 = Vector512.FusedMultiplyAdd(wt, Vector512.Load(p), a0);
+                    a1 = Vector512.FusedMultiplyAdd(wt, Vector512.Load(p + 16), a1);
+                    a2 = Vector512.FusedMultiplyAdd(wt, Vector512.Load(p + 32), a2);
+                    a3 = Vector512.FusedMultiplyAdd(wt, Vector512.Load(p + 48), a3);
+                    e0 = Vector512.FusedMultiplyAdd(wu, Vector512.Load(q), e0);
+                    e1 = Vector512.FusedMultiplyAdd(wu, Vector512.Load(q + 16), e1);
+                    e2 = Vector512.FusedMultiplyAdd(wu, Vector512.Load(q + 32), e2);
+                    e3 = Vector512.FusedMultiplyAdd(wu, Vector512.Load(q + 48), e3);
+                }
+                if (t < taps)
                 {
                     float* p = src + offsets[t] + ox;
                     var wt = Vector512.Create(w[t]);
@@ -101,17 +120,22 @@ public static unsafe class DepthwiseConv
                     a2 = Vector512.FusedMultiplyAdd(wt, Vector512.Load(p + 32), a2);
                     a3 = Vector512.FusedMultiplyAdd(wt, Vector512.Load(p + 48), a3);
                 }
-                act.Apply(a0).Store(y + ox);
-                act.Apply(a1).Store(y + ox + 16);
-                act.Apply(a2).Store(y + ox + 32);
-                act.Apply(a3).Store(y + ox + 48);
+                act.Apply(a0 + e0).Store(y + ox);
+                act.Apply(a1 + e1).Store(y + ox + 16);
+                act.Apply(a2 + e2).Store(y + ox + 32);
+                act.Apply(a3 + e3).Store(y + ox + 48);
             }
             for (; ox < ow; ox += 16)
             {
-                Vector512<float> a0 = vb;
-                for (int t = 0; t < taps; t++)
+                Vector512<float> a0 = vb, e0 = default;
+                int t = 0;
+                for (; t + 2 <= taps; t += 2)
+                {
                     a0 = Vector512.FusedMultiplyAdd(Vector512.Create(w[t]), Vector512.Load(src + offsets[t] + ox), a0);
-                a0 = act.Apply(a0);
+                    e0 = Vector512.FusedMultiplyAdd(Vector512.Create(w[t + 1]), Vector512.Load(src + offsets[t + 1] + ox), e0);
+                }
+                if (t < taps) a0 = Vector512.FusedMultiplyAdd(Vector512.Create(w[t]), Vector512.Load(src + offsets[t] + ox), a0);
+                a0 = act.Apply(a0 + e0);
                 if (ox + 16 <= ow) a0.Store(y + ox);
                 else StorePartial(a0, y + ox, ow - ox);
             }
@@ -123,7 +147,24 @@ public static unsafe class DepthwiseConv
             for (; ox + 32 <= ow; ox += 32)
             {
                 Vector256<float> a0 = vb, a1 = vb, a2 = vb, a3 = vb;
-                for (int t = 0; t < taps; t++)
+                Vector256<float> e0 = default, e1 = default, e2 = default, e3 = default;
+                int t = 0;
+                for (; t + 2 <= taps; t += 2)
+                {
+                    float* p = src + offsets[t] + ox;
+                    float* q = src + offsets[t + 1] + ox;
+                    var wt = Vector256.Create(w[t]);
+                    var wu = Vector256.Create(w[t + 1]);
+                    a0 = Vector256.MultiplyAddEstimate(wt, Vector256.Load(p), a0);
+                    a1 = Vector256.MultiplyAddEstimate(wt, Vector256.Load(p + 8), a1);
+                    a2 = Vector256.MultiplyAddEstimate(wt, Vector256.Load(p + 16), a2);
+                    a3 = Vector256.MultiplyAddEstimate(wt, Vector256.Load(p + 24), a3);
+                    e0 = Vector256.MultiplyAddEstimate(wu, Vector256.Load(q), e0);
+                    e1 = Vector256.MultiplyAddEstimate(wu, Vector256.Load(q + 8), e1);
+                    e2 = Vector256.MultiplyAddEstimate(wu, Vector256.Load(q + 16), e2);
+                    e3 = Vector256.MultiplyAddEstimate(wu, Vector256.Load(q + 24), e3);
+                }
+                if (t < taps)
                 {
                     float* p = src + offsets[t] + ox;
                     var wt = Vector256.Create(w[t]);
@@ -132,17 +173,22 @@ public static unsafe class DepthwiseConv
                     a2 = Vector256.MultiplyAddEstimate(wt, Vector256.Load(p + 16), a2);
                     a3 = Vector256.MultiplyAddEstimate(wt, Vector256.Load(p + 24), a3);
                 }
-                act.Apply(a0).Store(y + ox);
-                act.Apply(a1).Store(y + ox + 8);
-                act.Apply(a2).Store(y + ox + 16);
-                act.Apply(a3).Store(y + ox + 24);
+                act.Apply(a0 + e0).Store(y + ox);
+                act.Apply(a1 + e1).Store(y + ox + 8);
+                act.Apply(a2 + e2).Store(y + ox + 16);
+                act.Apply(a3 + e3).Store(y + ox + 24);
             }
             for (; ox < ow; ox += 8)
             {
-                Vector256<float> a0 = vb;
-                for (int t = 0; t < taps; t++)
+                Vector256<float> a0 = vb, e0 = default;
+                int t = 0;
+                for (; t + 2 <= taps; t += 2)
+                {
                     a0 = Vector256.MultiplyAddEstimate(Vector256.Create(w[t]), Vector256.Load(src + offsets[t] + ox), a0);
-                a0 = act.Apply(a0);
+                    e0 = Vector256.MultiplyAddEstimate(Vector256.Create(w[t + 1]), Vector256.Load(src + offsets[t + 1] + ox), e0);
+                }
+                if (t < taps) a0 = Vector256.MultiplyAddEstimate(Vector256.Create(w[t]), Vector256.Load(src + offsets[t] + ox), a0);
+                a0 = act.Apply(a0 + e0);
                 if (ox + 8 <= ow) a0.Store(y + ox);
                 else StorePartial(a0, y + ox, ow - ox);
             }
@@ -154,7 +200,24 @@ public static unsafe class DepthwiseConv
             for (; ox + 16 <= ow; ox += 16)
             {
                 Vector128<float> a0 = vb, a1 = vb, a2 = vb, a3 = vb;
-                for (int t = 0; t < taps; t++)
+                Vector128<float> e0 = default, e1 = default, e2 = default, e3 = default;
+                int t = 0;
+                for (; t + 2 <= taps; t += 2)
+                {
+                    float* p = src + offsets[t] + ox;
+                    float* q = src + offsets[t + 1] + ox;
+                    var wt = Vector128.Create(w[t]);
+                    var wu = Vector128.Create(w[t + 1]);
+                    a0 = Vector128.MultiplyAddEstimate(wt, Vector128.Load(p), a0);
+                    a1 = Vector128.MultiplyAddEstimate(wt, Vector128.Load(p + 4), a1);
+                    a2 = Vector128.MultiplyAddEstimate(wt, Vector128.Load(p + 8), a2);
+                    a3 = Vector128.MultiplyAddEstimate(wt, Vector128.Load(p + 12), a3);
+                    e0 = Vector128.MultiplyAddEstimate(wu, Vector128.Load(q), e0);
+                    e1 = Vector128.MultiplyAddEstimate(wu, Vector128.Load(q + 4), e1);
+                    e2 = Vector128.MultiplyAddEstimate(wu, Vector128.Load(q + 8), e2);
+                    e3 = Vector128.MultiplyAddEstimate(wu, Vector128.Load(q + 12), e3);
+                }
+                if (t < taps)
                 {
                     float* p = src + offsets[t] + ox;
                     var wt = Vector128.Create(w[t]);
@@ -163,17 +226,22 @@ public static unsafe class DepthwiseConv
                     a2 = Vector128.MultiplyAddEstimate(wt, Vector128.Load(p + 8), a2);
                     a3 = Vector128.MultiplyAddEstimate(wt, Vector128.Load(p + 12), a3);
                 }
-                act.Apply(a0).Store(y + ox);
-                act.Apply(a1).Store(y + ox + 4);
-                act.Apply(a2).Store(y + ox + 8);
-                act.Apply(a3).Store(y + ox + 12);
+                act.Apply(a0 + e0).Store(y + ox);
+                act.Apply(a1 + e1).Store(y + ox + 4);
+                act.Apply(a2 + e2).Store(y + ox + 8);
+                act.Apply(a3 + e3).Store(y + ox + 12);
             }
             for (; ox < ow; ox += 4)
             {
-                Vector128<float> a0 = vb;
-                for (int t = 0; t < taps; t++)
+                Vector128<float> a0 = vb, e0 = default;
+                int t = 0;
+                for (; t + 2 <= taps; t += 2)
+                {
                     a0 = Vector128.MultiplyAddEstimate(Vector128.Create(w[t]), Vector128.Load(src + offsets[t] + ox), a0);
-                a0 = act.Apply(a0);
+                    e0 = Vector128.MultiplyAddEstimate(Vector128.Create(w[t + 1]), Vector128.Load(src + offsets[t + 1] + ox), e0);
+                }
+                if (t < taps) a0 = Vector128.MultiplyAddEstimate(Vector128.Create(w[t]), Vector128.Load(src + offsets[t] + ox), a0);
+                a0 = act.Apply(a0 + e0);
                 if (ox + 4 <= ow) a0.Store(y + ox);
                 else StorePartial(a0, y + ox, ow - ox);
             }
@@ -185,6 +253,20 @@ public static unsafe class DepthwiseConv
             for (int t = 0; t < taps; t++) acc += w[t] * src[offsets[t] + ox];
             y[ox] = act.Apply(acc);
         }
+    }
+
+    /// <summary>dst[i] = src[2i] for i in [0, count) (reads never go past src[2·(count−1)]).</summary>
+    private static void Deinterleave2(float* src, float* dst, int count)
+    {
+        int i = 0;
+        if (Avx512F.IsSupported)
+        {
+            var evens = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            // 16 outputs read src[0 .. 31]; the last pair element src[2i + 31] must exist: i + 16 <= count − 1 ... keep one spare.
+            for (; i + 16 < count; i += 16)
+                Avx512F.PermuteVar16x32x2(Vector512.Load(src + 2 * i), evens, Vector512.Load(src + 2 * i + 16)).Store(dst + i);
+        }
+        for (; i < count; i++) dst[i] = src[2 * (nint)i];
     }
 
     private static void StorePartial(Vector512<float> v, float* dst, int count)
