@@ -95,6 +95,50 @@ public class ConvTests
         NodeRunner.Close(expected, y[0].ToFloatArray(), 1e-4f, 1e-5f);
     }
 
+    public static TheoryData<Case> TransposeCases() => new()
+    {
+        new Case("2x2 stride 2 (upsampling)", [1, 8, 7, 9], [8, 6, 2, 2], 1, [2, 2], [0, 0, 0, 0], [1, 1], true),
+        new Case("3x3 stride 1 pad 1", [2, 5, 6, 5], [5, 4, 3, 3], 1, [1, 1], [1, 1, 1, 1], [1, 1], false),
+        new Case("3x3 stride 2 asym pad grouped", [1, 6, 5, 8], [6, 2, 3, 3], 3, [2, 3], [1, 0, 0, 2], [1, 1], true),
+        new Case("dilated", [1, 3, 6, 6], [3, 2, 3, 2], 1, [1, 2], [0, 1, 2, 0], [2, 2], true),
+        new Case("large block", [1, 16, 40, 50], [16, 8, 4, 4], 1, [2, 2], [1, 1, 1, 1], [1, 1], true),
+        new Case("1-D", [2, 3, 9], [3, 4, 5], 1, [3], [1, 2], [1], true),
+        new Case("3-D", [1, 2, 3, 4, 3], [2, 3, 2, 3, 2], 1, [2, 1, 2], [0, 1, 0, 1, 0, 1], [1, 1, 1], true),
+    };
+
+    [Theory]
+    [MemberData(nameof(TransposeCases))]
+    public void ConvTranspose_MatchesReference(Case k)
+    {
+        int r = k.X.Length - 2;
+        var x = NodeRunner.Random(k.X.Aggregate(1, (p, d) => p * d), 1);
+        var w = NodeRunner.Random(k.W.Aggregate(1, (p, d) => p * d), 2);
+        int m = k.W[1] * k.Group;
+        var b = k.Bias ? NodeRunner.Random(m, 3) : [];
+        foreach (int outputPadding in new[] { 0, 1 })
+        {
+            if (outputPadding >= k.Strides.Min()) continue;
+            var outDims = new int[r];
+            for (int i = 0; i < r; i++)
+                outDims[i] = k.Strides[i] * (k.X[2 + i] - 1) + outputPadding + (k.W[2 + i] - 1) * k.Dilations[i] + 1 - k.Pads[i] - k.Pads[i + r];
+            var (expected, shape) = ConvReference.ConvTranspose(x, k.X, w, k.W, b, k.Strides, k.Pads[..r], k.Dilations, k.Group, outDims);
+            foreach (int threads in new[] { 1, 2 })
+                foreach (bool constant in new[] { false, true })
+                {
+                    var node = new Node("ConvTranspose", k.Bias ? ["x", "w", "b"] : ["x", "w"], ["y"])
+                        .With(Attr.Of("group", (long)k.Group))
+                        .With(Attr.Of("strides", k.Strides.Select(v => (long)v).ToArray()))
+                        .With(Attr.Of("pads", k.Pads.Select(v => (long)v).ToArray()))
+                        .With(Attr.Of("dilations", k.Dilations.Select(v => (long)v).ToArray()))
+                        .With(Attr.Of("output_padding", Enumerable.Repeat((long)outputPadding, r).ToArray()));
+                    var init = constant ? new Dictionary<string, Tensor> { ["w"] = T(w, k.W) } : null;
+                    var y = NodeRunner.Run(node, [T(x, k.X), T(w, k.W), k.Bias ? T(b, [m]) : null], threads: threads, initializers: init)[0];
+                    Assert.Equal(shape.Select(d => (long)d), y.Dims);
+                    NodeRunner.Close(expected, y.ToFloatArray(), 1e-4f, 1e-5f);
+                }
+        }
+    }
+
     /// <summary>Runs a node that may live in the com.microsoft domain (NodeRunner imports only the default domain).</summary>
     internal static Tensor RunWithDomain(Node node, IReadOnlyList<Tensor?> inputs, int threads, IReadOnlyDictionary<string, Tensor>? init)
     {

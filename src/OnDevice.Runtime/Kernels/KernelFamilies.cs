@@ -10,5 +10,6 @@ internal static class KernelFamilies
         Elementwise.ArithmeticKernels.Register(r);
         LinearAlgebra.MatMulKernels.Register(r);
         Nn.ConvKernels.Register(r);
+        Nn.ConvTransposeKernels.Register(r);
     }
 }
