@@ -11,5 +11,6 @@ internal static class KernelFamilies
         LinearAlgebra.MatMulKernels.Register(r);
         Nn.ConvKernels.Register(r);
         Nn.ConvTransposeKernels.Register(r);
+        Nn.PoolKernels.Register(r);
     }
 }
