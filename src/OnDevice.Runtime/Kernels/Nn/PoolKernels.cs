@@ -289,30 +289,51 @@ internal sealed class MaxUnpoolKernel(KernelBuildContext build) : IKernel
         var shapeInput = ctx.Input(2);
         int r = _geometry.KernelShape!.Length;
         if (x.Rank != r + 2) throw new InvalidOperationException($"MaxUnpool: input {TensorBuffer.Format(x.Shape)} does not have {r} spatial dimensions");
-        int[] outShape;
-        if (shapeInput is not null)
-            outShape = shapeInput.Span<long>().ToArray().Select(v => checked((int)v)).ToArray();
-        else
-        {
-            outShape = new int[r + 2];
-            outShape[0] = x.Shape[0];
-            outShape[1] = x.Shape[1];
-            for (int i = 0; i < r; i++)
-                outShape[i + 2] = (x.Shape[i + 2] - 1) * (_geometry.Strides?[i] ?? 1) + _geometry.KernelShape[i]
-                    - (_geometry.Pads?[i] ?? 0) - (_geometry.Pads?[i + r] ?? 0);
-        }
-        var y = ctx.Output(0, x.DType, outShape);
-        var dst = y.Memory.Span;
-        dst.Clear();
+        // Indices address the unpooled shape implied by the window; an explicit output_shape pads (or crops) that at the end.
+        var inferred = new int[r + 2];
+        inferred[0] = x.Shape[0];
+        inferred[1] = x.Shape[1];
+        for (int i = 0; i < r; i++)
+            inferred[i + 2] = (x.Shape[i + 2] - 1) * (_geometry.Strides?[i] ?? 1) + _geometry.KernelShape[i]
+                - (_geometry.Pads?[i] ?? 0) - (_geometry.Pads?[i + r] ?? 0);
+        var outShape = shapeInput is null ? inferred : shapeInput.Span<long>().ToArray().Select(v => checked((int)v)).ToArray();
+        if (outShape.Length != r + 2) throw new InvalidOperationException($"MaxUnpool: output_shape has {outShape.Length} values for rank {r + 2}");
         int size = x.DType.BitsPerElement() / 8;
+        int inferredLength = TensorBuffer.CheckedLength(inferred);
+        var full = new byte[(long)inferredLength * size];
         var src = x.Memory.Span;
         var ids = idx.Span<long>();
         if (ids.Length != x.Length) throw new InvalidOperationException("MaxUnpool: I must have X's shape");
         for (int i = 0; i < ids.Length; i++)
         {
             long at = ids[i];
-            if (at < 0 || at >= y.Length) throw new InvalidOperationException($"MaxUnpool: index {at} outside the output of {y.Length} elements");
-            src.Slice(i * size, size).CopyTo(dst.Slice((int)at * size, size));
+            if (at < 0 || at >= inferredLength) throw new InvalidOperationException($"MaxUnpool: index {at} outside the unpooled tensor of {inferredLength} elements");
+            src.Slice(i * size, size).CopyTo(full.AsSpan((int)at * size, size));
+        }
+        var y = ctx.Output(0, x.DType, outShape);
+        var dst = y.Memory.Span;
+        dst.Clear();
+        // Copy the overlap of inferred and output shapes, innermost rows at a time.
+        int rank = r + 2, inner = Math.Min(inferred[^1], outShape[^1]);
+        int rows = 1;
+        for (int d = 0; d < rank - 1; d++) rows *= Math.Min(inferred[d], outShape[d]);
+        var coord = new int[rank - 1];
+        for (int row = 0; row < rows; row++)
+        {
+            int rem = row;
+            for (int d = rank - 2; d >= 0; d--)
+            {
+                int extent = Math.Min(inferred[d], outShape[d]);
+                coord[d] = rem % extent;
+                rem /= extent;
+            }
+            long si = 0, di = 0;
+            for (int d = 0; d < rank - 1; d++)
+            {
+                si = si * inferred[d] + coord[d];
+                di = di * outShape[d] + coord[d];
+            }
+            full.AsSpan((int)(si * inferred[^1] * size), inner * size).CopyTo(dst.Slice((int)(di * outShape[^1] * size), inner * size));
         }
     }
 }
