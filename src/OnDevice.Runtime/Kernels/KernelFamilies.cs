@@ -12,5 +12,6 @@ internal static class KernelFamilies
         Nn.ConvKernels.Register(r);
         Nn.ConvTransposeKernels.Register(r);
         Nn.PoolKernels.Register(r);
+        Nn.NormalizationKernels.Register(r);
     }
 }
