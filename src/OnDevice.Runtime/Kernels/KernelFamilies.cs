@@ -13,5 +13,6 @@ internal static class KernelFamilies
         Nn.ConvTransposeKernels.Register(r);
         Nn.PoolKernels.Register(r);
         Nn.NormalizationKernels.Register(r);
+        Nn.RecurrentKernels.Register(r);
     }
 }

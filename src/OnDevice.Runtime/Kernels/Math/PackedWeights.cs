@@ -9,6 +9,10 @@ internal static unsafe class PackedWeights
     /// <summary>A pinned, uninitialized float array (its address never changes, so kernels may use it without fixing).</summary>
     public static float[] Pinned(int floats) => GC.AllocateUninitializedArray<float>(Math.Max(1, floats), pinned: true);
 
+    /// <summary>Address of a pinned array from <see cref="Pinned"/> (valid for the array's lifetime).</summary>
+    public static float* Address(float[] pinned) =>
+        (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(pinned));
+
     /// <summary>Packs B[K, N] given as a float32 IR tensor region (row-major, or transposed) into GEMM panels.</summary>
     public static float[] PackB(ReadOnlySpan<float> b, int k, int n, bool transposed, float scale)
     {
