@@ -137,4 +137,26 @@ public unsafe class GemmTests
             NodeRunner.Close(expected, c, 1e-4f, 1e-5f);
         }
     }
+
+    [Theory]
+    [InlineData(1, 512, 128)]
+    [InlineData(3, 7, 5)]
+    [InlineData(9, 33, 100)]
+    [InlineData(4, 0, 3)]
+    [InlineData(2, 3, 0)]
+    public void DotRows_MatchesReference(int m, int n, int k)
+    {
+        var a = NodeRunner.Random(m * k, 21);
+        var b = NodeRunner.Random(n * k, 22);
+        var c0 = NodeRunner.Random(m * n, 23);
+        foreach (bool acc in new[] { false, true })
+        {
+            var expected = (float[])c0.Clone();
+            GemmReference.Multiply(a, k, 1, b, 1, k, expected, n, m, n, k, acc);
+            var c = (float[])c0.Clone();
+            fixed (float* ap = a, bp = b, cp = c)
+                DotRows.Multiply(ap, m, k, k, bp, n, k, cp, n, acc);
+            NodeRunner.Close(expected, c, 1e-4f, 1e-5f);
+        }
+    }
 }

@@ -29,6 +29,9 @@ public class RecurrentTests
         new Case("gru linear_before_reset bidi lens", "GRU", "bidirectional", 6, 3, 3, 5, true, true, true, LinearBeforeReset: true),
         new Case("gru reverse no bias layout 1 clip", "GRU", "reverse", 4, 2, 5, 4, false, true, false, Clip: 0.5f, Layout: 1),
         new Case("gru activations", "GRU", "forward", 3, 2, 3, 4, true, false, true, Activations: ["Softsign", "Elu"], Alphas: [0.7f]),
+        new Case("lstm batch 10 (packed run-time weights)", "LSTM", "bidirectional", 3, 10, 6, 5, true, true, true, Peepholes: true),
+        new Case("gru batch 9 (packed run-time weights)", "GRU", "forward", 2, 9, 4, 7, true, true, true),
+        new Case("gru lbr batch 9 (packed run-time weights)", "GRU", "reverse", 2, 9, 4, 7, true, false, true, LinearBeforeReset: true),
         new Case("rnn forward", "RNN", "forward", 5, 3, 4, 6, true, false, true),
         new Case("rnn bidi lens relu", "RNN", "bidirectional", 4, 3, 3, 5, true, true, true, Activations: ["Relu", "Softplus"]),
     };

@@ -83,6 +83,9 @@ internal sealed unsafe class RecurrentKernel : IKernel
 {
     public enum Cell { Lstm, Gru, Rnn }
 
+    /// <summary>Most rows for which run-time weights are read by dot products instead of being packed.</summary>
+    private const int DotRowsLimit = 8;
+
     private readonly Cell _cell;
     private readonly int _gates;
     private readonly string _direction;
@@ -193,14 +196,16 @@ internal sealed unsafe class RecurrentKernel : IKernel
         bool wPacked = _packedW is not null && w.Shape.AsSpan().SequenceEqual(_wShape);
         bool rPacked = _packedR is not null && r.Shape.AsSpan().SequenceEqual(_rShape);
         int rows = seq * batch, mainN = _cell == Cell.Gru ? 2 * hidden : gh;
+        // Weights that are not constants would be packed on every run; with few rows, dot products read them in place instead.
+        bool dotW = !wPacked && rows <= DotRowsLimit, dotR = !rPacked && batch <= DotRowsLimit;
         long fX = PackedWeights.Lines(Gemm.PackedASize(rows, input));
         long fXW = PackedWeights.Lines((long)rows * gh);
         long fHR = PackedWeights.Lines((long)batch * gh);
         long fPH = PackedWeights.Lines(Gemm.PackedASize(batch, hidden));
         long fState = PackedWeights.Lines((long)batch * hidden);
         long fBias = PackedWeights.Lines(gh);
-        long fW = wPacked ? 0 : PackedWeights.Lines(Gemm.PackedBSize(input, gh));
-        long fR = rPacked ? 0 : PackedWeights.Lines(Gemm.PackedBSize(hidden, mainN)) + PackedWeights.Lines(Gemm.PackedBSize(hidden, hidden));
+        long fW = wPacked || dotW ? 0 : PackedWeights.Lines(Gemm.PackedBSize(input, gh));
+        long fR = rPacked || dotR ? 0 : PackedWeights.Lines(Gemm.PackedBSize(hidden, mainN)) + PackedWeights.Lines(Gemm.PackedBSize(hidden, hidden));
         long total = fX + fXW + fHR + fPH + 3 * fState + fBias + fW + fR;
         var scratch = ctx.Scratch(PackedWeights.ScratchBytes(total));
         int threads = ctx.Threads;
@@ -227,7 +232,7 @@ internal sealed unsafe class RecurrentKernel : IKernel
             float* gateBias = rh + fState;
             float* wScratch = gateBias + fBias;
             float* rScratch = wScratch + fW;
-            float* rhScratch = rScratch + (rPacked ? 0 : PackedWeights.Lines(Gemm.PackedBSize(hidden, mainN)));
+            float* rhScratch = rScratch + (rPacked || dotR ? 0 : PackedWeights.Lines(Gemm.PackedBSize(hidden, mainN)));
 
             if (y is not null) new Span<float>(py, y.Length).Clear();
             // X rows in memory order: layout 0 row = t·batch + b, layout 1 row = b·seq + t.
@@ -242,17 +247,28 @@ internal sealed unsafe class RecurrentKernel : IKernel
                     bool keepRb = _cell == Cell.Gru && _linearBeforeReset && j >= 2 * hidden;
                     gateBias[j] = keepRb ? wb : wb + rb;
                 }
-                float* wd;
-                if (wPacked) wd = PackedWeights.Address(_packedW![d]);
+                if (dotW)
+                {
+                    DotRows.Multiply(px, rows, input, input, pw + (nint)d * gh * input, gh, input, xw, gh, false);
+                    for (int i = 0; i < rows; i++)
+                        for (int j = 0; j < gh; j++) xw[(nint)i * gh + j] += gateBias[j];
+                }
                 else
                 {
-                    Gemm.PackB(pw + (nint)d * gh * input, input, gh, 1, input, 1f, wScratch);
-                    wd = wScratch;
+                    float* wd;
+                    if (wPacked) wd = PackedWeights.Address(_packedW![d]);
+                    else
+                    {
+                        Gemm.PackB(pw + (nint)d * gh * input, input, gh, 1, input, 1f, wScratch);
+                        wd = wScratch;
+                    }
+                    Gemm.Multiply(new PrepackedB(wd, input), packedX, rows, gh, input, xw, gh, false,
+                        new GemmEpilogue(GemmBias.PerColumn), gateBias, threads, null);
                 }
-                Gemm.Multiply(new PrepackedB(wd, input), packedX, rows, gh, input, xw, gh, false,
-                    new GemmEpilogue(GemmBias.PerColumn), gateBias, threads, null);
-                float* rd, rhd = null;
-                if (rPacked)
+                float* rd = null, rhd = null;
+                float* rRows = pr + (nint)d * gh * hidden;
+                if (dotR) { }
+                else if (rPacked)
                 {
                     rd = PackedWeights.Address(_packedR![d]);
                     if (_packedRh is not null) rhd = PackedWeights.Address(_packedRh[d]);
@@ -281,10 +297,15 @@ internal sealed unsafe class RecurrentKernel : IKernel
                 for (int s = 0; s < seq; s++)
                 {
                     // hr = h·Rᵀ for every batch row (rows whose sequence has ended are ignored).
-                    Gemm.PackA(h, batch, hidden, hidden, 1, 1f, packedH);
-                    Gemm.Multiply(new PrepackedB(rd, hidden), packedH, batch, mainN, hidden, hr, gh, false, GemmEpilogue.None, null, threads, null);
+                    if (dotR) DotRows.Multiply(h, batch, hidden, hidden, rRows, mainN, hidden, hr, gh, false);
+                    else
+                    {
+                        Gemm.PackA(h, batch, hidden, hidden, 1, 1f, packedH);
+                        Gemm.Multiply(new PrepackedB(rd, hidden), packedH, batch, mainN, hidden, hr, gh, false, GemmEpilogue.None, null, threads, null);
+                    }
                     if (_cell == Cell.Gru)
-                        GruStep(s, d, reverse, lens, seq, batch, hidden, xw, hr, h, rh, packedH, rhd, recurrentBias, py, threads);
+                        GruStep(s, d, reverse, lens, seq, batch, hidden, xw, hr, h, rh, packedH, rhd, dotR ? rRows + (nint)mainN * hidden : null,
+                            recurrentBias, py, threads);
                     else
                         for (int b = 0; b < batch; b++)
                         {
@@ -349,7 +370,7 @@ internal sealed unsafe class RecurrentKernel : IKernel
 
     /// <summary>One GRU step for every active batch row: z and r from hr (= h·[Rz; Rr]ᵀ), then the candidate with Rh.</summary>
     private void GruStep(int s, int d, bool reverse, int[] lens, int seq, int batch, int hidden, float* xw, float* hr, float* h, float* rh,
-        float* packedH, float* rhPacked, float* recurrentBias, float* y, int threads)
+        float* packedH, float* rhPacked, float* rhRows, float* recurrentBias, float* y, int threads)
     {
         var f = _activations[d * 2];
         var g = _activations[d * 2 + 1];
@@ -368,8 +389,12 @@ internal sealed unsafe class RecurrentKernel : IKernel
             }
         }
         // Candidate pre-activation: (r⊙h)·Rhᵀ or h·Rhᵀ into hr[.., 2H..3H).
-        Gemm.PackA(rh, batch, hidden, hidden, 1, 1f, packedH);
-        Gemm.Multiply(new PrepackedB(rhPacked, hidden), packedH, batch, hidden, hidden, hr + 2 * hidden, gh, false, GemmEpilogue.None, null, threads, null);
+        if (rhRows != null) DotRows.Multiply(rh, batch, hidden, hidden, rhRows, hidden, hidden, hr + 2 * hidden, gh, false);
+        else
+        {
+            Gemm.PackA(rh, batch, hidden, hidden, 1, 1f, packedH);
+            Gemm.Multiply(new PrepackedB(rhPacked, hidden), packedH, batch, hidden, hidden, hr + 2 * hidden, gh, false, GemmEpilogue.None, null, threads, null);
+        }
         for (int b = 0; b < batch; b++)
         {
             if (s >= lens[b]) continue;
