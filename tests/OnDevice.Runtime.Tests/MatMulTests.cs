@@ -44,6 +44,8 @@ public class MatMulTests
     [InlineData(7, 9, 5, 1, 1, new[] { 7, 5 })]
     [InlineData(70, 129, 45, 1, 1, new[] { 1, 45 })]
     [InlineData(1, 64, 33, 0, 1, new[] { 1 })]
+    [InlineData(3, 40, 20, 0, 1, new[] { 3, 20 })]
+    [InlineData(8, 40, 20, 0, 1, new[] { 20 })]
     public void Gemm_MatchesReference(int m, int k, int n, int transA, int transB, int[] cShape)
     {
         var a = NodeRunner.Random(m * k, 3);

@@ -240,6 +240,22 @@ internal sealed unsafe class GemmKernel : IKernel
             float* packedA = PackedWeights.Align(ps);
             float* bScratch = packedA + packA;
             float* bias = bScratch + packB;
+            if (!prepacked && _transB && !_transA && m <= 8)
+            {
+                // Few rows and a run-time Bᵀ: dot products read B in place instead of packing it.
+                DotRows.Multiply(pa, m, k, k, pb, n, k, py, n, false);
+                int cl = c?.Length ?? 0;
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < n; j++)
+                    {
+                        float v = _alpha * py[i * n + j];
+                        if (full) v += _beta * pc[i * n + j];
+                        else if (biasKind == GemmBias.PerRow) v += _beta * pc[cl == 1 ? 0 : i];
+                        else if (biasKind == GemmBias.PerColumn) v += _beta * pc[cl == 1 ? 0 : j];
+                        py[i * n + j] = _activation.Apply(v);
+                    }
+                return;
+            }
             // alpha goes into whichever operand is packed here at run time when B was not prepacked with it.
             Gemm.PackA(pa, m, k, _transA ? 1 : k, _transA ? m : 1, prepacked ? 1f : _alpha, packedA);
             if (biasKind != GemmBias.None)
