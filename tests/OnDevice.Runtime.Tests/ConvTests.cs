@@ -26,6 +26,8 @@ public class ConvTests
         new Case("3x3 dilation 2", [1, 4, 16, 16], [5, 4, 3, 3], 1, [1, 1], [2, 2, 2, 2], [2, 2], false),
         new Case("5x3 grouped strided", [1, 8, 19, 12], [12, 2, 5, 3], 4, [2, 1], [2, 1, 2, 1], [1, 2], true),
         new Case("96->24 3x3 small", [1, 96, 12, 20], [24, 96, 3, 3], 1, [1, 1], [1, 1, 1, 1], [1, 1], true),
+        new Case("3x3 implicit, several row blocks", [1, 64, 40, 60], [8, 64, 3, 3], 1, [1, 1], [1, 1, 1, 1], [1, 1], true),
+        new Case("5x5 dilated implicit, several row blocks, grouped", [2, 80, 23, 90], [6, 40, 5, 5], 2, [1, 1], [4, 3, 2, 5], [2, 1], true),
         new Case("depthwise 3x3 s1", [1, 6, 13, 37], [6, 1, 3, 3], 6, [1, 1], [1, 1, 1, 1], [1, 1], true),
         new Case("depthwise 3x3 s2", [2, 5, 16, 70], [5, 1, 3, 3], 5, [2, 2], [1, 1, 1, 1], [1, 1], true),
         new Case("depthwise 5x5 s2 odd", [1, 4, 15, 19], [4, 1, 5, 5], 4, [2, 2], [2, 2, 2, 2], [1, 1], true),

@@ -101,8 +101,10 @@ internal sealed unsafe class ConvKernel : IKernel
             bool prepacked = _packedW is not null && w.Shape.AsSpan().SequenceEqual(_wShape);
             int threads = ctx.Threads;
             long packA = prepacked ? 0 : PackedWeights.Lines(Gemm.PackedASize(mg, kg)) * _group;
+            int blockWorkers = implicitGemm ? PackedWeights.Workers(ctx, layout.Blocks, 1) : 1;
+            long perBlockWorker = PackedWeights.Lines(layout.PaddedFloats) + PackedWeights.Lines((long)mg * layout.BlockColumns);
             long bFloats = implicitGemm
-                ? PackedWeights.Lines(layout.PaddedFloats) + PackedWeights.Lines((long)mg * layout.VirtualColumns) + PackedWeights.Lines(kg)
+                ? perBlockWorker * blockWorkers + PackedWeights.Lines(kg)
                 : pointwise ? PackedWeights.Lines(Gemm.ScratchFloats(kg, Gemm.NR, 1)) + PackedWeights.Lines(kg)
                 : PackedWeights.Lines(Gemm.ScratchFloats(kg, outSize, threads));
             var scratch = ctx.Scratch(PackedWeights.ScratchBytes(packA + bFloats));
@@ -112,26 +114,35 @@ internal sealed unsafe class ConvKernel : IKernel
                 float* bScratch = packedW + packA;
                 if (implicitGemm)
                 {
-                    float* padded = bScratch;
-                    float* virtualY = padded + PackedWeights.Lines(layout.PaddedFloats);
-                    int* offsets = (int*)(virtualY + PackedWeights.Lines((long)mg * layout.VirtualColumns));
+                    int* offsets = (int*)bScratch;
+                    float* work = bScratch + PackedWeights.Lines(kg);
                     ImplicitConv.Offsets(layout, offsets);
+                    long groupStride = PackedWeights.Lines(Gemm.PackedASize(mg, kg));
                     if (!prepacked)
                         for (int g = 0; g < _group; g++)
-                            Gemm.PackA(pw + (nint)g * mg * kg, mg, kg, kg, 1, 1f, packedW + g * PackedWeights.Lines(Gemm.PackedASize(mg, kg)));
+                            Gemm.PackA(pw + (nint)g * mg * kg, mg, kg, kg, 1, 1f, packedW + g * groupStride);
                     var epi = new GemmEpilogue(bias is null ? GemmBias.None : GemmBias.PerRow, _activation);
+                    nint nOffsets = (nint)offsets, nWork = (nint)work, nx = (nint)px, ny = (nint)py, nBias = (nint)bias, nPacked = (nint)packedW;
                     for (int img = 0; img < n; img++)
                         for (int g = 0; g < _group; g++)
                         {
-                            ImplicitConv.Pad(px + ((nint)img * c + (nint)g * cg) * inSize, layout, padded);
-                            float* bg = bias is null ? null : bias + g * mg;
-                            int nv = layout.VirtualColumns;
-                            fixed (float* a = prepacked ? _packedW![g] : default)
+                            float* pa = prepacked ? PackedWeights.Address(_packedW![g]) : packedW + g * groupStride;
+                            nint na = (nint)pa;
+                            nint xg = nx + (((nint)img * c + (nint)g * cg) * inSize) * sizeof(float);
+                            nint yg = ny + (((nint)img * m + (nint)g * mg) * outSize) * sizeof(float);
+                            nint bg = nBias == 0 ? 0 : nBias + g * mg * sizeof(float);
+                            PackedWeights.ForWorkers(ctx, layout.Blocks, 1, (worker, b0, b1) =>
                             {
-                                float* pa = prepacked ? a : packedW + g * PackedWeights.Lines(Gemm.PackedASize(mg, kg));
-                                Gemm.Multiply(new IndirectB(padded, offsets), pa, mg, nv, kg, virtualY, nv, false, epi, bg, threads, null);
-                            }
-                            ImplicitConv.Compact(virtualY, mg, layout, py + ((nint)img * m + (nint)g * mg) * outSize);
+                                float* padded = (float*)nWork + worker * perBlockWorker;
+                                float* virtualY = padded + PackedWeights.Lines(layout.PaddedFloats);
+                                for (int blk = b0; blk < b1; blk++)
+                                {
+                                    ImplicitConv.PadBlock((float*)xg, layout, blk, padded);
+                                    int nv = ImplicitConv.RowsOf(layout, blk) * layout.Wp;
+                                    Gemm.Multiply(new IndirectB(padded, (int*)nOffsets), (float*)na, mg, nv, kg, virtualY, nv, false, epi, (float*)bg, 1, null);
+                                    ImplicitConv.CompactBlock(virtualY, mg, layout, blk, (float*)yg);
+                                }
+                            });
                         }
                     return;
                 }
