@@ -72,6 +72,41 @@ public class ConvTests
     }
 
     [Theory]
+    [InlineData("LeakyRelu", new[] { 0.1f })]
+    [InlineData("HardSigmoid", new[] { 0.2f, 0.5f })]
+    [InlineData("HardSwish", new float[0])]
+    [InlineData("HardSwish", new[] { 0.2f, 0.5f })]
+    [InlineData("Clip", new[] { 0f, 6f })]
+    public void FusedConv_Activations_MatchReference(string activation, float[] parameters)
+    {
+        int[] xs = [1, 5, 9, 11], ws = [7, 5, 3, 3];
+        var x = NodeRunner.Random(xs.Aggregate(1, (p, d) => p * d), 31, -4, 4);
+        var w = NodeRunner.Random(ws.Aggregate(1, (p, d) => p * d), 32);
+        var b = NodeRunner.Random(7, 33);
+        var act = activation switch
+        {
+            "LeakyRelu" => FusedActivation.LeakyRelu(parameters[0]),
+            "HardSigmoid" => FusedActivation.HardSigmoid(parameters[0], parameters[1]),
+            "HardSwish" => parameters.Length == 0 ? FusedActivation.HardSwish : FusedActivation.TimesHardSigmoid(parameters[0], parameters[1]),
+            _ => FusedActivation.Clip(parameters[0], parameters[1]),
+        };
+        var (expected, _) = ConvReference.Conv(x, xs, w, ws, b, [1, 1], [1, 1], [1, 1], [1, 1], 1, act);
+        var node = new Node("FusedConv", ["x", "w", "b"], ["y"], domain: "com.microsoft")
+            .With(Attr.Of("pads", new long[] { 1, 1, 1, 1 })).With(Attr.Of("activation", activation));
+        if (parameters.Length > 0) node.With(Attr.Of("activation_params", parameters));
+        var y = RunWithDomain(node, [T(x, xs), T(w, ws), T(b, [7])], 1, null);
+        NodeRunner.Close(expected, y.ToFloatArray(), 1e-4f, 1e-5f);
+    }
+
+    [Fact]
+    public void FusedConv_UnfusableActivation_IsUnsupported()
+    {
+        var node = new Node("FusedConv", ["x", "w"], ["y"], domain: "com.microsoft").With(Attr.Of("activation", "Tanh"));
+        var e = Assert.ThrowsAny<NotSupportedException>(() => RunWithDomain(node, [T([1f], [1, 1, 1, 1]), T([1f], [1, 1, 1, 1])], 1, null));
+        Assert.Contains("Tanh", e.Message);
+    }
+
+    [Theory]
     [InlineData("SAME_UPPER", 2)]
     [InlineData("SAME_LOWER", 2)]
     [InlineData("VALID", 1)]

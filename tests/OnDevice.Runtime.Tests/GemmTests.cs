@@ -75,7 +75,7 @@ public unsafe class GemmTests
         FusedActivation[] acts =
         [
             FusedActivation.None, FusedActivation.Relu, FusedActivation.Clip(-0.5f, 0.75f), FusedActivation.HardSigmoid(0.3f, 0.4f),
-            FusedActivation.HardSwish, FusedActivation.LeakyRelu(0.1f),
+            FusedActivation.HardSwish, FusedActivation.TimesHardSigmoid(0.2f, 0.5f), FusedActivation.LeakyRelu(0.1f),
         ];
         foreach (var bias in new[] { GemmBias.None, GemmBias.PerRow, GemmBias.PerColumn })
             foreach (var act in acts)

@@ -12,7 +12,7 @@ public static class GemmReference
         ActivationKind.Relu => x > 0 ? x : 0,
         ActivationKind.Clip => Math.Min(Math.Max(x, a.Alpha), a.Beta),
         ActivationKind.HardSigmoid => Math.Max(0, Math.Min(1, a.Alpha * x + a.Beta)),
-        ActivationKind.HardSwish => x * Math.Max(0, Math.Min(1, x / 6 + 0.5f)),
+        ActivationKind.HardSwish => x * Math.Max(0, Math.Min(1, a.Alpha * x + a.Beta)),
         ActivationKind.LeakyRelu => x >= 0 ? x : a.Alpha * x,
         _ => throw new ArgumentOutOfRangeException(nameof(a)),
     };

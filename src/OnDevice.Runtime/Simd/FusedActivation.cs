@@ -14,7 +14,7 @@ public enum ActivationKind
     Clip,
     /// <summary>max(0, min(1, Alpha·x + Beta)).</summary>
     HardSigmoid,
-    /// <summary>x · max(0, min(1, x/6 + 1/2)).</summary>
+    /// <summary>x · max(0, min(1, Alpha·x + Beta)); ONNX HardSwish is Alpha = 1/6, Beta = 1/2.</summary>
     HardSwish,
     /// <summary>x when x ≥ 0, else Alpha·x.</summary>
     LeakyRelu,
@@ -22,8 +22,8 @@ public enum ActivationKind
 
 /// <summary>An activation and its parameters, applied by kernels in their epilogue.</summary>
 /// <param name="Kind">Which activation.</param>
-/// <param name="Alpha">First parameter (Clip: min; HardSigmoid: slope; LeakyRelu: negative slope).</param>
-/// <param name="Beta">Second parameter (Clip: max; HardSigmoid: offset).</param>
+/// <param name="Alpha">First parameter (Clip: min; HardSigmoid/HardSwish: slope; LeakyRelu: negative slope).</param>
+/// <param name="Beta">Second parameter (Clip: max; HardSigmoid/HardSwish: offset).</param>
 public readonly record struct FusedActivation(ActivationKind Kind, float Alpha = 0, float Beta = 0)
 {
     /// <summary>No activation.</summary>
@@ -38,8 +38,11 @@ public readonly record struct FusedActivation(ActivationKind Kind, float Alpha =
     /// <summary>HardSigmoid with ONNX defaults alpha 0.2, beta 0.5.</summary>
     public static FusedActivation HardSigmoid(float alpha = 0.2f, float beta = 0.5f) => new(ActivationKind.HardSigmoid, alpha, beta);
 
-    /// <summary>HardSwish.</summary>
-    public static FusedActivation HardSwish => new(ActivationKind.HardSwish);
+    /// <summary>ONNX HardSwish: x · HardSigmoid(x) with alpha 1/6, beta 1/2.</summary>
+    public static FusedActivation HardSwish => new(ActivationKind.HardSwish, 1f / 6, 0.5f);
+
+    /// <summary>x · HardSigmoid(x) with the given alpha and beta (e.g. a Conv → HardSigmoid → Mul chain).</summary>
+    public static FusedActivation TimesHardSigmoid(float alpha, float beta) => new(ActivationKind.HardSwish, alpha, beta);
 
     /// <summary>LeakyRelu with the given negative slope (ONNX default 0.01).</summary>
     public static FusedActivation LeakyRelu(float alpha = 0.01f) => new(ActivationKind.LeakyRelu, alpha);
@@ -52,7 +55,7 @@ public readonly record struct FusedActivation(ActivationKind Kind, float Alpha =
         ActivationKind.Relu => x > 0 ? x : (float.IsNaN(x) ? x : 0),
         ActivationKind.Clip => Math.Min(Math.Max(x, Alpha), Beta),
         ActivationKind.HardSigmoid => Math.Max(0, Math.Min(1, Alpha * x + Beta)),
-        ActivationKind.HardSwish => x * Math.Max(0, Math.Min(1, x * (1f / 6) + 0.5f)),
+        ActivationKind.HardSwish => x * Math.Max(0, Math.Min(1, Alpha * x + Beta)),
         ActivationKind.LeakyRelu => x >= 0 ? x : Alpha * x,
         _ => x,
     };
@@ -69,7 +72,7 @@ public readonly record struct FusedActivation(ActivationKind Kind, float Alpha =
             case ActivationKind.HardSigmoid:
                 return Vector512.Max(Vector512<float>.Zero, Vector512.Min(Vector512<float>.One, x * Vector512.Create(Alpha) + Vector512.Create(Beta)));
             case ActivationKind.HardSwish:
-                return x * Vector512.Max(Vector512<float>.Zero, Vector512.Min(Vector512<float>.One, x * Vector512.Create(1f / 6) + Vector512.Create(0.5f)));
+                return x * Vector512.Max(Vector512<float>.Zero, Vector512.Min(Vector512<float>.One, x * Vector512.Create(Alpha) + Vector512.Create(Beta)));
             case ActivationKind.LeakyRelu: return Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(x, Vector512<float>.Zero), x, x * Vector512.Create(Alpha));
             default: return x;
         }
@@ -87,7 +90,7 @@ public readonly record struct FusedActivation(ActivationKind Kind, float Alpha =
             case ActivationKind.HardSigmoid:
                 return Vector256.Max(Vector256<float>.Zero, Vector256.Min(Vector256<float>.One, x * Vector256.Create(Alpha) + Vector256.Create(Beta)));
             case ActivationKind.HardSwish:
-                return x * Vector256.Max(Vector256<float>.Zero, Vector256.Min(Vector256<float>.One, x * Vector256.Create(1f / 6) + Vector256.Create(0.5f)));
+                return x * Vector256.Max(Vector256<float>.Zero, Vector256.Min(Vector256<float>.One, x * Vector256.Create(Alpha) + Vector256.Create(Beta)));
             case ActivationKind.LeakyRelu: return Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(x, Vector256<float>.Zero), x, x * Vector256.Create(Alpha));
             default: return x;
         }
@@ -105,7 +108,7 @@ public readonly record struct FusedActivation(ActivationKind Kind, float Alpha =
             case ActivationKind.HardSigmoid:
                 return Vector128.Max(Vector128<float>.Zero, Vector128.Min(Vector128<float>.One, x * Vector128.Create(Alpha) + Vector128.Create(Beta)));
             case ActivationKind.HardSwish:
-                return x * Vector128.Max(Vector128<float>.Zero, Vector128.Min(Vector128<float>.One, x * Vector128.Create(1f / 6) + Vector128.Create(0.5f)));
+                return x * Vector128.Max(Vector128<float>.Zero, Vector128.Min(Vector128<float>.One, x * Vector128.Create(Alpha) + Vector128.Create(Beta)));
             case ActivationKind.LeakyRelu: return Vector128.ConditionalSelect(Vector128.GreaterThanOrEqual(x, Vector128<float>.Zero), x, x * Vector128.Create(Alpha));
             default: return x;
         }

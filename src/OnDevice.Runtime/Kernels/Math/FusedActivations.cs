@@ -36,7 +36,7 @@ internal static class FusedActivations
             "Clip" => FusedActivation.Clip(Param(0, "activation_alpha", float.MinValue), Param(1, "activation_beta", float.MaxValue)),
             "LeakyRelu" => FusedActivation.LeakyRelu(Param(0, "activation_alpha", 0.01f)),
             "HardSigmoid" => FusedActivation.HardSigmoid(Param(0, "activation_alpha", 0.2f), Param(1, "activation_beta", 0.5f)),
-            "HardSwish" => FusedActivation.HardSwish,
+            "HardSwish" => FusedActivation.TimesHardSigmoid(Param(0, "activation_alpha", 1f / 6), Param(1, "activation_beta", 0.5f)),
             _ => throw new NotSupportedException($"fused activation '{name}' is not supported (Relu, Clip, LeakyRelu, HardSigmoid, HardSwish are)"),
         };
     }

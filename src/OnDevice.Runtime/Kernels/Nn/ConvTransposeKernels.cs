@@ -206,11 +206,14 @@ internal sealed unsafe class ConvTransposeKernel : IKernel
                                 float* row = y + ((nint)oz * oh + oy) * ow;
                                 float* s = src + (i - i0);
                                 int sx = strides[2], ox0 = ix * sx + xOff;
-                                for (int t = 0; t < len; t++)
-                                {
-                                    int ox = ox0 + t * sx;
-                                    if ((uint)ox < (uint)ow) row[ox] += s[t];
-                                }
+                                // t with 0 <= ox0 + t·sx < ow.
+                                int t0 = ox0 >= 0 ? 0 : (-ox0 + sx - 1) / sx;
+                                int t1 = ow - ox0 <= 0 ? 0 : Math.Min(len, (ow - ox0 + sx - 1) / sx);
+                                float* o = row + ox0;
+                                if (sx == 1)
+                                    for (int t = t0; t < t1; t++) o[t] += s[t];
+                                else
+                                    for (int t = t0; t < t1; t++) o[(nint)t * sx] += s[t];
                             }
                             i += len;
                             ix += len;
