@@ -52,6 +52,8 @@ public static unsafe class Program
         Report("Conv 192->192 1x1 @40x40: GEMM", ConvDirect(192, 192, 40, 40, 1, runs, threads));
         Report("Conv node 96->24 3x3 pad 1 @160x160 (node time)", ConvSession(96, 24, 160, 160, 3, 1, runs, threads));
         Report("Conv node 192->192 1x1 @40x40 (node time)", ConvSession(192, 192, 40, 40, 1, 1, runs, threads));
+        Report("Conv node 3->16 3x3 s2 @640x640 (node time)", ConvSession(3, 16, 640, 640, 3, 1, runs, threads, stride: 2));
+        Report("Conv node 96->96 3x3 s2 @80x80 (node time)", ConvSession(96, 96, 80, 80, 3, 1, runs, threads, stride: 2));
         Report("Conv node depthwise 3x3 s1 96ch @80x80 (node time)", ConvSession(96, 96, 80, 80, 3, 96, runs, threads));
         Report("Conv node depthwise 5x5 s2 96ch @80x80 (node time)", ConvSession(96, 96, 80, 80, 5, 96, runs, threads, stride: 2));
     }

@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 
 namespace OnDevice.Runtime.Simd;
 
@@ -65,7 +64,7 @@ public static unsafe class DepthwiseConv
                 if (hi < lo) hi = lo;
                 new Span<float>(dst, lo).Clear();
                 if (sw == 1) Gemm.Copy(src + first + lo, dst + lo, hi - lo);
-                else if (sw == 2) Deinterleave2(src + first + 2 * lo, dst + lo, hi - lo);
+                else if (sw == 2) Strided.Deinterleave2(src + first + 2 * lo, dst + lo, hi - lo);
                 else
                     for (int c = lo; c < hi; c++) dst[c] = src[first + (nint)c * sw];
                 new Span<float>(dst + hi, L - hi).Clear();
@@ -253,20 +252,6 @@ public static unsafe class DepthwiseConv
             for (int t = 0; t < taps; t++) acc += w[t] * src[offsets[t] + ox];
             y[ox] = act.Apply(acc);
         }
-    }
-
-    /// <summary>dst[i] = src[2i] for i in [0, count) (reads never go past src[2·(count−1)]).</summary>
-    private static void Deinterleave2(float* src, float* dst, int count)
-    {
-        int i = 0;
-        if (Avx512F.IsSupported)
-        {
-            var evens = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-            // 16 outputs read src[0 .. 31]; the last pair element src[2i + 31] must exist: i + 16 <= count − 1 ... keep one spare.
-            for (; i + 16 < count; i += 16)
-                Avx512F.PermuteVar16x32x2(Vector512.Load(src + 2 * i), evens, Vector512.Load(src + 2 * i + 16)).Store(dst + i);
-        }
-        for (; i < count; i++) dst[i] = src[2 * (nint)i];
     }
 
     private static void StorePartial(Vector512<float> v, float* dst, int count)

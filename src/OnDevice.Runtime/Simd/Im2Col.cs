@@ -108,6 +108,7 @@ public readonly unsafe struct Im2ColB : IGemmB
         if (hi < lo) hi = lo;
         for (int t = 0; t < lo; t++) dst[t] = 0;
         if (stride == 1) Gemm.Copy(row + ix0 + lo, dst + lo, hi - lo);
+        else if (stride == 2) Strided.Deinterleave2(row + ix0 + 2 * lo, dst + lo, hi - lo);
         else
         {
             float* src = row + ix0;

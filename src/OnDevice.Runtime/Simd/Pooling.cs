@@ -138,6 +138,7 @@ public static unsafe class PoolingMax
                 if (hi < lo) hi = lo;
                 new Span<float>(dst, lo).Fill(pad);
                 if (sw == 1) Gemm.Copy(src + first + lo, dst + lo, hi - lo);
+                else if (sw == 2) Strided.Deinterleave2(src + first + 2 * lo, dst + lo, hi - lo);
                 else
                     for (int c = lo; c < hi; c++) dst[c] = src[first + (nint)c * sw];
                 new Span<float>(dst + hi, L - hi).Fill(pad);
