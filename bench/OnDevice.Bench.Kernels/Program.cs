@@ -23,8 +23,9 @@ public static unsafe class Program
         Report("GEMM 24x25600x864 (conv shape), B packed at run time", GemmStrided(24, 25600, 864, runs, threads));
         foreach (int s in new[] { 256, 512, 1024 })
             Report($"GEMM {s}x{s}x{s}, B packed at run time", GemmStrided(s, s, s, runs, threads));
-        Report("Conv 96->24 3x3 pad 1 @160x160: im2col+GEMM", ConvDirect(96, 24, 160, 160, 3, runs, threads));
-        Report("Conv 96->24 3x3 pad 1 @160x160: implicit GEMM", ConvImplicit(96, 24, 160, 160, 3, runs, threads));
+        Report("Conv 96->24 3x3 @160x160: im2col+GEMM", ConvDirect(96, 24, 160, 160, 3, runs, threads));
+        Report("Conv 96->24 3x3 @160x160: padded rows, B in place", ConvImplicit(96, 24, 160, 160, 3, runs, threads));
+        Report("Conv 96->24 3x3 @160x160: padded rows packed (Conv)", ConvImplicit(96, 24, 160, 160, 3, runs, threads, packed: true));
         if (args.Contains("--dw"))
         {
             Report("Depthwise channel 3x3 s1 @80x80 (direct)", DepthwiseDirect(80, 80, 3, 1, runs));
@@ -147,24 +148,22 @@ public static unsafe class Program
         var b = GC.AllocateUninitializedArray<float>(k * n, pinned: true);
         Random(k * n, 2).CopyTo(b, 0);
         var pa = GC.AllocateUninitializedArray<float>(Gemm.PackedASize(m, k), pinned: true);
-        var scratch = GC.AllocateUninitializedArray<float>(Gemm.ScratchFloats(k, Gemm.NR, 1), pinned: true);
-        var offsets = GC.AllocateUninitializedArray<int>(k, pinned: true);
+        var scratch = GC.AllocateUninitializedArray<float>((int)Gemm.RowMajorScratchFloats(k, n, threads), pinned: true);
         var c = GC.AllocateUninitializedArray<float>(m * n, pinned: true);
         fixed (float* ap = a, bp = b, pap = pa, sp = scratch, cp = c)
-        fixed (int* op = offsets)
         {
-            nint nap = (nint)ap, npa = (nint)pap, nbp = (nint)bp, nsp = (nint)sp, ncp = (nint)cp, nop = (nint)op;
-            return Measure(2.0 * m * n * k, runs, reps => LoopRowMajor((float*)nap, (float*)npa, (float*)nbp, m, n, k, (float*)ncp, (int*)nop, (float*)nsp, reps, threads));
+            nint nap = (nint)ap, npa = (nint)pap, nbp = (nint)bp, nsp = (nint)sp, ncp = (nint)cp;
+            return Measure(2.0 * m * n * k, runs, reps => LoopRowMajor((float*)nap, (float*)npa, (float*)nbp, m, n, k, (float*)ncp, (float*)nsp, reps, threads));
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
-    private static void LoopRowMajor(float* a, float* pa, float* b, int m, int n, int k, float* c, int* offsets, float* scratch, int reps, int threads)
+    private static void LoopRowMajor(float* a, float* pa, float* b, int m, int n, int k, float* c, float* scratch, int reps, int threads)
     {
         for (int i = 0; i < reps; i++)
         {
             Gemm.PackA(a, m, k, k, 1, 1f, pa);
-            Gemm.MultiplyRowMajorB(b, n, pa, m, n, k, c, n, false, GemmEpilogue.None, null, threads, offsets, scratch);
+            Gemm.MultiplyRowMajorB(b, n, pa, m, n, k, c, n, false, GemmEpilogue.None, null, threads, scratch);
         }
     }
 
@@ -228,7 +227,7 @@ public static unsafe class Program
         }
     }
 
-    private static (double, double, double) ConvImplicit(int cin, int cout, int h, int w, int ks, int runs, int threads)
+    private static (double, double, double) ConvImplicit(int cin, int cout, int h, int w, int ks, int runs, int threads, bool packed = false)
     {
         int pad = ks / 2, kk = cin * ks * ks;
         var layout = new ImplicitConv.Layout(cin, h, w, ks, ks, 1, 1, pad, pad, h, w);
@@ -241,23 +240,25 @@ public static unsafe class Program
         var virt = GC.AllocateUninitializedArray<float>(cout * layout.BlockColumns, pinned: true);
         var offsets = GC.AllocateUninitializedArray<int>(kk, pinned: true);
         var y = GC.AllocateUninitializedArray<float>(cout * h * w, pinned: true);
+        var scratch = GC.AllocateUninitializedArray<float>(Gemm.ScratchFloats(kk, layout.BlockColumns, 1), pinned: true);
         fixed (float* wp = wt, pap = pa)
             Gemm.PackA(wp, cout, kk, kk, 1, 1f, pap);
         fixed (int* op = offsets)
             ImplicitConv.Offsets(layout, op);
-        fixed (float* xp = x, pap = pa, pp = padded, vp = virt, yp = y, bp = bias)
+        fixed (float* xp = x, pap = pa, pp = padded, vp = virt, yp = y, bp = bias, sp = scratch)
         fixed (int* op = offsets)
         {
-            nint nx = (nint)xp, npa = (nint)pap, np = (nint)pp, nv = (nint)vp, ny = (nint)yp, nb = (nint)bp, no = (nint)op;
+            nint nx = (nint)xp, npa = (nint)pap, np = (nint)pp, nv = (nint)vp, ny = (nint)yp, nb = (nint)bp, no = (nint)op, ns = (nint)sp;
             return Measure(2.0 * cout * kk * h * w, runs, reps =>
-                LoopImplicit((float*)nx, (float*)npa, (float*)np, (float*)nv, (int*)no, (float*)ny, (float*)nb, cout, layout, reps));
+                LoopImplicit((float*)nx, (float*)npa, (float*)np, (float*)nv, (int*)no, (float*)ny, (float*)nb, cout, layout, reps,
+                    packed ? (float*)ns : null));
         }
     }
 
     /// <summary>One thread, block after block, as each worker of the Conv kernel runs them.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
     private static void LoopImplicit(float* x, float* pa, float* padded, float* virt, int* offsets, float* y, float* bias, int cout,
-        ImplicitConv.Layout layout, int reps)
+        ImplicitConv.Layout layout, int reps, float* packScratch)
     {
         var ep = new GemmEpilogue(GemmBias.PerRow);
         for (int i = 0; i < reps; i++)
@@ -265,7 +266,10 @@ public static unsafe class Program
             {
                 ImplicitConv.PadBlock(x, layout, blk, padded);
                 int nv = ImplicitConv.RowsOf(layout, blk) * layout.Wp;
-                Gemm.Multiply(new IndirectB(padded, offsets), pa, cout, nv, layout.K, virt, nv, false, ep, bias, 1, null);
+                if (packScratch == null)
+                    Gemm.Multiply(new IndirectB(padded, offsets), pa, cout, nv, layout.K, virt, nv, false, ep, bias, 1, null);
+                else
+                    Gemm.Multiply(new PackedIndirectB(padded, offsets), pa, cout, nv, layout.K, virt, nv, false, ep, bias, 1, packScratch);
                 ImplicitConv.CompactBlock(virt, cout, layout, blk, y);
             }
     }

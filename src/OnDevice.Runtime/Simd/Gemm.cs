@@ -76,6 +76,34 @@ public readonly unsafe struct StridedB(float* data, nint rowStride, nint colStri
 }
 
 /// <summary>
+/// B given like <see cref="IndirectB"/> (row k at Data + Offsets[k]) but packed block by block into panels before the
+/// micro-kernels read it: sequential, aligned reads however scattered the rows are. Reading NR − 1 floats past the last
+/// column of every row must stay inside the buffer.
+/// </summary>
+public readonly unsafe struct PackedIndirectB(float* data, int* offsets) : IGemmB
+{
+    /// <inheritdoc/>
+    public float* Block(int k0, int kc, int j0, int nc, float* scratch, out nint panelStride)
+    {
+        int nr = Gemm.NR, panels = (nc + nr - 1) / nr;
+        panelStride = (nint)kc * nr;
+        for (int kk = 0; kk < kc; kk++)
+        {
+            float* src = data + offsets[k0 + kk] + j0;
+            float* dst = scratch + (nint)kk * nr;
+            for (int p = 0; p < panels; p++) Gemm.Copy(src + (nint)p * nr, dst + p * panelStride, nr);
+        }
+        return scratch;
+    }
+
+    /// <inheritdoc/>
+    public bool UsesScratch => true;
+
+    /// <inheritdoc/>
+    public int* Offsets => null;
+}
+
+/// <summary>
 /// B read in place through a row-offset table: B[k, j] = Data[Offsets[k] + j] (an implicit-GEMM convolution over a
 /// zero-padded image, where row k = (c, kh, kw) is the image shifted by that tap). Reading NR − 1 floats past the last
 /// column of every row must stay inside the buffer; those columns are computed and discarded.
@@ -253,14 +281,29 @@ public static unsafe class Gemm
         });
     }
 
+    /// <summary>Floats of scratch <see cref="MultiplyRowMajorB"/> needs.</summary>
+    public static long RowMajorScratchFloats(int k, int n, int threads) => (ScratchFloats(k, n, threads) + 15L) / 16 * 16 + (k + 15L) / 16 * 16;
+
+    /// <summary>Most rows of A for which <see cref="MultiplyRowMajorB"/> reads B in place rather than packing it.</summary>
+    public const int InPlaceRowsLimit = 4;
+
     /// <summary>
-    /// C = A·B (+ epilogue) for a row-major B[K, N] with row stride <paramref name="ldb"/> read in place: full NR-wide
-    /// panels go through <see cref="IndirectB"/> (no packing), the last partial panel is packed. <paramref name="offsets"/>
-    /// must hold K ints; <paramref name="scratch"/> <see cref="ScratchFloats"/>(K, NR, 1) floats.
+    /// C = A·B (+ epilogue) for a row-major B[K, N] with row stride <paramref name="ldb"/>. With at most
+    /// <see cref="InPlaceRowsLimit"/> rows, full NR-wide panels are read in place through <see cref="IndirectB"/> and the
+    /// last partial panel is packed; otherwise B is packed block by block. <paramref name="scratch"/> holds
+    /// <see cref="RowMajorScratchFloats"/> floats.
     /// </summary>
     public static void MultiplyRowMajorB(float* b, nint ldb, float* packedA, int m, int n, int k, float* c, nint ldc, bool accumulate,
-        GemmEpilogue epilogue, float* bias, int threads, int* offsets, float* scratch)
+        GemmEpilogue epilogue, float* bias, int threads, float* scratch)
     {
+        int* offsets = (int*)(scratch + (ScratchFloats(k, n, threads) + 15) / 16 * 16);
+        // Reading B in place means one stream per row of B, which caches and TLBs handle badly once rows are reused by
+        // several row panels (and rows 4 KiB apart share cache sets); packing is the robust choice except for a few rows.
+        if (m > InPlaceRowsLimit)
+        {
+            Multiply(new StridedB(b, ldb, 1, n), packedA, m, n, k, c, ldc, accumulate, epilogue, bias, threads, scratch);
+            return;
+        }
         int full = n / NR * NR;
         if (full > 0 && k > 0)
         {

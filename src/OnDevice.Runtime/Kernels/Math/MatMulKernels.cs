@@ -76,7 +76,7 @@ internal sealed unsafe class MatMulKernel : IKernel
         int workers = parallelBatches ? Math.Min(threads, gemmBatches) : 1;
         int innerThreads = parallelBatches ? 1 : threads;
         long packA = PackedWeights.Lines(Gemm.PackedASize(gemmM, k));
-        long packB = prepacked ? 0 : PackedWeights.Lines(Gemm.ScratchFloats(k, Gemm.NR, 1)) + PackedWeights.Lines(k);
+        long packB = prepacked ? 0 : PackedWeights.Lines(Gemm.RowMajorScratchFloats(k, n, innerThreads));
         long perWorker = packA + packB;
         var scratch = ctx.Scratch(PackedWeights.ScratchBytes(perWorker * workers));
 
@@ -101,7 +101,7 @@ internal sealed unsafe class MatMulKernel : IKernel
                 }
                 else
                     Gemm.MultiplyRowMajorB((float*)nb + (nint)bi * k * n, n, packedA, gemmM, n, k, c, n, false, GemmEpilogue.None, null,
-                        innerThreads, (int*)(work + packA + PackedWeights.Lines(Gemm.ScratchFloats(k, Gemm.NR, 1))), work + packA);
+                        innerThreads, work + packA);
             }
             if (!parallelBatches)
             {
@@ -228,7 +228,7 @@ internal sealed unsafe class GemmKernel : IKernel
         }
         int threads = ctx.Threads;
         long packA = PackedWeights.Lines(Gemm.PackedASize(m, k));
-        long packB = prepacked ? 0 : PackedWeights.Lines(Gemm.ScratchFloats(k, n, threads)) + PackedWeights.Lines(k);
+        long packB = prepacked ? 0 : PackedWeights.Lines(Gemm.RowMajorScratchFloats(k, n, threads));
         long biasFloats = PackedWeights.Lines(biasLength);
         var scratch = ctx.Scratch(PackedWeights.ScratchBytes(packA + packB + biasFloats));
         fixed (float* pa = a.Span<float>())
@@ -274,8 +274,7 @@ internal sealed unsafe class GemmKernel : IKernel
                     Gemm.Multiply(new PrepackedB(bp, k), packedA, m, n, k, py, n, full, ep, bias, threads, null);
             }
             else if (!_transB)
-                Gemm.MultiplyRowMajorB(pb, n, packedA, m, n, k, py, n, full, ep, bias, threads,
-                    (int*)(bScratch + PackedWeights.Lines(Gemm.ScratchFloats(k, Gemm.NR, 1))), bScratch);
+                Gemm.MultiplyRowMajorB(pb, n, packedA, m, n, k, py, n, full, ep, bias, threads, bScratch);
             else
                 Gemm.Multiply(new StridedB(pb, 1, k, n), packedA, m, n, k, py, n, full, ep, bias, threads, bScratch);
         }

@@ -17,9 +17,11 @@ internal static class ConvKernels
 }
 
 /// <summary>
-/// Convolution with three strategies: depthwise (group = C, one input channel per group; 1-D/2-D) runs
+/// Convolution with four strategies: depthwise (group = C, one input channel per group; 1-D/2-D) runs
 /// <see cref="DepthwiseConv"/> per channel; pointwise (1×…×1, stride 1, no padding) multiplies W[M/g, C/g] by the
-/// input as it lies; everything else packs im2col blocks (<see cref="Im2ColB"/>) straight into the GEMM. Constant
+/// input as it lies; other stride-1 1-D/2-D convolutions pad blocks of input rows once and pack GEMM panels from them
+/// with plain copies (<see cref="ImplicitConv"/>, <see cref="PackedIndirectB"/>), blocks in parallel; everything else
+/// packs im2col blocks (<see cref="Im2ColB"/>) straight into the GEMM. Constant
 /// weights are packed per group when the session is built; bias and activation are fused into the GEMM epilogue.
 /// </summary>
 internal sealed unsafe class ConvKernel : IKernel
@@ -102,10 +104,11 @@ internal sealed unsafe class ConvKernel : IKernel
             int threads = ctx.Threads;
             long packA = prepacked ? 0 : PackedWeights.Lines(Gemm.PackedASize(mg, kg)) * _group;
             int blockWorkers = implicitGemm ? PackedWeights.Workers(ctx, layout.Blocks, 1) : 1;
-            long perBlockWorker = PackedWeights.Lines(layout.PaddedFloats) + PackedWeights.Lines((long)mg * layout.BlockColumns);
+            long perBlockWorker = PackedWeights.Lines(layout.PaddedFloats) + PackedWeights.Lines((long)mg * layout.BlockColumns)
+                + PackedWeights.Lines(Gemm.ScratchFloats(kg, layout.BlockColumns, 1));
             long bFloats = implicitGemm
                 ? perBlockWorker * blockWorkers + PackedWeights.Lines(kg)
-                : pointwise ? PackedWeights.Lines(Gemm.ScratchFloats(kg, Gemm.NR, 1)) + PackedWeights.Lines(kg)
+                : pointwise ? PackedWeights.Lines(Gemm.RowMajorScratchFloats(kg, outSize, threads))
                 : PackedWeights.Lines(Gemm.ScratchFloats(kg, outSize, threads));
             var scratch = ctx.Scratch(PackedWeights.ScratchBytes(packA + bFloats));
             fixed (byte* ps = scratch.Span)
@@ -135,11 +138,12 @@ internal sealed unsafe class ConvKernel : IKernel
                             {
                                 float* padded = (float*)nWork + worker * perBlockWorker;
                                 float* virtualY = padded + PackedWeights.Lines(layout.PaddedFloats);
+                                float* panels = virtualY + PackedWeights.Lines((long)mg * layout.BlockColumns);
                                 for (int blk = b0; blk < b1; blk++)
                                 {
                                     ImplicitConv.PadBlock((float*)xg, layout, blk, padded);
                                     int nv = ImplicitConv.RowsOf(layout, blk) * layout.Wp;
-                                    Gemm.Multiply(new IndirectB(padded, (int*)nOffsets), (float*)na, mg, nv, kg, virtualY, nv, false, epi, (float*)bg, 1, null);
+                                    Gemm.Multiply(new PackedIndirectB(padded, (int*)nOffsets), (float*)na, mg, nv, kg, virtualY, nv, false, epi, (float*)bg, 1, panels);
                                     ImplicitConv.CompactBlock(virtualY, mg, layout, blk, (float*)yg);
                                 }
                             });
@@ -173,8 +177,7 @@ internal sealed unsafe class ConvKernel : IKernel
         int mg, int kg, int outSize, int inSize, int cg, int[] in3, Window w3, int threads, float* scratch)
     {
         if (pointwise)
-            Gemm.MultiplyRowMajorB(xg, inSize, packedA, mg, outSize, kg, yg, outSize, false, ep, bias, threads,
-                (int*)(scratch + PackedWeights.Lines(Gemm.ScratchFloats(kg, Gemm.NR, 1))), scratch);
+            Gemm.MultiplyRowMajorB(xg, inSize, packedA, mg, outSize, kg, yg, outSize, false, ep, bias, threads, scratch);
         else
             Gemm.Multiply(new Im2ColB(xg, cg, in3, w3.Kernel, w3.Strides, w3.PadBegin, w3.Dilations, w3.Output),
                 packedA, mg, outSize, kg, yg, outSize, false, ep, bias, threads, scratch);

@@ -132,9 +132,9 @@ internal sealed unsafe class ConvTransposeKernel : IKernel
         long groupA = PackedWeights.Lines(Gemm.PackedASize(rows, cg));
         long packA = prepacked ? 0 : groupA * _group;
         long colFloats = PackedWeights.Lines((long)rows * block);
-        long gemmScratch = PackedWeights.Lines(Gemm.ScratchFloats(cg, Gemm.NR, 1)) + PackedWeights.Lines(cg);
-        var scratch = ctx.Scratch(PackedWeights.ScratchBytes(packA + colFloats + gemmScratch));
         int threads = ctx.Threads;
+        long gemmScratch = PackedWeights.Lines(Gemm.RowMajorScratchFloats(cg, block, threads));
+        var scratch = ctx.Scratch(PackedWeights.ScratchBytes(packA + colFloats + gemmScratch));
 
         fixed (float* px = x.Span<float>())
         fixed (float* pw = w.Span<float>())
@@ -145,7 +145,6 @@ internal sealed unsafe class ConvTransposeKernel : IKernel
             float* packed = PackedWeights.Align(ps);
             float* col = packed + packA;
             float* gs = col + colFloats;
-            int* offsets = (int*)(gs + PackedWeights.Lines(Gemm.ScratchFloats(cg, Gemm.NR, 1)));
             if (!prepacked)
                 for (int g = 0; g < _group; g++)
                     Gemm.PackA(pw + (nint)g * cg * rows, rows, cg, 1, rows, 1f, packed + g * groupA);
@@ -166,7 +165,7 @@ internal sealed unsafe class ConvTransposeKernel : IKernel
                         fixed (float* a = prepacked ? _packedWt![g] : default)
                         {
                             float* pa = prepacked ? a : packed + g * groupA;
-                            Gemm.MultiplyRowMajorB(xg + i0, inSize, pa, rows, nb, cg, col, nb, false, GemmEpilogue.None, null, threads, offsets, gs);
+                            Gemm.MultiplyRowMajorB(xg + i0, inSize, pa, rows, nb, cg, col, nb, false, GemmEpilogue.None, null, threads, gs);
                         }
                         int start = i0;
                         PackedWeights.ForWorkers(ctx, mg, 1, (worker, m0, m1) =>
