@@ -207,6 +207,26 @@ public static unsafe class Gemm
     public static void PackBRange(float* b, nint rowStride, nint colStride, int n, int k0, int kc, int j0, int nc, float scale, float* dst, nint panelStride)
     {
         int nr = NR;
+        if (colStride == 1 && scale == 1f)
+        {
+            // Row by row: each source row is read sequentially and dealt out to the panels.
+            int full = Math.Min(nc, n - j0) / nr;
+            for (int kk = 0; kk < kc; kk++)
+            {
+                float* src = b + (k0 + kk) * rowStride + j0;
+                float* d = dst + (nint)kk * nr;
+                for (int p = 0; p < full; p++) Copy(src + p * nr, d + p * panelStride, nr);
+                if (full * nr < nc)
+                {
+                    int cols = Math.Max(0, Math.Min(nc, n - j0) - full * nr);
+                    float* tail = d + full * panelStride;
+                    Copy(src + full * nr, tail, cols);
+                    for (int j = cols; j < nr; j++) tail[j] = 0;
+                    for (int p = full + 1; p * nr < nc; p++) new Span<float>(d + p * panelStride, nr).Clear();
+                }
+            }
+            return;
+        }
         for (int jr = 0; jr < nc; jr += nr)
         {
             float* panel = dst + jr / nr * panelStride;
