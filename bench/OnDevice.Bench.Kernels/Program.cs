@@ -15,8 +15,11 @@ public static unsafe class Program
     public static void Main(string[] args)
     {
         int threads = ArgInt(args, "--threads", 1), runs = ArgInt(args, "--runs", 7);
+        string cpu = File.Exists("/proc/cpuinfo")
+            ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':')[1].Trim() ?? "?"
+            : "?";
         Console.WriteLine($"threads={threads} runs={runs} MR={Gemm.MR} NR={Gemm.NR} KC={Gemm.KC} MC={Gemm.MC} NC={Gemm.NC} " +
-            $"cpu={Environment.ProcessorCount} {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}");
+            $"cpus={Environment.ProcessorCount} ({cpu}) {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}");
         foreach (int s in new[] { 256, 512, 1024 })
             Report($"GEMM {s}x{s}x{s}, B prepacked", GemmPrepacked(s, s, s, runs, threads));
         Report("GEMM 24x25600x864 (conv shape), B prepacked", GemmPrepacked(24, 25600, 864, runs, threads));
