@@ -27,8 +27,8 @@ public static unsafe class Program
         foreach (int s in new[] { 256, 512, 1024 })
             Report($"GEMM {s}x{s}x{s}, B packed at run time", GemmStrided(s, s, s, runs, threads));
         Report("Conv 96->24 3x3 @160x160: im2col+GEMM", ConvDirect(96, 24, 160, 160, 3, runs, threads));
-        Report("Conv 96->24 3x3 @160x160: padded rows, B in place", ConvImplicit(96, 24, 160, 160, 3, runs, threads));
-        Report("Conv 96->24 3x3 @160x160: padded rows packed (Conv)", ConvImplicit(96, 24, 160, 160, 3, runs, threads, packed: true));
+        Report("Conv 96->24 3x3 @160x160: padded rows, B in place, 1 thread", ConvImplicit(96, 24, 160, 160, 3, runs, threads));
+        Report("Conv 96->24 3x3 @160x160: padded rows packed, 1 thread", ConvImplicit(96, 24, 160, 160, 3, runs, threads, packed: true));
         if (args.Contains("--dw"))
         {
             Report("Depthwise channel 3x3 s1 @80x80 (direct)", DepthwiseDirect(80, 80, 3, 1, runs));
@@ -69,7 +69,7 @@ public static unsafe class Program
     }
 
     private static void Report(string what, (double Median, double Min, double Max) g) =>
-        Console.WriteLine($"{what,-52} median {g.Median,7:F1} GFLOP/s  (min {g.Min:F1}, max {g.Max:F1})");
+        Console.WriteLine($"{what,-60} median {g.Median,7:F1} GFLOP/s  (min {g.Min:F1}, max {g.Max:F1})");
 
     private static float[] Random(int n, int seed)
     {

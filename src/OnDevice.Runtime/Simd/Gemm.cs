@@ -157,8 +157,9 @@ public static unsafe class Gemm
     /// <summary>Floats one thread needs to pack one B block.</summary>
     public static int BlockFloats => KC * NC;
 
-    /// <summary>Below this many multiply-adds a GEMM runs on one thread.</summary>
-    public const long ParallelThresholdMacs = 1 << 17;
+    /// <summary>Below this many multiply-adds a GEMM runs on one thread (≈5 µs of work; waking an idle pool thread
+    /// costs tens of microseconds on the project's VMs). Tests lower it so small shapes exercise the threaded paths.</summary>
+    internal static long ParallelThresholdMacs = 1 << 20;
 
     /// <summary>Floats of a packed A of <paramref name="m"/>×<paramref name="k"/>.</summary>
     public static int PackedASize(int m, int k) => checked(RoundUp(m, MR) * k);

@@ -69,6 +69,13 @@ internal static unsafe class PackedWeights
         });
     }
 
+    /// <summary>Smallest share of work (multiply-adds or element operations) worth a thread of its own. Tests lower it
+    /// so small shapes exercise the threaded paths.</summary>
+    internal static long MinWorkPerWorker = 1 << 18;
+
+    /// <summary>minChunk for <see cref="ForWorkers"/> when each item costs <paramref name="workPerItem"/> operations.</summary>
+    public static int ChunkFor(long workPerItem) => (int)Math.Clamp(MinWorkPerWorker / Math.Max(1, workPerItem), 1, int.MaxValue);
+
     /// <summary>Workers <see cref="ForWorkers"/> will use.</summary>
     public static int Workers(KernelContext ctx, int count, int minChunk) =>
         count <= 0 ? 1 : Math.Max(1, Math.Min(ctx.Threads, count / Math.Max(1, minChunk)));

@@ -103,7 +103,8 @@ internal sealed unsafe class ConvKernel : IKernel
             bool prepacked = _packedW is not null && w.Shape.AsSpan().SequenceEqual(_wShape);
             int threads = ctx.Threads;
             long packA = prepacked ? 0 : PackedWeights.Lines(Gemm.PackedASize(mg, kg)) * _group;
-            int blockWorkers = implicitGemm ? PackedWeights.Workers(ctx, layout.Blocks, 1) : 1;
+            int blockChunk = PackedWeights.ChunkFor((long)mg * kg * layout.BlockColumns);
+            int blockWorkers = implicitGemm ? PackedWeights.Workers(ctx, layout.Blocks, blockChunk) : 1;
             long perBlockWorker = PackedWeights.Lines(layout.PaddedFloats) + PackedWeights.Lines((long)mg * layout.BlockColumns)
                 + PackedWeights.Lines(Gemm.ScratchFloats(kg, layout.BlockColumns, 1));
             long bFloats = implicitGemm
@@ -134,7 +135,7 @@ internal sealed unsafe class ConvKernel : IKernel
                             nint xg = nx + (((nint)img * c + (nint)g * cg) * inSize) * sizeof(float);
                             nint yg = ny + (((nint)img * m + (nint)g * mg) * outSize) * sizeof(float);
                             nint bg = nBias == 0 ? 0 : nBias + g * mg * sizeof(float);
-                            PackedWeights.ForWorkers(ctx, layout.Blocks, 1, (worker, b0, b1) =>
+                            PackedWeights.ForWorkers(ctx, layout.Blocks, blockChunk, (worker, b0, b1) =>
                             {
                                 float* padded = (float*)nWork + worker * perBlockWorker;
                                 float* virtualY = padded + PackedWeights.Lines(layout.PaddedFloats);
@@ -190,13 +191,14 @@ internal sealed unsafe class ConvKernel : IKernel
         int planes = n * m, mult = m / c, taps = shape.KH * shape.KW;
         int inSize = in3[1] * in3[2], outSize = shape.OH * shape.OW;
         long per = PackedWeights.Lines(shape.PlaneFloats);
-        int workers = PackedWeights.Workers(ctx, planes, 4);
+        int chunk = PackedWeights.ChunkFor((long)outSize * taps);
+        int workers = PackedWeights.Workers(ctx, planes, chunk);
         var scratch = ctx.Scratch(PackedWeights.ScratchBytes(per * workers));
         var act = _activation;
         fixed (byte* ps = scratch.Span)
         {
             nint nx = (nint)px, nw = (nint)pw, nb = (nint)bias, ny = (nint)py, ns = (nint)PackedWeights.Align(ps);
-            PackedWeights.ForWorkers(ctx, planes, 4, (worker, begin, end) =>
+            PackedWeights.ForWorkers(ctx, planes, chunk, (worker, begin, end) =>
             {
                 float* work = (float*)ns + worker * per;
                 for (int p = begin; p < end; p++)

@@ -168,7 +168,7 @@ internal sealed unsafe class ConvTransposeKernel : IKernel
                             Gemm.MultiplyRowMajorB(xg + i0, inSize, pa, rows, nb, cg, col, nb, false, GemmEpilogue.None, null, threads, gs);
                         }
                         int start = i0;
-                        PackedWeights.ForWorkers(ctx, mg, 1, (worker, m0, m1) =>
+                        PackedWeights.ForWorkers(ctx, mg, PackedWeights.ChunkFor((long)kSize * nb), (worker, m0, m1) =>
                         {
                             for (int om = m0; om < m1; om++)
                                 geo.Add((float*)ncol + (nint)om * kSize * nb, nb, start, (float*)yg + (nint)om * outSize);

@@ -89,7 +89,7 @@ internal sealed unsafe class BatchNormKernel(KernelBuildContext build) : IKernel
             fixed (float* py = y.Span<float>())
             {
                 nint nx = (nint)px, ny = (nint)py;
-                PackedWeights.ForWorkers(ctx, planes, Math.Max(1, 4096 / Math.Max(1, size)), (_, begin, end) =>
+                PackedWeights.ForWorkers(ctx, planes, PackedWeights.ChunkFor(size), (_, begin, end) =>
                 {
                     for (int p = begin; p < end; p++)
                         Norm.Affine((float*)nx + (nint)p * size, (float*)ny + (nint)p * size, size, (float)a[p % c], (float)b[p % c]);
@@ -129,7 +129,7 @@ internal sealed unsafe class InstanceNormKernel(KernelBuildContext build) : IKer
             fixed (float* py = y.Span<float>())
             {
                 nint nx = (nint)px, ny = (nint)py;
-                PackedWeights.ForWorkers(ctx, planes, 1, (_, begin, end) =>
+                PackedWeights.ForWorkers(ctx, planes, PackedWeights.ChunkFor(3L * size), (_, begin, end) =>
                 {
                     for (int p = begin; p < end; p++)
                     {
@@ -194,7 +194,7 @@ internal sealed unsafe class LayerNormKernel(KernelBuildContext build) : IKernel
             fixed (float* pi = invOut is null ? default : invOut.Span<float>())
             {
                 nint nx = (nint)px, ny = (nint)py, ns = (nint)ps, nb = (nint)pb, nm = (nint)pm, ni = (nint)pi;
-                PackedWeights.ForWorkers(ctx, rows, Math.Max(1, 4096 / size), (_, begin, end) =>
+                PackedWeights.ForWorkers(ctx, rows, PackedWeights.ChunkFor(3L * size), (_, begin, end) =>
                 {
                     for (int r = begin; r < end; r++)
                     {

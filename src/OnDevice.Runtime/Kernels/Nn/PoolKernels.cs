@@ -104,12 +104,13 @@ internal sealed unsafe class PoolKernel : IKernel
             var shape = simdMax ? new PoolingMax.Shape(in3[1], in3[2], w.Kernel[1], w.Kernel[2], w.Strides[1], w.Strides[2],
                 w.PadBegin[1], w.PadBegin[2], w.Dilations[1], w.Dilations[2], w.Output[1], w.Output[2]) : default;
             long per = simdMax ? PackedWeights.Lines(shape.PlaneFloats) : 0;
-            int workers = PackedWeights.Workers(ctx, planes, 1);
+            int chunk = PackedWeights.ChunkFor((long)outSize * w.Kernel[0] * w.Kernel[1] * w.Kernel[2]);
+            int workers = PackedWeights.Workers(ctx, planes, chunk);
             var scratch = simdMax ? ctx.Scratch(PackedWeights.ScratchBytes(per * workers)) : Memory<byte>.Empty;
             fixed (byte* ps = scratch.Span)
             {
                 nint ns = simdMax ? (nint)PackedWeights.Align(ps) : 0;
-                PackedWeights.ForWorkers(ctx, planes, 1, (worker, begin, end) =>
+                PackedWeights.ForWorkers(ctx, planes, chunk, (worker, begin, end) =>
                 {
                     for (int plane = begin; plane < end; plane++)
                     {
@@ -232,7 +233,7 @@ internal sealed unsafe class GlobalPoolKernel(GlobalPoolKernel.Mode mode, double
             fixed (float* py = y.Span<float>())
             {
                 nint nx = (nint)px, ny = (nint)py;
-                PackedWeights.ForWorkers(ctx, planes, 16, (_, begin, end) =>
+                PackedWeights.ForWorkers(ctx, planes, PackedWeights.ChunkFor(size), (_, begin, end) =>
                 {
                     for (int i = begin; i < end; i++)
                     {
