@@ -28,5 +28,11 @@ internal static class KernelFamilies
         Reduce.TopKKernels.Register(r);
         Reduce.CumSumKernels.Register(r);
         Reduce.EinsumKernels.Register(r);
+        LinearAlgebra.MatMulKernels.Register(r);
+        Nn.ConvKernels.Register(r);
+        Nn.ConvTransposeKernels.Register(r);
+        Nn.PoolKernels.Register(r);
+        Nn.NormalizationKernels.Register(r);
+        Nn.RecurrentKernels.Register(r);
     }
 }

@@ -1,0 +1,213 @@
+using OnDevice.Core;
+using OnDevice.Runtime.Kernels.LinearAlgebra;
+using OnDevice.Runtime.Simd;
+
+namespace OnDevice.Runtime.Kernels.Nn;
+
+/// <summary>Conv (1-D, 2-D, 3-D; groups, strides, dilations, pads, auto_pad, bias) on float32, and com.microsoft FusedConv
+/// (the same plus an activation in the epilogue).</summary>
+internal static class ConvKernels
+{
+    public static void Register(KernelRegistry r)
+    {
+        r.Add("Conv", 1, TypeSets.Float, ctx => new ConvKernel(ctx, default), supports: ConvKernel.Supports);
+        r.Add("FusedConv", 1, TypeSets.Float, ctx => new ConvKernel(ctx, FusedActivations.Parse(ctx.Node)), domain: "com.microsoft",
+            supports: ctx => ConvKernel.Supports(ctx) ?? FusedActivations.Check(ctx.Node) ?? (ctx.HasInput(3) ? "FusedConv with a summand input Z is not supported" : null));
+    }
+}
+
+/// <summary>
+/// Convolution with four strategies: depthwise (group = C, one input channel per group; 1-D/2-D) runs
+/// <see cref="DepthwiseConv"/> per channel; pointwise (1×…×1, stride 1, no padding) multiplies W[M/g, C/g] by the
+/// input as it lies; other stride-1 1-D/2-D convolutions pad blocks of input rows once and pack GEMM panels from them
+/// with plain copies (<see cref="ImplicitConv"/>, <see cref="PackedIndirectB"/>), blocks in parallel; everything else
+/// packs im2col blocks (<see cref="Im2ColB"/>) straight into the GEMM. Constant
+/// weights are packed per group when the session is built; bias and activation are fused into the GEMM epilogue.
+/// </summary>
+internal sealed unsafe class ConvKernel : IKernel
+{
+    private readonly WindowGeometry _geometry;
+    private readonly int _group;
+    private readonly FusedActivation _activation;
+    private readonly int[]? _wShape;
+    private readonly float[][]? _packedW; // per group, GEMM A panels
+
+    public static string? Supports(KernelBuildContext ctx)
+    {
+        var g = WindowGeometry.Read(ctx.Node);
+        int? spatial = ctx.InputShape(1) is { } ws ? ws.Rank - 2 : ctx.InputShape(0) is { } xs ? xs.Rank - 2 : null;
+        if (spatial is int r && (r < 1 || r > 3)) return $"Conv over {r} spatial dimensions is not supported (1 to 3 are)";
+        if (ctx.Node.GetInt("group", 1) < 1) return "group must be positive";
+        return g.Check(spatial);
+    }
+
+    public ConvKernel(KernelBuildContext ctx, FusedActivation activation)
+    {
+        _geometry = WindowGeometry.Read(ctx.Node);
+        _group = checked((int)ctx.Node.GetInt("group", 1));
+        _activation = activation;
+        if (PackedWeights.FloatConstant(ctx, 1) is { } w && w.Dims.Length >= 3 && w.Dims[0] % _group == 0)
+        {
+            _wShape = PackedWeights.Dims(w);
+            int mg = _wShape[0] / _group, kg = _wShape[1..].Aggregate(1, (p, d) => p * d);
+            var values = w.AsSpan<float>();
+            bool depthwise = _wShape[1] == 1 && _group > 1 && _wShape.Length <= 4;
+            if (!depthwise)
+            {
+                _packedW = new float[_group][];
+                for (int g = 0; g < _group; g++)
+                    _packedW[g] = PackedWeights.PackA(values.Slice(g * mg * kg, mg * kg), mg, kg, false, 1f);
+            }
+        }
+    }
+
+    public void Execute(KernelContext ctx)
+    {
+        var x = ctx.Required(0);
+        var w = ctx.Required(1);
+        var b = ctx.Input(2);
+        int r = x.Rank - 2;
+        if (r < 1 || r > 3 || w.Rank != x.Rank) throw new InvalidOperationException($"Conv: input {x} and weight {w} ranks do not fit 1-3 spatial dimensions");
+        int n = x.Shape[0], c = x.Shape[1], m = w.Shape[0], cg = w.Shape[1];
+        if (cg * _group != c || m % _group != 0)
+            throw new InvalidOperationException($"Conv: input {TensorBuffer.Format(x.Shape)} and weight {TensorBuffer.Format(w.Shape)} do not match group {_group}");
+        var kernel = w.Shape[2..];
+        if (_geometry.KernelShape is { } ks && !ks.AsSpan().SequenceEqual(kernel))
+            throw new InvalidOperationException($"Conv: kernel_shape [{string.Join(",", ks)}] differs from the weight {TensorBuffer.Format(w.Shape)}");
+        if (b is not null && b.Length != m) throw new InvalidOperationException($"Conv: bias has {b.Length} values for {m} output channels");
+        var win = _geometry.Resolve(x.Shape.AsSpan(2), kernel);
+        var y = ctx.Output(0, DType.Float32, [n, m, .. win.Output]);
+        if (y.Length == 0) return;
+        var w3 = win.To3D();
+        int[] in3 = [.. Enumerable.Repeat(1, 3 - r), .. x.Shape[2..]];
+        int inSize = in3[0] * in3[1] * in3[2], outSize = w3.Output[0] * w3.Output[1] * w3.Output[2];
+        int kSize = kernel.Aggregate(1, (p, d) => p * d);
+        int mg = m / _group, kg = cg * kSize;
+
+        fixed (float* px = x.Span<float>())
+        fixed (float* pw = w.Span<float>())
+        fixed (float* pb = b is null ? default : b.Span<float>())
+        fixed (float* py = y.Span<float>())
+        {
+            float* bias = b is null ? null : pb;
+            if (cg == 1 && _group == c && _group > 1 && r <= 2)
+            {
+                Depthwise(ctx, px, pw, bias, py, n, c, m, in3, w3);
+                return;
+            }
+            bool stride1 = w3.Strides.All(s => s == 1);
+            bool pointwise = kSize == 1 && stride1 && w3.PadBegin.All(p => p == 0) && w3.PadEnd.All(p => p == 0);
+            bool implicitGemm = !pointwise && stride1 && r <= 2;
+            var layout = new ImplicitConv.Layout(cg, in3[1], in3[2], w3.Kernel[1], w3.Kernel[2], w3.Dilations[1], w3.Dilations[2],
+                w3.PadBegin[1], w3.PadBegin[2], w3.Output[1], w3.Output[2]);
+            bool prepacked = _packedW is not null && w.Shape.AsSpan().SequenceEqual(_wShape);
+            int threads = ctx.Threads;
+            long packA = prepacked ? 0 : PackedWeights.Lines(Gemm.PackedASize(mg, kg)) * _group;
+            int blockChunk = PackedWeights.ChunkFor((long)mg * kg * layout.BlockColumns);
+            int blockWorkers = implicitGemm ? PackedWeights.Workers(ctx, layout.Blocks, blockChunk) : 1;
+            long perBlockWorker = PackedWeights.Lines(layout.PaddedFloats) + PackedWeights.Lines((long)mg * layout.BlockColumns)
+                + PackedWeights.Lines(Gemm.ScratchFloats(kg, layout.BlockColumns, 1));
+            long bFloats = implicitGemm
+                ? perBlockWorker * blockWorkers + PackedWeights.Lines(kg)
+                : pointwise ? PackedWeights.Lines(Gemm.RowMajorScratchFloats(kg, outSize, threads))
+                : PackedWeights.Lines(Gemm.ScratchFloats(kg, outSize, threads));
+            var scratch = ctx.Scratch(PackedWeights.ScratchBytes(packA + bFloats));
+            fixed (byte* ps = scratch.Span)
+            {
+                float* packedW = PackedWeights.Align(ps);
+                float* bScratch = packedW + packA;
+                if (implicitGemm)
+                {
+                    int* offsets = (int*)bScratch;
+                    float* work = bScratch + PackedWeights.Lines(kg);
+                    ImplicitConv.Offsets(layout, offsets);
+                    long groupStride = PackedWeights.Lines(Gemm.PackedASize(mg, kg));
+                    if (!prepacked)
+                        for (int g = 0; g < _group; g++)
+                            Gemm.PackA(pw + (nint)g * mg * kg, mg, kg, kg, 1, 1f, packedW + g * groupStride);
+                    var epi = new GemmEpilogue(bias is null ? GemmBias.None : GemmBias.PerRow, _activation);
+                    nint nOffsets = (nint)offsets, nWork = (nint)work, nx = (nint)px, ny = (nint)py, nBias = (nint)bias, nPacked = (nint)packedW;
+                    for (int img = 0; img < n; img++)
+                        for (int g = 0; g < _group; g++)
+                        {
+                            float* pa = prepacked ? PackedWeights.Address(_packedW![g]) : packedW + g * groupStride;
+                            nint na = (nint)pa;
+                            nint xg = nx + (((nint)img * c + (nint)g * cg) * inSize) * sizeof(float);
+                            nint yg = ny + (((nint)img * m + (nint)g * mg) * outSize) * sizeof(float);
+                            nint bg = nBias == 0 ? 0 : nBias + g * mg * sizeof(float);
+                            PackedWeights.ForWorkers(ctx, layout.Blocks, blockChunk, (worker, b0, b1) =>
+                            {
+                                float* padded = (float*)nWork + worker * perBlockWorker;
+                                float* virtualY = padded + PackedWeights.Lines(layout.PaddedFloats);
+                                float* panels = virtualY + PackedWeights.Lines((long)mg * layout.BlockColumns);
+                                for (int blk = b0; blk < b1; blk++)
+                                {
+                                    ImplicitConv.PadBlock((float*)xg, layout, blk, padded);
+                                    int nv = ImplicitConv.RowsOf(layout, blk) * layout.Wp;
+                                    Gemm.Multiply(new PackedIndirectB(padded, (int*)nOffsets), (float*)na, mg, nv, kg, virtualY, nv, false, epi, (float*)bg, 1, panels);
+                                    ImplicitConv.CompactBlock(virtualY, mg, layout, blk, (float*)yg);
+                                }
+                            });
+                        }
+                    return;
+                }
+                long groupA = PackedWeights.Lines(Gemm.PackedASize(mg, kg));
+                if (!prepacked)
+                    for (int g = 0; g < _group; g++)
+                        Gemm.PackA(pw + (nint)g * mg * kg, mg, kg, kg, 1, 1f, packedW + g * groupA);
+                var ep = new GemmEpilogue(bias is null ? GemmBias.None : GemmBias.PerRow, _activation);
+                for (int img = 0; img < n; img++)
+                    for (int g = 0; g < _group; g++)
+                    {
+                        float* xg = px + ((nint)img * c + (nint)g * cg) * inSize;
+                        float* yg = py + ((nint)img * m + (nint)g * mg) * outSize;
+                        float* bg = bias is null ? null : bias + g * mg;
+                        if (prepacked)
+                        {
+                            fixed (float* a = _packedW![g])
+                                Multiply(pointwise, xg, a, yg, bg, ep, mg, kg, outSize, inSize, cg, in3, w3, threads, bScratch);
+                        }
+                        else
+                            Multiply(pointwise, xg, packedW + g * groupA, yg, bg, ep, mg, kg, outSize, inSize, cg, in3, w3, threads, bScratch);
+                    }
+            }
+        }
+    }
+
+    private static void Multiply(bool pointwise, float* xg, float* packedA, float* yg, float* bias, GemmEpilogue ep,
+        int mg, int kg, int outSize, int inSize, int cg, int[] in3, Window w3, int threads, float* scratch)
+    {
+        if (pointwise)
+            Gemm.MultiplyRowMajorB(xg, inSize, packedA, mg, outSize, kg, yg, outSize, false, ep, bias, threads, scratch);
+        else
+            Gemm.Multiply(new Im2ColB(xg, cg, in3, w3.Kernel, w3.Strides, w3.PadBegin, w3.Dilations, w3.Output),
+                packedA, mg, outSize, kg, yg, outSize, false, ep, bias, threads, scratch);
+    }
+
+    private void Depthwise(KernelContext ctx, float* px, float* pw, float* bias, float* py, int n, int c, int m, int[] in3, Window w3)
+    {
+        var shape = new DepthwiseConv.Shape(in3[1], in3[2], w3.Kernel[1], w3.Kernel[2], w3.Strides[1], w3.Strides[2],
+            w3.PadBegin[1], w3.PadBegin[2], w3.Dilations[1], w3.Dilations[2], w3.Output[1], w3.Output[2]);
+        int planes = n * m, mult = m / c, taps = shape.KH * shape.KW;
+        int inSize = in3[1] * in3[2], outSize = shape.OH * shape.OW;
+        long per = PackedWeights.Lines(shape.PlaneFloats);
+        int chunk = PackedWeights.ChunkFor((long)outSize * taps);
+        int workers = PackedWeights.Workers(ctx, planes, chunk);
+        var scratch = ctx.Scratch(PackedWeights.ScratchBytes(per * workers));
+        var act = _activation;
+        fixed (byte* ps = scratch.Span)
+        {
+            nint nx = (nint)px, nw = (nint)pw, nb = (nint)bias, ny = (nint)py, ns = (nint)PackedWeights.Align(ps);
+            PackedWeights.ForWorkers(ctx, planes, chunk, (worker, begin, end) =>
+            {
+                float* work = (float*)ns + worker * per;
+                for (int p = begin; p < end; p++)
+                {
+                    int img = p / m, oc = p % m, ic = oc / mult;
+                    DepthwiseConv.Channel(shape, (float*)nx + ((nint)img * c + ic) * inSize, (float*)nw + (nint)oc * taps,
+                        nb == 0 ? 0f : ((float*)nb)[oc], act, (float*)ny + (nint)p * outSize, work);
+                }
+            });
+        }
+    }
+}
