@@ -16,6 +16,7 @@ public sealed class InferenceSession
     private readonly Subgraph _main;
     private readonly Dictionary<string, int> _inputIndex;
     private readonly HashSet<string> _withDefault;
+    private readonly ScratchPool _scratch = new();
 
     /// <summary>Loads a model file and builds a session.</summary>
     public static InferenceSession Load(string path, SessionOptions? options = null) =>
@@ -63,7 +64,7 @@ public sealed class InferenceSession
     public IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs)
     {
         var buffers = Bind(inputs);
-        var run = new RunState(Options.Threads);
+        using var run = new RunState(Options.Threads, _scratch);
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         _main.Run(run, buffers, [], outs =>
         {

@@ -5,7 +5,7 @@ namespace OnDevice.Runtime;
 
 /// <summary>The mutable state of one run: the value table and arena of the graph executing now (a stack, for
 /// subgraphs), scratch memory and the thread budget.</summary>
-internal sealed unsafe class RunState(int threads)
+internal sealed unsafe class RunState(int threads, ScratchPool? pool = null) : IDisposable
 {
     private readonly Stack<Frame> _frames = new();
     private byte[] _scratch = [];
@@ -64,8 +64,23 @@ internal sealed unsafe class RunState(int threads)
     /// <summary>Scratch memory valid until the current kernel returns (one kernel runs at a time per run).</summary>
     public Memory<byte> Scratch(int bytes)
     {
-        if (_scratch.Length < bytes) _scratch = GC.AllocateUninitializedArray<byte>(Math.Max(bytes, _scratch.Length * 2), pinned: true);
+        if (_scratch.Length < bytes)
+        {
+            if (_scratch.Length == 0 && pool?.Rent(bytes) is { } pooled) _scratch = pooled;
+            else
+            {
+                pool?.Return(_scratch);
+                _scratch = GC.AllocateUninitializedArray<byte>(Math.Max(bytes, _scratch.Length * 2), pinned: true);
+            }
+        }
         return _scratch.AsMemory(0, bytes);
+    }
+
+    /// <summary>Hands the scratch buffer back to the session's pool for the next run.</summary>
+    public void Dispose()
+    {
+        pool?.Return(_scratch);
+        _scratch = [];
     }
 
     internal sealed class Frame(TensorBuffer?[] values, Subgraph.PlanEntry plan, byte[] arena, int baseOffset, Frame? parent)
@@ -75,5 +90,29 @@ internal sealed unsafe class RunState(int threads)
         public byte[] Arena { get; } = arena;
         public int BaseOffset { get; } = baseOffset;
         public Frame? Parent { get; } = parent;
+    }
+}
+
+/// <summary>Scratch buffers kept between runs of one session, so kernels with large scratch (im2col) do not fault
+/// fresh pages on every run.</summary>
+internal sealed class ScratchPool
+{
+    private readonly System.Collections.Concurrent.ConcurrentBag<byte[]> _free = [];
+
+    /// <summary>A pooled buffer of at least <paramref name="bytes"/>, or null.</summary>
+    public byte[]? Rent(int bytes)
+    {
+        if (_free.TryTake(out var b))
+        {
+            if (b.Length >= bytes) return b;
+            return null; // too small: drop it, the caller allocates a bigger one that will be pooled instead
+        }
+        return null;
+    }
+
+    /// <summary>Keeps <paramref name="buffer"/> for a later run.</summary>
+    public void Return(byte[] buffer)
+    {
+        if (buffer.Length > 0) _free.Add(buffer);
     }
 }
