@@ -89,6 +89,9 @@ public sealed class Shape : IEquatable<Shape>
         }
     }
 
+    /// <summary>The sizes as an array, or null when any dimension is not known.</summary>
+    public long[]? ToArrayOrNull() => IsFullyKnown ? ToArray() : null;
+
     /// <summary>The sizes as an array; throws when any dimension is not known.</summary>
     public long[] ToArray()
     {

@@ -127,13 +127,32 @@ public sealed class InferenceSession
 
     private string ExpectedInputs() => string.Join(", ", Inputs.Select(i => $"{i.Name}: {i.Type?.ToString() ?? "?"}"));
 
-    /// <summary>Time per node and per op type accumulated over runs (requires <see cref="SessionOptions.Profiling"/>).</summary>
+    /// <summary>
+    /// Time per node and per op type accumulated over runs (requires <see cref="SessionOptions.Profiling"/>).
+    /// Nodes inside subgraphs are listed with their path (e.g. <c>If_0/then_branch/Conv_3</c>); control-flow nodes
+    /// count only the time not spent in their subgraphs, so op types add up to the run time.
+    /// </summary>
     public ProfileReport GetProfile()
     {
         var p = _main.Profile ?? throw new InvalidOperationException("profiling is off; create the session with SessionOptions { Profiling = true }");
         double toMs = 1000.0 / System.Diagnostics.Stopwatch.Frequency;
         long runs = Math.Max(1, p.Runs);
-        var nodes = _main.Steps.Select(s => new NodeProfile(s.Node.Name, s.Node.OpType, p.Ticks[s.Index] * toMs / runs)).ToList();
+        var nodes = new List<NodeProfile>();
+        void Collect(Subgraph g, string prefix)
+        {
+            var prof = g.Profile!;
+            foreach (var s in g.Steps)
+            {
+                double ms = prof.Ticks[s.Index] * toMs / runs;
+                foreach (var (owner, child) in g.Children.Where(c => ReferenceEquals(c.Owner, s.Node)))
+                {
+                    ms -= child.Profile!.RunTicks * toMs / runs;
+                    Collect(child, $"{prefix}{s.Node.Name}/{child.Graph.Name}/");
+                }
+                nodes.Add(new NodeProfile(prefix + s.Node.Name, s.Node.OpType, Math.Max(0, ms)));
+            }
+        }
+        Collect(_main, "");
         var byOp = nodes.GroupBy(n => n.OpType).Select(g => new OpProfile(g.Key, g.Count(), g.Sum(n => n.MeanMs)))
             .OrderByDescending(o => o.MeanMs).ToList();
         return new ProfileReport(p.Runs, p.RunTicks * toMs / runs, byOp, nodes);

@@ -66,7 +66,12 @@ public sealed class Subgraph
                 name => graph.Initializers.GetValueOrDefault(name),
                 declared.Get,
                 options,
-                (g, cap) => new Subgraph(g, opset, opsets, cap, options, registry, declared.All));
+                (g, cap) =>
+                {
+                    var child = new Subgraph(g, opset, opsets, cap, options, registry, declared.All);
+                    Children.Add((node, child));
+                    return child;
+                });
             var reg = registry.Resolve(ctx, out var reason)
                 ?? throw new UnsupportedOperatorException(node, node.Domain, nodeOpset, reason);
             IKernel kernel;
@@ -87,6 +92,9 @@ public sealed class Subgraph
         foreach (var (k, v) in ValueIndex) ValueNames[v] = k;
         if (options.Profiling) Profile = new ProfileCounters(Steps.Length);
     }
+
+    /// <summary>Subgraphs compiled for this graph's control-flow nodes, with the node that runs each.</summary>
+    internal List<(Node Owner, Subgraph Graph)> Children { get; } = [];
 
     /// <summary>The graph this was compiled from (after optimization).</summary>
     public Graph Graph { get; }
@@ -114,8 +122,20 @@ public sealed class Subgraph
         try
         {
             long t0 = Profile is null ? 0 : Stopwatch.GetTimestamp();
+            var precomputed = plan.Precomputed;
+            bool skipping = precomputed is not null;
+            TensorBuffer?[]? recording = skipping || !plan.HasPlanConstants ? null : new TensorBuffer?[values.Length];
             foreach (var step in Steps)
             {
+                if (skipping && plan.Skip[step.Index])
+                {
+                    if (plan.GuardShape[step.Index] is not { } expected || values[step.Inputs[0]] is { } guarded && guarded.Shape.AsSpan().SequenceEqual(expected))
+                    {
+                        foreach (var o in step.Outputs) if (o >= 0) values[o] = precomputed![o];
+                        continue;
+                    }
+                    skipping = false; // a shape differs from the one these results were computed for: compute the rest
+                }
                 for (int i = 0; i < step.Inputs.Length; i++)
                     if (step.Inputs[i] >= 0 && values[step.Inputs[i]] is null && i < step.Node.Inputs.Count)
                         throw new InvalidOperationException($"node {step.Node.Label}: input '{step.Node.Inputs[i]}' has no value");
@@ -127,12 +147,16 @@ public sealed class Subgraph
                     step.Kernel.Execute(ctx);
                     Profile.Add(step.Index, Stopwatch.GetTimestamp() - s);
                 }
+                if (recording is not null && plan.Skip[step.Index])
+                    foreach (var o in step.Outputs) if (o >= 0) recording[o] = values[o];
             }
             if (Profile is not null) Profile.AddRun(Stopwatch.GetTimestamp() - t0);
             var outs = new TensorBuffer[OutputValues.Length];
             for (int i = 0; i < outs.Length; i++)
                 outs[i] = values[OutputValues[i]] ?? throw new InvalidOperationException($"graph output '{Graph.Outputs[i].Name}' was not produced");
             consume(outs);
+            // Plan constants are never placed in the arena, so the buffers of this first run can be kept as they are.
+            if (recording is not null) plan.Publish(recording);
         }
         finally
         {
@@ -140,16 +164,24 @@ public sealed class Subgraph
         }
     }
 
-    /// <summary>The planned arena bytes for the given input shapes (computing and caching the plan).</summary>
+    /// <summary>The plan for the given input shapes (computing and caching it on first use).</summary>
     internal PlanEntry PlanFor(TensorBuffer?[] values)
     {
+        var last = _lastPlan;
+        if (last is not null && last.Matches(values, InputValues, CapturedValues)) return last;
         var key = Signature(values);
-        if (_plans.TryGetValue(key, out var entry)) return entry;
-        entry = BuildPlan(values, key);
-        if (_options.MemoryLimitBytes > 0 && entry.Plan.ArenaBytes > _options.MemoryLimitBytes)
-            throw new MemoryLimitExceededException(entry.Plan.ArenaBytes, _options.MemoryLimitBytes, key);
-        return _plans.GetOrAdd(key, entry);
+        if (!_plans.TryGetValue(key, out var entry))
+        {
+            entry = BuildPlan(values, key);
+            if (_options.MemoryLimitBytes > 0 && entry.Plan.ArenaBytes > _options.MemoryLimitBytes)
+                throw new MemoryLimitExceededException(entry.Plan.ArenaBytes, _options.MemoryLimitBytes, key);
+            entry = _plans.GetOrAdd(key, entry);
+        }
+        _lastPlan = entry;
+        return entry;
     }
+
+    private PlanEntry? _lastPlan;
 
     private string Signature(TensorBuffer?[] values)
     {
@@ -162,15 +194,44 @@ public sealed class Subgraph
         return sb.ToString();
     }
 
+    // Operators whose results depend on more than their inputs, or that run subgraphs: never precomputed.
+    private static readonly HashSet<string> NotPlanConstant = new(StringComparer.Ordinal)
+    {
+        "RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli", "If", "Loop", "Scan",
+    };
+
     private PlanEntry BuildPlan(TensorBuffer?[] values, string key)
     {
+        // Shapes only: the plan must hold for every run with these shapes, whatever the input values.
         var seeds = new Dictionary<string, ValueFacts>(StringComparer.Ordinal);
         foreach (var v in InputValues.Concat(CapturedValues))
             if (values[v] is { } b)
-                seeds[ValueNames[v]] = b.Length <= ShapeInference.MaxTrackedElements && b.DType is DType.Int64 or DType.Int32
-                    ? new ValueFacts { DType = b.DType, Shape = Shape.Of(b.Shape.Select(d => (long)d).ToArray()), Ints = ReadInts(b) }
-                    : new ValueFacts { DType = b.DType, Shape = Shape.Of(b.Shape.Select(d => (long)d).ToArray()) };
+                seeds[ValueNames[v]] = new ValueFacts { DType = b.DType, Shape = Shape.Of(b.Shape.Select(d => (long)d).ToArray()) };
         var facts = ShapeInference.Infer(Graph, _opset, seeds);
+
+        // Plan constants: initializers; Shape/Size of values whose shape follows from the input shapes (guarded at
+        // run time); and deterministic nodes reading only plan constants. They are computed by the first run and
+        // reused, so per-shape bookkeeping (Shape → Gather → Concat → Reshape targets) costs nothing afterwards.
+        var planConst = new bool[ValueIndex.Count];
+        for (int v = 0; v < planConst.Length; v++) planConst[v] = Constants[v] is not null;
+        var skip = new bool[Steps.Length];
+        var guard = new int[]?[Steps.Length];
+        foreach (var s in Steps)
+        {
+            var n = s.Node;
+            if (!n.IsDefaultDomain || NotPlanConstant.Contains(n.OpType) || s.Outputs.Length == 0) continue;
+            bool ok;
+            if (n.OpType is "Shape" or "Size")
+            {
+                ok = facts.ShapeOf(n.Inputs[0])?.ToArrayOrNull() is { } dims && dims.All(d => d <= int.MaxValue);
+                if (ok && !planConst[s.Inputs[0]]) guard[s.Index] = facts.ShapeOf(n.Inputs[0])!.ToArray().Select(d => (int)d).ToArray();
+            }
+            else
+                ok = s.Inputs.Length > 0 && s.Inputs.All(i => i < 0 || planConst[i]) && s.Inputs.Any(i => i >= 0);
+            if (!ok) continue;
+            skip[s.Index] = true;
+            foreach (var o in s.Outputs) if (o >= 0) planConst[o] = true;
+        }
 
         var first = new int[ValueIndex.Count];
         var last = new int[ValueIndex.Count];
@@ -185,24 +246,51 @@ public sealed class Subgraph
         var requests = new List<BufferRequest>();
         for (int v = 0; v < ValueIndex.Count; v++)
         {
-            if (first[v] < 0 || Constants[v] is not null) continue;
+            if (first[v] < 0 || Constants[v] is not null || planConst[v]) continue;
             var f = facts.Get(ValueNames[v]);
             if (f is null || f.DType is DType.Undefined or DType.String || f.Shape?.ElementCount is not { } count) continue;
             requests.Add(new BufferRequest(v, f.DType.ByteCount(count), first[v], Math.Max(last[v], first[v])));
         }
-        return new PlanEntry(MemoryPlanner.Plan(ValueIndex.Count, requests), key);
+        var shapes = InputValues.Concat(CapturedValues).Select(v => values[v] is { } b ? (b.DType, (int[])b.Shape.Clone()) : ((DType, int[])?)null).ToArray();
+        return new PlanEntry(MemoryPlanner.Plan(ValueIndex.Count, requests), key, skip, guard, shapes);
     }
 
-    private static Dim[] ReadInts(TensorBuffer b) => b.DType == DType.Int64
-        ? b.Span<long>().ToArray().Select(v => v >= 0 ? Dim.Of(v) : Dim.Sym($"#neg{v}")).ToArray()
-        : b.Span<int>().ToArray().Select(v => v >= 0 ? Dim.Of(v) : Dim.Sym($"#neg{v}")).ToArray();
-
-    /// <summary>A cached memory plan and its arena pool.</summary>
-    internal sealed class PlanEntry(MemoryPlan plan, string signature)
+    /// <summary>A cached memory plan, its arena pool and the plan constants computed by its first run.</summary>
+    internal sealed class PlanEntry(MemoryPlan plan, string signature, bool[] skip, int[]?[] guardShape, (DType, int[])?[] inputShapes)
     {
         private readonly ConcurrentBag<byte[]> _arenas = [];
+        private TensorBuffer?[]? _precomputed;
+
         public MemoryPlan Plan { get; } = plan;
         public string Signature { get; } = signature;
+
+        /// <summary>Steps whose outputs are plan constants.</summary>
+        public bool[] Skip { get; } = skip;
+
+        /// <summary>For skipped Shape/Size steps on computed values: the input shape the recorded result assumes.</summary>
+        public int[]?[] GuardShape { get; } = guardShape;
+
+        public bool HasPlanConstants { get; } = skip.Any(s => s);
+
+        /// <summary>Plan-constant buffers by value index once a run has recorded them, else null.</summary>
+        public TensorBuffer?[]? Precomputed => Volatile.Read(ref _precomputed);
+
+        public void Publish(TensorBuffer?[] recorded) => Interlocked.CompareExchange(ref _precomputed, recorded, null);
+
+        /// <summary>True when the current inputs have exactly the shapes and types this plan was built for.</summary>
+        public bool Matches(TensorBuffer?[] values, int[] inputs, int[] captured)
+        {
+            int k = 0;
+            foreach (var list in new[] { inputs, captured })
+                foreach (var v in list)
+                {
+                    var b = values[v];
+                    var s = inputShapes[k++];
+                    if (b is null != s is null) return false;
+                    if (b is not null && (b.DType != s!.Value.Item1 || !b.Shape.AsSpan().SequenceEqual(s.Value.Item2))) return false;
+                }
+            return true;
+        }
 
         public byte[] RentArena() => _arenas.TryTake(out var a) ? a : GC.AllocateUninitializedArray<byte>((int)Plan.ArenaBytes + MemoryPlanner.AlignmentBytes, pinned: true);
 

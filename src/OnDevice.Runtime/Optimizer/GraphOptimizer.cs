@@ -11,10 +11,21 @@ internal interface IGraphPass
 }
 
 /// <summary>What passes may consult: the opset, the kernels available, and which values the caller reads.</summary>
-internal sealed class OptimizerContext(long opset, KernelRegistry registry)
+internal sealed class OptimizerContext(long opset, KernelRegistry registry, IReadOnlyDictionary<string, Tensor>? outerConstants = null)
 {
     public long Opset { get; } = opset;
     public KernelRegistry Registry { get; } = registry;
+
+    /// <summary>Constants of the enclosing graphs that a subgraph may read (by name, innermost first).</summary>
+    public IReadOnlyDictionary<string, Tensor> OuterConstants { get; } = outerConstants ?? new Dictionary<string, Tensor>();
+
+    /// <summary>The constant value of <paramref name="name"/> as seen from <paramref name="graph"/>, or null.</summary>
+    public Tensor? ConstantOf(Graph graph, string name)
+    {
+        if (graph.Initializers.TryGetValue(name, out var t)) return graph.Inputs.Any(i => i.Name == name) ? null : t;
+        if (graph.Inputs.Any(i => i.Name == name) || graph.Nodes.Any(n => n.Outputs.Contains(name))) return null; // shadowed
+        return OuterConstants.GetValueOrDefault(name);
+    }
 }
 
 /// <summary>
@@ -32,11 +43,19 @@ public static class GraphOptimizer
         new FuseElementwiseChains(),
     ];
 
-    /// <summary>Applies every pass until a fixed point (at most 8 rounds); returns the number of rewrites by pass.</summary>
+    /// <summary>
+    /// Applies every pass until a fixed point (at most 8 rounds), to the graph and then to each subgraph (If/Loop
+    /// bodies, where only the body's own initializers count as constants); returns the number of rewrites by pass.
+    /// </summary>
     public static IReadOnlyDictionary<string, int> Optimize(Graph graph, long opset, KernelRegistry registry)
     {
-        var ctx = new OptimizerContext(opset, registry);
         var counts = Passes.ToDictionary(p => p.Name, _ => 0);
+        OptimizeOne(graph, new OptimizerContext(opset, registry), counts);
+        return counts;
+    }
+
+    private static void OptimizeOne(Graph graph, OptimizerContext ctx, Dictionary<string, int> counts)
+    {
         for (int round = 0; round < 8; round++)
         {
             int changed = 0;
@@ -49,12 +68,21 @@ public static class GraphOptimizer
             if (changed == 0) break;
         }
         RemoveUnusedInitializers(graph);
-        return counts;
+        var outer = new Dictionary<string, Tensor>(ctx.OuterConstants, StringComparer.Ordinal);
+        foreach (var (k, t) in graph.Initializers)
+            if (!graph.Inputs.Any(i => i.Name == k)) outer[k] = t;
+        foreach (var i in graph.Inputs) outer.Remove(i.Name);
+        foreach (var n in graph.Nodes) foreach (var o in n.Outputs) outer.Remove(o);
+        var inner = new OptimizerContext(ctx.Opset, ctx.Registry, outer);
+        foreach (var n in graph.Nodes)
+            foreach (var sub in n.Subgraphs)
+                OptimizeOne(sub, inner, counts);
     }
 
     /// <summary>Drops initializers nothing reads (after folding), keeping graph inputs' defaults and subgraph captures.</summary>
     internal static void RemoveUnusedInitializers(Graph graph)
     {
+        // Initializers of this graph may also be read by nested subgraphs (captured): those are uses.
         var used = new HashSet<string>(StringComparer.Ordinal);
         foreach (var n in graph.Nodes)
         {
@@ -193,10 +221,9 @@ internal sealed class FoldConstants : IGraphPass
         foreach (var n in GraphAlgorithms.TopologicalOrder(graph).ToList())
         {
             if (!n.IsDefaultDomain || NonDeterministic.Contains(n.OpType) || n.Subgraphs.Any() || n.OpType == "Constant") continue;
-            if (n.Inputs.Count == 0 || !n.Inputs.All(i => i.Length == 0 || graph.Initializers.ContainsKey(i))) continue;
+            // Graph inputs with initializer defaults may be overridden by callers: not constants (ConstantOf knows).
+            if (n.Inputs.Count == 0 || !n.Inputs.All(i => i.Length == 0 || ctx.ConstantOf(graph, i) is not null)) continue;
             if (n.Outputs.Any(o => o.Length > 0 && (graph.Initializers.ContainsKey(o) || graph.Inputs.Any(i => i.Name == o)))) continue;
-            // Graph inputs with initializer defaults may be overridden by callers: not constants.
-            if (n.Inputs.Any(i => graph.Inputs.Any(g => g.Name == i))) continue;
             Tensor[]? results = Evaluate(n, graph, ctx);
             if (results is null) continue;
             for (int k = 0; k < n.Outputs.Count; k++)
@@ -212,7 +239,7 @@ internal sealed class FoldConstants : IGraphPass
         var g = new Graph { Name = "fold" };
         var copy = new Node(n.OpType, n.Inputs, n.Outputs.Select((o, i) => o.Length > 0 ? o : "").ToList(), n.Name, n.Domain);
         foreach (var a in n.Attributes.Values) copy.Attributes.Add(a.Name, a);
-        foreach (var i in n.Inputs.Where(i => i.Length > 0).Distinct()) g.Initializers.Add(i, graph.Initializers[i]);
+        foreach (var i in n.Inputs.Where(i => i.Length > 0).Distinct()) g.Initializers.Add(i, ctx.ConstantOf(graph, i)!);
         g.Nodes.Add(copy);
         foreach (var o in n.Outputs) if (o.Length > 0) g.Outputs.Add(new ValueInfo(o));
         var m = new Model(g);

@@ -95,6 +95,11 @@ internal sealed unsafe class ConvKernel : IKernel
                 Depthwise(ctx, px, pw, bias, py, n, c, m, in3, w3);
                 return;
             }
+            if ((long)outSize * kg <= SmallOutputColumnFloats && outSize <= SmallOutputPositions)
+            {
+                SmallOutput(ctx, px, pw, bias, py, n, c, m, cg, mg, kg, inSize, outSize, in3, w3);
+                return;
+            }
             bool stride1 = w3.Strides.All(s => s == 1);
             bool pointwise = kSize == 1 && stride1 && w3.PadBegin.All(p => p == 0) && w3.PadEnd.All(p => p == 0);
             bool implicitGemm = !pointwise && stride1 && r <= 2;
@@ -171,6 +176,59 @@ internal sealed unsafe class ConvKernel : IKernel
                             Multiply(pointwise, xg, packedW + g * groupA, yg, bg, ep, mg, kg, outSize, inSize, cg, in3, w3, threads, bScratch);
                     }
             }
+        }
+    }
+
+    // Few output positions (a 1-D signal of a handful of frames, a 1×1 map): GEMM panels would be mostly padding, so
+    // gather each position's receptive field once and take dot products with the weight rows as they lie.
+    private const int SmallOutputPositions = 8;
+    private const long SmallOutputColumnFloats = 1 << 16;
+
+    private void SmallOutput(KernelContext ctx, float* px, float* pw, float* bias, float* py, int n, int c, int m, int cg, int mg, int kg,
+        int inSize, int outSize, int[] in3, Window w3)
+    {
+        var scratch = ctx.Scratch(PackedWeights.ScratchBytes(PackedWeights.Lines((long)outSize * kg)));
+        fixed (byte* ps = scratch.Span)
+        {
+            float* cols = PackedWeights.Align(ps);
+            int k0n = w3.Kernel[0], k1n = w3.Kernel[1], k2n = w3.Kernel[2];
+            for (int img = 0; img < n; img++)
+                for (int g = 0; g < _group; g++)
+                {
+                    float* xg = px + ((nint)img * c + (nint)g * cg) * inSize;
+                    // cols[pos, (ch, k0, k1, k2)] in the weight's own order.
+                    int pos = 0;
+                    for (int o0 = 0; o0 < w3.Output[0]; o0++)
+                        for (int o1 = 0; o1 < w3.Output[1]; o1++)
+                            for (int o2 = 0; o2 < w3.Output[2]; o2++, pos++)
+                            {
+                                float* col = cols + (nint)pos * kg;
+                                int q = 0;
+                                for (int ch = 0; ch < cg; ch++)
+                                    for (int a = 0; a < k0n; a++)
+                                    {
+                                        int i0 = o0 * w3.Strides[0] - w3.PadBegin[0] + a * w3.Dilations[0];
+                                        for (int b2 = 0; b2 < k1n; b2++)
+                                        {
+                                            int i1 = o1 * w3.Strides[1] - w3.PadBegin[1] + b2 * w3.Dilations[1];
+                                            for (int d = 0; d < k2n; d++, q++)
+                                            {
+                                                int i2 = o2 * w3.Strides[2] - w3.PadBegin[2] + d * w3.Dilations[2];
+                                                col[q] = (uint)i0 < (uint)in3[0] && (uint)i1 < (uint)in3[1] && (uint)i2 < (uint)in3[2]
+                                                    ? xg[(nint)ch * inSize + ((nint)i0 * in3[1] + i1) * in3[2] + i2] : 0f;
+                                            }
+                                        }
+                                    }
+                            }
+                    float* yg = py + ((nint)img * m + (nint)g * mg) * outSize;
+                    DotRows.Multiply(pw + (nint)g * mg * kg, mg, kg, kg, cols, outSize, kg, yg, outSize, false);
+                    for (int row = 0; row < mg; row++)
+                    {
+                        var values = new Span<float>(yg + (nint)row * outSize, outSize);
+                        if (bias is not null) { float bv = bias[g * mg + row]; foreach (ref float v in values) v += bv; }
+                        _activation.Apply(values);
+                    }
+                }
         }
     }
 

@@ -196,8 +196,9 @@ internal sealed unsafe class RecurrentKernel : IKernel
         bool wPacked = _packedW is not null && w.Shape.AsSpan().SequenceEqual(_wShape);
         bool rPacked = _packedR is not null && r.Shape.AsSpan().SequenceEqual(_rShape);
         int rows = seq * batch, mainN = _cell == Cell.Gru ? 2 * hidden : gh;
-        // Weights that are not constants would be packed on every run; with few rows, dot products read them in place instead.
-        bool dotW = !wPacked && rows <= DotRowsLimit, dotR = !rPacked && batch <= DotRowsLimit;
+        // With few rows (batch-1 streaming, a VAD or keyword spotter) GEMM tiles would be mostly padding, and weights that
+        // are not constants would be packed on every run: dot products read the weight rows in place instead.
+        bool dotW = rows <= DotRowsLimit, dotR = batch <= DotRowsLimit;
         long fX = PackedWeights.Lines(Gemm.PackedASize(rows, input));
         long fXW = PackedWeights.Lines((long)rows * gh);
         long fHR = PackedWeights.Lines((long)batch * gh);
