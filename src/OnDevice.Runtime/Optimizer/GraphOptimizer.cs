@@ -41,6 +41,7 @@ public static class GraphOptimizer
         new FoldConstants(),
         new FoldBatchNormIntoConv(),
         new FuseElementwiseChains(),
+        new FuseConvEpilogue(),
     ];
 
     /// <summary>

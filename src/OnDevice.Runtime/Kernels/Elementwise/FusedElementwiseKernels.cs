@@ -61,19 +61,22 @@ internal static class FusedElementwiseKernels
         int blocksPerRow = (inner + ElementwiseProgram.BlockElements - 1) / ElementwiseProgram.BlockElements;
         int items = rows * blocksPerRow;
         int minItems = Math.Max(1, 16384 / ElementwiseProgram.BlockElements);
-        ctx.ParallelFor(items, (begin, end) =>
+        ctx.ParallelFor(items, (begin, end) => RunItems(program, x, y, begin, end, blocksPerRow, inner, channels, alongChannels), minItems);
+    }
+
+    [System.Runtime.CompilerServices.SkipLocalsInit]
+    private static void RunItems(ElementwiseProgram program, TensorBuffer x, TensorBuffer y, int begin, int end, int blocksPerRow, int inner, int channels, bool alongChannels)
+    {
+        Span<float> scratch = stackalloc float[ElementwiseProgram.MaxSlots * ElementwiseProgram.BlockElements];
+        var xs = x.Span<float>();
+        var ys = y.Span<float>();
+        for (int item = begin; item < end; item++)
         {
-            Span<float> scratch = stackalloc float[ElementwiseProgram.MaxSlots * ElementwiseProgram.BlockElements];
-            var xs = x.Span<float>();
-            var ys = y.Span<float>();
-            for (int item = begin; item < end; item++)
-            {
-                int row = item / blocksPerRow, blk = item % blocksPerRow;
-                int off = blk * ElementwiseProgram.BlockElements;
-                int len = Math.Min(ElementwiseProgram.BlockElements, inner - off);
-                int start = row * inner + off;
-                program.Run(xs.Slice(start, len), ys.Slice(start, len), alongChannels ? 0 : row % channels, alongChannels ? off : -1, scratch);
-            }
-        }, minItems);
+            int row = item / blocksPerRow, blk = item % blocksPerRow;
+            int off = blk * ElementwiseProgram.BlockElements;
+            int len = Math.Min(ElementwiseProgram.BlockElements, inner - off);
+            int start = row * inner + off;
+            program.Run(xs.Slice(start, len), ys.Slice(start, len), alongChannels ? 0 : row % channels, alongChannels ? off : -1, scratch);
+        }
     }
 }

@@ -13,6 +13,18 @@ internal static class ConvKernels
         r.Add("Conv", 1, TypeSets.Float, ctx => new ConvKernel(ctx, default), supports: ConvKernel.Supports);
         r.Add("FusedConv", 1, TypeSets.Float, ctx => new ConvKernel(ctx, FusedActivations.Parse(ctx.Node)), domain: "com.microsoft",
             supports: ctx => ConvKernel.Supports(ctx) ?? FusedActivations.Check(ctx.Node) ?? (ctx.HasInput(3) ? "FusedConv with a summand input Z is not supported" : null));
+        // Conv followed by a chain of element-wise ops (the optimizer's fusion): the chain runs on each block of output
+        // while it is still in cache.
+        r.Add("FusedConv", 1, TypeSets.Float, ctx => new ConvKernel(ctx, default, Epilogue(ctx, out _)), domain: Elementwise.FusedElementwiseKernels.Domain,
+            supports: ctx => ConvKernel.Supports(ctx) ?? (Epilogue(ctx, out var why) is null ? why : null));
+    }
+
+    private static Elementwise.ElementwiseProgram? Epilogue(KernelBuildContext ctx, out string why)
+    {
+        var body = ctx.Node.Attr("body")?.AsGraph();
+        int rank = (int)ctx.Node.GetInt("rank", -1);
+        if (body is null || rank < 0) { why = "FusedConv needs a body graph and the output rank"; return null; }
+        return Elementwise.ElementwiseProgram.Compile(body, rank, ctx.Node.GetInt("opset", 17), out why);
     }
 }
 
@@ -29,6 +41,7 @@ internal sealed unsafe class ConvKernel : IKernel
     private readonly WindowGeometry _geometry;
     private readonly int _group;
     private readonly FusedActivation _activation;
+    private readonly Elementwise.ElementwiseProgram? _epilogue; // applied to output rows after bias and activation
     private readonly int[]? _wShape;
     private readonly float[][]? _packedW; // per group, GEMM A panels
 
@@ -41,11 +54,12 @@ internal sealed unsafe class ConvKernel : IKernel
         return g.Check(spatial);
     }
 
-    public ConvKernel(KernelBuildContext ctx, FusedActivation activation)
+    public ConvKernel(KernelBuildContext ctx, FusedActivation activation, Elementwise.ElementwiseProgram? epilogue = null)
     {
         _geometry = WindowGeometry.Read(ctx.Node);
         _group = checked((int)ctx.Node.GetInt("group", 1));
         _activation = activation;
+        _epilogue = epilogue;
         if (PackedWeights.FloatConstant(ctx, 1) is { } w && w.Dims.Length >= 3 && w.Dims[0] % _group == 0)
         {
             _wShape = PackedWeights.Dims(w);
@@ -78,6 +92,7 @@ internal sealed unsafe class ConvKernel : IKernel
         var win = _geometry.Resolve(x.Shape.AsSpan(2), kernel);
         var y = ctx.Output(0, DType.Float32, [n, m, .. win.Output]);
         if (y.Length == 0) return;
+        if (_epilogue?.CheckChannels(m) is { } bad) throw new InvalidOperationException($"node {ctx.Node.Label}: {bad}");
         var w3 = win.To3D();
         int[] in3 = [.. Enumerable.Repeat(1, 3 - r), .. x.Shape[2..]];
         int inSize = in3[0] * in3[1] * in3[2], outSize = w3.Output[0] * w3.Output[1] * w3.Output[2];
@@ -151,6 +166,12 @@ internal sealed unsafe class ConvKernel : IKernel
                                     int nv = ImplicitConv.RowsOf(layout, blk) * layout.Wp;
                                     Gemm.Multiply(new PackedIndirectB(padded, (int*)nOffsets), (float*)na, mg, nv, kg, virtualY, nv, false, epi, (float*)bg, 1, panels);
                                     ImplicitConv.CompactBlock(virtualY, mg, layout, blk, (float*)yg);
+                                    if (_epilogue is not null)
+                                    {
+                                        int rowStart = blk * layout.BlockRows * w3.Output[2], rowLen = ImplicitConv.RowsOf(layout, blk) * w3.Output[2];
+                                        for (int ch = 0; ch < mg; ch++)
+                                            ApplyEpilogue((float*)yg + (nint)ch * outSize + rowStart, rowLen, g * mg + ch);
+                                    }
                                 }
                             });
                         }
@@ -174,6 +195,7 @@ internal sealed unsafe class ConvKernel : IKernel
                         }
                         else
                             Multiply(pointwise, xg, packedW + g * groupA, yg, bg, ep, mg, kg, outSize, inSize, cg, in3, w3, threads, bScratch);
+                        if (_epilogue is not null) ApplyEpilogueRows(ctx, yg, mg, outSize, g * mg);
                     }
             }
         }
@@ -227,9 +249,29 @@ internal sealed unsafe class ConvKernel : IKernel
                         var values = new Span<float>(yg + (nint)row * outSize, outSize);
                         if (bias is not null) { float bv = bias[g * mg + row]; foreach (ref float v in values) v += bv; }
                         _activation.Apply(values);
+                        if (_epilogue is not null) ApplyEpilogue(yg + (nint)row * outSize, outSize, g * mg + row);
                     }
                 }
         }
+    }
+
+    /// <summary>Runs the fused element-wise chain in place over <paramref name="length"/> outputs of channel <paramref name="channel"/>.</summary>
+    [System.Runtime.CompilerServices.SkipLocalsInit]
+    private void ApplyEpilogue(float* row, int length, int channel)
+    {
+        Span<float> scratch = stackalloc float[Elementwise.ElementwiseProgram.MaxSlots * Elementwise.ElementwiseProgram.BlockElements];
+        var span = new Span<float>(row, length);
+        _epilogue!.Run(span, span, channel, -1, scratch);
+    }
+
+    /// <summary>The epilogue over whole output rows of one group, rows spread over threads.</summary>
+    private void ApplyEpilogueRows(KernelContext ctx, float* yg, int rows, int outSize, int firstChannel)
+    {
+        nint ny = (nint)yg;
+        ctx.ParallelFor(rows, (r0, r1) =>
+        {
+            for (int r = r0; r < r1; r++) ApplyEpilogue((float*)ny + (nint)r * outSize, outSize, firstChannel + r);
+        }, Math.Max(1, 65536 / Math.Max(1, outSize)));
     }
 
     private static void Multiply(bool pointwise, float* xg, float* packedA, float* yg, float* bias, GemmEpilogue ep,
@@ -264,6 +306,7 @@ internal sealed unsafe class ConvKernel : IKernel
                     int img = p / m, oc = p % m, ic = oc / mult;
                     DepthwiseConv.Channel(shape, (float*)nx + ((nint)img * c + ic) * inSize, (float*)nw + (nint)oc * taps,
                         nb == 0 ? 0f : ((float*)nb)[oc], act, (float*)ny + (nint)p * outSize, work);
+                    if (_epilogue is not null) ApplyEpilogue((float*)ny + (nint)p * outSize, outSize, oc);
                 }
             });
         }
