@@ -61,10 +61,18 @@ public sealed class InferenceSession
     public IReadOnlyList<ValueInfo> Outputs { get; }
 
     /// <summary>Runs the model. Inputs by name; returns every output by name (owned copies).</summary>
-    public IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs)
+    public IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs) => Run(inputs, null);
+
+    /// <summary>
+    /// Runs the model and calls <paramref name="observe"/> with every intermediate value as it is produced (name as in
+    /// the optimized graph, see <see cref="OptimizedGraph"/>): for calibration and per-layer error measurement. The
+    /// buffer is only valid during the call (it may live in the run's arena); copy what you keep. Values that
+    /// optimizations fused away are not observed — build the session with <c>Optimize = false</c> to see every one.
+    /// </summary>
+    public IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs, Action<string, TensorBuffer>? observe)
     {
         var buffers = Bind(inputs);
-        using var run = new RunState(Options.Threads, _scratch);
+        using var run = new RunState(Options.Threads, _scratch) { Observer = observe };
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         _main.Run(run, buffers, [], outs =>
         {

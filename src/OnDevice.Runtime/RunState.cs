@@ -13,6 +13,9 @@ internal sealed unsafe class RunState(int threads, ScratchPool? pool = null) : I
 
     public int Threads { get; } = threads;
 
+    /// <summary>Called with every value a node produces (main graph and subgraphs), while the buffer is valid.</summary>
+    public Action<string, TensorBuffer>? Observer { get; init; }
+
     /// <summary>The frame of the graph executing now.</summary>
     public Frame Top => _top ?? throw new InvalidOperationException("no graph is running");
 

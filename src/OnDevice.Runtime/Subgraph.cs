@@ -149,6 +149,8 @@ public sealed class Subgraph
                 }
                 if (recording is not null && plan.Skip[step.Index])
                     foreach (var o in step.Outputs) if (o >= 0) recording[o] = values[o];
+                if (run.Observer is { } observe)
+                    foreach (var o in step.Outputs) if (o >= 0 && values[o] is { } produced) observe(ValueNames[o], produced);
             }
             if (Profile is not null) Profile.AddRun(Stopwatch.GetTimestamp() - t0);
             var outs = new TensorBuffer[OutputValues.Length];

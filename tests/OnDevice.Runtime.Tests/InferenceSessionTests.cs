@@ -171,3 +171,18 @@ public class OptimizerTests
         Assert.Equal("b", g.Nodes[0].Outputs[0]);
     }
 }
+
+public class ObserverTests
+{
+    [Fact]
+    public void Observe_SeesEveryIntermediateValue_InSubgraphsToo()
+    {
+        var m = InferenceSessionTests.Chain(3);
+        var s = new InferenceSession(m, new SessionOptions { Optimize = false });
+        var seen = new Dictionary<string, float[]>();
+        var x = NodeRunner.Random(2 * 64, 5);
+        s.Run(new Dictionary<string, Tensor> { ["x"] = Tensor.FromArray<float>(x, [2, 64]) }, (name, b) => seen[name] = b.Span<float>().ToArray());
+        Assert.Equal(["a0", "a1", "a2", "r0", "r1", "r2"], seen.Keys.Order());
+        NodeRunner.Close(x.Select(v => Math.Max(v, 0)).ToArray(), seen["r0"]);
+    }
+}
