@@ -10,4 +10,5 @@ root.Subcommands.Add(RunVerb.Create());
 root.Subcommands.Add(BenchVerb.Create());
 root.Subcommands.Add(BudgetVerb.Create());
 root.Subcommands.Add(DevicesVerb.Create());
+root.Subcommands.Add(PrivacyVerb.Create());
 return Cli.Invoke(root, args);
