@@ -11,4 +11,5 @@ root.Subcommands.Add(BenchVerb.Create());
 root.Subcommands.Add(BudgetVerb.Create());
 root.Subcommands.Add(DevicesVerb.Create());
 root.Subcommands.Add(PrivacyVerb.Create());
+root.Subcommands.Add(FlVerb.Create());
 return Cli.Invoke(root, args);
