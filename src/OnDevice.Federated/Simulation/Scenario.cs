@@ -24,7 +24,8 @@ public sealed record FashionMnistScenario(IReadOnlyList<FederatedClient> Clients
         var clients = new List<FederatedClient>(users);
         for (int u = 0; u < users; u++)
         {
-            var idx = parts[u];
+            var idx = parts[u].ToArray();
+            rng.Shuffle(idx); // the split lists a user's examples class by class; mix them before capping and holding out
             if (examplesPerUser > 0 && idx.Length > examplesPerUser) idx = idx[..examplesPerUser];
             int nTest = (int)Math.Round(idx.Length * localTestFraction);
             var trainIdx = idx[nTest..];
