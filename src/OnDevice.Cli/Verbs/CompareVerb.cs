@@ -51,7 +51,7 @@ public static class CompareVerb
         Console.WriteLine($"A {Path.GetFileName(r.ModelA)}   B {Path.GetFileName(r.ModelB)}   task {r.Task}   {r.Examples} examples   {r.Level:P0} CI, {r.Bootstrap} resamples, seed {r.Seed}");
         var t = new Table().AddColumns("metric", "A", "B", "Δ (B−A)", "CI of Δ", "verdict").Border(TableBorder.Simple);
         foreach (var m in r.Metrics)
-            t.AddRow(m.Name, EvalCliOptions.F(m.A), EvalCliOptions.F(m.B), EvalCliOptions.F(m.Delta), $"[{EvalCliOptions.F(m.CiLow)}, {EvalCliOptions.F(m.CiHigh)}]", m.Verdict);
+            t.AddRow(m.Name, EvalCliOptions.F(m.A), EvalCliOptions.F(m.B), EvalCliOptions.F(m.Delta), EvalCliOptions.Ci(m.CiLow, m.CiHigh), m.Verdict);
         AnsiConsole.Write(t);
         Console.WriteLine(string.Format(inv, "verdict on {0} with margin {1}: {2}", r.Metric, r.Margin, r.Verdict.ToUpperInvariant()));
         if (r.McnemarP is { } p)
@@ -62,7 +62,7 @@ public static class CompareVerb
             var s = new Table().AddColumns("slice", "n", "A", "B", "Δ", "CI of Δ", "p (Holm)", "flag").Border(TableBorder.Simple);
             foreach (var x in r.Slices)
                 s.AddRow(Markup.Escape($"{x.Field}={x.Value}"), x.N.ToString(inv), EvalCliOptions.F(x.A), EvalCliOptions.F(x.B), EvalCliOptions.F(x.Delta),
-                    $"[{EvalCliOptions.F(x.CiLow)}, {EvalCliOptions.F(x.CiHigh)}]", x.PHolm.ToString("G3", inv), x.Flagged ? "[red]WORSE[/]" : x.WorseBeyondMargin ? "worse (n.s.)" : "");
+                    EvalCliOptions.Ci(x.CiLow, x.CiHigh), x.PHolm.ToString("G3", inv), x.Flagged ? "[red]WORSE[/]" : x.WorseBeyondMargin ? "worse (n.s.)" : "");
             AnsiConsole.Write(s);
         }
         if (r.LatencyA is { } la && r.LatencyB is { } lb)

@@ -39,12 +39,12 @@ public static class EvalVerb
             var inv = CultureInfo.InvariantCulture;
             Console.WriteLine($"{Path.GetFileName(result.Model)}  task {result.Task}  {result.Examples} examples  ({evalOptions.Level:P0} bootstrap CI, {evalOptions.Bootstrap} resamples, seed {evalOptions.Seed})");
             var t = new Table().AddColumns("metric", "value", "CI").Border(TableBorder.Simple);
-            foreach (var m in result.Metrics) t.AddRow(m.Name, EvalCliOptions.F(m.Value), $"[{EvalCliOptions.F(m.CiLow)}, {EvalCliOptions.F(m.CiHigh)}]");
+            foreach (var m in result.Metrics) t.AddRow(m.Name, EvalCliOptions.F(m.Value), EvalCliOptions.Ci(m.CiLow, m.CiHigh));
             AnsiConsole.Write(t);
             if (result.Slices.Count > 0)
             {
                 var s = new Table().AddColumns("slice", "n", result.Metric, "CI").Border(TableBorder.Simple);
-                foreach (var x in result.Slices) s.AddRow(Markup.Escape($"{x.Field}={x.Value}"), x.N.ToString(inv), EvalCliOptions.F(x.A), $"[{EvalCliOptions.F(x.CiLow)}, {EvalCliOptions.F(x.CiHigh)}]");
+                foreach (var x in result.Slices) s.AddRow(Markup.Escape($"{x.Field}={x.Value}"), x.N.ToString(inv), EvalCliOptions.F(x.A), EvalCliOptions.Ci(x.CiLow, x.CiHigh));
                 AnsiConsole.Write(s);
             }
             if (result.Latency is { } l)
@@ -169,6 +169,9 @@ internal sealed class EvalCliOptions
         }
         catch (EvaluationException e) { throw new CliException(e.Message); }
     }
+
+    /// <summary>A confidence interval as escaped table markup.</summary>
+    public static string Ci(double lo, double hi) => Markup.Escape($"[{F(lo)}, {F(hi)}]");
 
     /// <summary>A metric value for tables.</summary>
     public static string F(double v) => double.IsNaN(v) ? "n/a" : v.ToString("0.0000", CultureInfo.InvariantCulture);

@@ -74,9 +74,14 @@ public sealed class CtcTask : ITaskAdapter
         }
     }
 
-    /// <summary>Per-example statistics for a recognized line against its label.</summary>
+    /// <summary>
+    /// Per-example statistics for a recognized line against its label. Both are trimmed first: the recognizer
+    /// reads the zero padding right of a short line as spaces, which are not part of the text.
+    /// </summary>
     public static ExampleResult ScoreText(int index, string predicted, string label, double ms)
     {
+        predicted = predicted.Trim();
+        label = label.Trim();
         var pc = TextMetrics.Characters(predicted);
         var lc = TextMetrics.Characters(label);
         var pw = TextMetrics.Words(predicted);
