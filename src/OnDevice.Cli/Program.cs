@@ -12,4 +12,6 @@ root.Subcommands.Add(BudgetVerb.Create());
 root.Subcommands.Add(DevicesVerb.Create());
 root.Subcommands.Add(PrivacyVerb.Create());
 root.Subcommands.Add(FlVerb.Create());
+root.Subcommands.Add(EvalVerb.Create());
+root.Subcommands.Add(CompareVerb.Create());
 return Cli.Invoke(root, args);
