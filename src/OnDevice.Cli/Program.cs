@@ -10,4 +10,6 @@ root.Subcommands.Add(RunVerb.Create());
 root.Subcommands.Add(BenchVerb.Create());
 root.Subcommands.Add(BudgetVerb.Create());
 root.Subcommands.Add(DevicesVerb.Create());
+root.Subcommands.Add(GenerateVerb.Create());
+root.Subcommands.Add(LlmVerb.Create());
 return Cli.Invoke(root, args);

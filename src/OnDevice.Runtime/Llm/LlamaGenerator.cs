@@ -225,7 +225,7 @@ public sealed class LlamaGenerator
                 next.Add(nb);
                 nextSlots.Add(dst);
             }
-            if (finished.Count >= width || next.Count == 0) break;
+            if (finished.Count >= width || next.Count == 0) { beams = next; break; }
             int len = n + beams[0].Tokens.Count;
             foreach (var (src, dst) in copies) { Engine.Cache.Truncate(dst, 0); Engine.Cache.Copy(src, dst, len); }
             var tokens = next.Select(b => b.Tokens[^1]).ToArray();
