@@ -116,9 +116,17 @@ public sealed record LlamaCheckpoint(string Path, string Format, LlamaConfig Con
         return t;
     }
 
-    /// <summary>Opens a checkpoint by its contents (llama2.c legacy format).</summary>
+    /// <summary>Opens a checkpoint by its contents: GGUF (magic "GGUF"), a Hugging Face folder (config.json + *.safetensors), else llama2.c.</summary>
     public static LlamaCheckpoint Open(string path)
     {
+        if (Directory.Exists(path)) return HuggingFace.HfLlamaReader.Read(path);
+        if (!File.Exists(path)) throw new ModelFormatException(path, "file not found");
+        var magic = new byte[4];
+        int got;
+        using (var fs = File.OpenRead(path)) got = fs.ReadAtLeast(magic, 4, throwOnEndOfStream: false);
+        if (got == 4 && magic.AsSpan().SequenceEqual("GGUF"u8)) return Gguf.GgufFile.ReadLlama(path);
+        if (path.EndsWith("config.json", StringComparison.OrdinalIgnoreCase))
+            return HuggingFace.HfLlamaReader.Read(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
         return Llama2c.Llama2cReader.Read(path);
     }
 }
