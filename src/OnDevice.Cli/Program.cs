@@ -14,4 +14,6 @@ root.Subcommands.Add(PrivacyVerb.Create());
 root.Subcommands.Add(FlVerb.Create());
 root.Subcommands.Add(EvalVerb.Create());
 root.Subcommands.Add(CompareVerb.Create());
+root.Subcommands.Add(GenerateVerb.Create());
+root.Subcommands.Add(LlmVerb.Create());
 return Cli.Invoke(root, args);
