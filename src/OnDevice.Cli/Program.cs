@@ -10,4 +10,8 @@ root.Subcommands.Add(RunVerb.Create());
 root.Subcommands.Add(BenchVerb.Create());
 root.Subcommands.Add(BudgetVerb.Create());
 root.Subcommands.Add(DevicesVerb.Create());
+root.Subcommands.Add(KeysVerb.Create());
+root.Subcommands.Add(PackVerb.Create());
+root.Subcommands.Add(SignVerb.Create());
+root.Subcommands.Add(VerifyVerb.Create());
 return Cli.Invoke(root, args);
