@@ -14,4 +14,6 @@ root.Subcommands.Add(KeysVerb.Create());
 root.Subcommands.Add(PackVerb.Create());
 root.Subcommands.Add(SignVerb.Create());
 root.Subcommands.Add(VerifyVerb.Create());
+root.Subcommands.Add(PublishVerb.Create());
+root.Subcommands.Add(ServeVerb.Create());
 return Cli.Invoke(root, args);
