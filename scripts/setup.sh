@@ -8,6 +8,8 @@ command -v dotnet >/dev/null || { echo "setup: the .NET 10 SDK is required" >&2;
 command -v npm >/dev/null || { echo "setup: Node.js and npm are required (sample models come from npm)" >&2; exit 1; }
 
 packages=(libonnx-testdata imagemagick fonts-dejavu-core fonts-noto-cjk)
+# Delivery server integration tests start a real PostgreSQL (initdb + pg_ctl into a temp dir) from this package.
+packages+=(postgresql)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
