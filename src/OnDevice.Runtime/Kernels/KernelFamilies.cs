@@ -34,5 +34,6 @@ internal static class KernelFamilies
         Nn.PoolKernels.Register(r);
         Nn.NormalizationKernels.Register(r);
         Nn.RecurrentKernels.Register(r);
+        Quantization.QuantizeKernels.Register(r);
     }
 }
