@@ -35,5 +35,6 @@ internal static class KernelFamilies
         Nn.NormalizationKernels.Register(r);
         Nn.RecurrentKernels.Register(r);
         Quantization.QuantizeKernels.Register(r);
+        Quantization.IntegerMatMulKernels.Register(r);
     }
 }
