@@ -36,5 +36,6 @@ internal static class KernelFamilies
         Nn.RecurrentKernels.Register(r);
         Quantization.QuantizeKernels.Register(r);
         Quantization.IntegerMatMulKernels.Register(r);
+        Quantization.IntegerConvKernels.Register(r);
     }
 }
