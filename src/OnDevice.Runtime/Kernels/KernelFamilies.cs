@@ -37,5 +37,7 @@ internal static class KernelFamilies
         Quantization.QuantizeKernels.Register(r);
         Quantization.IntegerMatMulKernels.Register(r);
         Quantization.IntegerConvKernels.Register(r);
+        Quantization.QLinearKernels.Register(r);
+        Quantization.MatMulNBitsKernel.Register(r);
     }
 }
