@@ -11,8 +11,9 @@ public static class OrtPeer
 {
     private static readonly Lock Gate = new();
 
-    /// <summary>ONNX Runtime's outputs by name, or null with the reason when node or onnxruntime-node is unavailable (fails under CI=true).</summary>
-    public static IReadOnlyDictionary<string, Tensor>? Run(Model model, IReadOnlyDictionary<string, Tensor> inputs, out string? why)
+    /// <summary>ONNX Runtime's outputs by name, or null with the reason when node or onnxruntime-node is unavailable (fails under
+    /// CI=true). <paramref name="optimization"/> is ONNX Runtime's graph optimization level (all, extended, basic, disabled).</summary>
+    public static IReadOnlyDictionary<string, Tensor>? Run(Model model, IReadOnlyDictionary<string, Tensor> inputs, out string? why, string optimization = "all")
     {
         var script = Path.Combine(RepoPaths.Root, "scripts", "ort-reference");
         why = null;
@@ -25,7 +26,7 @@ public static class OrtPeer
             var modelPath = Path.Combine(tmp.Path, "model.onnx");
             OnnxWriter.Write(model, modelPath);
             foreach (var (name, t) in inputs) NpyFile.Write(Path.Combine(tmp.Path, $"input.{name}.npy"), t);
-            Exec("node", script, false, "run-model.mjs", "--model", modelPath, "--dir", tmp.Path);
+            Exec("node", script, false, "run-model.mjs", "--model", modelPath, "--dir", tmp.Path, "--opt", optimization);
             return model.Graph.Outputs.ToDictionary(o => o.Name, o => NpyFile.Read(Path.Combine(tmp.Path, $"output.{o.Name}.npy")));
         }
         catch (Exception e) when (e is System.ComponentModel.Win32Exception && Environment.GetEnvironmentVariable("CI") != "true")

@@ -16,6 +16,8 @@ internal static class IntegerConvKernels
         r.Add("QLinearConv", 10, Bytes, ctx => new QLinearConvKernel(ctx), supports: ctx => IntegerConvCore.Supports(ctx, 3));
         r.Add("QLinearConv", 1, Bytes, ctx => new QLinearConvKernel(ctx), domain: "com.microsoft", supports: ctx =>
             ctx.Node.GetInt("channels_last", 0) != 0 ? "channels_last QLinearConv is not supported" : IntegerConvCore.Supports(ctx, 3));
+        // The optimizer's fusion of DequantizeLinear → Conv (→ Relu) → QuantizeLinear: QLinearConv with an optional fused Relu.
+        r.Add("QLinearConv", 1, Bytes, ctx => new QLinearConvKernel(ctx), domain: Elementwise.FusedElementwiseKernels.Domain, supports: ctx => IntegerConvCore.Supports(ctx, 3));
     }
 }
 
@@ -295,6 +297,7 @@ internal sealed unsafe class QLinearConvKernel(KernelBuildContext build) : IKern
 {
     private readonly IntegerConvCore _core = new(build, 3, 5);
     private readonly int _group = checked((int)build.Node.GetInt("group", 1));
+    private readonly bool _relu = build.Node.GetInt("relu", 0) != 0;
 
     public void Execute(KernelContext ctx)
     {
@@ -313,6 +316,7 @@ internal sealed unsafe class QLinearConvKernel(KernelBuildContext build) : IKern
         var multipliers = new float[m];
         for (int j = 0; j < m; j++) multipliers[j] = sx * sw[j] / sy;
         var (min, max) = QuantValues.Range(yzp.DType);
+        if (_relu) min = Math.Max(min, zy); // Relu before quantization: nothing below the real value 0
         var y = ctx.Output(0, yzp.DType, shape);
         int outSize = y.Length / Math.Max(1, shape[0] * m);
         var ym = y.Memory;

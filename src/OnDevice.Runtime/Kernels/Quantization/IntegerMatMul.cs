@@ -131,6 +131,8 @@ internal static class IntegerMatMulKernels
     {
         r.Add("MatMulInteger", 10, Bytes, ctx => new MatMulIntegerKernel(ctx));
         r.Add("QLinearMatMul", 10, Bytes, ctx => new QLinearMatMulKernel(ctx));
+        // The optimizer's fusion of DequantizeLinear → MatMul (→ Relu) → QuantizeLinear, with an optional fused Relu.
+        r.Add("QLinearMatMul", 1, Bytes, ctx => new QLinearMatMulKernel(ctx), domain: Elementwise.FusedElementwiseKernels.Domain);
         r.Add("MatMulIntegerToFloat", 1, Bytes, ctx => new MatMulIntegerToFloatKernel(ctx), domain: "com.microsoft");
         r.Add("DynamicQuantizeMatMul", 1, TypeSets.Float, ctx => new DynamicQuantizeMatMulKernel(ctx), domain: "com.microsoft");
     }
@@ -156,6 +158,7 @@ internal sealed unsafe class MatMulIntegerKernel(KernelBuildContext build) : IKe
 internal sealed unsafe class QLinearMatMulKernel(KernelBuildContext build) : IKernel
 {
     private readonly IntegerMatMulCore _core = new(build, 3, 5);
+    private readonly bool _relu = build.Node.GetInt("relu", 0) != 0;
 
     public void Execute(KernelContext ctx)
     {
@@ -169,6 +172,7 @@ internal sealed unsafe class QLinearMatMulKernel(KernelBuildContext build) : IKe
         var yzp = ctx.Required(7);
         int zy = QuantValues.ScalarZeroPoint(yzp, "y_zero_point");
         var (min, max) = QuantValues.Range(yzp.DType);
+        if (_relu) min = Math.Max(min, zy);
         var y = ctx.Output(0, yzp.DType, g.OutShape);
         var scratch = new int[Math.Max(1, y.Length)];
         fixed (int* c = scratch) _core.Compute(ctx, g, a, za, b, c);
