@@ -61,15 +61,22 @@ internal sealed unsafe class IntegerConvCore
         }
     }
 
+    /// <summary>Packs each group's weights as B[k, oc] with k = (window position, input channel): the order in which
+    /// <see cref="Gather"/> lays out a row (a pixel's channels are contiguous once the input is channels-last).</summary>
     private Int8PackedB[] Pack(ReadOnlySpan<byte> w, bool signed, int[] wShape, int[] zps)
     {
-        int m = wShape[0], mg = m / _group, kg = wShape[1..].Aggregate(1, (p, d) => p * d);
+        int m = wShape[0], mg = m / _group, cg = wShape[1], win = wShape[2..].Aggregate(1, (p, d) => p * d), kg = cg * win;
         if (zps.Length is not (0 or 1) && zps.Length != m) throw new InvalidOperationException($"weight zero point has {zps.Length} values for {m} output channels");
         var packed = new Int8PackedB[_group];
+        var reordered = new byte[mg * kg];
         for (int g = 0; g < _group; g++)
         {
+            var src = w.Slice(g * mg * kg, mg * kg);
+            for (int j = 0; j < mg; j++)
+                for (int ci = 0; ci < cg; ci++)
+                    for (int t = 0; t < win; t++) reordered[j * kg + t * cg + ci] = src[j * kg + ci * win + t];
             ReadOnlySpan<int> z = zps.Length <= 1 ? zps : zps.AsSpan(g * mg, mg);
-            packed[g] = new Int8PackedB(w.Slice(g * mg * kg, mg * kg), signed, kg, mg, 1, kg, z);
+            packed[g] = new Int8PackedB(reordered, signed, kg, mg, 1, kg, z);
         }
         return packed;
     }
@@ -118,13 +125,15 @@ internal sealed unsafe class IntegerConvCore
             ? _packed
             : Pack(w.Memory.Span, w.DType == DType.Int8, w.Shape, zwb is null ? [] : QuantValues.Ints(zwb));
         int kg = packed[0].K, kp = packed[0].KPadded;
-        // Blocks of output positions: about 32 KiB of im2col rows each.
-        int chunk = Math.Clamp(32768 / Math.Max(1, kp), Int8Gemm.MR, 1024) / Int8Gemm.MR * Int8Gemm.MR;
+        // Blocks of output positions: about 64 KiB of gathered rows each.
+        int chunk = Math.Clamp(65536 / Math.Max(1, kp), Int8Gemm.MR, 2048) / Int8Gemm.MR * Int8Gemm.MR;
         int chunksPerImage = (outSize + chunk - 1) / chunk;
         int jobs = n * _group * chunksPerImage;
         long perWorker = ((long)chunk * kp + 63) / 64 * 64 + (long)chunk * 4 * 2 + (long)chunk * mg * 4 + 64;
-        int workers = PackedWeights.Workers(ctx, jobs, PackedWeights.ChunkFor((long)chunk * kp * mg));
-        var scratch = ctx.Scratch(checked((int)(perWorker * workers + 64)));
+        int minJobs = PackedWeights.ChunkFor((long)chunk * kp * mg);
+        int workers = PackedWeights.Workers(ctx, jobs, minJobs);
+        long hwcBytes = ((long)n * c * inSize + 63) / 64 * 64;
+        var scratch = ctx.Scratch(checked((int)(hwcBytes + perWorker * workers + 128)));
         byte flip = signedX ? (byte)0x80 : (byte)0;
         int zaEff = zx + (signedX ? 128 : 0);
         byte padByte = (byte)((signedX ? (sbyte)zx : zx) ^ flip);
@@ -132,8 +141,24 @@ internal sealed unsafe class IntegerConvCore
         fixed (byte* px0 = x.Memory.Span)
         fixed (byte* ps0 = scratch.Span)
         {
-            nint px = (nint)px0, ps = (nint)ps0;
-            PackedWeights.ForWorkers(ctx, jobs, PackedWeights.ChunkFor((long)chunk * kp * mg), (worker, j0, j1) =>
+            nint px = (nint)px0;
+            nint hwc = ((nint)ps0 + 63) & ~(nint)63, ps = hwc + (nint)hwcBytes;
+            // The input once in channels-last order per image and group ([.., D, H, W, C/g]), bytes made unsigned.
+            PackedWeights.ForWorkers(ctx, n * _group, PackedWeights.ChunkFor((long)cg * inSize), (_, t0, t1) =>
+            {
+                for (int t = t0; t < t1; t++)
+                {
+                    byte* src = (byte*)px + (nint)t * cg * inSize;
+                    byte* dst = (byte*)hwc + (nint)t * cg * inSize;
+                    for (int ci = 0; ci < cg; ci++)
+                    {
+                        byte* s = src + (nint)ci * inSize;
+                        byte* d = dst + ci;
+                        for (int i = 0; i < inSize; i++) d[(nint)i * cg] = (byte)(s[i] ^ flip);
+                    }
+                }
+            });
+            PackedWeights.ForWorkers(ctx, jobs, minJobs, (worker, j0, j1) =>
             {
                 byte* baseP = (byte*)(((ps + worker * (nint)perWorker) + 63) & ~(nint)63);
                 byte* rows = baseP;
@@ -146,8 +171,8 @@ internal sealed unsafe class IntegerConvCore
                     int img = job / (_group * chunksPerImage), rest = job % (_group * chunksPerImage);
                     int g = rest / chunksPerImage, p0 = rest % chunksPerImage * chunk;
                     int count = Math.Min(chunk, outSize - p0);
-                    byte* xg = (byte*)px + ((nint)img * c + (nint)g * cg) * inSize;
-                    Im2Col(xg, cg, in3, w3, p0, count, flip, padByte, rows, kg, kp, rowSums);
+                    byte* xg = (byte*)hwc + ((nint)img * _group + g) * cg * inSize;
+                    Gather(xg, cg, in3, w3, p0, count, padByte, rows, kp, rowSums);
                     Int8Gemm.Multiply(path, rows, count, rowSums, za, packed[g], sums, mg, 1);
                     store(img, g, p0, count, (nint)sums);
                 }
@@ -155,46 +180,61 @@ internal sealed unsafe class IntegerConvCore
         }
     }
 
-    /// <summary>Rows of A' for output positions [p0, p0+count): the window of each position (channels × kd × kh × kw),
-    /// bytes XOR <paramref name="flip"/>, padding = <paramref name="padByte"/>; row sums of A'.</summary>
-    private static void Im2Col(byte* x, int channels, int[] in3, Window w3, int p0, int count, byte flip, byte padByte, byte* dst, int kg, int kp, int* rowSums)
+    /// <summary>Rows of A' for output positions [p0, p0+count) from the channels-last input: for each window position
+    /// the pixel's channels (one copy), or <paramref name="padByte"/> outside the image; zero-padded to kp; row sums.</summary>
+    private static void Gather(byte* x, int channels, int[] in3, Window w3, int p0, int count, byte padByte, byte* dst, int kp, int* rowSums)
     {
         int d = in3[0], h = in3[1], wd = in3[2];
         int kd = w3.Kernel[0], kh = w3.Kernel[1], kw = w3.Kernel[2];
         int oh = w3.Output[1], ow = w3.Output[2];
-        int plane = h * wd, vol = d * plane;
         for (int r = 0; r < count; r++)
         {
             int p = p0 + r;
             int ox = p % ow, oy = p / ow % oh, oz = p / (ow * oh);
             int bz = oz * w3.Strides[0] - w3.PadBegin[0], by = oy * w3.Strides[1] - w3.PadBegin[1], bx = ox * w3.Strides[2] - w3.PadBegin[2];
             byte* row = dst + (nint)r * kp;
-            int idx = 0, sum = 0;
-            for (int ci = 0; ci < channels; ci++)
+            byte* o = row;
+            for (int a = 0; a < kd; a++)
             {
-                byte* xc = x + (nint)ci * vol;
-                for (int a = 0; a < kd; a++)
+                int iz = bz + a * w3.Dilations[0];
+                bool zin = (uint)iz < (uint)d;
+                for (int b = 0; b < kh; b++)
                 {
-                    int iz = bz + a * w3.Dilations[0];
-                    bool zin = (uint)iz < (uint)d;
-                    for (int b = 0; b < kh; b++)
+                    int iy = by + b * w3.Dilations[1];
+                    bool yin = zin && (uint)iy < (uint)h;
+                    byte* xr = x + ((nint)iz * h + iy) * wd * channels;
+                    for (int e = 0; e < kw; e++, o += channels)
                     {
-                        int iy = by + b * w3.Dilations[1];
-                        bool yin = zin && (uint)iy < (uint)h;
-                        byte* xr = xc + (nint)iz * plane + (nint)iy * wd;
-                        for (int e = 0; e < kw; e++)
-                        {
-                            int ix = bx + e * w3.Dilations[2];
-                            byte v = yin && (uint)ix < (uint)wd ? (byte)(xr[ix] ^ flip) : padByte;
-                            row[idx++] = v;
-                            sum += v;
-                        }
+                        int ix = bx + e * w3.Dilations[2];
+                        if (yin && (uint)ix < (uint)wd) Buffer.MemoryCopy(xr + (nint)ix * channels, o, channels, channels);
+                        else new Span<byte>(o, channels).Fill(padByte);
                     }
                 }
             }
-            for (; idx < kp; idx++) row[idx] = 0;
-            rowSums[r] = sum;
+            int used = (int)(o - row);
+            new Span<byte>(o, kp - used).Clear();
+            rowSums[r] = SumBytes(row, used);
         }
+    }
+
+    private static int SumBytes(byte* p, int n)
+    {
+        int i = 0;
+        uint sum = 0;
+        if (System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated)
+        {
+            var acc = System.Runtime.Intrinsics.Vector256<uint>.Zero;
+            for (; i + 32 <= n; i += 32)
+            {
+                var v = System.Runtime.Intrinsics.Vector256.Load(p + i);
+                var (lo, hi) = System.Runtime.Intrinsics.Vector256.Widen(v);
+                var (l0, l1) = System.Runtime.Intrinsics.Vector256.Widen(lo + hi);
+                acc += l0 + l1;
+            }
+            sum = System.Runtime.Intrinsics.Vector256.Sum(acc);
+        }
+        for (; i < n; i++) sum += p[i];
+        return (int)sum;
     }
 
     /// <summary>Depthwise: every output channel reads one input channel; direct sums over the window.</summary>
