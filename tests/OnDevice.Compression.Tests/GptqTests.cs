@@ -50,10 +50,11 @@ public class GptqLinalgTests
     [InlineData(1)]
     [InlineData(7)]
     [InlineData(40)]
+    [InlineData(300)]
     public void UpperInverseFactor_IsTheUpperCholeskyFactorOfTheInverse(int n)
     {
         var h = Spd(n, n);
-        var u = Linalg.UpperInverseFactor(h, n)!;
+        var u = Linalg.UpperInverseFactor(h, n, threads: 2)!;
         // Textbook route: invert, then Cholesky H⁻¹ = L·Lᵀ and U = Lᵀ.
         var l = InverseGaussJordan(h, n);
         Assert.True(Linalg.CholeskyLower(l, n));
@@ -64,6 +65,33 @@ public class GptqLinalgTests
                 Assert.True(Math.Abs(u[i * n + j] - expected) <= 1e-4 * (1 + Math.Abs(expected)), $"U[{i},{j}] = {u[i * n + j]}, expected {expected}");
             }
         Assert.Null(Linalg.UpperInverseFactor(new double[] { 1, 2, 2, 1 }, 2)); // indefinite
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(3)]
+    [InlineData(31)]
+    [InlineData(100)]
+    [InlineData(1027)]
+    public void Dot_AgreesWithItsScalarTwin(int n)
+    {
+        var rng = new Random(n);
+        var a = Enumerable.Range(0, n).Select(_ => rng.NextDouble() - 0.5).ToArray();
+        var b = Enumerable.Range(0, n + 5).Select(_ => rng.NextDouble() - 0.5).ToArray();
+        Assert.Equal(Linalg.DotReference(a, b), Linalg.Dot(a, b), 10);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(17)]
+    [InlineData(70)]
+    public void BlockedCholesky_AgreesWithItsUnblockedTwin(int n)
+    {
+        var a = Spd(n, 100 + n);
+        var b = (double[])a.Clone();
+        Assert.True(Linalg.CholeskyLower(a, n));
+        Assert.True(Linalg.CholeskyLowerReference(b, n));
+        for (int i = 0; i < a.Length; i++) Assert.Equal(b[i], a[i], 9);
     }
 
     [Theory]

@@ -24,6 +24,9 @@ public sealed record GptqOptions
     /// </summary>
     public bool NeverWorseThanRtn { get; init; } = true;
 
+    /// <summary>Threads for the inverse-Hessian factorization (default: all processors).</summary>
+    public int Threads { get; init; } = Environment.ProcessorCount;
+
     /// <summary>Called after each weight is quantized.</summary>
     public IProgress<StageProgress>? Progress { get; init; }
 }
@@ -223,7 +226,7 @@ public sealed class GptqRounder : IWeightRounder
             var hd = (double[])hp.Clone();
             double damp = percDamp * meanDiag;
             for (int i = 0; i < K; i++) hd[i * K + i] += damp;
-            u = Linalg.UpperInverseFactor(hd, K);
+            u = Linalg.UpperInverseFactor(hd, K, Math.Max(1, o.Threads));
             if (u is null) percDamp = percDamp > 0 ? percDamp * 10 : 1e-6;
         }
         if (u is null)

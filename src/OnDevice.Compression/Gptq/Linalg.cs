@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.Intrinsics;
 using System.Runtime.InteropServices;
 using OnDevice.Runtime.Simd;
 
@@ -7,28 +8,50 @@ namespace OnDevice.Compression.Gptq;
 /// <summary>The dense linear algebra GPTQ needs: XᵀX accumulation, a Cholesky-based inverse factor, a GEMM update.</summary>
 internal static unsafe class Linalg
 {
-    /// <summary>Dot product of two double spans (vectorized).</summary>
+    /// <summary>Dot product of two double spans (vectorized, four independent accumulators).</summary>
     public static double Dot(ReadOnlySpan<double> a, ReadOnlySpan<double> b)
     {
         int n = a.Length, i = 0;
-        var acc = Vector<double>.Zero;
-        var va = MemoryMarshal.Cast<double, Vector<double>>(a);
-        var vb = MemoryMarshal.Cast<double, Vector<double>>(b[..n]);
-        for (int v = 0; v < va.Length; v++) acc += va[v] * vb[v];
-        i = va.Length * Vector<double>.Count;
-        double s = Vector.Sum(acc);
+        b = b[..n];
+        double s = 0;
+        ref double pa = ref MemoryMarshal.GetReference(a);
+        ref double pb = ref MemoryMarshal.GetReference(b);
+        if (Vector512.IsHardwareAccelerated && n >= 32)
+        {
+            Vector512<double> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (; i <= n - 32; i += 32)
+            {
+                a0 += Vector512.LoadUnsafe(ref pa, (nuint)i) * Vector512.LoadUnsafe(ref pb, (nuint)i);
+                a1 += Vector512.LoadUnsafe(ref pa, (nuint)(i + 8)) * Vector512.LoadUnsafe(ref pb, (nuint)(i + 8));
+                a2 += Vector512.LoadUnsafe(ref pa, (nuint)(i + 16)) * Vector512.LoadUnsafe(ref pb, (nuint)(i + 16));
+                a3 += Vector512.LoadUnsafe(ref pa, (nuint)(i + 24)) * Vector512.LoadUnsafe(ref pb, (nuint)(i + 24));
+            }
+            for (; i <= n - 8; i += 8) a0 += Vector512.LoadUnsafe(ref pa, (nuint)i) * Vector512.LoadUnsafe(ref pb, (nuint)i);
+            s = Vector512.Sum(a0 + a1 + (a2 + a3));
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= 16)
+        {
+            Vector256<double> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (; i <= n - 16; i += 16)
+            {
+                a0 += Vector256.LoadUnsafe(ref pa, (nuint)i) * Vector256.LoadUnsafe(ref pb, (nuint)i);
+                a1 += Vector256.LoadUnsafe(ref pa, (nuint)(i + 4)) * Vector256.LoadUnsafe(ref pb, (nuint)(i + 4));
+                a2 += Vector256.LoadUnsafe(ref pa, (nuint)(i + 8)) * Vector256.LoadUnsafe(ref pb, (nuint)(i + 8));
+                a3 += Vector256.LoadUnsafe(ref pa, (nuint)(i + 12)) * Vector256.LoadUnsafe(ref pb, (nuint)(i + 12));
+            }
+            for (; i <= n - 4; i += 4) a0 += Vector256.LoadUnsafe(ref pa, (nuint)i) * Vector256.LoadUnsafe(ref pb, (nuint)i);
+            s = Vector256.Sum(a0 + a1 + (a2 + a3));
+        }
         for (; i < n; i++) s += a[i] * b[i];
         return s;
     }
 
-    /// <summary>y += alpha·x (vectorized).</summary>
-    public static void Axpy(double alpha, ReadOnlySpan<double> x, Span<double> y)
+    /// <summary>Scalar twin of <see cref="Dot"/> (the definition; tests check they agree).</summary>
+    public static double DotReference(ReadOnlySpan<double> a, ReadOnlySpan<double> b)
     {
-        var vx = MemoryMarshal.Cast<double, Vector<double>>(x);
-        var vy = MemoryMarshal.Cast<double, Vector<double>>(y[..x.Length]);
-        var va = new Vector<double>(alpha);
-        for (int v = 0; v < vx.Length; v++) vy[v] += va * vx[v];
-        for (int i = vx.Length * Vector<double>.Count; i < x.Length; i++) y[i] += alpha * x[i];
+        double s = 0;
+        for (int i = 0; i < a.Length; i++) s += a[i] * b[i];
+        return s;
     }
 
     /// <summary>y −= alpha·x for floats (vectorized).</summary>
@@ -41,45 +64,88 @@ internal static unsafe class Linalg
         for (int i = vx.Length * Vector<float>.Count; i < x.Length; i++) y[i] -= alpha * x[i];
     }
 
+    /// <summary>Rows handled together by the blocked factorizations (each earlier row is read once per block).</summary>
+    private const int RowBlock = 16;
+
     /// <summary>In-place lower Cholesky factor of the symmetric n×n matrix <paramref name="a"/> (row-major; only the
-    /// lower triangle is read and the upper is zeroed). False when the matrix is not numerically positive definite.</summary>
+    /// lower triangle is read and the upper is zeroed). False when the matrix is not numerically positive definite.
+    /// Rows are factored in blocks: every finished row j is streamed once per block and dotted with each row of the
+    /// block while it is in L1 (L[i, j] = (A[i, j] − L[i, 0..j)·L[j, 0..j)) / L[j, j]).</summary>
     public static bool CholeskyLower(double[] a, int n)
     {
-        for (int i = 0; i < n; i++)
+        for (int i0 = 0; i0 < n; i0 += RowBlock)
         {
-            var ri = a.AsSpan(i * n, n);
-            for (int j = 0; j <= i; j++)
+            int i1 = Math.Min(i0 + RowBlock, n);
+            for (int j = 0; j < i0; j++)
             {
-                double s = ri[j] - Dot(ri[..j], a.AsSpan(j * n, j));
-                if (i == j)
-                {
-                    if (!(s > 0) || !double.IsFinite(s)) return false;
-                    ri[i] = Math.Sqrt(s);
-                }
-                else ri[j] = s / a[j * n + j];
+                var rj = a.AsSpan(j * n, j);
+                double djj = a[j * n + j];
+                for (int i = i0; i < i1; i++) a[i * n + j] = (a[i * n + j] - Dot(a.AsSpan(i * n, j), rj)) / djj;
             }
-            ri[(i + 1)..].Clear();
+            for (int i = i0; i < i1; i++)
+            {
+                var ri = a.AsSpan(i * n, n);
+                for (int j = i0; j <= i; j++)
+                {
+                    double s = ri[j] - Dot(ri[..j], a.AsSpan(j * n, j));
+                    if (i == j)
+                    {
+                        if (!(s > 0) || !double.IsFinite(s)) return false;
+                        ri[i] = Math.Sqrt(s);
+                    }
+                    else ri[j] = s / a[j * n + j];
+                }
+                ri[(i + 1)..].Clear();
+            }
         }
         return true;
     }
 
-    /// <summary>Inverse of the lower-triangular n×n matrix <paramref name="l"/> (row-major), lower-triangular.</summary>
-    public static double[] InvertLower(double[] l, int n)
+    /// <summary>Unblocked twin of <see cref="CholeskyLower"/> (the definition; tests check they agree).</summary>
+    public static bool CholeskyLowerReference(double[] a, int n)
     {
-        var x = new double[(long)n * n];
         for (int i = 0; i < n; i++)
         {
-            var xi = x.AsSpan(i * n, n);
-            for (int k = 0; k < i; k++)
+            for (int j = 0; j <= i; j++)
             {
-                double c = l[i * n + k];
-                if (c != 0) Axpy(c, x.AsSpan(k * n, k + 1), xi);
+                double s = a[i * n + j];
+                for (int k = 0; k < j; k++) s -= a[i * n + k] * a[j * n + k];
+                if (i == j)
+                {
+                    if (!(s > 0) || !double.IsFinite(s)) return false;
+                    a[i * n + i] = Math.Sqrt(s);
+                }
+                else a[i * n + j] = s / a[j * n + j];
             }
-            double inv = 1 / l[i * n + i];
-            for (int j = 0; j < i; j++) xi[j] *= -inv;
-            xi[i] = inv;
+            for (int j = i + 1; j < n; j++) a[i * n + j] = 0;
         }
-        return x;
+        return true;
+    }
+
+    /// <summary>
+    /// (L⁻¹)ᵀ for the lower-triangular n×n matrix <paramref name="l"/> (row-major): an upper-triangular Y whose row j
+    /// holds column j of L⁻¹. Each entry is a dot product of two contiguous runs: Y[j, i] = −L[i, j..i)·Y[j, j..i) / L[i, i].
+    /// Rows of Y are independent; they are computed in blocks (each row of L read once per block) on up to
+    /// <paramref name="threads"/> threads.
+    /// </summary>
+    public static double[] InvertLowerTransposed(double[] l, int n, int threads = 1)
+    {
+        var y = new double[(long)n * n];
+        int blocks = (n + RowBlock - 1) / RowBlock;
+        void Block(int b)
+        {
+            int j0 = b * RowBlock, j1 = Math.Min(j0 + RowBlock, n);
+            for (int j = j0; j < j1; j++) y[j * n + j] = 1 / l[j * n + j];
+            for (int i = j0 + 1; i < n; i++)
+            {
+                double inv = 1 / l[i * n + i];
+                for (int j = j0; j < Math.Min(j1, i); j++)
+                    y[j * n + i] = -Dot(l.AsSpan(i * n + j, i - j), y.AsSpan(j * n + j, i - j)) * inv;
+            }
+        }
+        if (threads > 1 && n >= 256) Parallel.For(0, blocks, new ParallelOptions { MaxDegreeOfParallelism = threads }, Block);
+        else for (int b = 0; b < blocks; b++) Block(b);
+        return y;
     }
 
     /// <summary>
@@ -87,16 +153,16 @@ internal static unsafe class Linalg
     /// computed without forming H⁻¹: the Cholesky factor L′ of H with rows and columns reversed gives H = R·Rᵀ with
     /// R = J·L′·J upper, so U = R⁻¹ = J·L′⁻¹·J. Null when H is not numerically positive definite.
     /// </summary>
-    public static float[]? UpperInverseFactor(double[] h, int n)
+    public static float[]? UpperInverseFactor(double[] h, int n, int threads = 1)
     {
         var rev = new double[(long)n * n];
         for (int i = 0; i < n; i++)
             for (int j = 0; j <= i; j++) rev[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)];
         if (!CholeskyLower(rev, n)) return null;
-        var x = InvertLower(rev, n);
+        var y = InvertLowerTransposed(rev, n, threads); // y[a, b] = (L′⁻¹)[b, a]
         var u = new float[(long)n * n];
         for (int i = 0; i < n; i++)
-            for (int j = i; j < n; j++) u[i * n + j] = (float)x[(n - 1 - i) * n + (n - 1 - j)];
+            for (int j = i; j < n; j++) u[i * n + j] = (float)y[(n - 1 - j) * n + (n - 1 - i)];
         return u;
     }
 
