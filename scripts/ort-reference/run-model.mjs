@@ -3,7 +3,7 @@
 //
 //   node run-model.mjs --jobs <jobs.json>
 //
-// jobs.json: [{ "model": path, "inputs": { name: npyPath }, "out": dir }]. Each job writes out/output.<i>.npy per
+// jobs.json: [{ "model": path, "inputs": { name: npyPath }, "out": dir, "optimization": "all"|"basic"|"disabled" }]. Each job writes out/output.<i>.npy per
 // output (in the session's output order) and out/outputs.json; a job that fails writes out/error.txt instead, so
 // one bad model does not hide the others.
 import fs from 'node:fs';
@@ -16,7 +16,7 @@ const jobs = JSON.parse(fs.readFileSync(args.jobs, 'utf8'));
 for (const job of jobs) {
   fs.mkdirSync(job.out, { recursive: true });
   try {
-    const session = await ort.InferenceSession.create(job.model, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+    const session = await ort.InferenceSession.create(job.model, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: job.optimization ?? 'all' });
     const feeds = {};
     for (const [name, file] of Object.entries(job.inputs)) {
       const t = readNpy(file);

@@ -15,7 +15,11 @@ public static class OrtRunner
     public sealed record Result(IReadOnlyList<Tensor> Outputs, string? Error);
 
     /// <summary>Runs every (model, feeds) job in one node process.</summary>
-    public static IReadOnlyList<Result> Run(IReadOnlyList<(string Model, IReadOnlyDictionary<string, Tensor> Feeds)> jobs)
+    public static IReadOnlyList<Result> Run(IReadOnlyList<(string Model, IReadOnlyDictionary<string, Tensor> Feeds)> jobs) =>
+        Run(jobs.Select(j => (j.Model, j.Feeds, "all")).ToList());
+
+    /// <summary>Runs every (model, feeds, graph optimization level) job in one node process.</summary>
+    public static IReadOnlyList<Result> Run(IReadOnlyList<(string Model, IReadOnlyDictionary<string, Tensor> Feeds, string Optimization)> jobs)
     {
         var script = Path.Combine(RepoPaths.Root, "scripts", "ort-reference");
         lock (Gate)
@@ -34,7 +38,7 @@ public static class OrtRunner
                 NpyFile.Write(f, t);
                 inputs[name] = f;
             }
-            list.Add(new { model = jobs[i].Model, inputs, @out = dir.File($"out{i}") });
+            list.Add(new { model = jobs[i].Model, inputs, @out = dir.File($"out{i}"), optimization = jobs[i].Optimization });
         }
         var jobsFile = dir.File("jobs.json");
         File.WriteAllText(jobsFile, JsonSerializer.Serialize(list));

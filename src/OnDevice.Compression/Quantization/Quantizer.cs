@@ -51,6 +51,12 @@ public sealed class CompressionReport
 /// <summary>The compressed model and its report.</summary>
 public sealed record CompressionResult(Model Model, CompressionReport Report)
 {
+    /// <summary>
+    /// The float model with every compressed weight replaced by its reconstruction (dequantized or decoded) — what a
+    /// weight-only compressed model computes, runnable by any float runtime; null when not built.
+    /// </summary>
+    public Model? Simulated { get; init; }
+
     /// <summary>Serializes the model, checks it against <paramref name="maxBytes"/> (if given), and writes it atomically.</summary>
     public long Save(string path, long? maxBytes = null)
     {
@@ -76,7 +82,10 @@ public static class Quantizer
         options.Validate();
         var model = CopyModel(input);
         var (sites, skipped) = WeightSites.Find(model.Graph, options.Exclude);
+        var editedGraphs = model.Graph.SelfAndSubgraphs().ToList();
         var reference = model.Graph.Clone();
+        var originalOpsets = model.OpsetImports.ToList();
+        long originalIr = model.IrVersion;
         var rounder = options.RounderFactory?.Invoke(input, options.Calibration) ?? RtnRounder.Instance;
         var report = new CompressionReport
         {
@@ -120,6 +129,13 @@ public static class Quantizer
                 case PalettePlan pp:
                 {
                     var (pal, palNote) = Palettizer.Cluster(site, pp);
+                    long palBytes = (pp.Bits <= 4 ? (site.Tensor.ElementCount + 1) / 2 : site.Tensor.ElementCount) + pal.Codebooks.Length * 4L;
+                    if (palBytes >= site.Tensor.ByteLength)
+                    {
+                        report.StayedFloat.Add(new(site.Layer, site.Node.OpType, site.WeightName, site.Tensor.ByteLength,
+                            $"too small to palettize: indices and codebooks ({palBytes} bytes) would not be smaller than float32"));
+                        continue;
+                    }
                     note = palNote;
                     rebuilt = Layout.Permute(pal.Reconstruct(), site.PermutedDims, Layout.Inverse(site.Perm));
                     need = Math.Max(need, Palettizer.Emit(edit, site, pal));
@@ -137,6 +153,8 @@ public static class Quantizer
                     scheme = scheme with { Axis = scheme.Granularity == Granularity.Blocked ? 1 : 0 };
                     var q = rounder.Quantize(new WeightMatrix(site.WeightName, site.Matrix(), site.Rows, site.Columns), scheme);
                     rebuilt = Layout.Permute(q.Dequantize(), site.PermutedDims, Layout.Inverse(site.Perm));
+                    // DequantizeLinear with float16 scales computes in float16.
+                    if (scheme.Fp16Scales) rebuilt = rebuilt.Select(x => (float)(Half)x).ToArray();
                     (form, long req, string? fallback) = EmitInt(edit, site, q, options, activationNames);
                     if (fallback is not null) note = note is null ? fallback : note + "; " + fallback;
                     need = Math.Max(need, req);
@@ -162,19 +180,36 @@ public static class Quantizer
         }
 
         foreach (var e in edits.Values) e.Finish();
-        var originalOpsets = model.OpsetImports.ToList();
-        long originalIr = model.IrVersion;
+        var (floatModel, simulated) = BuildSimulated(reference, editedGraphs, recon, originalOpsets, originalIr);
         if (need > opset) OpsetUpgrade.Raise(model, need);
         else model.IrVersion = Math.Max(model.IrVersion, OpsetUpgrade.IrVersionFor(opset));
         if (usesMs && model.OpsetVersion("com.microsoft") is null) model.OpsetImports.Add(new OpsetImport("com.microsoft", 1));
         model.ProducerName = "ondevice";
 
-        var errors = options.Calibration is { } cal ? MeasureOutputErrors(originalOpsets, originalIr, reference, model.Graph, recon, rows.Select(r => r.Site).ToList(), cal, report) : null;
+        var errors = options.Calibration is { } cal ? MeasureOutputErrors(floatModel, simulated, rows.Select(r => r.Site).ToList(), cal, report) : null;
         foreach (var (site, scheme, form, after, sqnr, note) in rows)
             report.Layers.Add(new LayerReport(site.Layer, site.Node.OpType, site.WeightName, scheme, form, site.Tensor.ElementCount, site.Tensor.ByteLength, after, sqnr,
                 errors is not null && errors.TryGetValue(site.Node.Outputs[0], out var err) ? err : null, 0, note));
         Rank(report.Layers);
-        return new CompressionResult(model, report);
+        return new CompressionResult(model, report) { Simulated = simulated };
+    }
+
+    /// <summary>The float model (constants lifted) and the same model with every compressed weight replaced by its reconstruction.</summary>
+    private static (Model Float, Model Simulated) BuildSimulated(Graph reference, List<Graph> editedGraphs, Dictionary<(Graph, string), float[]> recon,
+        List<OpsetImport> opsets, long irVersion)
+    {
+        var fake = reference.Clone();
+        var fakeGraphs = fake.SelfAndSubgraphs().ToList();
+        foreach (var ((g, name), data) in recon)
+        {
+            var fg = fakeGraphs[editedGraphs.FindIndex(x => ReferenceEquals(x, g))];
+            if (fg.Initializers.TryGetValue(name, out var t)) fg.Initializers[name] = Tensor.FromArray<float>(data, t.Dims, name);
+        }
+        var floatModel = new Model(reference) { IrVersion = irVersion };
+        var simulated = new Model(fake) { IrVersion = irVersion };
+        floatModel.OpsetImports.AddRange(opsets);
+        simulated.OpsetImports.AddRange(opsets);
+        return (floatModel, simulated);
     }
 
     /// <summary>Assigns sensitivity ranks: by output error where measured, otherwise by SQNR (lower = more sensitive).</summary>
@@ -526,35 +561,12 @@ public static class Quantizer
     /// Runs the float model and the model with reconstructed (dequantized) weights in OnDevice.Runtime over the
     /// calibration samples and returns each layer output's relative L2 error (‖y_q − y‖ / ‖y‖).
     /// </summary>
-    internal static Dictionary<string, double>? MeasureOutputErrors(List<OpsetImport> opsets, long irVersion, Graph reference, Graph edited, Dictionary<(Graph, string), float[]> recon,
-        List<WeightSite> sites, Calibration.CalibrationSet cal, CompressionReport report)
+    internal static Dictionary<string, double>? MeasureOutputErrors(Model floatModel, Model fakeModel, List<WeightSite> sites, Calibration.CalibrationSet cal, CompressionReport report)
     {
-        // Map the edited graphs to their counterparts in the reference copy (same depth-first order).
-        var editedGraphs = edited.SelfAndSubgraphs().ToList();
-        var refGraphs = reference.SelfAndSubgraphs().ToList();
-        var fake = reference.Clone();
-        var fakeGraphs = fake.SelfAndSubgraphs().ToList();
-        if (editedGraphs.Count != fakeGraphs.Count)
-        {
-            report.Notes.Add("output errors not measured: the graph structure changed");
-            return null;
-        }
-        foreach (var ((g, name), data) in recon)
-        {
-            int gi = editedGraphs.FindIndex(x => ReferenceEquals(x, g));
-            var fg = fakeGraphs[gi];
-            if (!fg.Initializers.TryGetValue(name, out var t)) continue;
-            fg.Initializers[name] = Tensor.FromArray<float>(data, t.Dims, name);
-        }
         var names = sites.Select(s => s.Node.Outputs[0]).ToHashSet(StringComparer.Ordinal);
         var opts = new SessionOptions { Optimize = false, Threads = 1 };
         try
         {
-            // The reference graphs keep the original opset semantics.
-            var floatModel = new Model(reference) { IrVersion = irVersion };
-            var fakeModel = new Model(fake) { IrVersion = irVersion };
-            floatModel.OpsetImports.AddRange(opsets);
-            fakeModel.OpsetImports.AddRange(opsets);
             var fs = new InferenceSession(floatModel, opts);
             var qs = new InferenceSession(fakeModel, opts);
             var num = new Dictionary<string, double>(StringComparer.Ordinal);
