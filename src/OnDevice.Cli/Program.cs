@@ -10,4 +10,7 @@ root.Subcommands.Add(RunVerb.Create());
 root.Subcommands.Add(BenchVerb.Create());
 root.Subcommands.Add(BudgetVerb.Create());
 root.Subcommands.Add(DevicesVerb.Create());
+root.Subcommands.Add(QuantizeVerb.Create());
+root.Subcommands.Add(PalettizeVerb.Create());
+root.Subcommands.Add(PruneVerb.Create());
 return Cli.Invoke(root, args);

@@ -186,7 +186,7 @@ public static class Quantizer
         if (usesMs && model.OpsetVersion("com.microsoft") is null) model.OpsetImports.Add(new OpsetImport("com.microsoft", 1));
         model.ProducerName = "ondevice";
 
-        var errors = options.Calibration is { } cal ? MeasureOutputErrors(floatModel, simulated, rows.Select(r => r.Site).ToList(), cal, report) : null;
+        var errors = options.Calibration is { } cal ? MeasureOutputErrors(floatModel, simulated, rows.Select(r => r.Site.Node.Outputs[0]).ToHashSet(StringComparer.Ordinal), cal, report) : null;
         foreach (var (site, scheme, form, after, sqnr, note) in rows)
             report.Layers.Add(new LayerReport(site.Layer, site.Node.OpType, site.WeightName, scheme, form, site.Tensor.ElementCount, site.Tensor.ByteLength, after, sqnr,
                 errors is not null && errors.TryGetValue(site.Node.Outputs[0], out var err) ? err : null, 0, note));
@@ -561,9 +561,8 @@ public static class Quantizer
     /// Runs the float model and the model with reconstructed (dequantized) weights in OnDevice.Runtime over the
     /// calibration samples and returns each layer output's relative L2 error (‖y_q − y‖ / ‖y‖).
     /// </summary>
-    internal static Dictionary<string, double>? MeasureOutputErrors(Model floatModel, Model fakeModel, List<WeightSite> sites, Calibration.CalibrationSet cal, CompressionReport report)
+    internal static Dictionary<string, double>? MeasureOutputErrors(Model floatModel, Model fakeModel, HashSet<string> names, Calibration.CalibrationSet cal, CompressionReport report)
     {
-        var names = sites.Select(s => s.Node.Outputs[0]).ToHashSet(StringComparer.Ordinal);
         var opts = new SessionOptions { Optimize = false, Threads = 1 };
         try
         {
