@@ -22,4 +22,7 @@ root.Subcommands.Add(SignVerb.Create());
 root.Subcommands.Add(VerifyVerb.Create());
 root.Subcommands.Add(PublishVerb.Create());
 root.Subcommands.Add(ServeVerb.Create());
+root.Subcommands.Add(QuantizeVerb.Create());
+root.Subcommands.Add(PalettizeVerb.Create());
+root.Subcommands.Add(PruneVerb.Create());
 return Cli.Invoke(root, args);
