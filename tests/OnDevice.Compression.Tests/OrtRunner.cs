@@ -6,7 +6,7 @@ using OnDevice.TestSupport;
 
 namespace OnDevice.Compression.Tests;
 
-/// <summary>Runs models in ONNX Runtime (onnxruntime-node through scripts/ort-reference/run-model.mjs).</summary>
+/// <summary>Runs models in ONNX Runtime (onnxruntime-node through scripts/ort-reference/run-jobs.mjs).</summary>
 public static class OrtRunner
 {
     private static readonly Lock Gate = new();
@@ -42,7 +42,7 @@ public static class OrtRunner
         }
         var jobsFile = dir.File("jobs.json");
         File.WriteAllText(jobsFile, JsonSerializer.Serialize(list));
-        Exec("node", script, [], "run-model.mjs", "--jobs", jobsFile);
+        Exec("node", script, [], "run-jobs.mjs", "--jobs", jobsFile);
         var results = new List<Result>();
         for (int i = 0; i < jobs.Count; i++)
         {
