@@ -44,8 +44,8 @@ Console.WriteLine("## GPTQ vs RTN, relative layer output error on the calibratio
 Console.WriteLine();
 Console.WriteLine("Ratio = GPTQ error / RTN error per layer. \"pure\" = GPTQ without the per-row RTN guard; \"guarded\" = default (`NeverWorseThanRtn`).");
 Console.WriteLine();
-Console.WriteLine("| model | scheme | act-order | layers | statistics s / MB | GPTQ s | mean RTN err | mean GPTQ err (guarded) | median ratio (guarded) | worst ratio pure | layers pure worse | worst ratio guarded | rows kept RTN |");
-Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+Console.WriteLine("| model | scheme | act-order | layers | statistics s / MB | GPTQ s | mean RTN err | mean GPTQ err (guarded) | median ratio (guarded) | worst ratio pure | layers pure worse | worst ratio guarded | rows kept RTN | held-out: mean RTN / GPTQ err, layers GPTQ worse |");
+Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 var int4b32 = new QuantScheme(4, true, true, Granularity.Blocked, Axis: 1, BlockSize: 32);
 var int8ch = new QuantScheme(8, true, true, Granularity.PerChannel, Axis: 0);
 var perLayer = new List<string>();
@@ -55,18 +55,22 @@ foreach (var name in models)
     int n = name.StartsWith("paddleocr", StringComparison.Ordinal) ? ocrSamples : owwSamples;
     var set = CalibrationSet.FromFeeds(model.Graph, Inputs.For(name, model.Graph, n));
     var hs = HessianCollector.Collect(model, set, new HessianOptions { Threads = threads });
+    // Held-out inputs (other seeds) measure how the weights GPTQ fitted on the calibration set generalize.
+    var heldOut = HessianCollector.Collect(model, CalibrationSet.FromFeeds(model.Graph, Inputs.For(name, model.Graph, n, seedOffset: 500)), new HessianOptions { Threads = threads });
     foreach (var (scheme, label) in new[] { (int4b32, "int4 block 32"), (int8ch, "int8 per-channel") })
         foreach (bool act in new[] { false, true })
         {
             var guarded = LayerErrors.CompareRtnGptq(model, hs, scheme, new GptqOptions { ActOrder = act, Threads = threads });
             var pure = LayerErrors.CompareRtnGptq(model, hs, scheme, new GptqOptions { ActOrder = act, Threads = threads, NeverWorseThanRtn = false });
+            var held = LayerErrors.CompareRtnGptq(model, hs, scheme, new GptqOptions { ActOrder = act, Threads = threads }, evaluateOn: heldOut);
             var ratios = guarded.Layers.Select(l => l.Ratio).Order().ToList();
             Console.WriteLine($"| {name} | {label} | {(act ? "yes" : "no")} | {guarded.Layers.Count} | {hs.Seconds:F1} / {hs.Bytes / 1e6:F0} | {guarded.GptqSeconds:F1} | "
                 + $"{guarded.Layers.Average(l => l.RtnError):E2} | {guarded.Layers.Average(l => l.GptqError):E2} | {ratios[ratios.Count / 2]:F3} | "
-                + $"{pure.Layers.Max(l => l.Ratio):F3} | {pure.GptqWorse.Count()} | {guarded.Layers.Max(l => l.Ratio):F3} | {guarded.Layers.Sum(l => l.RowsKeptRtn)} of {guarded.Layers.Sum(l => l.Rows)} |");
+                + $"{pure.Layers.Max(l => l.Ratio):F3} | {pure.GptqWorse.Count()} | {guarded.Layers.Max(l => l.Ratio):F3} | {guarded.Layers.Sum(l => l.RowsKeptRtn)} of {guarded.Layers.Sum(l => l.Rows)} | "
+                + $"{held.Layers.Average(l => l.RtnError):E2} / {held.Layers.Average(l => l.GptqError):E2}, {held.GptqWorse.Count()} |");
             if (layers && scheme == int4b32 && !act)
-                foreach (var (g, p) in guarded.Layers.Zip(pure.Layers))
-                    perLayer.Add($"| {name} | {g.Layer} | {g.OpType} | {g.Rows}x{g.Columns}{(g.Groups > 1 ? $" g{g.Groups}" : "")} | {g.RtnError:E2} | {p.GptqError:E2} | {g.GptqError:E2} | {g.Ratio:F3} | {g.RowsKeptRtn} |");
+                foreach (var ((g, p), h) in guarded.Layers.Zip(pure.Layers).Zip(held.Layers))
+                    perLayer.Add($"| {name} | {g.Layer} | {g.OpType} | {g.Rows}x{g.Columns}{(g.Groups > 1 ? $" g{g.Groups}" : "")} | {g.RtnError:E2} | {p.GptqError:E2} | {g.GptqError:E2} | {g.Ratio:F3} | {g.RowsKeptRtn} | {h.Ratio:F3} |");
         }
 }
 if (layers)
@@ -74,8 +78,8 @@ if (layers)
     Console.WriteLine();
     Console.WriteLine("## Per layer, int4 block 32, no act-order");
     Console.WriteLine();
-    Console.WriteLine("| model | layer | op | shape | RTN err | GPTQ pure err | GPTQ guarded err | ratio guarded | rows kept RTN |");
-    Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
+    Console.WriteLine("| model | layer | op | shape | RTN err | GPTQ pure err | GPTQ guarded err | ratio guarded | rows kept RTN | held-out ratio |");
+    Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
     foreach (var l in perLayer) Console.WriteLine(l);
 }
 return 0;
@@ -149,7 +153,7 @@ internal static class Inputs
         return Tensor.FromArray<float>(data, [1, 3, h, width]);
     }
 
-    public static List<IReadOnlyDictionary<string, Tensor>> For(string sample, Graph graph, int count)
+    public static List<IReadOnlyDictionary<string, Tensor>> For(string sample, Graph graph, int count, int seedOffset = 0)
     {
         var input = graph.Inputs.First(i => !graph.Initializers.ContainsKey(i.Name));
         var feeds = new List<IReadOnlyDictionary<string, Tensor>>();
@@ -157,13 +161,13 @@ internal static class Inputs
         {
             Tensor t;
             if (sample.StartsWith("paddleocr", StringComparison.Ordinal))
-                t = TextLine(sample == "paddleocr-cls" ? 192 : 160 + 40 * (s % 5), 1000 + s);
+                t = TextLine(sample == "paddleocr-cls" ? 192 : 160 + 40 * (s % 5), 1000 + seedOffset + s);
             else
             {
                 var shape = ((TensorTypeInfo)input.Type!).Shape!;
                 var dims = Enumerable.Range(0, shape.Rank).Select(d => shape[d].IsKnown ? shape[d].Value : 1L).ToArray();
                 int n = (int)dims.Aggregate(1L, (a, b) => a * b);
-                var rng = new Random(2000 + s);
+                var rng = new Random(2000 + seedOffset + s);
                 var v = new float[n];
                 for (int i = 0; i < n; i++)
                 {
