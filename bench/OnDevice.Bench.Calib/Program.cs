@@ -153,6 +153,40 @@ internal static class Inputs
         return Tensor.FromArray<float>(data, [1, 3, h, width]);
     }
 
+    private static float[] Gaussian(int n, int seed)
+    {
+        var rng = new Random(seed);
+        var r = new float[n];
+        for (int i = 0; i < n; i++)
+        {
+            double u1 = 1 - rng.NextDouble(), u2 = rng.NextDouble();
+            r[i] = (float)(Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
+        }
+        return r;
+    }
+
+    /// <summary>Embedding-like openWakeWord head input: low-rank (16 fixed factors), AR(1) in time, plus noise.</summary>
+    public static float[] EmbeddingLike(int frames, int width, int seed)
+    {
+        const int factors = 16;
+        var basis = Gaussian(factors * width, 77);
+        var noise = Gaussian(frames * width + frames * factors, seed);
+        var a = new double[factors];
+        for (int r = 0; r < factors; r++) a[r] = noise[frames * width + r];
+        var x = new float[frames * width];
+        for (int t = 0; t < frames; t++)
+        {
+            for (int r = 0; r < factors; r++) a[r] = 0.8 * a[r] + 0.6 * noise[frames * width + t * factors + r];
+            for (int f = 0; f < width; f++)
+            {
+                double v = 0.1 * noise[t * width + f];
+                for (int r = 0; r < factors; r++) v += a[r] * basis[r * width + f] / 4;
+                x[t * width + f] = (float)v;
+            }
+        }
+        return x;
+    }
+
     public static List<IReadOnlyDictionary<string, Tensor>> For(string sample, Graph graph, int count, int seedOffset = 0)
     {
         var input = graph.Inputs.First(i => !graph.Initializers.ContainsKey(i.Name));
@@ -166,15 +200,7 @@ internal static class Inputs
             {
                 var shape = ((TensorTypeInfo)input.Type!).Shape!;
                 var dims = Enumerable.Range(0, shape.Rank).Select(d => shape[d].IsKnown ? shape[d].Value : 1L).ToArray();
-                int n = (int)dims.Aggregate(1L, (a, b) => a * b);
-                var rng = new Random(2000 + seedOffset + s);
-                var v = new float[n];
-                for (int i = 0; i < n; i++)
-                {
-                    double u1 = 1 - rng.NextDouble(), u2 = rng.NextDouble();
-                    v[i] = (float)(0.5 * Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
-                }
-                t = Tensor.FromArray<float>(v, dims);
+                t = Tensor.FromArray<float>(EmbeddingLike((int)dims[^2], (int)dims[^1], 2000 + seedOffset + s), dims);
             }
             feeds.Add(new Dictionary<string, Tensor> { [input.Name] = t });
         }
