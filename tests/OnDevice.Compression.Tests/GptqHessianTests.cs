@@ -158,6 +158,8 @@ public class GptqHessianTests
         // The one-call factory: GPTQ where statistics exist, the fallback elsewhere.
         var rounder = GptqRounder.Calibrate(m, set, new GptqOptions { Threads = 1 }, new HessianOptions { Threads = 1 }, fallback: RtnReference.Instance);
         Assert.True(rounder.Covers("W1") && rounder.Covers("W2") && !rounder.Covers("other"));
+        Assert.Equal(2, rounder.Statistics!.Layers.Count);
+        Assert.Contains(rounder.Statistics.Warnings, w => w.Contains("mm1 (15 rows for 40 columns)"));
         var w1 = g.Initializers["W1"].ToFloatArray();
         var q = rounder.Quantize(new WeightMatrix("W1", LayerSites.Transpose(w1, 40, 40), 40, 40), GptqRounderTests.Int4Block32);
         Assert.Equal(40 * 40, q.Values.Length);

@@ -72,7 +72,10 @@ public sealed class GptqRounder : IWeightRounder
 
     /// <summary>A rounder over the statistics of a <see cref="HessianSet"/>.</summary>
     public GptqRounder(HessianSet hessians, GptqOptions? options = null, IWeightRounder? fallback = null)
-        : this(hessians.Layers, options, fallback) { }
+        : this(hessians.Layers, options, fallback) => Statistics = hessians;
+
+    /// <summary>The statistics this rounder was built from, when built from a <see cref="HessianSet"/> (skipped layers, warnings).</summary>
+    public HessianSet? Statistics { get; }
 
     /// <summary>
     /// Collects layer statistics of <paramref name="model"/> over <paramref name="set"/> (progress in
