@@ -218,7 +218,7 @@ public class CalibrationRunTests
         var result = ActivationCalibrator.Calibrate(m, Set(m, samples), new ActivationCalibrationOptions
         {
             Values = ActivationCalibrator.LayerValues(m.Graph).ToList(),
-            Progress = new SyncProgress<StageProgress>(reports.Add),
+            Progress = new ImmediateProgress<StageProgress>(reports.Add),
             Threads = 1,
         });
         Assert.Equal(["x", "y"], ActivationCalibrator.LayerValues(m.Graph));
@@ -286,7 +286,7 @@ public class CalibrationRunTests
 }
 
 /// <summary>An <see cref="IProgress{T}"/> that reports synchronously (Progress&lt;T&gt; posts to the thread pool).</summary>
-internal sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+internal sealed class ImmediateProgress<T>(Action<T> report) : IProgress<T>
 {
     public void Report(T value) => report(value);
 }
@@ -300,7 +300,7 @@ public class CalibrationSampleModelTests(Xunit.Abstractions.ITestOutputHelper ou
     public void EveryLayerValueGetsARange_AndClippingCalibratorsStayInsideMinMax(string sample)
     {
         var model = OnDevice.Formats.Onnx.OnnxReader.Read(OnDevice.TestSupport.SampleModels.Path(sample));
-        var set = CalibrationSet.FromFeeds(model.Graph, SampleInputs.For(sample, model.Graph, 10));
+        var set = CalibrationSet.FromFeeds(model.Graph, SampleLikeInputs.For(sample, model.Graph, 10));
         var values = ActivationCalibrator.LayerValues(model.Graph);
         Assert.NotEmpty(values);
         var results = new Dictionary<CalibrationMethod, CalibrationResult>();

@@ -143,7 +143,7 @@ public class GptqHessianTests
         var set = CalibrationSet.FromFeeds(g, Enumerable.Range(0, 3).Select(i => (IReadOnlyDictionary<string, Tensor>)new Dictionary<string, Tensor> { ["x"] = Tensor.FromArray<float>(GptqRounderTests.Random(5 * 40, 20 + i), [5, 40]) }).ToList());
         var progress = new List<StageProgress>();
         var one = HessianCollector.Collect(m, set, new HessianOptions { Threads = 1 });
-        var two = HessianCollector.Collect(m, set, new HessianOptions { Threads = 1, MaxBytes = 20_000, Progress = new SyncProgress<StageProgress>(progress.Add) });
+        var two = HessianCollector.Collect(m, set, new HessianOptions { Threads = 1, MaxBytes = 20_000, Progress = new ImmediateProgress<StageProgress>(progress.Add) });
         Assert.Equal(1, one.Passes);
         Assert.Equal(2, two.Passes);
         Assert.Equal(6, progress.Count);

@@ -10,7 +10,7 @@ using Xunit.Abstractions;
 namespace OnDevice.Compression.Tests;
 
 /// <summary>Calibration inputs that look like each sample model's real inputs.</summary>
-internal static class SampleInputs
+internal static class SampleLikeInputs
 {
     /// <summary>
     /// A synthetic text line as PaddleOCR feeds it: a light, slightly noisy background with dark glyph-like strokes,
@@ -120,7 +120,7 @@ public class GptqSampleModelTests(ITestOutputHelper output)
     public void GptqIsNotWorseThanRtnOnAnyLayer_Int4Block32(string sample, int samples)
     {
         var model = OnnxReader.Read(SampleModels.Path(sample));
-        var set = CalibrationSet.FromFeeds(model.Graph, SampleInputs.For(sample, model.Graph, samples));
+        var set = CalibrationSet.FromFeeds(model.Graph, SampleLikeInputs.For(sample, model.Graph, samples));
         var report = LayerErrors.CompareRtnGptq(model, set, Int4Block32, new GptqOptions(), new HessianOptions { Threads = 2 });
         output.WriteLine($"{sample}: {report.Layers.Count} layers, statistics {report.HessianSeconds:F2} s ({report.HessianBytes / 1e6:F1} MB), GPTQ {report.GptqSeconds:F2} s");
         foreach (var l in report.Layers)
@@ -145,7 +145,7 @@ public class GptqSampleModelTests(ITestOutputHelper output)
     public void GptqCarriesOverToHeldOutInputs(string sample, int samples)
     {
         var model = OnnxReader.Read(SampleModels.Path(sample));
-        var all = SampleInputs.For(sample, model.Graph, 2 * samples);
+        var all = SampleLikeInputs.For(sample, model.Graph, 2 * samples);
         var hs = HessianCollector.Collect(model, CalibrationSet.FromFeeds(model.Graph, all.Take(samples).ToList()), new HessianOptions { Threads = 2 });
         var held = HessianCollector.Collect(model, CalibrationSet.FromFeeds(model.Graph, all.Skip(samples).ToList()), new HessianOptions { Threads = 2 });
         var report = LayerErrors.CompareRtnGptq(model, hs, Int4Block32, evaluateOn: held);
@@ -167,7 +167,7 @@ public class GptqSampleModelTests(ITestOutputHelper output)
     public void ReportedError_MatchesTheLayerOutputOfTheQuantizedModel(string sample, string layer)
     {
         var model = OnnxReader.Read(SampleModels.Path(sample));
-        var feeds = SampleInputs.For(sample, model.Graph, 4);
+        var feeds = SampleLikeInputs.For(sample, model.Graph, 4);
         var set = CalibrationSet.FromFeeds(model.Graph, feeds);
         var hs = HessianCollector.Collect(model, set, new HessianOptions { Threads = 2 });
         var report = LayerErrors.CompareRtnGptq(model, hs, Int4Block32);
