@@ -91,6 +91,7 @@ public class CalibrationHistogramTests
         for (int i = levels; i <= used; i++)
         {
             double clipped = hist.Skip(i).Sum();
+            if (clipped > 0.01 * total) continue;
             var reference = hist.Take(i).ToArray();
             reference[i - 1] += clipped;
             int nl = Math.Min(levels, i);
@@ -136,6 +137,21 @@ public class CalibrationHistogramTests
         Assert.InRange(ec.Max, refClean * 0.9, refClean * 1.1);
     }
 
+    [Theory]
+    [InlineData(1, 128)]
+    [InlineData(2, 256)]
+    [InlineData(3, 128)]
+    public void EntropySearch_AgreesWithItsDirectTwin(int seed, int levels)
+    {
+        var rng = new Random(seed);
+        var hist = new double[700];
+        // A decaying bulk with random holes, then a gap and a few far outliers.
+        for (int k = 0; k < 400; k++) hist[k] = rng.NextDouble() < 0.1 ? 0 : Math.Round(5000 * Math.Exp(-k / 60.0) * rng.NextDouble());
+        hist[650] = 3;
+        hist[699] = 1;
+        Assert.Equal(ValueHistogram.EntropyThresholdBinsReference(hist, levels), ValueHistogram.EntropyThresholdBins(hist, levels));
+    }
+
     [Fact]
     public void Entropy_OfNonNegativeData_StartsAtTheObservedMinimum()
     {
@@ -148,6 +164,16 @@ public class CalibrationHistogramTests
         Assert.InRange(e.Max, 2f, 10f);
         double reference = ReferenceEntropyThreshold(x, 2048, 256);
         Assert.InRange(e.Max, reference * 0.8, reference * 1.25);
+    }
+
+    [Fact]
+    public void Entropy_OfDataAwayFromZero_KeepsTheBulk()
+    {
+        var h = new ValueHistogram();
+        h.Add(Gaussian(50_000, 4, sigma: 0.02, mean: -0.95));
+        var e = h.Entropy();
+        Assert.True(e.Min <= e.Max);
+        Assert.True(e.Min <= -0.95 - 2 * 0.02 && e.Max == h.Max, $"{e}");
     }
 
     [Fact]
@@ -192,7 +218,7 @@ public class CalibrationRunTests
         var result = ActivationCalibrator.Calibrate(m, Set(m, samples), new ActivationCalibrationOptions
         {
             Values = ActivationCalibrator.LayerValues(m.Graph).ToList(),
-            Progress = new SyncProgress<StageProgress>(reports.Add),
+            Progress = new ImmediateProgress<StageProgress>(reports.Add),
             Threads = 1,
         });
         Assert.Equal(["x", "y"], ActivationCalibrator.LayerValues(m.Graph));
@@ -260,7 +286,39 @@ public class CalibrationRunTests
 }
 
 /// <summary>An <see cref="IProgress{T}"/> that reports synchronously (Progress&lt;T&gt; posts to the thread pool).</summary>
-internal sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+internal sealed class ImmediateProgress<T>(Action<T> report) : IProgress<T>
 {
     public void Report(T value) => report(value);
+}
+
+[Trait("Category", "Samples")]
+public class CalibrationSampleModelTests(Xunit.Abstractions.ITestOutputHelper output)
+{
+    [Theory]
+    [InlineData("paddleocr-cls")]
+    [InlineData("openwakeword-hello-deepa")]
+    public void EveryLayerValueGetsARange_AndClippingCalibratorsStayInsideMinMax(string sample)
+    {
+        var model = OnDevice.Formats.Onnx.OnnxReader.Read(OnDevice.TestSupport.SampleModels.Path(sample));
+        var set = CalibrationSet.FromFeeds(model.Graph, SampleLikeInputs.For(sample, model.Graph, 10));
+        var values = ActivationCalibrator.LayerValues(model.Graph);
+        Assert.NotEmpty(values);
+        var results = new Dictionary<CalibrationMethod, CalibrationResult>();
+        foreach (var method in Enum.GetValues<CalibrationMethod>())
+        {
+            results[method] = ActivationCalibrator.Calibrate(model, set, new ActivationCalibrationOptions { Method = method, Values = values, Threads = 2 });
+            output.WriteLine($"{sample} {method}: {results[method].Ranges.Count} values, {results[method].Seconds:F2} s, {results[method].HistogramBytes / 1024} KiB; {string.Join(" | ", results[method].Warnings)}");
+        }
+        var minmax = results[CalibrationMethod.MinMax];
+        Assert.Equal(values.Order(), minmax.Ranges.Keys.Order());
+        Assert.Contains(minmax.Warnings, w => w.Contains("only 10 calibration sample"));
+        foreach (var method in new[] { CalibrationMethod.Percentile, CalibrationMethod.Entropy })
+            foreach (var (name, r) in results[method].Ranges)
+            {
+                var mm = minmax.Ranges[name];
+                Assert.True(r.Min <= r.Max, $"{method} {name}: {r}");
+                Assert.True(r.Min >= mm.Min && r.Max <= mm.Max, $"{method} {name}: {r} outside {mm}");
+                Assert.True(r.Max - r.Min > 0.05 * (mm.Max - mm.Min), $"{method} {name}: {r} collapsed inside {mm}");
+            }
+    }
 }

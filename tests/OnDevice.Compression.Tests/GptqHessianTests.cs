@@ -1,5 +1,6 @@
 using OnDevice.Compression.Calibration;
 using OnDevice.Compression.Gptq;
+using OnDevice.Compression.Quantization;
 using OnDevice.Core;
 using OnDevice.Runtime;
 using Attribute = OnDevice.Core.Attribute;
@@ -142,7 +143,7 @@ public class GptqHessianTests
         var set = CalibrationSet.FromFeeds(g, Enumerable.Range(0, 3).Select(i => (IReadOnlyDictionary<string, Tensor>)new Dictionary<string, Tensor> { ["x"] = Tensor.FromArray<float>(GptqRounderTests.Random(5 * 40, 20 + i), [5, 40]) }).ToList());
         var progress = new List<StageProgress>();
         var one = HessianCollector.Collect(m, set, new HessianOptions { Threads = 1 });
-        var two = HessianCollector.Collect(m, set, new HessianOptions { Threads = 1, MaxBytes = 20_000, Progress = new SyncProgress<StageProgress>(progress.Add) });
+        var two = HessianCollector.Collect(m, set, new HessianOptions { Threads = 1, MaxBytes = 20_000, Progress = new ImmediateProgress<StageProgress>(progress.Add) });
         Assert.Equal(1, one.Passes);
         Assert.Equal(2, two.Passes);
         Assert.Equal(6, progress.Count);
@@ -153,5 +154,17 @@ public class GptqHessianTests
             Assert.Equal(15, one.Layers[w].Samples);
         }
         Assert.Throws<ArgumentException>(() => HessianCollector.Collect(m, set, new HessianOptions { Weights = ["nope"] }));
+
+        // The one-call factory: GPTQ where statistics exist, the fallback elsewhere.
+        var rounder = GptqRounder.Calibrate(m, set, new GptqOptions { Threads = 1 }, new HessianOptions { Threads = 1 }, fallback: RtnReference.Instance);
+        Assert.True(rounder.Covers("W1") && rounder.Covers("W2") && !rounder.Covers("other"));
+        Assert.Equal(2, rounder.Statistics!.Layers.Count);
+        Assert.Contains(rounder.Statistics.Warnings, w => w.Contains("mm1 (15 rows for 40 columns)"));
+        var w1 = g.Initializers["W1"].ToFloatArray();
+        var q = rounder.Quantize(new WeightMatrix("W1", LayerSites.Transpose(w1, 40, 40), 40, 40), GptqRounderTests.Int4Block32);
+        Assert.Equal(40 * 40, q.Values.Length);
+        Assert.True(rounder.Stats["W1"].GptqError <= rounder.Stats["W1"].RtnError);
+        var other = new WeightMatrix("other", GptqRounderTests.Random(16, 3), 2, 8);
+        Assert.Equal(RtnReference.Instance.Quantize(other, GptqRounderTests.Int4Block32).Values, rounder.Quantize(other, GptqRounderTests.Int4Block32).Values);
     }
 }

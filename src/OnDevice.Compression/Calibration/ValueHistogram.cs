@@ -179,10 +179,16 @@ public sealed class ValueHistogram
         int levels = twoSided ? 128 : 256;
         int kept = EntropyThresholdBins(abs, levels);
         double t = kept * merge * Width;
-        if (Max <= 0) return new((float)Math.Max(Min, -t), Max);
-        if (Min >= 0) return new(Min, (float)Math.Min(Max, t));
+        if (Max <= 0) return new(Math.Min((float)Math.Max(Min, -t), Max), Max);
+        if (Min >= 0) return new(Min, Math.Max((float)Math.Min(Max, t), Min));
         return new((float)Math.Max(Min, -t), (float)Math.Min(Max, t));
     }
+
+    /// <summary>
+    /// Largest share of the values an entropy threshold may clip. Without it the search degenerates when the bulk lies
+    /// away from zero: clipping nearly everything into one bin makes P and Q the same point mass (KL 0).
+    /// </summary>
+    public const double MaxClippedShare = 0.01;
 
     /// <summary>Most bins the entropy search works on (TensorRT uses 2048).</summary>
     public const int EntropySearchBins = 2048;
@@ -199,29 +205,85 @@ public sealed class ValueHistogram
         int used = hist.Length;
         while (used > 0 && hist[used - 1] == 0) used--;
         if (used <= levels) return Math.Max(used, 1);
-        var suffix = new double[used + 1];
-        for (int i = used - 1; i >= 0; i--) suffix[i] = suffix[i + 1] + hist[i];
-        var levelSum = new double[levels];
-        var levelBins = new int[levels];
-        double best = double.PositiveInfinity;
+        // Prefix sums make each candidate O(levels): within a level every non-empty bin has the same q, so
+        // Σ p·log(p/q) = Σ h·log h − Σ_levels log(q_l)·(in-level mass), with the last bin (which also holds the clipped
+        // mass) handled on its own.
+        var mass = new double[used + 1];
+        var nonEmpty = new int[used + 1];
+        var hLogH = new double[used + 1];
+        for (int k = 0; k < used; k++)
+        {
+            mass[k + 1] = mass[k] + hist[k];
+            nonEmpty[k + 1] = nonEmpty[k] + (hist[k] > 0 ? 1 : 0);
+            hLogH[k + 1] = hLogH[k] + (hist[k] > 0 ? hist[k] * Math.Log(hist[k]) : 0);
+        }
+        double total = mass[used], best = double.PositiveInfinity;
         int bestI = used;
         for (int i = levels; i <= used; i++)
         {
-            int nl = Math.Min(levels, i);
-            Array.Clear(levelSum, 0, nl);
-            Array.Clear(levelBins, 0, nl);
+            double clipped = total - mass[i], last = hist[i - 1];
+            if (clipped > MaxClippedShare * total) continue;
+            double num = hLogH[i - 1], qTotal = mass[i], lastQ = 0;
+            for (int l = 0; l < levels; l++)
+            {
+                int k0 = (int)(((long)l * i + levels - 1) / levels), k1 = (int)(((long)(l + 1) * i + levels - 1) / levels);
+                int nz = nonEmpty[k1] - nonEmpty[k0];
+                if (nz == 0) continue;
+                double q = (mass[k1] - mass[k0]) / nz;
+                double inLevel = mass[k1] - mass[k0];
+                if (k1 == i) { inLevel -= last; lastQ = q; }
+                num -= Math.Log(q) * inLevel;
+            }
+            double p = last + clipped;
+            if (p > 0)
+            {
+                if (last > 0) num += p * Math.Log(p / lastQ);
+                else
+                {
+                    num += p * Math.Log(p / 0.5);
+                    qTotal += 0.5;
+                }
+            }
+            double kl = num / total + Math.Log(qTotal / total);
+            if (kl < best && (double.IsPositiveInfinity(best) || kl < best - 1e-12 * Math.Abs(best)))
+            {
+                best = kl;
+                bestI = i;
+            }
+        }
+        return bestI;
+    }
+
+    /// <summary>Direct twin of <see cref="EntropyThresholdBins"/> (O(bins) per candidate; the definition tests compare with).</summary>
+    internal static int EntropyThresholdBinsReference(double[] hist, int levels)
+    {
+        int used = hist.Length;
+        while (used > 0 && hist[used - 1] == 0) used--;
+        if (used <= levels) return Math.Max(used, 1);
+        double total = 0;
+        for (int k = 0; k < used; k++) total += hist[k];
+        double best = double.PositiveInfinity;
+        int bestI = used;
+        var levelSum = new double[levels];
+        var levelBins = new int[levels];
+        for (int i = levels; i <= used; i++)
+        {
+            double clipped = 0;
+            for (int k = i; k < used; k++) clipped += hist[k];
+            if (clipped > MaxClippedShare * total) continue;
+            Array.Clear(levelSum);
+            Array.Clear(levelBins);
             for (int k = 0; k < i; k++)
             {
                 if (hist[k] == 0) continue;
-                int l = (int)((long)k * nl / i);
+                int l = (int)((long)k * levels / i);
                 levelSum[l] += hist[k];
                 levelBins[l]++;
             }
-            // P sums to the total count; Q to the in-range count (plus half a count for an empty last bin).
-            double total = suffix[0], qTotal = total - suffix[i], kl = 0;
+            double qTotal = total - clipped, kl = 0;
             for (int k = 0; k < i; k++)
             {
-                double p = hist[k] + (k == i - 1 ? suffix[i] : 0);
+                double p = hist[k] + (k == i - 1 ? clipped : 0);
                 if (p == 0) continue;
                 double q;
                 if (hist[k] == 0)
@@ -231,13 +293,13 @@ public sealed class ValueHistogram
                 }
                 else
                 {
-                    int l = (int)((long)k * nl / i);
+                    int l = (int)((long)k * levels / i);
                     q = levelSum[l] / levelBins[l];
                 }
                 kl += p * Math.Log(p / q);
             }
-            kl = kl / total + Math.Log(qTotal / total); // normalize P by its sum, Q by its own
-            if (kl < best)
+            kl = kl / total + Math.Log(qTotal / total);
+            if (kl < best && (double.IsPositiveInfinity(best) || kl < best - 1e-12 * Math.Abs(best)))
             {
                 best = kl;
                 bestI = i;

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using OnDevice.Compression.Calibration;
 using OnDevice.Compression.Quantization;
+using OnDevice.Core;
 
 namespace OnDevice.Compression.Gptq;
 
@@ -71,7 +72,18 @@ public sealed class GptqRounder : IWeightRounder
 
     /// <summary>A rounder over the statistics of a <see cref="HessianSet"/>.</summary>
     public GptqRounder(HessianSet hessians, GptqOptions? options = null, IWeightRounder? fallback = null)
-        : this(hessians.Layers, options, fallback) { }
+        : this(hessians.Layers, options, fallback) => Statistics = hessians;
+
+    /// <summary>The statistics this rounder was built from, when built from a <see cref="HessianSet"/> (skipped layers, warnings).</summary>
+    public HessianSet? Statistics { get; }
+
+    /// <summary>
+    /// Collects layer statistics of <paramref name="model"/> over <paramref name="set"/> (progress in
+    /// <paramref name="hessian"/>) and returns a rounder over them; weights GPTQ cannot handle go to
+    /// <paramref name="fallback"/>.
+    /// </summary>
+    public static GptqRounder Calibrate(Model model, CalibrationSet set, GptqOptions? options = null, HessianOptions? hessian = null, IWeightRounder? fallback = null) =>
+        new(HessianCollector.Collect(model, set, hessian), options, fallback);
 
     /// <inheritdoc/>
     public string Name => "gptq";

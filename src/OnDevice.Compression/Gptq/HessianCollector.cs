@@ -28,7 +28,10 @@ public sealed record HessianOptions
 /// <param name="Passes">Passes over the set (more than one when the statistics exceeded <see cref="HessianOptions.MaxBytes"/>).</param>
 /// <param name="Bytes">Bytes of statistics.</param>
 /// <param name="Seconds">Wall time.</param>
-public sealed record HessianSet(IReadOnlyDictionary<string, LayerHessian> Layers, IReadOnlyList<GptqSkippedLayer> Skipped, int Samples, int Passes, long Bytes, double Seconds);
+/// <param name="Warnings">Human-readable warnings: layers that saw fewer input rows than their reduction length (a
+/// rank-deficient Hessian: GPTQ fits the calibration inputs and may not carry over to other inputs).</param>
+public sealed record HessianSet(IReadOnlyDictionary<string, LayerHessian> Layers, IReadOnlyList<GptqSkippedLayer> Skipped, int Samples, int Passes, long Bytes, double Seconds,
+    IReadOnlyList<string> Warnings);
 
 /// <summary>
 /// Runs a model over a calibration set and accumulates, for every Conv, Gemm and MatMul with a constant float weight,
@@ -103,7 +106,13 @@ public static class HessianCollector
                 layers.Remove(s.Weight);
                 skipped.Add(new(s.Layer, s.OpType, s.Weight, "its input was never produced as float32 during calibration"));
             }
-        return new HessianSet(layers, skipped, set.Count, passes.Count, layers.Values.Sum(h => h.Bytes), sw.Elapsed.TotalSeconds);
+        var warnings = new List<string>();
+        var thin = layers.Values.Where(h => h.Samples < h.Columns).ToList();
+        if (thin.Count > 0)
+            warnings.Add($"{thin.Count} layer(s) saw fewer calibration input rows than their reduction length, so their Hessian is rank-deficient "
+                + $"and GPTQ may fit the calibration set rather than the data; add samples. "
+                + string.Join(", ", thin.OrderBy(h => (double)h.Samples / h.Columns).Take(5).Select(h => $"{h.Layer} ({h.Samples} rows for {h.Columns} columns)")));
+        return new HessianSet(layers, skipped, set.Count, passes.Count, layers.Values.Sum(h => h.Bytes), sw.Elapsed.TotalSeconds, warnings);
     }
 
     private static long Bytes(LayerSite s) => s.Groups * ((long)s.Columns * s.Columns + s.Columns) * sizeof(double);

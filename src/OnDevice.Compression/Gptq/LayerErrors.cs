@@ -100,8 +100,12 @@ public static class LayerErrors
         return CompareRtnGptq(model, hs, scheme, gptq, rtn);
     }
 
-    /// <summary>The comparison over statistics already collected.</summary>
-    public static LayerErrorReport CompareRtnGptq(Model model, HessianSet hessians, QuantScheme scheme, GptqOptions? gptq = null, IWeightRounder? rtn = null)
+    /// <summary>
+    /// The comparison over statistics already collected. GPTQ uses <paramref name="hessians"/>; errors are measured on
+    /// <paramref name="evaluateOn"/> when given (statistics of held-out inputs), else on <paramref name="hessians"/>.
+    /// </summary>
+    public static LayerErrorReport CompareRtnGptq(Model model, HessianSet hessians, QuantScheme scheme, GptqOptions? gptq = null, IWeightRounder? rtn = null,
+        HessianSet? evaluateOn = null)
     {
         var graph = model.Graph.Clone();
         ConstantLifting.Lift(graph);
@@ -114,7 +118,8 @@ public static class LayerErrors
         var todo = sites.Where(s => hessians.Layers.ContainsKey(s.Weight)).ToList();
         foreach (var s in todo)
         {
-            var h = hessians.Layers[s.Weight];
+            if (evaluateOn is not null && !evaluateOn.Layers.ContainsKey(s.Weight)) continue;
+            var h = (evaluateOn ?? hessians).Layers[s.Weight];
             var w = new WeightMatrix(s.Weight, s.Matrix, s.Rows, s.Columns);
             var qr = baseline.Quantize(w, scheme);
             var t0 = sw.Elapsed.TotalSeconds;
