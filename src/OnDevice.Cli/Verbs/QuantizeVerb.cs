@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using OnDevice.Compression;
 using OnDevice.Compression.Calibration;
+using OnDevice.Compression.Gptq;
 using OnDevice.Compression.Quantization;
 using OnDevice.Core;
 using OnDevice.Formats.Onnx;
@@ -13,17 +14,49 @@ namespace OnDevice.Cli.Verbs;
 /// <summary><c>ondevice quantize MODEL -o OUT</c>: int8/int4 weights (and activations), written as standard ONNX.</summary>
 public static class QuantizeVerb
 {
-    /// <summary>
-    /// Builds the GPTQ rounder for <c>--method gptq</c> from the float model and the calibration set. Null in builds
-    /// without the GPTQ implementation: the flag then fails with a clear message. (Wired where OnDevice.Compression.Gptq exists.)
-    /// </summary>
-    internal static readonly Func<Model, CalibrationSet?, IWeightRounder>? GptqFactory = null;
+    /// <summary>Builds the GPTQ rounder for <c>--method gptq</c>: layer statistics over the calibration set, RTN for
+    /// weights GPTQ does not cover. Progress goes to <paramref name="progress"/>.</summary>
+    internal static IWeightRounder Gptq(Model m, CalibrationSet cal, IProgress<StageProgress>? progress) =>
+        GptqRounder.Calibrate(m, cal, new GptqOptions { Progress = progress }, new HessianOptions { Progress = progress }, fallback: RtnRounder.Instance);
 
-    /// <summary>
-    /// Computes activation ranges for <c>--activations</c>: (model, calibration set, calibrator name minmax|percentile|entropy,
-    /// quiet) → value name → range. Null in builds without the calibrators: the flag then fails with a clear message.
-    /// </summary>
-    internal static readonly Func<Model, CalibrationSet, string, bool, IReadOnlyDictionary<string, ActivationRange>>? Calibrator = null;
+    /// <summary>Activation ranges for <c>--activations</c> with the named calibrator; warnings go to stderr.</summary>
+    internal static IReadOnlyDictionary<string, ActivationRange> Calibrate(Model m, CalibrationSet cal, string calibrator, bool quiet)
+    {
+        var result = WithStages(quiet, "calibrating activations", p => ActivationCalibrator.Calibrate(m, cal, new ActivationCalibrationOptions
+        {
+            Method = ActivationCalibrator.ParseMethod(calibrator),
+            Values = ActivationCalibrator.LayerValues(m.Graph),
+            Progress = p,
+        }));
+        foreach (var w in result.Warnings) Console.Error.WriteLine($"warning: {w}");
+        return result.Ranges;
+    }
+
+    /// <summary>Runs <paramref name="work"/> with a progress bar per stage on a terminal (quiet otherwise). The
+    /// progress sink is synchronous, so bars follow the work exactly.</summary>
+    internal static T WithStages<T>(bool quiet, string title, Func<IProgress<StageProgress>?, T> work)
+    {
+        if (quiet || !Cli.IsInteractive) return work(null);
+        T result = default!;
+        AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                var bars = new Dictionary<string, ProgressTask>(StringComparer.Ordinal);
+                result = work(new SyncProgress<StageProgress>(p =>
+                {
+                    if (!bars.TryGetValue(p.Stage, out var bar)) bars[p.Stage] = bar = ctx.AddTask($"{title}: {p.Stage}");
+                    bar.MaxValue = Math.Max(1, p.Total);
+                    bar.Value = p.Done;
+                }));
+                foreach (var b in bars.Values) b.Value = b.MaxValue;
+            });
+        return result;
+    }
+
+    private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
 
     /// <summary>Builds the command.</summary>
     public static Command Create()
@@ -80,8 +113,6 @@ public static class QuantizeVerb
             };
             if (actType is not null && r.GetValue(calibration) is null) throw new CliException("--activations needs --calibration DIR (activation ranges come from calibration samples)");
             if (methodName == "gptq" && r.GetValue(calibration) is null) throw new CliException("--method gptq needs --calibration DIR (its Hessians come from calibration activations)");
-            if (methodName == "gptq" && GptqFactory is null) throw new CliException("--method gptq is not available in this build (the GPTQ rounder is not included); use --method rtn");
-            if (actType is not null && Calibrator is null) throw new CliException("--activations is not available in this build (the activation calibrators are not included); quantize weights only");
             long? max = r.GetValue(maxSize) is { } ms ? Wrap(() => SizeBudget.ParseSize(ms)) : null;
             if (max is not null && fmt != QuantFormat.Qdq) throw new CliException("--max-size mixes fp16, int8, int4 and palettized layers, which only --format qdq can hold");
             var scheme = new QuantScheme(bits, signed, r.GetValue(symmetric), gran, gran == Granularity.Blocked ? 1 : 0, block, r.GetValue(fp16Scales));
@@ -97,8 +128,12 @@ public static class QuantizeVerb
             CalibrationSet? cal = r.GetValue(calibration) is { } dir ? Wrap(() => CalibrationSet.Load(dir, m.Graph)) : null;
             options = options with { Calibration = cal };
             if (actType is { } at)
-                options = options with { ActivationType = at, ActivationRanges = Calibrator!(m, cal!, calibratorName, asJson) };
-            if (methodName == "gptq") options = options with { RounderFactory = GptqFactory };
+                options = options with { ActivationType = at, ActivationRanges = Wrap(() => Calibrate(m, cal!, calibratorName, asJson)) };
+            if (methodName == "gptq")
+            {
+                var rounder = Wrap(() => WithStages(asJson, "GPTQ", p => Gptq(m, cal!, p)));
+                options = options with { RounderFactory = (_, _) => rounder };
+            }
             if (max is { } mb)
             {
                 var budget = Wrap(() => SizeBudget.Choose(m, mb - mb / 200, options.Exclude));
