@@ -155,8 +155,9 @@ public sealed class ModelUpdater : IDisposable
         {
             throw;
         }
-        catch (Exception e) when (e is TrustException or HttpRequestException or IOException or OperationCanceledException or JsonException or UnauthorizedAccessException)
+        catch (Exception e)
         {
+            // Any failure (network, server, verification, disk, a bug): report it, keep serving what verified.
             if (choice is not null) DownloadFailed?.Invoke(this, new DownloadEventArgs(choice.Path, 0, choice.File.Length, e));
             return new UpdateResult(UpdateStatus.Failed, GetInstalledModel(), choice, e);
         }

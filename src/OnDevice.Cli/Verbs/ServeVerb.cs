@@ -45,9 +45,13 @@ public static class ServeVerb
                 Console.Error.WriteLine($"ondevice serve: store {Path.GetFullPath(options.Store)}, database {description}, listening on {options.Urls}");
                 app.RunAsync().GetAwaiter().GetResult();
             }
-            catch (Exception e) when (e is ArgumentException or RepositoryException)
+            catch (Exception e) when (e is ArgumentException or RepositoryException or Delivery.TrustException)
             {
                 throw new CliException(e.Message);
+            }
+            catch (System.Data.Common.DbException e)
+            {
+                throw new CliException($"database {options.Db ?? "sqlite"}: {e.Message}");
             }
             return 0;
         });
