@@ -190,6 +190,56 @@ public class FaultInjectionTests(ITestOutputHelper output)
         Clients.AssertInvariant(u, files.Select(DeliveryWorld.Sha256).ToList());
     }
 
+    [Fact]
+    public async Task Oversized_metadata_and_an_endless_blob_over_http_are_cut_off()
+    {
+        using var world = await DeliveryWorld.CreateAsync();
+        await using var server = await ServerProcess.StartAsync(world.Store(), world.Keys);
+        var f = world.RandomFile("v1.bin", 200_000, 3);
+        await world.PublishAsync(server, await world.PackAsync("m", "1.0", $"a={f}"));
+        var mitm = new InterceptingHandler();
+        using var u = Clients.Updater(world, server.BaseUrl, "m", Clients.Device(Clients.GiB), "endless", handler: mitm, maxAttempts: 2);
+
+        mitm.Intercept = r => r.RequestUri!.AbsolutePath.EndsWith("/timestamp.json") ? InterceptingHandler.Json(new byte[1_000_000]) : null;
+        var big = await u.UpdateAsync();
+        Assert.Equal(UpdateStatus.Failed, big.Status);
+        Assert.Equal(Roles.Timestamp, Assert.IsType<MetadataTooLargeException>(big.Error).Role);
+
+        var endless = new EndlessStream();
+        mitm.Intercept = r => r.RequestUri!.AbsolutePath.Contains("/v1/blobs/")
+            ? new System.Net.Http.HttpResponseMessage(System.Net.HttpStatusCode.OK) { Content = new StreamContent(endless) }
+            : null;
+        var r = await u.UpdateAsync();
+        Assert.Equal(UpdateStatus.Failed, r.Status);
+        Assert.True(Assert.IsType<TargetLengthException>(r.Error).TooLong);
+        Assert.Equal(200_001, endless.Served);
+        Assert.Empty(Directory.GetFiles(Path.Combine(world.File("cache-endless"), "tmp"), "*.part"));
+        Assert.Null(u.GetInstalledModelPath());
+
+        mitm.Intercept = null;
+        Assert.Equal(UpdateStatus.Installed, (await u.UpdateAsync()).Status);
+    }
+
+    private sealed class EndlessStream : Stream
+    {
+        public long Served { get; private set; }
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => Served; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            Array.Fill(buffer, (byte)7, offset, count);
+            Served += count;
+            return count;
+        }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
     private static async Task<bool> TryRun(string file, params string[] args)
     {
         try
