@@ -128,12 +128,17 @@ public class FaultInjectionTests(ITestOutputHelper output)
     public async Task Expired_snapshot_is_refused_and_the_installed_model_stays()
     {
         using var world = await DeliveryWorld.CreateAsync();
-        await using var server = await ServerProcess.StartAsync(world.Store(), world.Keys, null, null, "--snapshot-lifetime", "3s");
+        var lifetime = TimeSpan.FromSeconds(10); // long enough for the first update on a loaded machine
+        await using var server = await ServerProcess.StartAsync(world.Store(), world.Keys, null, null, "--snapshot-lifetime", "10s");
         var v1 = world.RandomFile("v1.bin", 20_000, 1);
-        await world.PublishAsync(server, await world.PackAsync("m", "1.0", $"a={v1}"));
+        var pkg = await world.PackAsync("m", "1.0", $"a={v1}");
+        var beforePublish = DateTimeOffset.UtcNow;
+        await world.PublishAsync(server, pkg);
         using var u = Clients.Updater(world, server.BaseUrl, "m", Clients.Device(Clients.GiB), "snap");
-        Assert.Equal(UpdateStatus.Installed, (await u.UpdateAsync()).Status);
-        await Task.Delay(TimeSpan.FromSeconds(4));
+        var first = await u.UpdateAsync();
+        Assert.True(first.Status == UpdateStatus.Installed, $"{first.Status}: {first.Error}");
+        var wait = beforePublish + lifetime + TimeSpan.FromSeconds(2) - DateTimeOffset.UtcNow;
+        if (wait > TimeSpan.Zero) await Task.Delay(wait);
         var r = await u.UpdateAsync();
         Assert.Equal(UpdateStatus.Failed, r.Status);
         Assert.Equal(Roles.Snapshot, Assert.IsType<ExpiredMetadataException>(r.Error).Role);
