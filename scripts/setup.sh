@@ -10,6 +10,8 @@ command -v npm >/dev/null || { echo "setup: Node.js and npm are required (sample
 packages=(libonnx-testdata imagemagick fonts-dejavu-core fonts-noto-cjk)
 # Delivery server integration tests start a real PostgreSQL (initdb + pg_ctl into a temp dir) from this package.
 packages+=(postgresql)
+# The delivery load bench (bench/OnDevice.Bench.Delivery/run.sh) drives the server with wrk.
+packages+=(wrk)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
