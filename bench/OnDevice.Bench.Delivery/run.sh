@@ -32,12 +32,13 @@ wrk.body = '{"ram_bytes": 8589934592, "os": "android", "cpu_features": ["neon"]}
 wrk.headers["Content-Type"] = "application/json"
 LUA
 
-serve() { # name db-arg; sets $port (not in a subshell, so the pid is remembered for cleanup)
+serve() { # name db-arg [extra]; sets $port (not in a subshell, so the pid is remembered for cleanup)
   port=$(free_port)
-  $cli serve --store "$work/store-$1" --keys "$work/keys" --urls "http://127.0.0.1:$port" --admin-token-file "$work/token-$1" $2 > "$work/serve-$1.log" 2>&1 &
+  $cli serve --store "$work/store-$1" --keys "$work/keys" --urls "http://127.0.0.1:$port" --admin-token-file "$work/token-$1" $2 ${3:-} > "$work/serve-$1.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
-  $cli publish "$work/pkg" --server "http://127.0.0.1:$port" --token-file "$work/token-$1" >/dev/null
+  # A second server on an existing database finds the release already there (409); its blobs are uploaded first.
+  $cli publish "$work/pkg" --server "http://127.0.0.1:$port" --token-file "$work/token-$1" >/dev/null 2>&1 || echo "($1: release already in the database)"
 }
 
 measure() { # label url [lua]
@@ -64,6 +65,9 @@ measure "peer bare-kestrel same-bytes" "http://127.0.0.1:$peer_port/ts"
 measure "sqlite update-check" "http://127.0.0.1:$port/v1/metadata/timestamp.json"
 measure "sqlite resolve" "http://127.0.0.1:$port/v1/resolve/big" "$work/resolve.lua"
 sqlite_port=$port
+# The same check with the in-memory timestamp cache off: every request reads the database.
+serve sqlite-nocache "--db sqlite:$work/store-sqlite/delivery.db" "--timestamp-cache 0"
+measure "sqlite update-check uncached" "http://127.0.0.1:$port/v1/metadata/timestamp.json"
 
 pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 if [ -n "$pgbin" ]; then
@@ -75,6 +79,8 @@ if [ -n "$pgbin" ]; then
   serve postgres "--db postgres:Host=127.0.0.1;Port=$pgport;Username=ondevice;Database=postgres"
   measure "postgres update-check" "http://127.0.0.1:$port/v1/metadata/timestamp.json"
   measure "postgres resolve" "http://127.0.0.1:$port/v1/resolve/big" "$work/resolve.lua"
+  serve postgres-nocache "--db postgres:Host=127.0.0.1;Port=$pgport;Username=ondevice;Database=postgres" "--timestamp-cache 0"
+  measure "postgres update-check uncached" "http://127.0.0.1:$port/v1/metadata/timestamp.json"
 else
   echo "postgres: skipped (no /usr/lib/postgresql/*/bin)"
 fi
