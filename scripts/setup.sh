@@ -12,6 +12,8 @@ packages+=(dataset-fashion-mnist) # Fashion-MNIST for the federated-learning tes
 packages+=(chromium) # headless browser for the HTML report test (ondevice compare --report)
 # Delivery server integration tests start a real PostgreSQL (initdb + pg_ctl into a temp dir) from this package.
 packages+=(postgresql)
+# The delivery load bench (bench/OnDevice.Bench.Delivery/run.sh) drives the server with wrk.
+packages+=(wrk)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -155,8 +155,9 @@ public sealed class ModelUpdater : IDisposable
         {
             throw;
         }
-        catch (Exception e) when (e is TrustException or HttpRequestException or IOException or OperationCanceledException or JsonException or UnauthorizedAccessException)
+        catch (Exception e)
         {
+            // Any failure (network, server, verification, disk, a bug): report it, keep serving what verified.
             if (choice is not null) DownloadFailed?.Invoke(this, new DownloadEventArgs(choice.Path, 0, choice.File.Length, e));
             return new UpdateResult(UpdateStatus.Failed, GetInstalledModel(), choice, e);
         }
@@ -293,9 +294,10 @@ public sealed class ModelUpdater : IDisposable
     {
         await using var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
         FileStream file;
-        try { file = new FileStream(part, mode, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true); }
+        // Unbuffered, so a full disk surfaces on the write that hits it, not later in a flush.
+        try { file = new FileStream(part, mode, FileAccess.Write, FileShare.None, bufferSize: 0, useAsync: true); }
         catch (IOException e) { throw new CacheWriteException($"cannot write to the cache: {e.Message}", e); }
-        await using (file)
+        try
         {
             var buffer = new byte[1 << 16];
             long lastReport = 0;
@@ -314,12 +316,13 @@ public sealed class ModelUpdater : IDisposable
                     DownloadProgressChanged?.Invoke(this, new DownloadEventArgs(c.Path, verifier.Received, c.File.Length));
                 }
             }
-            try
-            {
-                await file.FlushAsync(ct).ConfigureAwait(false);
-                file.Flush(flushToDisk: true);
-            }
+            try { file.Flush(flushToDisk: true); }
             catch (IOException e) { throw new CacheWriteException($"cannot write to the cache (disk full?): {e.Message}", e); }
+        }
+        finally
+        {
+            try { await file.DisposeAsync().ConfigureAwait(false); }
+            catch (IOException) { /* the write or flush above already reported it */ }
         }
         if (verifier.Received < c.File.Length) throw new IOException($"connection ended after {verifier.Received} of {c.File.Length} bytes");
         verifier.Complete();

@@ -42,7 +42,7 @@ public class PostgresServerTests(PostgresFixture pg, ITestOutputHelper output)
         var v1 = world.RandomFile("v1.bin", 80_000, 1);
         await world.PublishAsync(a, await world.PackAsync("m", "1.0", $"a={v1}"));
         using var ub = Clients.Updater(world, b.BaseUrl, "m", Clients.Device(4 * Clients.GiB), "b");
-        var deadline = DateTime.UtcNow.AddSeconds(10);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
         UpdateResult r;
         do { r = await ub.UpdateAsync(); } while (r.Status != UpdateStatus.Installed && DateTime.UtcNow < deadline && await Delay());
         Assert.Equal(UpdateStatus.Installed, r.Status);

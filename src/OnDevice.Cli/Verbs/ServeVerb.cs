@@ -16,9 +16,10 @@ public static class ServeVerb
         var tokenFile = new Option<string?>("--admin-token-file") { Description = "Operator token file: created with a new token if missing, registered on start" };
         var tsLife = new Option<string>("--timestamp-lifetime") { Description = "Lifetime of each timestamp (e.g. 1d, 2h, 30s)", DefaultValueFactory = _ => "1d" };
         var snapLife = new Option<string>("--snapshot-lifetime") { Description = "Lifetime of each snapshot", DefaultValueFactory = _ => "7d" };
+        var tsCache = new Option<string>("--timestamp-cache") { Description = "How long the current timestamp is served from memory before asking the database again (0 = every request)", DefaultValueFactory = _ => "1s" };
         var cmd = new Command("serve", "Run the model delivery server: signed metadata, content-addressed blobs with ranges, publish/list/resolve/audit APIs")
         {
-            store, keys, db, urls, tokenFile, tsLife, snapLife,
+            store, keys, db, urls, tokenFile, tsLife, snapLife, tsCache,
         };
         cmd.SetAction(r =>
         {
@@ -34,6 +35,7 @@ public static class ServeVerb
                     AdminTokenFile = r.GetValue(tokenFile),
                     TimestampLifetime = ServerOptions.ParseDuration(r.GetValue(tsLife)!),
                     SnapshotLifetime = ServerOptions.ParseDuration(r.GetValue(snapLife)!),
+                    TimestampCache = r.GetValue(tsCache) is "0" or "0s" ? TimeSpan.Zero : ServerOptions.ParseDuration(r.GetValue(tsCache)!),
                 };
             }
             catch (FormatException e) { throw new CliException(e.Message); }
@@ -45,9 +47,13 @@ public static class ServeVerb
                 Console.Error.WriteLine($"ondevice serve: store {Path.GetFullPath(options.Store)}, database {description}, listening on {options.Urls}");
                 app.RunAsync().GetAwaiter().GetResult();
             }
-            catch (Exception e) when (e is ArgumentException or RepositoryException)
+            catch (Exception e) when (e is ArgumentException or RepositoryException or Delivery.TrustException)
             {
                 throw new CliException(e.Message);
+            }
+            catch (System.Data.Common.DbException e)
+            {
+                throw new CliException($"database {options.Db ?? "sqlite"}: {e.Message}");
             }
             return 0;
         });
