@@ -101,7 +101,7 @@ public static class QuantizeVerb
             if (methodName == "gptq") options = options with { RounderFactory = GptqFactory };
             if (max is { } mb)
             {
-                var budget = Wrap(() => SizeBudget.Choose(m, mb - mb / 200, options.Exclude));
+                var budget = Wrap(() => SizeBudget.Choose(m, mb, options.Exclude));
                 options = options with { PerLayer = budget.Plans };
             }
             var result = Wrap(() => Cli.WithStatus(asJson, "quantizing", () => Quantizer.Quantize(m, options)));

@@ -69,7 +69,7 @@ public static class SizeBudget
         return result;
     }
 
-    /// <summary>Chooses plans for <paramref name="model"/> to fit <paramref name="maxBytes"/>.</summary>
+    /// <summary>Chooses plans for <paramref name="model"/> to fit <paramref name="maxBytes"/> (the written file; check it with <see cref="CompressionResult.Save"/>).</summary>
     public static BudgetPlan Choose(Model model, long maxBytes, IReadOnlyList<string>? exclude = null)
     {
         var copy = Quantizer.CopyModel(model);
@@ -78,7 +78,9 @@ public static class SizeBudget
         var options = sites.Select(OptionsFor).ToList();
         var level = new int[sites.Count];
         long estimate = baseBytes;
-        while (estimate > maxBytes)
+        // Aim half a percent under the limit: the estimate does not know every byte of the serialized graph.
+        long aim = maxBytes - maxBytes / 200;
+        while (estimate > aim)
         {
             int best = -1;
             double bestCost = double.MaxValue;
