@@ -36,6 +36,7 @@ public class CompressCliTests
         {
             Assert.True(l.GetProperty("bytesAfter").GetInt64() < l.GetProperty("bytesBefore").GetInt64());
             Assert.True(l.GetProperty("outputError").GetDouble() >= 0);
+            Assert.True(l.GetProperty("modelErrorAlone").GetDouble() >= 0);
             Assert.InRange(l.GetProperty("sensitivityRank").GetInt32(), 1, 53);
         });
         Assert.Contains(root.GetProperty("stayedFloat").EnumerateArray(), s => s.GetProperty("reason").GetString()!.Contains("--exclude"));

@@ -80,9 +80,10 @@ public class OrtAgreementTests(ITestOutputHelper log)
     {
         var options = c.Options;
         if (c.Static) options = options with { ActivationRanges = TestModels.MinMax(m, feeds) };
-        options = options with { Calibration = TestModels.Calibration(m, feeds) };
+        options = options with { Calibration = TestModels.Calibration(m, feeds), MeasureSensitivity = label == "small" };
         var result = Quantizer.Quantize(m, options);
         Assert.NotEmpty(result.Report.Layers);
+        if (label == "small") Assert.All(result.Report.Layers, l => Assert.NotNull(l.ModelErrorAlone));
         using var dir = new TempDir();
         string floatPath = dir.File("float.onnx"), qPath = dir.File("q.onnx");
         OnnxWriter.Write(m, floatPath);

@@ -177,10 +177,11 @@ public static class QuantizeVerb
             Cli.WriteJson(j);
             return;
         }
-        var t = new Table().AddColumns("layer", "op", "scheme", "form", "bytes", "SQNR dB", "out err", "rank").Border(TableBorder.Simple);
+        var t = new Table().AddColumns("layer", "op", "scheme", "form", "bytes", "SQNR dB", "layer out err", "model err alone", "rank").Border(TableBorder.Simple);
         foreach (var l in rep.Layers)
             t.AddRow(Markup.Escape(l.Layer), l.OpType, Markup.Escape(l.Scheme), Markup.Escape(l.Form), $"{Cli.Bytes(l.BytesBefore)} → {Cli.Bytes(l.BytesAfter)}",
-                l.SqnrDb.ToString("0.0", CultureInfo.InvariantCulture), l.OutputError is { } e ? e.ToString("0.0000", CultureInfo.InvariantCulture) : "", l.SensitivityRank.ToString(CultureInfo.InvariantCulture));
+                l.SqnrDb.ToString("0.0", CultureInfo.InvariantCulture), l.OutputError is { } e ? e.ToString("0.0000", CultureInfo.InvariantCulture) : "",
+                l.ModelErrorAlone is { } a ? a.ToString("0.0000", CultureInfo.InvariantCulture) : "", l.SensitivityRank.ToString(CultureInfo.InvariantCulture));
         AnsiConsole.Write(t);
         foreach (var s in rep.StayedFloat) Console.WriteLine($"float    {s.Layer} ({s.OpType}, {s.Weight}, {Cli.Bytes(s.Bytes)}): {s.Reason}");
         foreach (var n in rep.Notes) Console.WriteLine($"note     {n}");
