@@ -101,7 +101,15 @@ public static class QuantizeVerb
             if (methodName == "gptq") options = options with { RounderFactory = GptqFactory };
             if (max is { } mb)
             {
-                var budget = Wrap(() => SizeBudget.Choose(m, mb, options.Exclude));
+                // With calibration data, weigh each layer's error by how much the model output feels it (int8 probe, each layer alone).
+                IReadOnlyDictionary<string, double>? weightsByLayer = null;
+                if (cal is not null)
+                {
+                    var probe = Wrap(() => Cli.WithStatus(asJson, "measuring layer sensitivity", () =>
+                        Quantizer.Quantize(m, new QuantizeOptions { Scheme = new QuantScheme(8, true, true, Granularity.PerChannel), Exclude = options.Exclude, Calibration = cal })));
+                    weightsByLayer = SizeBudget.SensitivityWeights(probe.Report);
+                }
+                var budget = Wrap(() => SizeBudget.Choose(m, mb, options.Exclude, weightsByLayer));
                 options = options with { PerLayer = budget.Plans };
             }
             var result = Wrap(() => Cli.WithStatus(asJson, "quantizing", () => Quantizer.Quantize(m, options)));

@@ -21,7 +21,7 @@ namespace OnDevice.Compression.Quantization;
 public sealed record LayerReport(string Layer, string OpType, string Weight, string Scheme, string Form, long Parameters, long BytesBefore, long BytesAfter,
     double SqnrDb, double? OutputError, int SensitivityRank, string? Note)
 {
-    /// <summary>Relative error of the model's first output with only this layer compressed (calibration data), if measured.</summary>
+    /// <summary>Relative error of the model's outputs with only this layer compressed (calibration data), if measured.</summary>
     public double? ModelErrorAlone { get; init; }
 }
 
@@ -220,7 +220,7 @@ public static class Quantizer
     }
 
     /// <summary>
-    /// Each layer's sensitivity: the relative error of the model's first output when only that layer is compressed
+    /// Each layer's sensitivity: the relative error of the model's float outputs (together) when only that layer is compressed
     /// (everything else float), on the first <see cref="MaxSensitivitySamples"/> calibration samples, in OnDevice.Runtime.
     /// </summary>
     private static Dictionary<string, double>? MeasureSensitivity(Model floatModel, Graph reference, List<Graph> editedGraphs, Dictionary<(Graph, string), float[]> recon,
@@ -231,8 +231,9 @@ public static class Quantizer
             var opts = new SessionOptions { Threads = 1 };
             var samples = cal.Samples().Take(MaxSensitivitySamples).ToList();
             var fs = new InferenceSession(floatModel, opts);
-            string outName = fs.Outputs[0].Name;
-            var expected = samples.Select(x => fs.Run(x)[outName].ToFloatArray()).ToList();
+            var outNames = fs.Outputs.Select(o => o.Name).ToList();
+            float[] All(IReadOnlyDictionary<string, Tensor> o) => outNames.Where(n => o[n].DType.IsFloatingPoint()).SelectMany(n => o[n].ToFloatArray()).ToArray();
+            var expected = samples.Select(x => All(fs.Run(x))).ToList();
             var r = new Dictionary<string, double>(StringComparer.Ordinal);
             foreach (var site in sites)
             {
@@ -243,7 +244,7 @@ public static class Quantizer
                 double num = 0, den = 0;
                 for (int i = 0; i < samples.Count; i++)
                 {
-                    var y = qs.Run(samples[i])[outName].ToFloatArray();
+                    var y = All(qs.Run(samples[i]));
                     for (int k = 0; k < y.Length; k++) { double d = y[k] - expected[i][k]; num += d * d; den += (double)expected[i][k] * expected[i][k]; }
                 }
                 r[site.Layer] = den > 0 ? Math.Sqrt(num / den) : Math.Sqrt(num);
