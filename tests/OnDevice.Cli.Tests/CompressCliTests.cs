@@ -45,6 +45,25 @@ public class CompressCliTests
     }
 
     [Fact]
+    public void Quantize_MaxSize_MixesPrecisionsToFit()
+    {
+        using var dir = new TempDir();
+        var r = CliRunner.Run("quantize", "openwakeword-hello-deepa", "-o", dir.File("b.onnx"), "--max-size", "120KB", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        long output = doc.RootElement.GetProperty("outputBytes").GetInt64();
+        Assert.InRange(output, 1, 120_000);
+        Assert.Equal(120_000, doc.RootElement.GetProperty("maxSize").GetInt64());
+        Assert.Equal(output, new FileInfo(dir.File("b.onnx")).Length);
+        var schemes = doc.RootElement.GetProperty("layers").EnumerateArray().Select(l => l.GetProperty("scheme").GetString()).ToList();
+        Assert.NotEmpty(schemes);
+        var a = CliRunner.Run("quantize", "openwakeword-hello-deepa", "-o", dir.File("a.onnx"), "--activations", "int8", "--calibration", dir.Path);
+        Assert.Equal(1, a.ExitCode);
+        Assert.Contains("not available in this build", a.Stderr);
+        Assert.False(File.Exists(dir.File("a.onnx")));
+    }
+
+    [Fact]
     public void Palettize_And_Prune_ReportSparsityAndSize()
     {
         using var dir = new TempDir();
