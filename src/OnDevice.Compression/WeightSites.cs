@@ -143,9 +143,11 @@ public static class WeightSites
                 var user = direct ?? nested;
                 if (user is null) continue;
                 string label = user.Name.Length > 0 ? user.Name : user.Outputs.FirstOrDefault() ?? user.OpType;
-                skipped.Add(new(label, user.OpType, name, t.ByteLength,
-                    t.DType != DType.Float32 && WeightInput(user) >= 0 ? $"the weight is {t.DType.Name()}, not float32"
-                    : $"{user.OpType}{(nested is not null ? " (inside a subgraph)" : "")} is not a layer the quantizer handles (Conv, ConvTranspose, Gemm, MatMul)"));
+                int at = user.Inputs.IndexOf(name);
+                string reason = WeightInput(user) >= 0
+                    ? at == WeightInput(user) ? $"the weight is {t.DType.Name()}, not float32" : $"constant at input {at} of {user.OpType}: only the weight input (B / W) is quantized"
+                    : $"{user.OpType}{(nested is not null ? " (inside a subgraph)" : "")} is not a layer the quantizer handles (Conv, ConvTranspose, Gemm, MatMul)";
+                skipped.Add(new(label, user.OpType, name, t.ByteLength, reason));
             }
         }
         return (sites, skipped);
