@@ -68,24 +68,12 @@ public static class WeightSites
         foreach (var g in graph.SelfAndSubgraphs())
         {
             var taken = new Dictionary<string, WeightSite>(StringComparer.Ordinal);
-            var consumers = g.Nodes.SelectMany(n => n.Inputs.Where(i => i.Length > 0).Distinct().Select(i => (i, n)))
-                .GroupBy(x => x.i).ToDictionary(x => x.Key, x => x.Select(y => y.n).ToList(), StringComparer.Ordinal);
             var listed = new HashSet<string>(StringComparer.Ordinal);
             foreach (var n in g.Nodes)
             {
                 int wi = WeightInput(n);
+                if (wi < 0) continue;
                 string label = n.Name.Length > 0 ? n.Name : n.Outputs.FirstOrDefault() ?? n.OpType;
-                if (wi < 0)
-                {
-                    foreach (var inp in n.Inputs)
-                        if (inp.Length > 0 && g.Initializers.TryGetValue(inp, out var t) && t.DType.IsFloatingPoint()
-                            && t.ElementCount >= ListThresholdElements && !listed.Contains(inp) && !IsWeightOfSupported(g, inp))
-                        {
-                            listed.Add(inp);
-                            skipped.Add(new(label, n.OpType, inp, t.ByteLength, $"{n.OpType} is not a layer the quantizer handles (Conv, ConvTranspose, Gemm, MatMul)"));
-                        }
-                    continue;
-                }
                 if (wi >= n.Inputs.Count || n.Inputs[wi].Length == 0) continue;
                 string w = n.Inputs[wi];
                 if (!g.Initializers.TryGetValue(w, out var tensor))
@@ -141,8 +129,26 @@ public static class WeightSites
                 sites.Add(site);
             }
 
-            bool IsWeightOfSupported(Graph gg, string name) =>
-                consumers.TryGetValue(name, out var cs) && cs.Any(c => WeightInput(c) is var k && k >= 0 && k < c.Inputs.Count && c.Inputs[k] == name);
+        }
+
+        // Every other large float constant stays float: say which op uses it.
+        foreach (var g in graph.SelfAndSubgraphs())
+        {
+            var used = sites.Where(s => ReferenceEquals(s.Graph, g)).Select(s => s.WeightName).Concat(skipped.Select(s => s.Weight)).ToHashSet(StringComparer.Ordinal);
+            foreach (var (name, t) in g.Initializers)
+            {
+                if (used.Contains(name) || !t.DType.IsFloatingPoint() || t.ElementCount < ListThresholdElements) continue;
+                var direct = g.Nodes.FirstOrDefault(n => n.Inputs.Contains(name));
+                var nested = direct is null ? g.Nodes.SelectMany(n => n.Subgraphs).SelectMany(sg => sg.SelfAndSubgraphs()).SelectMany(sg => sg.Nodes).FirstOrDefault(n => n.Inputs.Contains(name)) : null;
+                var user = direct ?? nested;
+                if (user is null) continue;
+                string label = user.Name.Length > 0 ? user.Name : user.Outputs.FirstOrDefault() ?? user.OpType;
+                int at = user.Inputs.IndexOf(name);
+                string reason = WeightInput(user) >= 0
+                    ? at == WeightInput(user) ? $"the weight is {t.DType.Name()}, not float32" : $"constant at input {at} of {user.OpType}: only the weight input (B / W) is quantized"
+                    : $"{user.OpType}{(nested is not null ? " (inside a subgraph)" : "")} is not a layer the quantizer handles (Conv, ConvTranspose, Gemm, MatMul)";
+                skipped.Add(new(label, user.OpType, name, t.ByteLength, reason));
+            }
         }
         return (sites, skipped);
     }

@@ -57,6 +57,9 @@ public class OrtAgreementTests(ITestOutputHelper log)
         foreach (var s in new[] { "paddleocr-rec", "paddleocr-cls", "paddleocr-det", "silero-vad-16k-op15", "openwakeword-hello-deepa" })
             foreach (var c in new[] { "qdq-int8-channel", "qdq-int4-block32", "matmulnbits-4-block32-asym", "qoperator-dynamic", "qdq-static-int8", "palettized-6-group4" })
                 d.Add(s, c);
+        // Weights inside If branches, an LSTM that stays float.
+        d.Add("silero-vad", "qdq-int8-channel");
+        d.Add("silero-vad", "qdq-int4-block32");
         return d;
     }
 
@@ -77,9 +80,10 @@ public class OrtAgreementTests(ITestOutputHelper log)
     {
         var options = c.Options;
         if (c.Static) options = options with { ActivationRanges = TestModels.MinMax(m, feeds) };
-        options = options with { Calibration = TestModels.Calibration(m, feeds) };
+        options = options with { Calibration = TestModels.Calibration(m, feeds), MeasureSensitivity = label == "small" };
         var result = Quantizer.Quantize(m, options);
         Assert.NotEmpty(result.Report.Layers);
+        if (label == "small") Assert.All(result.Report.Layers, l => Assert.NotNull(l.ModelErrorAlone));
         using var dir = new TempDir();
         string floatPath = dir.File("float.onnx"), qPath = dir.File("q.onnx");
         OnnxWriter.Write(m, floatPath);
@@ -151,6 +155,53 @@ public class OrtAgreementTests(ITestOutputHelper log)
         catch (Exception e) when (e is NotSupportedException or InvalidOperationException)
         {
             log.WriteLine($"  OnDevice.Runtime cannot run it on this branch: {e.Message}");
+        }
+    }
+}
+
+/// <summary>Does the recognizer still read the same text after compression (greedy CTC on ONNX Runtime's outputs)?</summary>
+[Trait("Category", "Ort")]
+public class RecognizerTextTests(ITestOutputHelper log)
+{
+    [Fact]
+    public void Int8Weights_KeepTheRecognizedText_OtherFormsAreLogged()
+    {
+        var m = TestModels.Sample("paddleocr-rec");
+        var cases = ReferenceOutputs.All().Where(c => c.Sample == "paddleocr-rec").ToList();
+        var dict = CtcDecode.LoadDictionary(SampleModels.Companion("paddleocr-rec", "ppocr_keys_v1.txt"));
+        using var dir = new TempDir();
+        var variants = new (string Name, QuantizeOptions Options)[]
+        {
+            ("int8-channel-sym", new() { Scheme = new QuantScheme(8, true, true, Granularity.PerChannel) }),
+            ("int8-block32-sym", new() { Scheme = new QuantScheme(8, true, true, Granularity.Blocked, 1, 32) }),
+            ("int4-block32-sym", new() { Scheme = new QuantScheme(4, true, true, Granularity.Blocked, 1, 32) }),
+            ("pal6", new() { Plan = new PalettePlan(6) }),
+            ("pal4", new() { Plan = new PalettePlan(4) }),
+        };
+        var jobs = new List<(string, IReadOnlyDictionary<string, Tensor>, string)>();
+        foreach (var (name, options) in variants)
+        {
+            Quantizer.Quantize(m, options).Save(dir.File(name + ".onnx"));
+            foreach (var c in cases) jobs.Add((dir.File(name + ".onnx"), new Dictionary<string, Tensor> { ["x"] = Formats.Npy.NpyFile.Read(c.InputFile("x")) }, "all"));
+        }
+        var ort = OrtRunner.Run(jobs);
+        for (int v = 0; v < variants.Length; v++)
+        {
+            int same = 0;
+            var texts = new List<string>();
+            for (int i = 0; i < cases.Count; i++)
+            {
+                var r = ort[v * cases.Count + i];
+                Assert.Null(r.Error);
+                var y = r.Outputs[0];
+                string text = CtcDecode.Greedy(y.AsSpan<float>(), (int)y.Dims[1], (int)y.Dims[2], dict);
+                var f = Formats.Npy.NpyFile.Read(cases[i].Outputs[0].File);
+                string reference = CtcDecode.Greedy(f.AsSpan<float>(), (int)f.Dims[1], (int)f.Dims[2], dict);
+                if (text == reference) same++;
+                texts.Add(text);
+            }
+            log.WriteLine($"{variants[v].Name}: {same}/{cases.Count} lines read as the float model reads them: {string.Join(" | ", texts)}");
+            if (variants[v].Name.StartsWith("int8", StringComparison.Ordinal)) Assert.Equal(cases.Count, same);
         }
     }
 }

@@ -152,3 +152,57 @@ public class PruneBudgetTests(ITestOutputHelper log)
         Assert.Throws<Calibration.CalibrationSetException>(() => TestModels.Calibration(m, [wrong]));
     }
 }
+
+public class WiringTests(Xunit.Abstractions.ITestOutputHelper log)
+{
+    private sealed class CountingRounder : IWeightRounder
+    {
+        public int Calls;
+        public string Name => "counting";
+        public QuantizedWeight Quantize(WeightMatrix weight, QuantScheme scheme)
+        {
+            Calls++;
+            Assert.Equal(scheme.Granularity == Granularity.Blocked ? 1 : 0, scheme.Axis);
+            return RtnRounder.Instance.Quantize(weight, scheme);
+        }
+    }
+
+    [Fact]
+    public void RounderFactory_IsHowGptqPlugsIn_AndGetsTheFloatModelAndCalibration()
+    {
+        var m = TestModels.Small();
+        var cal = TestModels.Calibration(m, TestModels.SmallFeeds(1));
+        var rounder = new CountingRounder();
+        Model? seen = null;
+        var result = Quantizer.Quantize(m, new QuantizeOptions
+        {
+            Scheme = new QuantScheme(4, true, true, Granularity.Blocked, 1, 32),
+            Calibration = cal,
+            RounderFactory = (model, c) => { seen = model; Assert.Same(cal, c); return rounder; },
+        });
+        Assert.Same(m, seen);
+        Assert.Equal(6, rounder.Calls);
+        Assert.Equal("counting", result.Report.Method);
+    }
+
+    [Fact]
+    public void SensitivityWeights_SteerTheBudgetAwayFromSensitiveLayers()
+    {
+        var m = TestModels.Small();
+        var cal = TestModels.Calibration(m, TestModels.SmallFeeds(2));
+        var probe = Quantizer.Quantize(m, new QuantizeOptions { Calibration = cal });
+        var k = SizeBudget.SensitivityWeights(probe.Report);
+        Assert.Equal(6, k.Count);
+        Assert.All(k.Values, v => Assert.True(v > 0));
+        // Make conv1 (a small layer) look extremely sensitive: the budget then keeps it at a higher precision and
+        // takes the bytes from elsewhere.
+        var skewed = k.ToDictionary(x => x.Key, x => x.Key == "conv1" ? x.Value * 1e6 : x.Value);
+        long target = 30_000;
+        var plain = SizeBudget.Choose(m, target);
+        var steered = SizeBudget.Choose(m, target, null, skewed);
+        int Rank(LayerPlan p) => p switch { FloatPlan => 0, Fp16Plan => 1, IntPlan { Scheme.Bits: 8 } => 2, _ => 3 };
+        log.WriteLine($"conv1: plain {plain.Plans["conv1"].Label}, steered {steered.Plans["conv1"].Label}");
+        Assert.True(Rank(steered.Plans["conv1"]) < Rank(plain.Plans["conv1"]));
+        Assert.True(steered.EstimatedBytes <= target);
+    }
+}

@@ -136,7 +136,15 @@ public static class QuantizeVerb
             }
             if (max is { } mb)
             {
-                var budget = Wrap(() => SizeBudget.Choose(m, mb - mb / 200, options.Exclude));
+                // With calibration data, weigh each layer's error by how much the model output feels it (int8 probe, each layer alone).
+                IReadOnlyDictionary<string, double>? weightsByLayer = null;
+                if (cal is not null)
+                {
+                    var probe = Wrap(() => Cli.WithStatus(asJson, "measuring layer sensitivity", () =>
+                        Quantizer.Quantize(m, new QuantizeOptions { Scheme = new QuantScheme(8, true, true, Granularity.PerChannel), Exclude = options.Exclude, Calibration = cal })));
+                    weightsByLayer = SizeBudget.SensitivityWeights(probe.Report);
+                }
+                var budget = Wrap(() => SizeBudget.Choose(m, mb, options.Exclude, weightsByLayer));
                 options = options with { PerLayer = budget.Plans };
             }
             var result = Wrap(() => Cli.WithStatus(asJson, "quantizing", () => Quantizer.Quantize(m, options)));
@@ -212,10 +220,11 @@ public static class QuantizeVerb
             Cli.WriteJson(j);
             return;
         }
-        var t = new Table().AddColumns("layer", "op", "scheme", "form", "bytes", "SQNR dB", "out err", "rank").Border(TableBorder.Simple);
+        var t = new Table().AddColumns("layer", "op", "scheme", "form", "bytes", "SQNR dB", "layer out err", "model err alone", "rank").Border(TableBorder.Simple);
         foreach (var l in rep.Layers)
             t.AddRow(Markup.Escape(l.Layer), l.OpType, Markup.Escape(l.Scheme), Markup.Escape(l.Form), $"{Cli.Bytes(l.BytesBefore)} → {Cli.Bytes(l.BytesAfter)}",
-                l.SqnrDb.ToString("0.0", CultureInfo.InvariantCulture), l.OutputError is { } e ? e.ToString("0.0000", CultureInfo.InvariantCulture) : "", l.SensitivityRank.ToString(CultureInfo.InvariantCulture));
+                l.SqnrDb.ToString("0.0", CultureInfo.InvariantCulture), l.OutputError is { } e ? e.ToString("0.0000", CultureInfo.InvariantCulture) : "",
+                l.ModelErrorAlone is { } a ? a.ToString("0.0000", CultureInfo.InvariantCulture) : "", l.SensitivityRank.ToString(CultureInfo.InvariantCulture));
         AnsiConsole.Write(t);
         foreach (var s in rep.StayedFloat) Console.WriteLine($"float    {s.Layer} ({s.OpType}, {s.Weight}, {Cli.Bytes(s.Bytes)}): {s.Reason}");
         foreach (var n in rep.Notes) Console.WriteLine($"note     {n}");

@@ -83,6 +83,9 @@ public sealed record QuantizeOptions
     /// <summary>The plan for every layer not in <see cref="PerLayer"/> (null = <see cref="IntPlan"/> of <see cref="Scheme"/>).</summary>
     public LayerPlan? Plan { get; init; }
 
+    /// <summary>With <see cref="Calibration"/>: also measure each layer alone (one model run per layer and sample) for the sensitivity rank.</summary>
+    public bool MeasureSensitivity { get; init; } = true;
+
     /// <summary>Per-layer plans (layer label → plan) overriding <see cref="Scheme"/>, e.g. from a size budget.</summary>
     public IReadOnlyDictionary<string, LayerPlan>? PerLayer { get; init; }
 

@@ -16,10 +16,14 @@ namespace OnDevice.Compression.Quantization;
 /// <param name="BytesAfter">Bytes of everything stored for it (values, scales, zero points, codebooks).</param>
 /// <param name="SqnrDb">Weight signal-to-quantization-noise ratio in dB (capped at 200 for exact).</param>
 /// <param name="OutputError">Relative L2 error of the layer's output vs the float model on calibration data, if measured.</param>
-/// <param name="SensitivityRank">1 = the layer that lost most (by output error when measured, else by SQNR).</param>
+/// <param name="SensitivityRank">1 = the most sensitive layer: by <see cref="LayerReport.ModelErrorAlone"/> when measured, else by output error, else by SQNR.</param>
 /// <param name="Note">Anything the reader should know (upgraded granularity, fallback form).</param>
 public sealed record LayerReport(string Layer, string OpType, string Weight, string Scheme, string Form, long Parameters, long BytesBefore, long BytesAfter,
-    double SqnrDb, double? OutputError, int SensitivityRank, string? Note);
+    double SqnrDb, double? OutputError, int SensitivityRank, string? Note)
+{
+    /// <summary>Relative error of the model's outputs with only this layer compressed (calibration data), if measured.</summary>
+    public double? ModelErrorAlone { get; init; }
+}
 
 /// <summary>What a compression pass did.</summary>
 public sealed class CompressionReport
@@ -187,9 +191,12 @@ public static class Quantizer
         model.ProducerName = "ondevice";
 
         var errors = options.Calibration is { } cal ? MeasureOutputErrors(floatModel, simulated, rows.Select(r => r.Site.Node.Outputs[0]).ToHashSet(StringComparer.Ordinal), cal, report) : null;
+        var alone = options.Calibration is { } cal2 && options.MeasureSensitivity && errors is not null
+            ? MeasureSensitivity(floatModel, reference, editedGraphs, recon, rows.Select(r => r.Site).ToList(), originalOpsets, originalIr, cal2, report) : null;
         foreach (var (site, scheme, form, after, sqnr, note) in rows)
             report.Layers.Add(new LayerReport(site.Layer, site.Node.OpType, site.WeightName, scheme, form, site.Tensor.ElementCount, site.Tensor.ByteLength, after, sqnr,
-                errors is not null && errors.TryGetValue(site.Node.Outputs[0], out var err) ? err : null, 0, note));
+                errors is not null && errors.TryGetValue(site.Node.Outputs[0], out var err) ? err : null, 0, note)
+            { ModelErrorAlone = alone is not null && alone.TryGetValue(site.Layer, out var a) ? a : null });
         Rank(report.Layers);
         return new CompressionResult(model, report) { Simulated = simulated };
     }
@@ -212,11 +219,54 @@ public static class Quantizer
         return (floatModel, simulated);
     }
 
-    /// <summary>Assigns sensitivity ranks: by output error where measured, otherwise by SQNR (lower = more sensitive).</summary>
+    /// <summary>
+    /// Each layer's sensitivity: the relative error of the model's float outputs (together) when only that layer is compressed
+    /// (everything else float), on the first <see cref="MaxSensitivitySamples"/> calibration samples, in OnDevice.Runtime.
+    /// </summary>
+    private static Dictionary<string, double>? MeasureSensitivity(Model floatModel, Graph reference, List<Graph> editedGraphs, Dictionary<(Graph, string), float[]> recon,
+        List<WeightSite> sites, List<OpsetImport> opsets, long ir, Calibration.CalibrationSet cal, CompressionReport report)
+    {
+        try
+        {
+            var opts = new SessionOptions { Threads = 1 };
+            var samples = cal.Samples().Take(MaxSensitivitySamples).ToList();
+            var fs = new InferenceSession(floatModel, opts);
+            var outNames = fs.Outputs.Select(o => o.Name).ToList();
+            float[] All(IReadOnlyDictionary<string, Tensor> o) => outNames.Where(n => o[n].DType.IsFloatingPoint()).SelectMany(n => o[n].ToFloatArray()).ToArray();
+            var expected = samples.Select(x => All(fs.Run(x))).ToList();
+            var r = new Dictionary<string, double>(StringComparer.Ordinal);
+            foreach (var site in sites)
+            {
+                if (!recon.TryGetValue((site.Graph, site.WeightName), out var data)) continue;
+                var one = new Dictionary<(Graph, string), float[]> { [(site.Graph, site.WeightName)] = data };
+                var (_, sim) = BuildSimulated(reference, editedGraphs, one, opsets, ir);
+                var qs = new InferenceSession(sim, opts);
+                double num = 0, den = 0;
+                for (int i = 0; i < samples.Count; i++)
+                {
+                    var y = All(qs.Run(samples[i]));
+                    for (int k = 0; k < y.Length; k++) { double d = y[k] - expected[i][k]; num += d * d; den += (double)expected[i][k] * expected[i][k]; }
+                }
+                r[site.Layer] = den > 0 ? Math.Sqrt(num / den) : Math.Sqrt(num);
+            }
+            return r;
+        }
+        catch (Exception e) when (e is NotSupportedException or InvalidOperationException or ArgumentException)
+        {
+            report.Notes.Add($"sensitivity not measured: OnDevice.Runtime could not run the model ({e.Message})");
+            return null;
+        }
+    }
+
+    /// <summary>Calibration samples used for per-layer sensitivity (each layer costs one run per sample).</summary>
+    public const int MaxSensitivitySamples = 4;
+
+    /// <summary>Assigns sensitivity ranks: by the model error with the layer alone compressed, else by layer output error, else by SQNR.</summary>
     internal static void Rank(List<LayerReport> layers)
     {
         var order = layers.Select((l, i) => (l, i))
-            .OrderByDescending(x => x.l.OutputError ?? -1)
+            .OrderByDescending(x => x.l.ModelErrorAlone ?? -1)
+            .ThenByDescending(x => x.l.OutputError ?? -1)
             .ThenBy(x => x.l.SqnrDb).Select(x => x.i).ToList();
         for (int r = 0; r < order.Count; r++) layers[order[r]] = layers[order[r]] with { SensitivityRank = r + 1 };
     }

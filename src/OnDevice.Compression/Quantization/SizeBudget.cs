@@ -69,8 +69,12 @@ public static class SizeBudget
         return result;
     }
 
-    /// <summary>Chooses plans for <paramref name="model"/> to fit <paramref name="maxBytes"/>.</summary>
-    public static BudgetPlan Choose(Model model, long maxBytes, IReadOnlyList<string>? exclude = null)
+    /// <summary>
+    /// Chooses plans for <paramref name="model"/> to fit <paramref name="maxBytes"/> (the written file; check it with
+    /// <see cref="CompressionResult.Save"/>). <paramref name="layerWeights"/> (layer → factor) scales each layer's weight
+    /// error into model error, e.g. from <see cref="SensitivityWeights"/>; without it every layer's relative weight error counts alike.
+    /// </summary>
+    public static BudgetPlan Choose(Model model, long maxBytes, IReadOnlyList<string>? exclude = null, IReadOnlyDictionary<string, double>? layerWeights = null)
     {
         var copy = Quantizer.CopyModel(model);
         var (sites, _) = WeightSites.Find(copy.Graph, exclude);
@@ -78,7 +82,9 @@ public static class SizeBudget
         var options = sites.Select(OptionsFor).ToList();
         var level = new int[sites.Count];
         long estimate = baseBytes;
-        while (estimate > maxBytes)
+        // Aim half a percent under the limit: the estimate does not know every byte of the serialized graph.
+        long aim = maxBytes - maxBytes / 200;
+        while (estimate > aim)
         {
             int best = -1;
             double bestCost = double.MaxValue;
@@ -89,7 +95,7 @@ public static class SizeBudget
                 var next = options[i][level[i] + 1];
                 long saved = cur.Bytes - next.Bytes - (level[i] == 0 ? PerLayerOverheadBytes : 0);
                 if (saved <= 0) continue;
-                double cost = (next.Error - cur.Error) / saved;
+                double cost = Weight(i) * (next.Error - cur.Error) / saved;
                 if (cost < bestCost) { bestCost = cost; best = i; }
             }
             if (best < 0)
@@ -108,9 +114,28 @@ public static class SizeBudget
         for (int i = 0; i < sites.Count; i++)
         {
             plans[sites[i].Layer] = options[i][level[i]].Plan;
-            total += options[i][level[i]].Error;
+            total += Weight(i) * options[i][level[i]].Error;
         }
         return new BudgetPlan(plans, estimate, total);
+
+        double Weight(int i) => layerWeights is not null && layerWeights.TryGetValue(sites[i].Layer, out var k) ? k : 1;
+    }
+
+    /// <summary>
+    /// Per-layer factors turning relative squared weight error into squared model-output error, from a quantization
+    /// report that measured each layer alone (<see cref="LayerReport.ModelErrorAlone"/>): k = alone² / weight error.
+    /// Output noise power grows linearly with weight noise power for small errors, so k carries over to other precisions.
+    /// </summary>
+    public static Dictionary<string, double> SensitivityWeights(CompressionReport measured)
+    {
+        var r = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var l in measured.Layers)
+        {
+            if (l.ModelErrorAlone is not { } a) continue;
+            double weightErr = Math.Pow(10, -l.SqnrDb / 10);
+            r[l.Layer] = weightErr > 0 ? a * a / weightErr : 1;
+        }
+        return r;
     }
 
     private static double RelErr(float[] w, float[] approx)

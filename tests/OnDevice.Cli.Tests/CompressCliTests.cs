@@ -1,0 +1,115 @@
+using System.Text.Json;
+using OnDevice.Core;
+using OnDevice.Formats.Npy;
+using OnDevice.TestSupport;
+
+namespace OnDevice.Cli.Tests;
+
+public class CompressCliTests
+{
+    private static string ClsCalibration(TempDir dir)
+    {
+        var cal = Directory.CreateDirectory(dir.File("cal")).FullName;
+        foreach (var c in ReferenceOutputs.All().Where(c => c.Sample == "paddleocr-cls"))
+            File.Copy(c.InputFile("x"), Path.Combine(cal, c.Name + ".npy"));
+        return cal;
+    }
+
+    [Fact]
+    public void Quantize_Json_HasSizesAndTheLayerTable_AndWritesTheReport()
+    {
+        using var dir = new TempDir();
+        var cal = ClsCalibration(dir);
+        var r = CliRunner.Run("quantize", "paddleocr-cls", "-o", dir.File("q.onnx"), "--weights", "int8", "--granularity", "channel", "--symmetric",
+            "--calibration", cal, "--exclude", "p2o.MatMul*", "--report", dir.File("report.json"), "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var root = doc.RootElement;
+        long input = root.GetProperty("inputBytes").GetInt64(), output = root.GetProperty("outputBytes").GetInt64();
+        Assert.Equal(new FileInfo(dir.File("q.onnx")).Length, output);
+        Assert.True(output < input / 2, $"{input} -> {output}");
+        Assert.True(root.GetProperty("layerRatio").GetDouble() >= 3.5);
+        Assert.Equal(2, root.GetProperty("calibrationSamples").GetInt32());
+        var layers = root.GetProperty("layers").EnumerateArray().ToList();
+        Assert.Equal(53, layers.Count);
+        Assert.All(layers, l =>
+        {
+            Assert.True(l.GetProperty("bytesAfter").GetInt64() < l.GetProperty("bytesBefore").GetInt64());
+            Assert.True(l.GetProperty("outputError").GetDouble() >= 0);
+            Assert.True(l.GetProperty("modelErrorAlone").GetDouble() >= 0);
+            Assert.InRange(l.GetProperty("sensitivityRank").GetInt32(), 1, 53);
+        });
+        Assert.Contains(root.GetProperty("stayedFloat").EnumerateArray(), s => s.GetProperty("reason").GetString()!.Contains("--exclude"));
+        using var rep = JsonDocument.Parse(File.ReadAllText(dir.File("report.json")));
+        Assert.Equal(53, rep.RootElement.GetProperty("layers").GetArrayLength());
+    }
+
+    [Fact]
+    public void Quantize_MaxSize_MixesPrecisionsToFit()
+    {
+        using var dir = new TempDir();
+        var r = CliRunner.Run("quantize", "openwakeword-hello-deepa", "-o", dir.File("b.onnx"), "--max-size", "120KB", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        long output = doc.RootElement.GetProperty("outputBytes").GetInt64();
+        Assert.InRange(output, 1, 120_000);
+        Assert.Equal(120_000, doc.RootElement.GetProperty("maxSize").GetInt64());
+        Assert.Equal(output, new FileInfo(dir.File("b.onnx")).Length);
+        var schemes = doc.RootElement.GetProperty("layers").EnumerateArray().Select(l => l.GetProperty("scheme").GetString()).ToList();
+        Assert.NotEmpty(schemes);
+        var a = CliRunner.Run("quantize", "openwakeword-hello-deepa", "-o", dir.File("a.onnx"), "--activations", "int8", "--calibration", dir.Path);
+        Assert.Equal(1, a.ExitCode);
+        Assert.Contains("not available in this build", a.Stderr);
+        Assert.False(File.Exists(dir.File("a.onnx")));
+    }
+
+    [Fact]
+    public void Palettize_And_Prune_ReportSparsityAndSize()
+    {
+        using var dir = new TempDir();
+        var p = CliRunner.Run("palettize", "openwakeword-hello-deepa", "-o", dir.File("p.onnx"), "--bits", "4", "--json");
+        Assert.True(p.ExitCode == 0, p.Stderr);
+        using (var doc = JsonDocument.Parse(p.Stdout))
+        {
+            Assert.True(doc.RootElement.GetProperty("ratio").GetDouble() > 5);
+            Assert.All(doc.RootElement.GetProperty("layers").EnumerateArray(), l => Assert.Equal("pal4", l.GetProperty("scheme").GetString()));
+        }
+        var q = CliRunner.Run("prune", "openwakeword-hello-deepa", "-o", dir.File("s.onnx"), "--sparsity", "50%", "--pattern", "2:4", "--json");
+        Assert.True(q.ExitCode == 0, q.Stderr);
+        using (var doc = JsonDocument.Parse(q.Stdout))
+        {
+            Assert.All(doc.RootElement.GetProperty("layers").EnumerateArray(), l => Assert.StartsWith("2:4 50", l.GetProperty("scheme").GetString()));
+            Assert.Contains(doc.RootElement.GetProperty("notes").EnumerateArray(), n => n.GetString()!.Contains("stored densely"));
+        }
+    }
+
+    [Fact]
+    public void BadInput_FailsBeforeWork_WithoutAnOutputFile()
+    {
+        using var dir = new TempDir();
+        var outFile = dir.File("q.onnx");
+        void Fails(string expected, params string[] args)
+        {
+            var r = CliRunner.Run(args);
+            Assert.True(r.ExitCode == 1, $"{string.Join(' ', args)}: exit {r.ExitCode}: {r.Stderr}");
+            Assert.Contains(expected, r.Stderr);
+            Assert.False(File.Exists(outFile), $"{string.Join(' ', args)} left {outFile}");
+            Assert.Empty(Directory.GetFiles(dir.Path, "*.tmp", SearchOption.AllDirectories));
+        }
+        Fails("does not exist", "quantize", "paddleocr-cls", "-o", outFile, "--calibration", dir.File("missing"));
+        Directory.CreateDirectory(dir.File("empty"));
+        Fails("is empty", "quantize", "paddleocr-cls", "-o", outFile, "--calibration", dir.File("empty"));
+        Directory.CreateDirectory(dir.File("wrong"));
+        NpyFile.Write(dir.File("wrong/a.npy"), Tensor.Zeros(DType.Float32, [1, 4, 48, 192]));
+        Fails("the model expects", "quantize", "paddleocr-cls", "-o", outFile, "--calibration", dir.File("wrong"));
+        File.WriteAllText(dir.File("blocker"), "");
+        var r = CliRunner.Run("quantize", "paddleocr-cls", "-o", Path.Combine(dir.File("blocker"), "q.onnx"));
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("cannot be written", r.Stderr);
+        Fails("not available in this build", "quantize", "paddleocr-cls", "-o", outFile, "--method", "gptq", "--calibration", ClsCalibration(dir));
+        Fails("block:N", "quantize", "paddleocr-cls", "-o", outFile, "--granularity", "block:48");
+        Fails("cannot meet --max-size", "quantize", "paddleocr-cls", "-o", outFile, "--max-size", "10KB");
+        Fails("--bits", "palettize", "paddleocr-cls", "-o", outFile, "--bits", "9");
+        Fails("--sparsity 0.5", "prune", "paddleocr-cls", "-o", outFile, "--sparsity", "0.3", "--pattern", "2:4");
+    }
+}
