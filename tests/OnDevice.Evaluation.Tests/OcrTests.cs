@@ -71,6 +71,30 @@ public class OcrTests(TextLineFixture lines)
     }
 
     [Fact]
+    public void Classification_TextAngleClassifier_TellsUprightFromRotatedLines()
+    {
+        if (!Magick.Require()) return;
+        // The PP-OCR angle classifier (0 = upright, 180 = rotated) on the clean lines and their 180° rotations.
+        using var dir = new TempDir();
+        var rows = new List<string> { "file\tlabel\torientation" };
+        foreach (var e in Dataset.Load(lines.Clean).Examples.Take(8))
+        {
+            var name = Path.GetFileNameWithoutExtension(e.File!);
+            File.Copy(e.File!, dir.File($"up-{name}.png"));
+            Magick.Run(e.File!, "-rotate", "180", "PNG24:" + dir.File($"down-{name}.png"));
+            rows.Add($"up-{name}.png\t0\tupright");
+            rows.Add($"down-{name}.png\t1\trotated");
+        }
+        File.WriteAllLines(dir.File("labels.tsv"), rows);
+        var r = Evaluator.Evaluate(new ClassificationTask(), SampleModels.Path("paddleocr-cls"), Dataset.Load(dir.Path),
+            new TaskOptions { Size = (48, 192), Mean = [0.5f, 0.5f, 0.5f], Std = [0.5f, 0.5f, 0.5f], ChannelOrder = "bgr" },
+            new EvalOptions { Bootstrap = 200, LatencyRuns = 0, SliceBy = ["orientation"] });
+        Assert.Equal("top1", r.Metric);
+        Assert.True(r.Value >= 0.75, $"top-1 {r.Value:P0}: {string.Join(" ", r.Results.Select(x => x.Output))}");
+        Assert.Equal(1.0, r.Metrics.Single(m => m.Name == "top5").Value); // two classes: always in the top 5
+    }
+
+    [Fact]
     public void CtcOption_NotFittingTheModel_FailsBeforeWork()
     {
         if (!Magick.Require()) return;
