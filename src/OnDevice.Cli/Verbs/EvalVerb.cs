@@ -171,10 +171,10 @@ internal sealed class EvalCliOptions
     }
 
     /// <summary>JSON output where an undefined metric (e.g. WER of a slice without words) is written as "NaN" instead of failing.</summary>
-    public static readonly System.Text.Json.JsonSerializerOptions Json = new(Cli.Json) { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+    public static readonly System.Text.Json.JsonSerializerOptions JsonOptions = new(Cli.Json) { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
     /// <summary>Writes <paramref name="value"/> as JSON to stdout.</summary>
-    public static void WriteJson<T>(T value) => Console.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(value, Json));
+    public static void WriteJson<T>(T value) => Console.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(value, JsonOptions));
 
     /// <summary>A confidence interval as escaped table markup.</summary>
     public static string Ci(double lo, double hi) => Markup.Escape($"[{F(lo)}, {F(hi)}]");
