@@ -34,6 +34,35 @@ public class OcrTests(TextLineFixture lines)
     }
 
     [Fact]
+    public void Rendering_IsDeterministic_ForASeed_AndRefusesTheRepository()
+    {
+        if (!Magick.Require()) return;
+        using var a = new TempDir();
+        using var b = new TempDir();
+        foreach (var dir in new[] { a.Path, b.Path })
+            Assert.Equal(0, RenderScript("--dict", lines.Dictionary, "--out", dir, "--count", "4", "--seed", "11").ExitCode);
+        var files = Directory.GetFiles(a.Path, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(a.Path, f)).Order().ToList();
+        Assert.Equal(10, files.Count); // 4 PNGs and labels.tsv in each of clean/ and degraded/
+        foreach (var f in files) Assert.Equal(File.ReadAllBytes(Path.Combine(a.Path, f)), File.ReadAllBytes(Path.Combine(b.Path, f)));
+        var refused = RenderScript("--dict", lines.Dictionary, "--out", Path.Combine(RepoPaths.Root, "textlines-test"), "--count", "1");
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("refusing to write into the repository", refused.Stderr);
+        Assert.False(Directory.Exists(Path.Combine(RepoPaths.Root, "textlines-test")));
+    }
+
+    private static (int ExitCode, string Stderr) RenderScript(params string[] args)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Path.Combine(RepoPaths.Root, "scripts", "render-textlines.sh"));
+        foreach (var x in args) psi.ArgumentList.Add(x);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var err = p.StandardError.ReadToEndAsync();
+        p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return (p.ExitCode, err.Result);
+    }
+
+    [Fact]
     public void Fp32Recognizer_OnCleanLines_HasLowCer()
     {
         if (!Magick.Require()) return;
