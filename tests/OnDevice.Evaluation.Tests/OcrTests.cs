@@ -82,6 +82,9 @@ public class OcrTests(TextLineFixture lines)
         Assert.Equal(TextLineFixture.Count, set.Count);
         Assert.Equal(48, set[0]["x"].Dims[2]);
         Assert.True(Directory.Exists(Path.Combine(save.Path, "00000")));
+        var again = Assert.Throws<EvaluationException>(() => Evaluator.Evaluate(new CtcTask(), lines.Recognizer, Dataset.Load(lines.Clean),
+            new TaskOptions { Dictionary = lines.Dictionary }, new EvalOptions { SaveInputs = save.Path }));
+        Assert.Contains("is not empty", again.Message);
     }
 
     [Fact]
