@@ -97,13 +97,14 @@ for ((i = 0; i < count; i++)); do
   # ImageMagick expands %-escapes and backslashes in label: text; double them so the text is drawn as is.
   esc=${text//\\/\\\\}; esc=${esc//%/%%}
   convert -background white -fill black -font "$file" -pointsize 32 "label:$esc" \
-    -bordercolor white -border 10x6 -type TrueColor "PNG24:$out/clean/$name"
+    -bordercolor white -border 10x6 -type TrueColor -define png:exclude-chunk=date,time "PNG24:$out/clean/$name"
   rand ${#degradations[@]}; deg=${degradations[$r]}
   case "$deg" in
-    small) convert -background white -fill black -font "$file" -pointsize 11 "label:$esc" -bordercolor white -border 3x2 "PNG24:$out/degraded/$name" ;;
-    blur) convert "$out/clean/$name" -blur 0x1.8 "PNG24:$out/degraded/$name" ;;
-    noise) convert "$out/clean/$name" -seed $((seed * 100003 + i)) -attenuate 0.9 +noise Gaussian "PNG24:$out/degraded/$name" ;;
-    lowcontrast) convert -background gray72 -fill gray52 -font "$file" -pointsize 32 "label:$esc" -bordercolor gray72 -border 10x6 "PNG24:$out/degraded/$name" ;;
+    # Every degraded line is rendered at a small size (16 pt; 7 pt for "small"), then degraded once more.
+    small) convert -background white -fill black -font "$file" -pointsize 7 "label:$esc" -bordercolor white -border 2x2 -define png:exclude-chunk=date,time "PNG24:$out/degraded/$name" ;;
+    blur) convert -background white -fill black -font "$file" -pointsize 16 "label:$esc" -bordercolor white -border 5x3 -blur 0x1.5 -define png:exclude-chunk=date,time "PNG24:$out/degraded/$name" ;;
+    noise) convert -background white -fill black -font "$file" -pointsize 16 "label:$esc" -bordercolor white -border 5x3 -seed $((seed * 100003 + i)) -attenuate 3 +noise Gaussian -define png:exclude-chunk=date,time "PNG24:$out/degraded/$name" ;;
+    lowcontrast) convert -background gray70 -fill gray61 -font "$file" -pointsize 16 "label:$esc" -bordercolor gray70 -border 5x3 -seed $((seed * 100003 + i)) -attenuate 0.4 +noise Gaussian -define png:exclude-chunk=date,time "PNG24:$out/degraded/$name" ;;
   esac
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$text" "$fname" "$script" "$bucket" none >> "$clean_tsv"
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$text" "$fname" "$script" "$bucket" "$deg" >> "$degraded_tsv"

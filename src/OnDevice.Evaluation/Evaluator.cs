@@ -80,7 +80,13 @@ public static class Evaluator
         CheckSliceFields(data, options);
         using var bound = task.Bind(model, data, taskOptions);
         var examples = data.Take(options.Limit).Examples;
-        if (options.SaveInputs is not null && bound.Session is null) throw new EvaluationException($"--save-inputs needs a model that takes inputs; task {task.Name} scores prediction files");
+        if (options.SaveInputs is { } save)
+        {
+            if (bound.Session is null) throw new EvaluationException($"--save-inputs needs a model that takes inputs; task {task.Name} scores prediction files");
+            // A folder with older samples would mix them into the calibration set.
+            if (Directory.Exists(save) && Directory.EnumerateFileSystemEntries(save).Any())
+                throw new EvaluationException($"--save-inputs folder '{save}' is not empty; give a new or empty folder");
+        }
         var results = new ExampleResult[examples.Count];
         double cold = 0;
         for (int i = 0; i < examples.Count; i++)

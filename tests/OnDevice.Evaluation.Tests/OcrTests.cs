@@ -34,6 +34,35 @@ public class OcrTests(TextLineFixture lines)
     }
 
     [Fact]
+    public void Rendering_IsDeterministic_ForASeed_AndRefusesTheRepository()
+    {
+        if (!Magick.Require()) return;
+        using var a = new TempDir();
+        using var b = new TempDir();
+        foreach (var dir in new[] { a.Path, b.Path })
+            Assert.Equal(0, RenderScript("--dict", lines.Dictionary, "--out", dir, "--count", "4", "--seed", "11").ExitCode);
+        var files = Directory.GetFiles(a.Path, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(a.Path, f)).Order().ToList();
+        Assert.Equal(10, files.Count); // 4 PNGs and labels.tsv in each of clean/ and degraded/
+        foreach (var f in files) Assert.Equal(File.ReadAllBytes(Path.Combine(a.Path, f)), File.ReadAllBytes(Path.Combine(b.Path, f)));
+        var refused = RenderScript("--dict", lines.Dictionary, "--out", Path.Combine(RepoPaths.Root, "textlines-test"), "--count", "1");
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("refusing to write into the repository", refused.Stderr);
+        Assert.False(Directory.Exists(Path.Combine(RepoPaths.Root, "textlines-test")));
+    }
+
+    private static (int ExitCode, string Stderr) RenderScript(params string[] args)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Path.Combine(RepoPaths.Root, "scripts", "render-textlines.sh"));
+        foreach (var x in args) psi.ArgumentList.Add(x);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var err = p.StandardError.ReadToEndAsync();
+        p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return (p.ExitCode, err.Result);
+    }
+
+    [Fact]
     public void Fp32Recognizer_OnCleanLines_HasLowCer()
     {
         if (!Magick.Require()) return;
@@ -53,6 +82,9 @@ public class OcrTests(TextLineFixture lines)
         Assert.Equal(TextLineFixture.Count, set.Count);
         Assert.Equal(48, set[0]["x"].Dims[2]);
         Assert.True(Directory.Exists(Path.Combine(save.Path, "00000")));
+        var again = Assert.Throws<EvaluationException>(() => Evaluator.Evaluate(new CtcTask(), lines.Recognizer, Dataset.Load(lines.Clean),
+            new TaskOptions { Dictionary = lines.Dictionary }, new EvalOptions { SaveInputs = save.Path }));
+        Assert.Contains("is not empty", again.Message);
     }
 
     [Fact]
@@ -68,6 +100,30 @@ public class OcrTests(TextLineFixture lines)
         Assert.Equal(0, r.DisagreementCount);
         Assert.All(r.Slices, s => Assert.False(s.Flagged));
         Assert.Equal(4, r.LatencyA!.SamplesMs.Count);
+    }
+
+    [Fact]
+    public void Classification_TextAngleClassifier_TellsUprightFromRotatedLines()
+    {
+        if (!Magick.Require()) return;
+        // The PP-OCR angle classifier (0 = upright, 180 = rotated) on the clean lines and their 180° rotations.
+        using var dir = new TempDir();
+        var rows = new List<string> { "file\tlabel\torientation" };
+        foreach (var e in Dataset.Load(lines.Clean).Examples.Take(8))
+        {
+            var name = Path.GetFileNameWithoutExtension(e.File!);
+            File.Copy(e.File!, dir.File($"up-{name}.png"));
+            Magick.Run(e.File!, "-rotate", "180", "PNG24:" + dir.File($"down-{name}.png"));
+            rows.Add($"up-{name}.png\t0\tupright");
+            rows.Add($"down-{name}.png\t1\trotated");
+        }
+        File.WriteAllLines(dir.File("labels.tsv"), rows);
+        var r = Evaluator.Evaluate(new ClassificationTask(), SampleModels.Path("paddleocr-cls"), Dataset.Load(dir.Path),
+            new TaskOptions { Size = (48, 192), Mean = [0.5f, 0.5f, 0.5f], Std = [0.5f, 0.5f, 0.5f], ChannelOrder = "bgr" },
+            new EvalOptions { Bootstrap = 200, LatencyRuns = 0, SliceBy = ["orientation"] });
+        Assert.Equal("top1", r.Metric);
+        Assert.True(r.Value >= 0.75, $"top-1 {r.Value:P0}: {string.Join(" ", r.Results.Select(x => x.Output))}");
+        Assert.Equal(1.0, r.Metrics.Single(m => m.Name == "top5").Value); // two classes: always in the top 5
     }
 
     [Fact]

@@ -38,7 +38,7 @@ public static class CompareVerb
             var result = EvalCliOptions.WithProgress(json, $"comparing {Path.GetFileName(pa)} vs {Path.GetFileName(pb)}", evalOptions,
                 eo => Evaluator.Compare(task, pa, pb, data, taskOptions, eo));
             if (reportPath is not null) HtmlReport.Write(result, reportPath);
-            if (json) { Cli.WriteJson(result); return 0; }
+            if (json) { EvalCliOptions.WriteJson(result); return 0; }
             Print(result, reportPath);
             return 0;
         });

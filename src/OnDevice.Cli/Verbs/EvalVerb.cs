@@ -28,7 +28,7 @@ public static class EvalVerb
             var result = EvalCliOptions.WithProgress(json, $"evaluating {Path.GetFileName(path)}", evalOptions, eo => Evaluator.Evaluate(task, path, data, taskOptions, eo));
             if (json)
             {
-                Cli.WriteJson(new
+                EvalCliOptions.WriteJson(new
                 {
                     result.Model, result.Task, result.Metric, result.Value, result.CiLow, result.CiHigh, result.Examples,
                     result.Metrics, result.Slices, result.Latency, result.PeakWorkingSetBytes, savedInputs = evalOptions.SaveInputs,
@@ -169,6 +169,12 @@ internal sealed class EvalCliOptions
         }
         catch (EvaluationException e) { throw new CliException(e.Message); }
     }
+
+    /// <summary>JSON output where an undefined metric (e.g. WER of a slice without words) is written as "NaN" instead of failing.</summary>
+    public static readonly System.Text.Json.JsonSerializerOptions JsonOptions = new(Cli.Json) { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+
+    /// <summary>Writes <paramref name="value"/> as JSON to stdout.</summary>
+    public static void WriteJson<T>(T value) => Console.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(value, JsonOptions));
 
     /// <summary>A confidence interval as escaped table markup.</summary>
     public static string Ci(double lo, double hi) => Markup.Escape($"[{F(lo)}, {F(hi)}]");

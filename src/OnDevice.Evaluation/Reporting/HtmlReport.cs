@@ -94,7 +94,7 @@ public static class HtmlReport
 
     // ---- charts ----
 
-    private const int W = 720, Left = 150, Right = 40;
+    private const int W = 720, Left = 150, Right = 40, DeltaText = 210;
 
     private static string MetricChart(CompareResult r)
     {
@@ -134,7 +134,8 @@ public static class HtmlReport
             double margin = m.Name == r.Metric ? r.Margin : 0;
             double worse = m.HigherIsBetter ? -margin : margin;
             var (lo, hi) = Pad(Min(m.CiLow, 0, worse, m.Delta), Max(m.CiHigh, 0, worse, m.Delta));
-            double X(double x) => Left + (x - lo) / (hi - lo) * (W - Left - Right);
+            // Numbers go in a column on the right, clear of the interval.
+            double X(double x) => Left + (x - lo) / (hi - lo) * (W - Left - DeltaText);
             sb.Append(Fmt("<text x=\"4\" y=\"{0}\">Δ {1}</text>", y + 14, E(m.Name)));
             if (margin > 0)
             {
@@ -144,7 +145,7 @@ public static class HtmlReport
             sb.Append(Fmt("<line x1=\"{0:0.0}\" x2=\"{0:0.0}\" y1=\"{1}\" y2=\"{2}\" stroke=\"#999\" stroke-dasharray=\"3,3\"/>", X(0), y, y + 20));
             sb.Append(Fmt("<line x1=\"{0:0.0}\" x2=\"{1:0.0}\" y1=\"{2}\" y2=\"{2}\" stroke=\"#333\" stroke-width=\"2\"/>", X(m.CiLow), Math.Max(X(m.CiHigh), X(m.CiLow) + 1), y + 10));
             sb.Append(Fmt("<rect x=\"{0:0.0}\" y=\"{1}\" width=\"6\" height=\"6\" fill=\"#333\"/>", X(m.Delta) - 3, y + 7));
-            sb.Append(Fmt("<text x=\"{0:0.0}\" y=\"{1}\" fill=\"#555\">{2} [{3}, {4}]</text>", Math.Min(X(m.CiHigh) + 8, W - 200), y + 14, N(m.Delta), N(m.CiLow), N(m.CiHigh)));
+            sb.Append(Fmt("<text x=\"{0}\" y=\"{1}\" fill=\"#555\">{2} [{3}, {4}]</text>", W - DeltaText + 12, y + 14, N(m.Delta), N(m.CiLow), N(m.CiHigh)));
             y += rowH;
         }
         sb.Append(Fmt("<text x=\"{0}\" y=\"{1}\" fill=\"#777\">0 = no difference; dashed line at 0</text></svg>", Left, h - 6));

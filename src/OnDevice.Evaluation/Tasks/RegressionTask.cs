@@ -58,8 +58,11 @@ public sealed class RegressionTask : ITaskAdapter
             _labels = labels;
             _png = Png(options, Session);
             var shape = OutputShape;
-            if (shape?.ElementCount is long n && n != labels[0].Length)
-                throw new EvaluationException($"labels have {labels[0].Length} value(s) per example, but output '{OutputName}' has {n} ({shape})");
+            // Values per example: every dimension after the batch one (which may be symbolic) must be known.
+            long? n = shape is null ? null : shape.Rank == 0 ? 1
+                : Enumerable.Range(1, shape.Rank - 1).All(d => shape[d].IsKnown) ? Enumerable.Range(1, shape.Rank - 1).Aggregate(1L, (p, d) => p * shape[d].Value) : null;
+            if (n is long count && count != labels[0].Length)
+                throw new EvaluationException($"labels have {labels[0].Length} value(s) per example, but output '{OutputName}' has {count} per example ({shape})");
         }
 
         public override IReadOnlyDictionary<string, Tensor> Prepare(Example example) => InputLoader.Load(example, Session.Inputs, _png);
