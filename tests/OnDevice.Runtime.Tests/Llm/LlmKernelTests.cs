@@ -99,4 +99,37 @@ public unsafe class LlmKernelTests
         for (int c = 0; c < cols; c++) dot += row[c] * x[c];
         Assert.Equal(dot, y[5], 0.02 * Math.Abs(dot) + 0.05);
     }
+
+    [Fact]
+    public void FourRowKernelsAreBitIdenticalToSingleRowCalls()
+    {
+        var rng = new Random(11);
+        int blocks = 9;
+        var acts = Enumerable.Range(0, 4).Select(_ => QuantizedActivations(blocks, rng)).ToArray();
+        var w8 = new sbyte[blocks * 32];
+        for (int i = 0; i < w8.Length; i++) w8[i] = (sbyte)rng.Next(-127, 128);
+        var w4 = new byte[blocks * 16];
+        rng.NextBytes(w4);
+        var ws = Enumerable.Range(0, blocks).Select(_ => (float)rng.NextDouble()).ToArray();
+        var handles = new List<System.Runtime.InteropServices.GCHandle>();
+        T* Pin<T>(T[] a) where T : unmanaged { var h = System.Runtime.InteropServices.GCHandle.Alloc(a, System.Runtime.InteropServices.GCHandleType.Pinned); handles.Add(h); return (T*)h.AddrOfPinnedObject(); }
+        try
+        {
+            sbyte** xq = stackalloc sbyte*[4];
+            float** xs = stackalloc float*[4];
+            int** xu = stackalloc int*[4];
+            for (int t = 0; t < 4; t++) { xq[t] = Pin(acts[t].Q); xs[t] = Pin(acts[t].S); xu[t] = Pin(acts[t].Sum); }
+            float* r8 = stackalloc float[4];
+            float* r4 = stackalloc float[4];
+            QuantDot.DotQ8x4(Pin(w8), Pin(ws), xq, xs, blocks, r8);
+            QuantDot.DotQ4x4(Pin(w4), Pin(ws), xq, xs, xu, blocks, r4);
+            for (int t = 0; t < 4; t++)
+            {
+                Assert.Equal(QuantDot.DotQ8(Pin(w8), Pin(ws), xq[t], xs[t], blocks), r8[t]);
+                Assert.Equal(QuantDot.DotQ4(Pin(w4), Pin(ws), xq[t], xs[t], xu[t], blocks), r4[t]);
+                Assert.Equal(QuantDot.DotQ8Scalar(Pin(w8), Pin(ws), xq[t], xs[t], blocks), r8[t], 1e-3f * MathF.Abs(r8[t]) + 1e-4f);
+            }
+        }
+        finally { foreach (var h in handles) h.Free(); }
+    }
 }

@@ -164,6 +164,112 @@ public static unsafe class QuantDot
     }
 
     /// <summary>
+    /// <see cref="DotQ8"/> of one weight row with four activation rows (prefill, batched decoding), sharing each weight
+    /// load; every result is bit-identical to the single-row call. <paramref name="x"/>[t] / <paramref name="xs"/>[t] are
+    /// the rows' quants and scales.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void DotQ8x4(sbyte* w, float* ws, sbyte** x, float** xs, int blocks, float* result)
+    {
+        if (!UseVnni)
+        {
+            for (int t = 0; t < 4; t++) result[t] = DotQ8(w, ws, x[t], xs[t], blocks);
+            return;
+        }
+        sbyte* x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
+        float* s0 = xs[0], s1 = xs[1], s2 = xs[2], s3 = xs[3];
+        Vector256<float> a0 = default, b0 = default, a1 = default, b1 = default, a2 = default, b2 = default, a3 = default, b3 = default;
+        int b = 0;
+        for (; b + 2 <= blocks; b += 2)
+        {
+            int o = b * Block;
+            var wa = Avx.LoadVector256(w + o);
+            var wb = Avx.LoadVector256(w + o + Block);
+            var ua = Avx2.Abs(wa);
+            var ub = Avx2.Abs(wb);
+            float da = ws[b], db = ws[b + 1];
+            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ua, Avx2.Sign(Avx.LoadVector256(x0 + o), wa))), Vector256.Create(da * s0[b]), a0);
+            b0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ub, Avx2.Sign(Avx.LoadVector256(x0 + o + Block), wb))), Vector256.Create(db * s0[b + 1]), b0);
+            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ua, Avx2.Sign(Avx.LoadVector256(x1 + o), wa))), Vector256.Create(da * s1[b]), a1);
+            b1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ub, Avx2.Sign(Avx.LoadVector256(x1 + o + Block), wb))), Vector256.Create(db * s1[b + 1]), b1);
+            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ua, Avx2.Sign(Avx.LoadVector256(x2 + o), wa))), Vector256.Create(da * s2[b]), a2);
+            b2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ub, Avx2.Sign(Avx.LoadVector256(x2 + o + Block), wb))), Vector256.Create(db * s2[b + 1]), b2);
+            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ua, Avx2.Sign(Avx.LoadVector256(x3 + o), wa))), Vector256.Create(da * s3[b]), a3);
+            b3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ub, Avx2.Sign(Avx.LoadVector256(x3 + o + Block), wb))), Vector256.Create(db * s3[b + 1]), b3);
+        }
+        if (b < blocks)
+        {
+            int o = b * Block;
+            var wa = Avx.LoadVector256(w + o);
+            var ua = Avx2.Abs(wa);
+            float da = ws[b];
+            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ua, Avx2.Sign(Avx.LoadVector256(x0 + o), wa))), Vector256.Create(da * s0[b]), a0);
+            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ua, Avx2.Sign(Avx.LoadVector256(x1 + o), wa))), Vector256.Create(da * s1[b]), a1);
+            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ua, Avx2.Sign(Avx.LoadVector256(x2 + o), wa))), Vector256.Create(da * s2[b]), a2);
+            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ua, Avx2.Sign(Avx.LoadVector256(x3 + o), wa))), Vector256.Create(da * s3[b]), a3);
+        }
+        result[0] = Vector256.Sum(a0 + b0);
+        result[1] = Vector256.Sum(a1 + b1);
+        result[2] = Vector256.Sum(a2 + b2);
+        result[3] = Vector256.Sum(a3 + b3);
+    }
+
+    /// <summary><see cref="DotQ4"/> of one weight row with four activation rows, unpacking each block's nibbles once; bit-identical to single-row calls.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void DotQ4x4(byte* w, float* ws, sbyte** x, float** xs, int** xsum, int blocks, float* result)
+    {
+        if (!UseVnni)
+        {
+            for (int t = 0; t < 4; t++) result[t] = DotQ4(w, ws, x[t], xs[t], xsum[t], blocks);
+            return;
+        }
+        sbyte* x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
+        float* s0 = xs[0], s1 = xs[1], s2 = xs[2], s3 = xs[3];
+        int* u0 = xsum[0], u1 = xsum[1], u2 = xsum[2], u3 = xsum[3];
+        Vector256<float> a0 = default, b0 = default, a1 = default, b1 = default, a2 = default, b2 = default, a3 = default, b3 = default;
+        float c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+        int b = 0;
+        for (; b + 2 <= blocks; b += 2)
+        {
+            int o = b * Block;
+            var na = Nibbles(w + b * 16);
+            var nb = Nibbles(w + b * 16 + 16);
+            float da = ws[b], db = ws[b + 1];
+            float p, q;
+            p = da * s0[b]; q = db * s0[b + 1];
+            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, na, Avx.LoadVector256(x0 + o))), Vector256.Create(p), a0);
+            b0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, nb, Avx.LoadVector256(x0 + o + Block))), Vector256.Create(q), b0);
+            c0 += 8 * (u0[b] * p + u0[b + 1] * q);
+            p = da * s1[b]; q = db * s1[b + 1];
+            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, na, Avx.LoadVector256(x1 + o))), Vector256.Create(p), a1);
+            b1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, nb, Avx.LoadVector256(x1 + o + Block))), Vector256.Create(q), b1);
+            c1 += 8 * (u1[b] * p + u1[b + 1] * q);
+            p = da * s2[b]; q = db * s2[b + 1];
+            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, na, Avx.LoadVector256(x2 + o))), Vector256.Create(p), a2);
+            b2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, nb, Avx.LoadVector256(x2 + o + Block))), Vector256.Create(q), b2);
+            c2 += 8 * (u2[b] * p + u2[b + 1] * q);
+            p = da * s3[b]; q = db * s3[b + 1];
+            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, na, Avx.LoadVector256(x3 + o))), Vector256.Create(p), a3);
+            b3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, nb, Avx.LoadVector256(x3 + o + Block))), Vector256.Create(q), b3);
+            c3 += 8 * (u3[b] * p + u3[b + 1] * q);
+        }
+        if (b < blocks)
+        {
+            int o = b * Block;
+            var na = Nibbles(w + b * 16);
+            float da = ws[b], p;
+            p = da * s0[b]; a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, na, Avx.LoadVector256(x0 + o))), Vector256.Create(p), a0); c0 += 8 * u0[b] * p;
+            p = da * s1[b]; a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, na, Avx.LoadVector256(x1 + o))), Vector256.Create(p), a1); c1 += 8 * u1[b] * p;
+            p = da * s2[b]; a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, na, Avx.LoadVector256(x2 + o))), Vector256.Create(p), a2); c2 += 8 * u2[b] * p;
+            p = da * s3[b]; a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, na, Avx.LoadVector256(x3 + o))), Vector256.Create(p), a3); c3 += 8 * u3[b] * p;
+        }
+        result[0] = Vector256.Sum(a0 + b0) - c0;
+        result[1] = Vector256.Sum(a1 + b1) - c1;
+        result[2] = Vector256.Sum(a2 + b2) - c2;
+        result[3] = Vector256.Sum(a3 + b3) - c3;
+    }
+
+    /// <summary>
     /// Quantizes <paramref name="n"/> floats to int8 blocks of 32 (the last block zero-padded): per block d = max|x|/127,
     /// q = round(x/d); also the per-block sums of q. <paramref name="q"/> holds ceil(n/32)·32 bytes.
     /// </summary>
