@@ -6,14 +6,14 @@ namespace OnDevice.Runtime.Tests.Llm;
 [Trait("Category", "Kernels")]
 public unsafe class LlmKernelTests
 {
-    private static (sbyte[] Q, float[] S, int[] Sum) QuantizedActivations(int blocks, Random rng)
+    private static (sbyte[] Q, float[] S, float[] Sum) QuantizedActivations(int blocks, Random rng)
     {
         var x = new float[blocks * 32];
         for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 4 - 2);
         var q = new sbyte[x.Length];
         var s = new float[blocks];
-        var u = new int[blocks];
-        fixed (float* px = x) fixed (sbyte* pq = q) fixed (float* ps = s) fixed (int* pu = u) QuantDot.QuantizeActivations(px, x.Length, pq, ps, pu);
+        var u = new float[blocks];
+        fixed (float* px = x) fixed (sbyte* pq = q) fixed (float* ps = s) fixed (float* pu = u) QuantDot.QuantizeActivations(px, x.Length, pq, ps, pu);
         return (q, s, u);
     }
 
@@ -43,6 +43,7 @@ public unsafe class LlmKernelTests
     [Theory]
     [InlineData(1)]
     [InlineData(3)]
+    [InlineData(17)]
     [InlineData(64)]
     public void Q4PathsAgreeWithScalarTwin(int blocks)
     {
@@ -51,7 +52,7 @@ public unsafe class LlmKernelTests
         var w = new byte[blocks * 16];
         rng.NextBytes(w);
         var ws = Enumerable.Range(0, blocks).Select(_ => (float)rng.NextDouble() * 0.01f).ToArray();
-        fixed (byte* pw = w) fixed (sbyte* px = xq) fixed (float* pws = ws, pxs = xs) fixed (int* pu = xsum)
+        fixed (byte* pw = w) fixed (sbyte* px = xq) fixed (float* pws = ws, pxs = xs) fixed (float* pu = xsum)
         {
             float reference = QuantDot.DotQ4Scalar(pw, pws, px, pxs, pu, blocks);
             Assert.NotEqual(0f, reference);
@@ -104,7 +105,7 @@ public unsafe class LlmKernelTests
     public void FourRowKernelsAreBitIdenticalToSingleRowCalls()
     {
         var rng = new Random(11);
-        int blocks = 9;
+        int blocks = 19;
         var acts = Enumerable.Range(0, 4).Select(_ => QuantizedActivations(blocks, rng)).ToArray();
         var w8 = new sbyte[blocks * 32];
         for (int i = 0; i < w8.Length; i++) w8[i] = (sbyte)rng.Next(-127, 128);
@@ -117,7 +118,7 @@ public unsafe class LlmKernelTests
         {
             sbyte** xq = stackalloc sbyte*[4];
             float** xs = stackalloc float*[4];
-            int** xu = stackalloc int*[4];
+            float** xu = stackalloc float*[4];
             for (int t = 0; t < 4; t++) { xq[t] = Pin(acts[t].Q); xs[t] = Pin(acts[t].S); xu[t] = Pin(acts[t].Sum); }
             float* r8 = stackalloc float[4];
             float* r4 = stackalloc float[4];

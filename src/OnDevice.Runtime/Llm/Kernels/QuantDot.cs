@@ -27,10 +27,13 @@ public static unsafe class QuantDot
     public static float DotQ8(sbyte* w, float* ws, sbyte* x, float* xs, int blocks) =>
         UseVnni ? DotQ8Vnni(w, ws, x, xs, blocks) : UseAvx2 ? DotQ8Avx2(w, ws, x, xs, blocks) : DotQ8Scalar(w, ws, x, xs, blocks);
 
-    /// <summary>Σ_b d_w[b]·d_x[b]·Σ_j (q[b,j] − 8)·x[b,j] over blocks of packed int4 weights; <paramref name="xsum"/>[b] = Σ_j x[b,j].</summary>
+    /// <summary>
+    /// Σ_b d_w[b]·d_x[b]·Σ_j (q[b,j] − 8)·x[b,j] over blocks of packed int4 weights. <paramref name="xc"/>[b] =
+    /// 8·d_x[b]·Σ_j x[b,j], the offset correction of each activation block (see <see cref="QuantizeActivations"/>).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float DotQ4(byte* w, float* ws, sbyte* x, float* xs, int* xsum, int blocks) =>
-        UseVnni ? DotQ4Vnni(w, ws, x, xs, xsum, blocks) : UseAvx2 ? DotQ4Avx2(w, ws, x, xs, xsum, blocks) : DotQ4Scalar(w, ws, x, xs, xsum, blocks);
+    public static float DotQ4(byte* w, float* ws, sbyte* x, float* xs, float* xc, int blocks) =>
+        UseVnni ? DotQ4Vnni(w, ws, x, xs, xc, blocks) : UseAvx2 ? DotQ4Avx2(w, ws, x, xs, xc, blocks) : DotQ4Scalar(w, ws, x, xs, xc, blocks);
 
     /// <summary>Scalar definition of <see cref="DotQ8"/>.</summary>
     public static float DotQ8Scalar(sbyte* w, float* ws, sbyte* x, float* xs, int blocks)
@@ -46,7 +49,7 @@ public static unsafe class QuantDot
     }
 
     /// <summary>Scalar definition of <see cref="DotQ4"/>.</summary>
-    public static float DotQ4Scalar(byte* w, float* ws, sbyte* x, float* xs, int* xsum, int blocks)
+    public static float DotQ4Scalar(byte* w, float* ws, sbyte* x, float* xs, float* xc, int blocks)
     {
         float sum = 0;
         for (int b = 0; b < blocks; b++)
@@ -121,34 +124,62 @@ public static unsafe class QuantDot
         return Vector256.Create(v & m, Sse2.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & m);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static float DotQ4Vnni(byte* w, float* ws, sbyte* x, float* xs, int* xsum, int blocks)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> PairVnni(Vector256<byte> nib, sbyte* x, float scale, Vector256<float> acc) =>
+        Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, nib, Avx.LoadVector256(x))), Vector256.Create(scale), acc);
+
+    /// <summary>Unpacks two consecutive int4 blocks (32 bytes) into their 2 × 32 nibbles.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector256<byte> First, Vector256<byte> Second) Nibbles2(byte* p)
     {
+        var v = Avx.LoadVector256(p);
+        var m = Vector256.Create((byte)15);
+        var lo = v & m;
+        var hi = Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & m;
+        return (Avx2.Permute2x128(lo, hi, 0x20), Avx2.Permute2x128(lo, hi, 0x31));
+    }
+
+    // Blocks go in groups of 8: the eight scale products are formed with one vector multiply, and the offset
+    // correction Σ d_w·(8·d_x·Σx) with one FMA; pairs of blocks share one 32-byte load of packed nibbles.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static float DotQ4Vnni(byte* w, float* ws, sbyte* x, float* xs, float* xc, int blocks)
+    {
+        float* sc = stackalloc float[8];
         var acc0 = Vector256<float>.Zero;
         var acc1 = Vector256<float>.Zero;
-        float corr = 0;
+        var corr = Vector256<float>.Zero;
+        float tail = 0;
         int b = 0;
-        for (; b + 2 <= blocks; b += 2)
+        for (; b + 8 <= blocks; b += 8)
         {
-            var p0 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Nibbles(w + b * 16), Avx.LoadVector256(x + b * Block));
-            var p1 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Nibbles(w + b * 16 + 16), Avx.LoadVector256(x + b * Block + Block));
-            float s0 = ws[b] * xs[b], s1 = ws[b + 1] * xs[b + 1];
-            acc0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0), Vector256.Create(s0), acc0);
-            acc1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p1), Vector256.Create(s1), acc1);
-            corr += 8 * (xsum[b] * s0 + xsum[b + 1] * s1);
+            var wsv = Avx.LoadVector256(ws + b);
+            Avx.Store(sc, wsv * Avx.LoadVector256(xs + b));
+            corr = Fma.MultiplyAdd(wsv, Avx.LoadVector256(xc + b), corr);
+            byte* wb = w + b * 16;
+            sbyte* xb = x + b * Block;
+            var (n0, n1) = Nibbles2(wb);
+            acc0 = PairVnni(n0, xb, sc[0], acc0);
+            acc1 = PairVnni(n1, xb + Block, sc[1], acc1);
+            (n0, n1) = Nibbles2(wb + 32);
+            acc0 = PairVnni(n0, xb + 2 * Block, sc[2], acc0);
+            acc1 = PairVnni(n1, xb + 3 * Block, sc[3], acc1);
+            (n0, n1) = Nibbles2(wb + 64);
+            acc0 = PairVnni(n0, xb + 4 * Block, sc[4], acc0);
+            acc1 = PairVnni(n1, xb + 5 * Block, sc[5], acc1);
+            (n0, n1) = Nibbles2(wb + 96);
+            acc0 = PairVnni(n0, xb + 6 * Block, sc[6], acc0);
+            acc1 = PairVnni(n1, xb + 7 * Block, sc[7], acc1);
         }
-        if (b < blocks)
+        for (; b < blocks; b++)
         {
-            var p0 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Nibbles(w + b * 16), Avx.LoadVector256(x + b * Block));
-            float s0 = ws[b] * xs[b];
-            acc0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0), Vector256.Create(s0), acc0);
-            corr += 8 * xsum[b] * s0;
+            acc0 = PairVnni(Nibbles(w + b * 16), x + b * Block, ws[b] * xs[b], acc0);
+            tail += ws[b] * xc[b];
         }
-        return Vector256.Sum(acc0 + acc1) - corr;
+        return Vector256.Sum(acc0 + acc1) - (Vector256.Sum(corr) + tail);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static float DotQ4Avx2(byte* w, float* ws, sbyte* x, float* xs, int* xsum, int blocks)
+    internal static float DotQ4Avx2(byte* w, float* ws, sbyte* x, float* xs, float* xc, int blocks)
     {
         var ones = Vector256.Create((short)1);
         var acc0 = Vector256<float>.Zero;
@@ -156,9 +187,8 @@ public static unsafe class QuantDot
         for (int b = 0; b < blocks; b++)
         {
             var p0 = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Nibbles(w + b * 16), Avx.LoadVector256(x + b * Block)), ones);
-            float s0 = ws[b] * xs[b];
-            acc0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0), Vector256.Create(s0), acc0);
-            corr += 8 * xsum[b] * s0;
+            acc0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0), Vector256.Create(ws[b] * xs[b]), acc0);
+            corr += ws[b] * xc[b];
         }
         return Vector256.Sum(acc0) - corr;
     }
@@ -216,64 +246,61 @@ public static unsafe class QuantDot
 
     /// <summary><see cref="DotQ4"/> of one weight row with four activation rows, unpacking each block's nibbles once; bit-identical to single-row calls.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void DotQ4x4(byte* w, float* ws, sbyte** x, float** xs, int** xsum, int blocks, float* result)
+    public static void DotQ4x4(byte* w, float* ws, sbyte** x, float** xs, float** xc, int blocks, float* result)
     {
         if (!UseVnni)
         {
-            for (int t = 0; t < 4; t++) result[t] = DotQ4(w, ws, x[t], xs[t], xsum[t], blocks);
+            for (int t = 0; t < 4; t++) result[t] = DotQ4(w, ws, x[t], xs[t], xc[t], blocks);
             return;
         }
+        float* sc = stackalloc float[32];
         sbyte* x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
-        float* s0 = xs[0], s1 = xs[1], s2 = xs[2], s3 = xs[3];
-        int* u0 = xsum[0], u1 = xsum[1], u2 = xsum[2], u3 = xsum[3];
         Vector256<float> a0 = default, b0 = default, a1 = default, b1 = default, a2 = default, b2 = default, a3 = default, b3 = default;
-        float c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+        Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default;
+        float t0 = 0, t1 = 0, t2 = 0, t3 = 0;
         int b = 0;
-        for (; b + 2 <= blocks; b += 2)
+        for (; b + 8 <= blocks; b += 8)
         {
-            int o = b * Block;
-            var na = Nibbles(w + b * 16);
-            var nb = Nibbles(w + b * 16 + 16);
-            float da = ws[b], db = ws[b + 1];
-            float p, q;
-            p = da * s0[b]; q = db * s0[b + 1];
-            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, na, Avx.LoadVector256(x0 + o))), Vector256.Create(p), a0);
-            b0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, nb, Avx.LoadVector256(x0 + o + Block))), Vector256.Create(q), b0);
-            c0 += 8 * (u0[b] * p + u0[b + 1] * q);
-            p = da * s1[b]; q = db * s1[b + 1];
-            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, na, Avx.LoadVector256(x1 + o))), Vector256.Create(p), a1);
-            b1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, nb, Avx.LoadVector256(x1 + o + Block))), Vector256.Create(q), b1);
-            c1 += 8 * (u1[b] * p + u1[b + 1] * q);
-            p = da * s2[b]; q = db * s2[b + 1];
-            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, na, Avx.LoadVector256(x2 + o))), Vector256.Create(p), a2);
-            b2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, nb, Avx.LoadVector256(x2 + o + Block))), Vector256.Create(q), b2);
-            c2 += 8 * (u2[b] * p + u2[b + 1] * q);
-            p = da * s3[b]; q = db * s3[b + 1];
-            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, na, Avx.LoadVector256(x3 + o))), Vector256.Create(p), a3);
-            b3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, nb, Avx.LoadVector256(x3 + o + Block))), Vector256.Create(q), b3);
-            c3 += 8 * (u3[b] * p + u3[b + 1] * q);
+            var wsv = Avx.LoadVector256(ws + b);
+            Avx.Store(sc, wsv * Avx.LoadVector256(xs[0] + b));
+            Avx.Store(sc + 8, wsv * Avx.LoadVector256(xs[1] + b));
+            Avx.Store(sc + 16, wsv * Avx.LoadVector256(xs[2] + b));
+            Avx.Store(sc + 24, wsv * Avx.LoadVector256(xs[3] + b));
+            c0 = Fma.MultiplyAdd(wsv, Avx.LoadVector256(xc[0] + b), c0);
+            c1 = Fma.MultiplyAdd(wsv, Avx.LoadVector256(xc[1] + b), c1);
+            c2 = Fma.MultiplyAdd(wsv, Avx.LoadVector256(xc[2] + b), c2);
+            c3 = Fma.MultiplyAdd(wsv, Avx.LoadVector256(xc[3] + b), c3);
+            for (int i = 0; i < 8; i += 2)
+            {
+                var (n0, n1) = Nibbles2(w + (b + i) * 16);
+                int o = (b + i) * Block;
+                a0 = PairVnni(n0, x0 + o, sc[i], a0); b0 = PairVnni(n1, x0 + o + Block, sc[i + 1], b0);
+                a1 = PairVnni(n0, x1 + o, sc[8 + i], a1); b1 = PairVnni(n1, x1 + o + Block, sc[8 + i + 1], b1);
+                a2 = PairVnni(n0, x2 + o, sc[16 + i], a2); b2 = PairVnni(n1, x2 + o + Block, sc[16 + i + 1], b2);
+                a3 = PairVnni(n0, x3 + o, sc[24 + i], a3); b3 = PairVnni(n1, x3 + o + Block, sc[24 + i + 1], b3);
+            }
         }
-        if (b < blocks)
+        for (; b < blocks; b++)
         {
+            var n = Nibbles(w + b * 16);
             int o = b * Block;
-            var na = Nibbles(w + b * 16);
-            float da = ws[b], p;
-            p = da * s0[b]; a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, na, Avx.LoadVector256(x0 + o))), Vector256.Create(p), a0); c0 += 8 * u0[b] * p;
-            p = da * s1[b]; a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, na, Avx.LoadVector256(x1 + o))), Vector256.Create(p), a1); c1 += 8 * u1[b] * p;
-            p = da * s2[b]; a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, na, Avx.LoadVector256(x2 + o))), Vector256.Create(p), a2); c2 += 8 * u2[b] * p;
-            p = da * s3[b]; a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, na, Avx.LoadVector256(x3 + o))), Vector256.Create(p), a3); c3 += 8 * u3[b] * p;
+            float d = ws[b];
+            a0 = PairVnni(n, x0 + o, d * xs[0][b], a0); t0 += d * xc[0][b];
+            a1 = PairVnni(n, x1 + o, d * xs[1][b], a1); t1 += d * xc[1][b];
+            a2 = PairVnni(n, x2 + o, d * xs[2][b], a2); t2 += d * xc[2][b];
+            a3 = PairVnni(n, x3 + o, d * xs[3][b], a3); t3 += d * xc[3][b];
         }
-        result[0] = Vector256.Sum(a0 + b0) - c0;
-        result[1] = Vector256.Sum(a1 + b1) - c1;
-        result[2] = Vector256.Sum(a2 + b2) - c2;
-        result[3] = Vector256.Sum(a3 + b3) - c3;
+        result[0] = Vector256.Sum(a0 + b0) - (Vector256.Sum(c0) + t0);
+        result[1] = Vector256.Sum(a1 + b1) - (Vector256.Sum(c1) + t1);
+        result[2] = Vector256.Sum(a2 + b2) - (Vector256.Sum(c2) + t2);
+        result[3] = Vector256.Sum(a3 + b3) - (Vector256.Sum(c3) + t3);
     }
 
     /// <summary>
     /// Quantizes <paramref name="n"/> floats to int8 blocks of 32 (the last block zero-padded): per block d = max|x|/127,
-    /// q = round(x/d); also the per-block sums of q. <paramref name="q"/> holds ceil(n/32)·32 bytes.
+    /// q = round(x/d); also each block's int4 offset correction 8·d·Σq. <paramref name="q"/> holds ceil(n/32)·32 bytes.
     /// </summary>
-    public static void QuantizeActivations(float* x, int n, sbyte* q, float* scales, int* sums)
+    public static void QuantizeActivations(float* x, int n, sbyte* q, float* scales, float* corrections)
     {
         int blocks = (n + Block - 1) / Block;
         for (int b = 0; b < blocks; b++)
@@ -290,7 +317,7 @@ public static unsafe class QuantDot
                 s += v;
             }
             scales[b] = d;
-            sums[b] = s;
+            corrections[b] = 8f * d * s;
         }
     }
 }
