@@ -21,6 +21,7 @@ public unsafe class LlmKernelTests
     [InlineData(1)]
     [InlineData(2)]
     [InlineData(7)]
+    [InlineData(19)]
     [InlineData(64)]
     public void Q8PathsAgreeWithScalarTwin(int blocks)
     {

@@ -67,27 +67,36 @@ public static unsafe class QuantDot
         return sum;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> BlockQ8Vnni(sbyte* w, sbyte* x, float scale, Vector256<float> acc)
+    {
+        var wv = Avx.LoadVector256(w);
+        var p = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx2.Abs(wv), Avx2.Sign(Avx.LoadVector256(x), wv));
+        return Fma.MultiplyAdd(Avx.ConvertToVector256Single(p), Vector256.Create(scale), acc);
+    }
+
+    // Blocks go in groups of 8 whose scale products come from one vector multiply; even and odd blocks feed two accumulators.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float DotQ8Vnni(sbyte* w, float* ws, sbyte* x, float* xs, int blocks)
     {
+        float* sc = stackalloc float[8];
         var acc0 = Vector256<float>.Zero;
         var acc1 = Vector256<float>.Zero;
         int b = 0;
-        for (; b + 2 <= blocks; b += 2)
+        for (; b + 8 <= blocks; b += 8)
         {
-            var w0 = Avx.LoadVector256(w + b * Block);
-            var w1 = Avx.LoadVector256(w + b * Block + Block);
-            var p0 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx2.Abs(w0), Avx2.Sign(Avx.LoadVector256(x + b * Block), w0));
-            var p1 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx2.Abs(w1), Avx2.Sign(Avx.LoadVector256(x + b * Block + Block), w1));
-            acc0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0), Vector256.Create(ws[b] * xs[b]), acc0);
-            acc1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p1), Vector256.Create(ws[b + 1] * xs[b + 1]), acc1);
+            Avx.Store(sc, Avx.LoadVector256(ws + b) * Avx.LoadVector256(xs + b));
+            sbyte* wb = w + b * Block, xb = x + b * Block;
+            acc0 = BlockQ8Vnni(wb, xb, sc[0], acc0);
+            acc1 = BlockQ8Vnni(wb + Block, xb + Block, sc[1], acc1);
+            acc0 = BlockQ8Vnni(wb + 2 * Block, xb + 2 * Block, sc[2], acc0);
+            acc1 = BlockQ8Vnni(wb + 3 * Block, xb + 3 * Block, sc[3], acc1);
+            acc0 = BlockQ8Vnni(wb + 4 * Block, xb + 4 * Block, sc[4], acc0);
+            acc1 = BlockQ8Vnni(wb + 5 * Block, xb + 5 * Block, sc[5], acc1);
+            acc0 = BlockQ8Vnni(wb + 6 * Block, xb + 6 * Block, sc[6], acc0);
+            acc1 = BlockQ8Vnni(wb + 7 * Block, xb + 7 * Block, sc[7], acc1);
         }
-        if (b < blocks)
-        {
-            var w0 = Avx.LoadVector256(w + b * Block);
-            var p0 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx2.Abs(w0), Avx2.Sign(Avx.LoadVector256(x + b * Block), w0));
-            acc0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0), Vector256.Create(ws[b] * xs[b]), acc0);
-        }
+        for (; b < blocks; b++) acc0 = BlockQ8Vnni(w + b * Block, x + b * Block, ws[b] * xs[b], acc0);
         return Vector256.Sum(acc0 + acc1);
     }
 
@@ -206,37 +215,42 @@ public static unsafe class QuantDot
             for (int t = 0; t < 4; t++) result[t] = DotQ8(w, ws, x[t], xs[t], blocks);
             return;
         }
+        float* sc = stackalloc float[32];
         sbyte* x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
-        float* s0 = xs[0], s1 = xs[1], s2 = xs[2], s3 = xs[3];
         Vector256<float> a0 = default, b0 = default, a1 = default, b1 = default, a2 = default, b2 = default, a3 = default, b3 = default;
         int b = 0;
-        for (; b + 2 <= blocks; b += 2)
+        for (; b + 8 <= blocks; b += 8)
         {
-            int o = b * Block;
-            var wa = Avx.LoadVector256(w + o);
-            var wb = Avx.LoadVector256(w + o + Block);
-            var ua = Avx2.Abs(wa);
-            var ub = Avx2.Abs(wb);
-            float da = ws[b], db = ws[b + 1];
-            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ua, Avx2.Sign(Avx.LoadVector256(x0 + o), wa))), Vector256.Create(da * s0[b]), a0);
-            b0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ub, Avx2.Sign(Avx.LoadVector256(x0 + o + Block), wb))), Vector256.Create(db * s0[b + 1]), b0);
-            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ua, Avx2.Sign(Avx.LoadVector256(x1 + o), wa))), Vector256.Create(da * s1[b]), a1);
-            b1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ub, Avx2.Sign(Avx.LoadVector256(x1 + o + Block), wb))), Vector256.Create(db * s1[b + 1]), b1);
-            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ua, Avx2.Sign(Avx.LoadVector256(x2 + o), wa))), Vector256.Create(da * s2[b]), a2);
-            b2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ub, Avx2.Sign(Avx.LoadVector256(x2 + o + Block), wb))), Vector256.Create(db * s2[b + 1]), b2);
-            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ua, Avx2.Sign(Avx.LoadVector256(x3 + o), wa))), Vector256.Create(da * s3[b]), a3);
-            b3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ub, Avx2.Sign(Avx.LoadVector256(x3 + o + Block), wb))), Vector256.Create(db * s3[b + 1]), b3);
+            var wsv = Avx.LoadVector256(ws + b);
+            Avx.Store(sc, wsv * Avx.LoadVector256(xs[0] + b));
+            Avx.Store(sc + 8, wsv * Avx.LoadVector256(xs[1] + b));
+            Avx.Store(sc + 16, wsv * Avx.LoadVector256(xs[2] + b));
+            Avx.Store(sc + 24, wsv * Avx.LoadVector256(xs[3] + b));
+            for (int i = 0; i < 8; i += 2)
+            {
+                int o = (b + i) * Block;
+                var wa = Avx.LoadVector256(w + o);
+                var wb = Avx.LoadVector256(w + o + Block);
+                var ua = Avx2.Abs(wa);
+                var ub = Avx2.Abs(wb);
+                a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ua, Avx2.Sign(Avx.LoadVector256(x0 + o), wa))), Vector256.Create(sc[i]), a0);
+                b0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ub, Avx2.Sign(Avx.LoadVector256(x0 + o + Block), wb))), Vector256.Create(sc[i + 1]), b0);
+                a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ua, Avx2.Sign(Avx.LoadVector256(x1 + o), wa))), Vector256.Create(sc[8 + i]), a1);
+                b1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ub, Avx2.Sign(Avx.LoadVector256(x1 + o + Block), wb))), Vector256.Create(sc[8 + i + 1]), b1);
+                a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ua, Avx2.Sign(Avx.LoadVector256(x2 + o), wa))), Vector256.Create(sc[16 + i]), a2);
+                b2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ub, Avx2.Sign(Avx.LoadVector256(x2 + o + Block), wb))), Vector256.Create(sc[16 + i + 1]), b2);
+                a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ua, Avx2.Sign(Avx.LoadVector256(x3 + o), wa))), Vector256.Create(sc[24 + i]), a3);
+                b3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ub, Avx2.Sign(Avx.LoadVector256(x3 + o + Block), wb))), Vector256.Create(sc[24 + i + 1]), b3);
+            }
         }
-        if (b < blocks)
+        for (; b < blocks; b++)
         {
             int o = b * Block;
-            var wa = Avx.LoadVector256(w + o);
-            var ua = Avx2.Abs(wa);
-            float da = ws[b];
-            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ua, Avx2.Sign(Avx.LoadVector256(x0 + o), wa))), Vector256.Create(da * s0[b]), a0);
-            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ua, Avx2.Sign(Avx.LoadVector256(x1 + o), wa))), Vector256.Create(da * s1[b]), a1);
-            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ua, Avx2.Sign(Avx.LoadVector256(x2 + o), wa))), Vector256.Create(da * s2[b]), a2);
-            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ua, Avx2.Sign(Avx.LoadVector256(x3 + o), wa))), Vector256.Create(da * s3[b]), a3);
+            float d = ws[b];
+            a0 = BlockQ8Vnni(w + o, x0 + o, d * xs[0][b], a0);
+            a1 = BlockQ8Vnni(w + o, x1 + o, d * xs[1][b], a1);
+            a2 = BlockQ8Vnni(w + o, x2 + o, d * xs[2][b], a2);
+            a3 = BlockQ8Vnni(w + o, x3 + o, d * xs[3][b], a3);
         }
         result[0] = Vector256.Sum(a0 + b0);
         result[1] = Vector256.Sum(a1 + b1);
