@@ -37,6 +37,7 @@ public unsafe class LlmKernelTests
             Assert.NotEqual(0f, reference);
             if (System.Runtime.Intrinsics.X86.Avx2.IsSupported) Assert.Equal(reference, QuantDot.DotQ8Avx2(pw, pws, px, pxs, blocks), 1e-3f * MathF.Abs(reference) + 1e-5f);
             if (System.Runtime.Intrinsics.X86.AvxVnni.IsSupported) Assert.Equal(reference, QuantDot.DotQ8Vnni(pw, pws, px, pxs, blocks), 1e-3f * MathF.Abs(reference) + 1e-5f);
+            if (System.Runtime.Intrinsics.X86.Avx512BW.IsSupported) Assert.Equal(reference, QuantDot.DotQ8Avx512(pw, pws, px, pxs, blocks), 1e-3f * MathF.Abs(reference) + 1e-5f);
             Assert.Equal(reference, QuantDot.DotQ8(pw, pws, px, pxs, blocks), 1e-3f * MathF.Abs(reference) + 1e-5f);
         }
     }
@@ -59,6 +60,7 @@ public unsafe class LlmKernelTests
             Assert.NotEqual(0f, reference);
             if (System.Runtime.Intrinsics.X86.Avx2.IsSupported) Assert.Equal(reference, QuantDot.DotQ4Avx2(pw, pws, px, pxs, pu, blocks), 1e-3f * MathF.Abs(reference) + 1e-5f);
             if (System.Runtime.Intrinsics.X86.AvxVnni.IsSupported) Assert.Equal(reference, QuantDot.DotQ4Vnni(pw, pws, px, pxs, pu, blocks), 1e-3f * MathF.Abs(reference) + 1e-5f);
+            if (System.Runtime.Intrinsics.X86.Avx512BW.IsSupported) Assert.Equal(reference, QuantDot.DotQ4Avx512(pw, pws, px, pxs, pu, blocks), 1e-3f * MathF.Abs(reference) + 1e-5f);
         }
     }
 
