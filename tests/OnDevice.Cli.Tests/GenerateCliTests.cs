@@ -74,4 +74,19 @@ public class GenerateCliTests
         Assert.InRange(kl, 1e-7, 0.01);
         Assert.InRange(doc.RootElement.GetProperty("top1Agreement").GetDouble(), 0.95, 1.0);
     }
+
+    [Fact]
+    public void SeveralPromptsAreDecodedTogetherWithTheSameTextsAsAlone()
+    {
+        if (Shared("stories260K.bin") is not { } model || Shared("tok512.bin") is not { } tok) return;
+        var both = CliRunner.Run("generate", model, "--tokenizer", tok, "--prompt", "The little dog", "--prompt", "Once upon a time", "--steps", "60", "--json");
+        Assert.True(both.ExitCode == 0, both.Stderr);
+        using var doc = JsonDocument.Parse(both.Stdout);
+        var results = doc.RootElement.GetProperty("results");
+        Assert.Equal(2, results.GetArrayLength());
+        var alone = CliRunner.Run("generate", model, "--tokenizer", tok, "--prompt", "Once upon a time", "--steps", "60", "--json");
+        using var one = JsonDocument.Parse(alone.Stdout);
+        Assert.Equal(one.RootElement.GetProperty("text").GetString(), results[1].GetProperty("text").GetString());
+        Assert.True(doc.RootElement.GetProperty("decodeTokensPerSecond").GetDouble() > 0);
+    }
 }
