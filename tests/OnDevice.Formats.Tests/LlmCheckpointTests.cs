@@ -143,4 +143,28 @@ public class LlmCheckpointTests
         File.WriteAllBytes(path, raw);
         Assert.Contains("version", Assert.Throws<ModelFormatException>(() => GgufFile.Read(path)).Message);
     }
+
+    [Fact]
+    public void DamagedGgufAndLlama2cFilesOnlyEverRaiseModelFormatException()
+    {
+        using var dir = new TempDir();
+        var cfg = new LlamaConfig(32, 64, 1, 2, 1, 16, 32, true);
+        var vocab = new LlamaVocabulary(Enumerable.Range(0, 16).Select(i => System.Text.Encoding.UTF8.GetBytes($"t{i}")).ToArray(), new float[16]);
+        var layout = new List<(string, int, int)> { ("token_embd.weight", 16, 32) };
+        foreach (var (n, r, c) in new[] { ("attn_norm", 1, 32), ("attn_q", 32, 32), ("attn_k", 16, 32), ("attn_v", 16, 32), ("attn_output", 32, 32), ("ffn_norm", 1, 32), ("ffn_gate", 64, 32), ("ffn_down", 32, 64), ("ffn_up", 64, 32) })
+            layout.Add(($"blk.0.{n}.weight", r, c));
+        layout.Add(("output_norm.weight", 1, 32));
+        var path = Path.Combine(dir.Path, "f.gguf");
+        GgufWriter.WriteLlama(path, cfg, vocab, layout, Values, GgufFile.Q8_0);
+        var valid = File.ReadAllBytes(path);
+        var damaged = Path.Combine(dir.Path, "d.gguf");
+        var outcome = ByteFuzzer.Run(valid, 1200, cases: 600, seed: 99, read: b => { File.WriteAllBytes(damaged, b); GgufFile.ReadLlama(damaged); });
+        Assert.True(outcome.Failures.Count == 0, string.Join("\n", outcome.Failures.Take(5)));
+        Assert.True(outcome.Rejected > 100, $"only {outcome.Rejected} rejected");
+
+        if (Shared("stories260K.bin") is not { } real) return;
+        var raw = File.ReadAllBytes(real);
+        var out2 = ByteFuzzer.Run(raw, 28, cases: 200, seed: 7, read: b => { File.WriteAllBytes(damaged, b); Llama2cReader.Read(damaged); });
+        Assert.True(out2.Failures.Count == 0, string.Join("\n", out2.Failures.Take(5)));
+    }
 }

@@ -14,7 +14,7 @@ public static class GenerateVerb
     {
         var checkpoint = new Argument<string>("checkpoint") { Description = "llama2.c .bin, GGUF file, or Hugging Face folder (config.json + *.safetensors)" };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "llama2.c tokenizer file (default: the checkpoint's own vocabulary, e.g. GGUF)" };
-        var prompt = new Option<string>("--prompt") { Description = "Prompt text (BOS is prepended)", DefaultValueFactory = _ => "" };
+        var prompt = new Option<string[]>("--prompt") { Description = "Prompt text (BOS is prepended); repeat to decode several sequences together (batched decoding)", DefaultValueFactory = _ => [""] };
         var steps = new Option<int?>("--steps") { Description = "Positions of the whole sequence, prompt (with BOS) included (default min(256, context limit))" };
         var temperature = new Option<float>("--temperature") { Description = "0 = greedy (default); otherwise sample from softmax(logits/T)", DefaultValueFactory = _ => 0f };
         var topK = new Option<int>("--top-k") { Description = "Sample among the K most likely tokens (0 = all)", DefaultValueFactory = _ => 0 };
@@ -56,6 +56,8 @@ public static class GenerateVerb
             bool speculative = r.GetValue(draft) is not null || r.GetValue(selfDraft) is not null || r.GetValue(draftWeights) is not null;
             if (r.GetValue(draft) is not null && r.GetValue(selfDraft) is not null) throw new CliException("give --draft FILE or --self-draft-layers K, not both");
             if (speculative && beamWidth > 0) throw new CliException("beam search and speculative decoding cannot be combined");
+            var promptList = r.GetValue(prompt) is { Length: > 0 } pl ? pl : [""];
+            if (promptList.Length > 1 && (speculative || beamWidth > 0)) throw new CliException("several --prompt values (batched decoding) work with greedy or sampled decoding, not with --beam or speculative decoding");
             SamplingOptions sampling;
             try
             {
@@ -71,7 +73,7 @@ public static class GenerateVerb
             if (nSteps < 1) throw new CliException($"--steps must be positive, got {nSteps}");
             if (nSteps > limit) throw new CliException($"--steps {nSteps} exceeds the context limit of {limit} positions");
             var model = Cli.WithStatus(asJson, $"loading {Path.GetFileName(ck.Path)} at {w.ToString().ToLowerInvariant()}", () => LlamaModel.Load(ck, w));
-            int slots = beamWidth > 0 ? 2 * beamWidth : 1;
+            int slots = beamWidth > 0 ? 2 * beamWidth : promptList.Length;
             var kvOptions = new KvCacheOptions(kvElement, slots, limit, r.GetValue(pageSize));
             var engine = new LlamaEngine(model, kvOptions, nThreads);
             var options = new GenerationOptions(nSteps, sampling, r.GetValue(stops));
@@ -100,13 +102,30 @@ public static class GenerateVerb
                         draftModel = LlamaModel.Load(ck, dw);
                     }
                     var draftEngine = new LlamaEngine(draftModel, kvOptions with { MaxPositions = Math.Min(limit, draftModel.Config.SeqLen) }, nThreads);
-                    result = new SpeculativeDecoder(engine, draftEngine).Generate(tok, r.GetValue(prompt)!, options, dTokens);
+                    result = new SpeculativeDecoder(engine, draftEngine).Generate(tok, promptList[0], options, dTokens);
                 }
                 else if (beamWidth > 0)
                 {
-                    result = new LlamaGenerator(engine, tok).BeamSearch(r.GetValue(prompt)!, nSteps, beamWidth, r.GetValue(lengthPenalty));
+                    result = new LlamaGenerator(engine, tok).BeamSearch(promptList[0], nSteps, beamWidth, r.GetValue(lengthPenalty));
                 }
-                else result = new LlamaGenerator(engine, tok).Generate(r.GetValue(prompt)!, options);
+                else if (promptList.Length > 1)
+                {
+                    var all = new LlamaGenerator(engine, tok).GenerateBatch(promptList, options);
+                    int generated = all.Sum(x => x.Tokens.Length), promptTokens = all.Sum(x => x.PromptTokens.Length);
+                    double decodeTps = all[0].DecodeSeconds > 0 ? all.Sum(x => Math.Max(0, x.Tokens.Length - 1)) / all[0].DecodeSeconds : 0;
+                    double prefillTps = all[0].PrefillSeconds > 0 ? promptTokens / all[0].PrefillSeconds : 0;
+                    if (asJson)
+                        Cli.WriteJson(new BatchReport(all.Select(x => new BatchItem(x.Text, x.Tokens)).ToArray(), promptTokens, generated, prefillTps, decodeTps,
+                            w.ToString().ToLowerInvariant(), r.GetValue(kv)!, nThreads));
+                    else
+                    {
+                        foreach (var x in all) Console.WriteLine(x.Text);
+                        Console.Error.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0} sequences: prefill {1} tokens at {2:0.0} tokens/s; decode {3} tokens at {4:0.0} tokens/s (all sequences)",
+                            all.Count, promptTokens, prefillTps, generated, decodeTps));
+                    }
+                    return 0;
+                }
+                else result = new LlamaGenerator(engine, tok).Generate(promptList[0], options);
             }
             catch (LlmCapacityException e) { throw new CliException(e.Message); }
 
@@ -145,6 +164,11 @@ public static class GenerateVerb
         }
         throw new CliException($"{ck.Path} carries no tokenizer; give --tokenizer FILE");
     }
+
+    private sealed record BatchItem(string Text, int[] Tokens);
+
+    private sealed record BatchReport(BatchItem[] Results, int PromptTokens, int GeneratedTokens, double PrefillTokensPerSecond, double DecodeTokensPerSecond,
+        string Weights, string Kv, int Threads);
 
     private sealed record GenerateReport(string Text, int[] Tokens, int PromptTokens, double PrefillTokensPerSecond, double DecodeTokensPerSecond,
         double? AcceptanceRate, string Weights, string Kv, int Threads, long WeightBytesPerToken, double? BeamScore);

@@ -13,6 +13,42 @@ public static class LlmVerb
     {
         var cmd = new Command("llm", "LLaMA decoder tools");
         cmd.Subcommands.Add(Quality());
+        cmd.Subcommands.Add(Convert());
+        return cmd;
+    }
+
+    private static Command Convert()
+    {
+        var checkpoint = new Argument<string>("checkpoint") { Description = "Checkpoint to convert (llama2.c, GGUF or Hugging Face folder)" };
+        var output = new Option<string>("--output", "-o") { Description = "GGUF file to write", Required = true };
+        var type = new Option<string>("--type") { Description = "Matrix type: f32, f16, q8_0, q4_0 (norms stay f32)", DefaultValueFactory = _ => "q8_0" };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "llama2.c tokenizer to embed as tokenizer.ggml.* metadata" };
+        var cmd = new Command("convert", "Write a LLaMA checkpoint as GGUF (F32, F16, Q8_0 or Q4_0 matrices), with its tokenizer")
+        {
+            checkpoint, output, type, tokenizer,
+        };
+        cmd.SetAction(r =>
+        {
+            uint ggml = r.GetValue(type) switch
+            {
+                "f32" => OnDevice.Formats.Gguf.GgufFile.F32, "f16" => OnDevice.Formats.Gguf.GgufFile.F16,
+                "q8_0" => OnDevice.Formats.Gguf.GgufFile.Q8_0, "q4_0" => OnDevice.Formats.Gguf.GgufFile.Q4_0,
+                var o => throw new CliException($"--type must be f32, f16, q8_0 or q4_0, got '{o}'"),
+            };
+            var ck = LlamaCheckpoint.Open(r.GetValue(checkpoint)!);
+            var vocab = r.GetValue(tokenizer) is { } tp ? OnDevice.Formats.Llama2c.Llama2cReader.ReadTokenizer(tp, ck.Config.VocabSize) : ck.Vocabulary;
+            var layout = SyntheticLlama.Layout(ck.Config).ToList();
+            if (ggml is OnDevice.Formats.Gguf.GgufFile.Q8_0 or OnDevice.Formats.Gguf.GgufFile.Q4_0)
+                foreach (var (name, rows, cols) in layout)
+                    if (rows > 1 && cols % 32 != 0)
+                        throw new CliException($"tensor '{name}' has rows of {cols}, not whole blocks of 32; {r.GetValue(type)} cannot hold it (use f32 or f16)");
+            if (ck.Config.Rope != RopeStyle.Interleaved)
+                throw new CliException("this checkpoint rotates RoPE pairs (i, i + head/2) (Hugging Face); GGUF LLaMA expects adjacent pairs and conversion does not permute q/k yet");
+            OnDevice.Formats.Gguf.GgufWriter.WriteLlama(r.GetValue(output)!, ck.Config, vocab, layout,
+                (n, rows, cols) => WeightMatrix.ToFloats(ck.Get(n, rows, cols)), ggml);
+            Console.WriteLine($"wrote {r.GetValue(output)} ({new FileInfo(r.GetValue(output)!).Length:N0} bytes)");
+            return 0;
+        });
         return cmd;
     }
 

@@ -10,6 +10,7 @@ namespace OnDevice.Formats.HuggingFace;
 /// Reads a Hugging Face LLaMA checkpoint folder: config.json (model_type llama or mistral) and every *.safetensors
 /// file in it (memory-mapped through <see cref="SafetensorsFile"/>). F32 and F16 tensors are used in place; BF16 is
 /// widened to F32 at load. Hugging Face rotates RoPE pairs (i, i + head/2), recorded as <see cref="RopeStyle.HalfSplit"/>.
+/// A <c>tokenizer.json</c> beside them (BPE) becomes the checkpoint's vocabulary.
 /// </summary>
 public static class HfLlamaReader
 {
@@ -74,7 +75,9 @@ public static class HfLlamaReader
             if (byHf.ContainsKey("lm_head.weight")) Map("lm_head.weight", "output.weight");
             else cfg = cfg with { SharedClassifier = true };
         }
-        return new LlamaCheckpoint(Path.GetFullPath(folder), "hf-safetensors", cfg, tensors, null);
+        var tokPath = Path.Combine(folder, "tokenizer.json");
+        var vocabulary = File.Exists(tokPath) ? HfTokenizerReader.Read(tokPath, cfg.VocabSize) : null;
+        return new LlamaCheckpoint(Path.GetFullPath(folder), "hf-safetensors", cfg, tensors, vocabulary);
     }
 
     private static byte[] WidenBf16(ReadOnlySpan<byte> src)

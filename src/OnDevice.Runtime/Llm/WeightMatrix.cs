@@ -23,7 +23,7 @@ public sealed unsafe class LlmActivations
 {
     private sbyte[] _q = [];
     private float[] _scales = [];
-    private int[] _sums = [];
+    private float[] _corr = [];
     private bool _quantized;
 
     /// <summary>Rows (tokens).</summary>
@@ -53,8 +53,8 @@ public sealed unsafe class LlmActivations
         if (_quantized) return;
         int padded = Blocks * QuantDot.Block;
         if (_q.Length < Count * padded) _q = GC.AllocateArray<sbyte>(Count * padded, pinned: true);
-        if (_scales.Length < Count * Blocks) { _scales = GC.AllocateArray<float>(Count * Blocks, pinned: true); _sums = GC.AllocateArray<int>(Count * Blocks, pinned: true); }
-        fixed (sbyte* q = _q) fixed (float* s = _scales) fixed (int* u = _sums)
+        if (_scales.Length < Count * Blocks) { _scales = GC.AllocateArray<float>(Count * Blocks, pinned: true); _corr = GC.AllocateArray<float>(Count * Blocks, pinned: true); }
+        fixed (sbyte* q = _q) fixed (float* s = _scales) fixed (float* u = _corr)
             for (int t = 0; t < Count; t++)
                 QuantDot.QuantizeActivations(Data + (long)t * Stride, Cols, q + t * padded, s + t * Blocks, u + t * Blocks);
         _quantized = true;
@@ -62,7 +62,7 @@ public sealed unsafe class LlmActivations
 
     internal sbyte* Q(int t) { fixed (sbyte* p = _q) return p + t * Blocks * QuantDot.Block; }
     internal float* Scales(int t) { fixed (float* p = _scales) return p + t * Blocks; }
-    internal int* Sums(int t) { fixed (int* p = _sums) return p + t * Blocks; }
+    internal float* Corrections(int t) { fixed (float* p = _corr) return p + t * Blocks; }
 }
 
 /// <summary>
@@ -258,12 +258,22 @@ public sealed unsafe class Q8Matrix : WeightMatrix
     public override void Multiply(LlmActivations x, float* y, int ldy, int r0, int r1)
     {
         x.EnsureQuantized();
+        sbyte** xq = stackalloc sbyte*[4];
+        float** xsc = stackalloc float*[4];
+        float* res = stackalloc float[4];
         fixed (sbyte* q = _q) fixed (float* s = _s)
             for (int r = r0; r < r1; r++)
             {
                 sbyte* wr = q + (long)r * _blocks * 32;
                 float* sr = s + (long)r * _blocks;
-                for (int t = 0; t < x.Count; t++) y[(long)t * ldy + r] = QuantDot.DotQ8(wr, sr, x.Q(t), x.Scales(t), _blocks);
+                int t = 0;
+                for (; t + 4 <= x.Count; t += 4)
+                {
+                    for (int i = 0; i < 4; i++) { xq[i] = x.Q(t + i); xsc[i] = x.Scales(t + i); }
+                    QuantDot.DotQ8x4(wr, sr, xq, xsc, _blocks, res);
+                    for (int i = 0; i < 4; i++) y[(long)(t + i) * ldy + r] = res[i];
+                }
+                for (; t < x.Count; t++) y[(long)t * ldy + r] = QuantDot.DotQ8(wr, sr, x.Q(t), x.Scales(t), _blocks);
             }
     }
 
@@ -339,12 +349,23 @@ public sealed unsafe class Q4Matrix : WeightMatrix
     public override void Multiply(LlmActivations x, float* y, int ldy, int r0, int r1)
     {
         x.EnsureQuantized();
+        sbyte** xq = stackalloc sbyte*[4];
+        float** xsc = stackalloc float*[4];
+        float** xsu = stackalloc float*[4];
+        float* res = stackalloc float[4];
         fixed (byte* q = _q) fixed (float* s = _s)
             for (int r = r0; r < r1; r++)
             {
                 byte* wr = q + (long)r * _blocks * 16;
                 float* sr = s + (long)r * _blocks;
-                for (int t = 0; t < x.Count; t++) y[(long)t * ldy + r] = QuantDot.DotQ4(wr, sr, x.Q(t), x.Scales(t), x.Sums(t), _blocks);
+                int t = 0;
+                for (; t + 4 <= x.Count; t += 4)
+                {
+                    for (int i = 0; i < 4; i++) { xq[i] = x.Q(t + i); xsc[i] = x.Scales(t + i); xsu[i] = x.Corrections(t + i); }
+                    QuantDot.DotQ4x4(wr, sr, xq, xsc, xsu, _blocks, res);
+                    for (int i = 0; i < 4; i++) y[(long)(t + i) * ldy + r] = res[i];
+                }
+                for (; t < x.Count; t++) y[(long)t * ldy + r] = QuantDot.DotQ4(wr, sr, x.Q(t), x.Scales(t), x.Corrections(t), _blocks);
             }
     }
 

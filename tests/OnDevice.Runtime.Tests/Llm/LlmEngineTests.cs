@@ -137,4 +137,20 @@ public class LlmEngineTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new Sampler(new SamplingOptions(-1f)));
         Assert.Throws<ArgumentOutOfRangeException>(() => new Sampler(new SamplingOptions(1f, TopP: 0f)));
     }
+
+    [Theory]
+    [InlineData(LlmWeights.Fp32)]
+    [InlineData(LlmWeights.Int8)]
+    [InlineData(LlmWeights.Int4)]
+    public void PrefillAsOneBatchGivesTheLogitsOfTokenByTokenDecoding(LlmWeights weights)
+    {
+        if (LlmFiles.Stories() is not { } s) return;
+        var model = LlamaModel.Load(s.Checkpoint, weights);
+        var toks = s.Tokenizer.Encode("Once upon a time, there was a little girl named Lily. She loved");
+        var batch = new LlamaEngine(model).Prefill(toks);
+        var stepper = new LlamaEngine(model);
+        float[] last = [];
+        for (int i = 0; i < toks.Length; i++) last = stepper.Step(toks[i], i);
+        Assert.Equal(last, batch);
+    }
 }

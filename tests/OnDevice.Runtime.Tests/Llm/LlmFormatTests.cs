@@ -121,10 +121,28 @@ public class LlmFormatTests
              "num_attention_heads": {{c.Heads}}, "num_key_value_heads": {{c.KvHeads}}, "vocab_size": {{c.VocabSize}},
              "max_position_embeddings": {{c.SeqLen}}, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": true}
             """);
+        // A tokenizer.json with the same vocabulary: merges listed by descending llama2.c score.
+        var v = s.Tokenizer.Vocabulary;
+        var text = v.Pieces.Select(b => System.Text.Encoding.UTF8.GetString(b)).ToArray();
+        var known = new HashSet<string>(text);
+        var merges = Enumerable.Range(0, v.Count).Where(i => text[i].Length > 1 && !text[i].StartsWith("<0x")).OrderByDescending(i => v.Scores[i])
+            .Select(i => Enumerable.Range(1, text[i].Length - 1).Select(k => (text[i][..k], text[i][k..])).FirstOrDefault(p => known.Contains(p.Item1) && known.Contains(p.Item2)))
+            .Where(p => p.Item1 is not null).Select(p => $"{p.Item1.Replace(' ', '\u2581')} {p.Item2.Replace(' ', '\u2581')}").ToArray();
+        var vocabJson = new Dictionary<string, int>();
+        for (int i = 3; i < v.Count; i++) vocabJson.TryAdd(text[i].Replace(' ', '\u2581'), i);
+        var tokenizerJson = new
+        {
+            model = new { type = "BPE", byte_fallback = true, vocab = vocabJson, merges },
+            added_tokens = new[] { new { id = 0, content = "<unk>" }, new { id = 1, content = "<s>" }, new { id = 2, content = "</s>" } },
+        };
+        File.WriteAllText(Path.Combine(dir.Path, "tokenizer.json"), System.Text.Json.JsonSerializer.Serialize(tokenizerJson));
         var ck = LlamaCheckpoint.Open(dir.Path);
         Assert.Equal(RopeStyle.HalfSplit, ck.Config.Rope);
+        Assert.NotNull(ck.Vocabulary);
+        var hfTok = new LlamaTokenizer(ck.Vocabulary!);
+        Assert.Equal(s.Tokenizer.Encode(cases[0].Prompt), hfTok.Encode(cases[0].Prompt));
         Assert.True(MappedFile.IsMapped(ck.Tensors["blk.0.attn_q.weight"].Data));
-        var gen = new LlamaGenerator(new LlamaEngine(LlamaModel.Load(ck, LlmWeights.Fp32)), s.Tokenizer);
+        var gen = new LlamaGenerator(new LlamaEngine(LlamaModel.Load(ck, LlmWeights.Fp32)), hfTok);
         Assert.Equal(cases[0].ExpectedText, gen.Generate(cases[0].Prompt, new GenerationOptions(cases[0].Steps, new SamplingOptions())).Text);
     }
 }

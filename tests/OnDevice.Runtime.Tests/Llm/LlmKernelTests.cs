@@ -6,14 +6,14 @@ namespace OnDevice.Runtime.Tests.Llm;
 [Trait("Category", "Kernels")]
 public unsafe class LlmKernelTests
 {
-    private static (sbyte[] Q, float[] S, int[] Sum) QuantizedActivations(int blocks, Random rng)
+    private static (sbyte[] Q, float[] S, float[] Sum) QuantizedActivations(int blocks, Random rng)
     {
         var x = new float[blocks * 32];
         for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 4 - 2);
         var q = new sbyte[x.Length];
         var s = new float[blocks];
-        var u = new int[blocks];
-        fixed (float* px = x) fixed (sbyte* pq = q) fixed (float* ps = s) fixed (int* pu = u) QuantDot.QuantizeActivations(px, x.Length, pq, ps, pu);
+        var u = new float[blocks];
+        fixed (float* px = x) fixed (sbyte* pq = q) fixed (float* ps = s) fixed (float* pu = u) QuantDot.QuantizeActivations(px, x.Length, pq, ps, pu);
         return (q, s, u);
     }
 
@@ -21,6 +21,7 @@ public unsafe class LlmKernelTests
     [InlineData(1)]
     [InlineData(2)]
     [InlineData(7)]
+    [InlineData(19)]
     [InlineData(64)]
     public void Q8PathsAgreeWithScalarTwin(int blocks)
     {
@@ -36,6 +37,7 @@ public unsafe class LlmKernelTests
             Assert.NotEqual(0f, reference);
             if (System.Runtime.Intrinsics.X86.Avx2.IsSupported) Assert.Equal(reference, QuantDot.DotQ8Avx2(pw, pws, px, pxs, blocks), 1e-3f * MathF.Abs(reference) + 1e-5f);
             if (System.Runtime.Intrinsics.X86.AvxVnni.IsSupported) Assert.Equal(reference, QuantDot.DotQ8Vnni(pw, pws, px, pxs, blocks), 1e-3f * MathF.Abs(reference) + 1e-5f);
+            if (System.Runtime.Intrinsics.X86.Avx512BW.IsSupported) Assert.Equal(reference, QuantDot.DotQ8Avx512(pw, pws, px, pxs, blocks), 1e-3f * MathF.Abs(reference) + 1e-5f);
             Assert.Equal(reference, QuantDot.DotQ8(pw, pws, px, pxs, blocks), 1e-3f * MathF.Abs(reference) + 1e-5f);
         }
     }
@@ -43,6 +45,7 @@ public unsafe class LlmKernelTests
     [Theory]
     [InlineData(1)]
     [InlineData(3)]
+    [InlineData(17)]
     [InlineData(64)]
     public void Q4PathsAgreeWithScalarTwin(int blocks)
     {
@@ -51,12 +54,13 @@ public unsafe class LlmKernelTests
         var w = new byte[blocks * 16];
         rng.NextBytes(w);
         var ws = Enumerable.Range(0, blocks).Select(_ => (float)rng.NextDouble() * 0.01f).ToArray();
-        fixed (byte* pw = w) fixed (sbyte* px = xq) fixed (float* pws = ws, pxs = xs) fixed (int* pu = xsum)
+        fixed (byte* pw = w) fixed (sbyte* px = xq) fixed (float* pws = ws, pxs = xs) fixed (float* pu = xsum)
         {
             float reference = QuantDot.DotQ4Scalar(pw, pws, px, pxs, pu, blocks);
             Assert.NotEqual(0f, reference);
             if (System.Runtime.Intrinsics.X86.Avx2.IsSupported) Assert.Equal(reference, QuantDot.DotQ4Avx2(pw, pws, px, pxs, pu, blocks), 1e-3f * MathF.Abs(reference) + 1e-5f);
             if (System.Runtime.Intrinsics.X86.AvxVnni.IsSupported) Assert.Equal(reference, QuantDot.DotQ4Vnni(pw, pws, px, pxs, pu, blocks), 1e-3f * MathF.Abs(reference) + 1e-5f);
+            if (System.Runtime.Intrinsics.X86.Avx512BW.IsSupported) Assert.Equal(reference, QuantDot.DotQ4Avx512(pw, pws, px, pxs, pu, blocks), 1e-3f * MathF.Abs(reference) + 1e-5f);
         }
     }
 
@@ -98,5 +102,38 @@ public unsafe class LlmKernelTests
         double dot = 0;
         for (int c = 0; c < cols; c++) dot += row[c] * x[c];
         Assert.Equal(dot, y[5], 0.02 * Math.Abs(dot) + 0.05);
+    }
+
+    [Fact]
+    public void FourRowKernelsAreBitIdenticalToSingleRowCalls()
+    {
+        var rng = new Random(11);
+        int blocks = 19;
+        var acts = Enumerable.Range(0, 4).Select(_ => QuantizedActivations(blocks, rng)).ToArray();
+        var w8 = new sbyte[blocks * 32];
+        for (int i = 0; i < w8.Length; i++) w8[i] = (sbyte)rng.Next(-127, 128);
+        var w4 = new byte[blocks * 16];
+        rng.NextBytes(w4);
+        var ws = Enumerable.Range(0, blocks).Select(_ => (float)rng.NextDouble()).ToArray();
+        var handles = new List<System.Runtime.InteropServices.GCHandle>();
+        T* Pin<T>(T[] a) where T : unmanaged { var h = System.Runtime.InteropServices.GCHandle.Alloc(a, System.Runtime.InteropServices.GCHandleType.Pinned); handles.Add(h); return (T*)h.AddrOfPinnedObject(); }
+        try
+        {
+            sbyte** xq = stackalloc sbyte*[4];
+            float** xs = stackalloc float*[4];
+            float** xu = stackalloc float*[4];
+            for (int t = 0; t < 4; t++) { xq[t] = Pin(acts[t].Q); xs[t] = Pin(acts[t].S); xu[t] = Pin(acts[t].Sum); }
+            float* r8 = stackalloc float[4];
+            float* r4 = stackalloc float[4];
+            QuantDot.DotQ8x4(Pin(w8), Pin(ws), xq, xs, blocks, r8);
+            QuantDot.DotQ4x4(Pin(w4), Pin(ws), xq, xs, xu, blocks, r4);
+            for (int t = 0; t < 4; t++)
+            {
+                Assert.Equal(QuantDot.DotQ8(Pin(w8), Pin(ws), xq[t], xs[t], blocks), r8[t]);
+                Assert.Equal(QuantDot.DotQ4(Pin(w4), Pin(ws), xq[t], xs[t], xu[t], blocks), r4[t]);
+                Assert.Equal(QuantDot.DotQ8Scalar(Pin(w8), Pin(ws), xq[t], xs[t], blocks), r8[t], 1e-3f * MathF.Abs(r8[t]) + 1e-4f);
+            }
+        }
+        finally { foreach (var h in handles) h.Free(); }
     }
 }

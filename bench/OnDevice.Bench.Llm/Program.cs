@@ -1,0 +1,190 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using OnDevice.Formats.Gguf;
+using OnDevice.Formats.Llama2c;
+using OnDevice.Formats.Llm;
+using OnDevice.Runtime.Llm;
+using OnDevice.Runtime.Llm.Kernels;
+
+namespace OnDevice.Bench.Llm;
+
+/// <summary>
+/// LLM decode benchmark. Writes a synthetic TinyLlama-shaped checkpoint (dim 2048, 22 layers, 32 heads, 4 KV heads,
+/// hidden 5632, vocab 32000, random weights) as GGUF F32 / Q8_0 / Q4_0 into the cache ($ONDEVICE_CACHE or
+/// ~/.cache/ondevice, never the repo), measures decode tokens/s at fp32/int8/int4 on 1 and 2 threads against the
+/// memory-bandwidth roofline measured in the same run, then quality (KL, top-1) and speculative decoding on stories260K.
+/// Usage: dotnet run -c Release --project bench/OnDevice.Bench.Llm [-- --tokens N] [--formats fp32,int8,int4] [--threads 1,2] [--skip-tiny] [--skip-stories]
+/// </summary>
+public static class Program
+{
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    public static void Main(string[] args)
+    {
+        int tokens = ArgInt(args, "--tokens", 24);
+        var formats = Arg(args, "--formats", "fp32,int8,int4").Split(',');
+        var threads = Arg(args, "--threads", "1,2").Split(',').Select(int.Parse).ToArray();
+        Console.WriteLine($"cpus={Environment.ProcessorCount} kernels={QuantDot.Path} {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}");
+        if (!args.Contains("--skip-tiny")) TinyLlama(tokens, formats, threads);
+        if (!args.Contains("--skip-stories")) Stories();
+    }
+
+    private static string Arg(string[] a, string name, string fallback) { int i = Array.IndexOf(a, name); return i >= 0 && i + 1 < a.Length ? a[i + 1] : fallback; }
+    private static int ArgInt(string[] a, string name, int fallback) => int.Parse(Arg(a, name, fallback.ToString(Inv)), Inv);
+
+    private static string CacheDir()
+    {
+        var root = Environment.GetEnvironmentVariable("ONDEVICE_CACHE") is { Length: > 0 } c ? c
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "ondevice");
+        var dir = Path.Combine(root, "llm-bench");
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+
+    public static readonly LlamaConfig TinyLlamaShape = new(2048, 5632, 22, 32, 4, 32000, 2048, SharedClassifier: false);
+
+    private static string EnsureGguf(string format)
+    {
+        var (type, suffix) = format switch { "fp32" => (GgufFile.F32, "f32"), "int8" => (GgufFile.Q8_0, "q8_0"), _ => (GgufFile.Q4_0, "q4_0") };
+        var path = Path.Combine(CacheDir(), $"tinyllama-shape-random-{suffix}.gguf");
+        if (File.Exists(path)) return path;
+        Console.WriteLine($"writing {path} ...");
+        var sw = Stopwatch.StartNew();
+        GgufWriter.WriteLlama(path, TinyLlamaShape, null, SyntheticLlama.Layout(TinyLlamaShape), (n, r, c) => SyntheticLlama.Values(n, r, c, 2024), type);
+        Console.WriteLine($"  {new FileInfo(path).Length / 1e9:0.00} GB in {sw.Elapsed.TotalSeconds:0} s");
+        return path;
+    }
+
+    /// <summary>Read bandwidth over a 512 MiB buffer, GB/s, median of 5.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe double Bandwidth(int threads)
+    {
+        long n = 1L << 29;
+        var buf = GC.AllocateArray<byte>((int)n, pinned: true);
+        for (long i = 0; i < n; i += 4096) buf[i] = 1;
+        var times = new List<double>();
+        fixed (byte* p = buf)
+        {
+            byte* basePtr = p;
+            for (int run = 0; run < 6; run++)
+            {
+                var sw = Stopwatch.StartNew();
+                Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+                {
+                    long chunk = n / threads;
+                    Sum(basePtr + t * chunk, chunk);
+                });
+                if (run > 0) times.Add(sw.Elapsed.TotalSeconds);
+            }
+        }
+        times.Sort();
+        return n / times[times.Count / 2] / 1e9;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe long Sum(byte* p, long n)
+    {
+        var a0 = Vector256<long>.Zero; var a1 = a0; var a2 = a0; var a3 = a0;
+        for (long i = 0; i < n; i += 128)
+        {
+            a0 += Vector256.Load((long*)(p + i)); a1 += Vector256.Load((long*)(p + i + 32));
+            a2 += Vector256.Load((long*)(p + i + 64)); a3 += Vector256.Load((long*)(p + i + 96));
+        }
+        return Vector256.Sum(a0 + a1 + a2 + a3);
+    }
+
+    private static void TinyLlama(int tokens, string[] formats, int[] threads)
+    {
+        Console.WriteLine("Roofline: bytes/token ÷ read bandwidth, both the bandwidth measured just before each row (this run, shared machine) and the machine's nominal 16 GB/s (1 thread) / 30 GB/s (2 threads).");
+        Console.WriteLine("| weights | threads | decode tokens/s | bytes/token (weights+KV) | bandwidth now | fraction of roofline now | fraction of nominal roofline | prefill 32 tokens/s | load avg |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
+        foreach (var f in formats)
+        {
+            var path = EnsureGguf(f);
+            var ck = GgufFile.ReadLlama(path);
+            var weights = f switch { "fp32" => LlmWeights.Fp32, "int8" => LlmWeights.Int8, _ => LlmWeights.Int4 };
+            var model = LlamaModel.Load(ck, weights);
+            foreach (var t in threads)
+            {
+                var engine = new LlamaEngine(model, new KvCacheOptions(MaxPositions: 512), t);
+                var rng = new Random(1);
+                var prompt = Enumerable.Range(0, 32).Select(_ => rng.Next(3, 32000)).ToArray();
+                engine.Prefill(prompt.AsSpan(0, 4).ToArray());
+                var sw = Stopwatch.StartNew();
+                var logits = engine.Prefill(prompt, 0);
+                double prefillTps = prompt.Length / sw.Elapsed.TotalSeconds;
+                var times = new List<double>();
+                int tok = Sampler.ArgMax(logits);
+                for (int i = 0; i < tokens; i++)
+                {
+                    long t0 = Stopwatch.GetTimestamp();
+                    logits = engine.Step(tok, prompt.Length + i);
+                    times.Add(Stopwatch.GetElapsedTime(t0).TotalSeconds);
+                    tok = Sampler.ArgMax(logits);
+                }
+                times.Sort();
+                double median = times[times.Count / 2];
+                long bytes = model.WeightBytesPerToken + engine.Cache.BytesRead(prompt.Length + tokens / 2);
+                double bw = Bandwidth(t), nominal = t == 1 ? 16 : 30;
+                string load = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?";
+                Console.WriteLine(string.Format(Inv, "| {0} | {1} | {2:0.00} | {3:0.000} GB | {4:0.0} GB/s | {5:P0} | {6:P0} | {7:0.0} | {8} |",
+                    f, t, 1 / median, bytes / 1e9, bw, (1 / median) / (bw * 1e9 / bytes), (1 / median) / (nominal * 1e9 / bytes), prefillTps, load));
+            }
+            if (f == "fp32" && formats.Contains("int4"))
+            {
+                // Self-speculative: the int4 copy drafts for the fp32 target (random weights: acceptance reflects int4 fidelity).
+                var draft = LlamaModel.Load(GgufFile.ReadLlama(EnsureGguf("int4")), LlmWeights.Int4);
+                Speculate("TinyLlama-shape fp32 target, int4 draft", model, draft, null, threads[^1], 24, 4);
+            }
+        }
+    }
+
+    private static void Speculate(string label, LlamaModel target, LlamaModel draft, LlamaTokenizer? tok, int threads, int steps, int k)
+    {
+        var prompt = tok?.Encode("Once upon a time") ?? [1, 450, 4996, 17354, 1701];
+        var te = new LlamaEngine(target, new KvCacheOptions(MaxPositions: Math.Min(512, target.Config.SeqLen)), threads);
+        var de = new LlamaEngine(draft, new KvCacheOptions(MaxPositions: Math.Min(512, target.Config.SeqLen)), threads);
+        double Plain()
+        {
+            te.Cache.Truncate(0, 0);
+            var l = te.Prefill(prompt);
+            var sw = Stopwatch.StartNew();
+            int tkn = Sampler.ArgMax(l);
+            for (int p = prompt.Length; p < steps; p++) { l = te.Step(tkn, p); tkn = Sampler.ArgMax(l); }
+            return (steps - prompt.Length) / sw.Elapsed.TotalSeconds;
+        }
+        var spec = new SpeculativeDecoder(te, de);
+        SpeculativeDecoder.Run Spec() => spec.Generate(prompt, steps, new Sampler(new SamplingOptions()), k);
+        Plain(); Spec();
+        var plain = Enumerable.Range(0, 3).Select(_ => Plain()).OrderBy(x => x).ToArray()[1];
+        var runs = Enumerable.Range(0, 3).Select(_ => Spec()).OrderBy(r => r.DecodeSeconds).ToArray();
+        var mid = runs[1];
+        double specTps = mid.Tokens.Length / (mid.DecodeSeconds + mid.PrefillSeconds * 0);
+        Console.WriteLine(string.Format(Inv, "speculative ({0}, greedy, {1} draft tokens, {2} threads): acceptance {3:P1}, {4:0.0} vs {5:0.0} tokens/s plain = {6:0.00}x",
+            label, k, threads, mid.AcceptanceRate, specTps, plain, specTps / plain));
+    }
+
+    private static void Stories()
+    {
+        var folder = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "..", "..", "shared", "models", "llama2c"));
+        var modelPath = Path.Combine(folder, "stories260K.bin");
+        if (!File.Exists(modelPath)) { Console.WriteLine($"SKIPPED stories260K (missing {modelPath})"); return; }
+        var ck = Llama2cReader.Read(modelPath);
+        var tok = new LlamaTokenizer(Llama2cReader.ReadTokenizer(Path.Combine(folder, "tok512.bin"), ck.Config.VocabSize));
+        var fp32 = LlamaModel.Load(ck, LlmWeights.Fp32);
+        var refEngine = new LlamaEngine(fp32);
+        var seqs = LlmQuality.Continuations(new LlamaGenerator(refEngine, tok), LlmQuality.DefaultPrompts, 200);
+        Console.WriteLine("| stories260K weights | mean KL vs fp32 (nats) | max KL | top-1 agreement | perplexity (fp32 → quantized) |");
+        Console.WriteLine("|---|---|---|---|---|");
+        foreach (var w in new[] { LlmWeights.Int8, LlmWeights.Int4 })
+        {
+            var q = LlmQuality.Compare(refEngine, new LlamaEngine(LlamaModel.Load(ck, w)), seqs);
+            Console.WriteLine(string.Format(Inv, "| {0} | {1:0.000000} | {2:0.0000} | {3:P2} | {4:0.000} → {5:0.000} |", w, q.MeanKl, q.MaxKl, q.Top1Agreement, q.ReferencePerplexity, q.CandidatePerplexity));
+        }
+        Speculate("stories260K fp32, int8 copy drafts", fp32, LlamaModel.Load(ck, LlmWeights.Int8), tok, 1, 256, 4);
+        Speculate("stories260K fp32, int4 copy drafts", fp32, LlamaModel.Load(ck, LlmWeights.Int4), tok, 1, 256, 4);
+        Speculate("stories260K fp32, first 3 of 5 layers draft", fp32, fp32.FirstLayers(3), tok, 1, 256, 2);
+    }
+}
