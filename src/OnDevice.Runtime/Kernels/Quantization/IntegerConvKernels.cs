@@ -187,6 +187,7 @@ internal sealed unsafe class IntegerConvCore
 
     /// <summary>Rows of A' for output positions [p0, p0+count) from the channels-last input: for each window position
     /// the pixel's channels (one copy), or <paramref name="padByte"/> outside the image; zero-padded to kp; row sums.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static void Gather(byte* x, int channels, int[] in3, Window w3, int p0, int count, byte padByte, byte* dst, int kp, int* rowSums)
     {
         int d = in3[0], h = in3[1], wd = in3[2];
@@ -222,6 +223,7 @@ internal sealed unsafe class IntegerConvCore
         }
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static int SumBytes(byte* p, int n)
     {
         int i = 0;
@@ -276,6 +278,7 @@ internal sealed unsafe class IntegerConvCore
 
     /// <summary>2-D depthwise sums over a zero-padded copy of the plane (padding is the real value 0): no bounds checks;
     /// stride 1 runs eight output columns per Vector256 multiply-add.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static void DepthwisePlane2D(int[] plane, int[] in3, Window w3, int[] wv, int mg, int[] sums)
     {
         int h = in3[1], wd = in3[2];
@@ -317,6 +320,7 @@ internal sealed unsafe class IntegerConvCore
             }
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static void DepthwisePlane(int[] plane, int[] in3, Window w3, int[] wv, int mg, int win, int[] sums)
     {
         int d = in3[0], h = in3[1], wd = in3[2];
@@ -411,16 +415,10 @@ internal sealed unsafe class QLinearConvKernel(KernelBuildContext build) : IKern
         var ym = y.Memory;
         _core.Compute(ctx, x, zx, w, win, (img, g, p0, count, sums) =>
         {
-            var ys = ym.Span;
-            int* s = (int*)sums;
-            for (int j = 0; j < mg; j++)
-            {
-                int oc = g * mg + j;
-                float mul = multipliers[oc];
-                int bo = bias[oc];
-                var dst = ys.Slice((img * m + oc) * outSize + p0, count);
-                for (int p = 0; p < count; p++) dst[p] = (byte)Requantize.One(s[p * mg + j] + bo, mul, zy, min, max);
-            }
+            fixed (byte* py = ym.Span)
+            fixed (int* pbias = bias)
+            fixed (float* pmul = multipliers)
+                Requantize.Tile((int*)sums, count, mg, pbias + g * mg, pmul + g * mg, zy, min, max, py + ((nint)img * m + g * mg) * outSize + p0, outSize);
         });
     }
 }
