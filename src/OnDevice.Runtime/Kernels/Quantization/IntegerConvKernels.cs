@@ -269,55 +269,38 @@ internal sealed unsafe class IntegerConvCore
                 var ws = wm.Span.Slice(g * mg * win, mg * win);
                 for (int j = 0; j < mg; j++)
                     for (int t = 0; t < win; t++) wv[j * win + t] = (sw ? (sbyte)ws[j * win + t] : ws[j * win + t]) - zw[g * mg + j];
-                if (in3[0] == 1 && w3.Kernel[0] == 1 && w3.Output[0] == 1) DepthwisePlane2D(plane, in3, w3, wv, mg, sums);
+                if (in3[0] == 1 && w3.Kernel[0] == 1 && w3.Output[0] == 1 && win <= 256) DepthwiseFloat(plane, in3, w3, wv, mg, sums);
                 else DepthwisePlane(plane, in3, w3, wv, mg, win, sums);
                 fixed (int* ps = sums) store(img, g, 0, outSize, (nint)ps);
             }
         });
     }
 
-    /// <summary>2-D depthwise sums over a zero-padded copy of the plane (padding is the real value 0): no bounds checks;
-    /// stride 1 runs eight output columns per Vector256 multiply-add.</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    private static void DepthwisePlane2D(int[] plane, int[] in3, Window w3, int[] wv, int mg, int[] sums)
+    /// <summary>
+    /// 2-D depthwise sums on the float depthwise kernel (<see cref="DepthwiseConv"/>, vectorized for every stride): with
+    /// x − zx and w − zw as floats every product (|·| ≤ 255²) and every partial sum of up to 256 taps stays below 2^24,
+    /// so float arithmetic is exact and the sums convert back to the same integers.
+    /// </summary>
+    private static void DepthwiseFloat(int[] plane, int[] in3, Window w3, int[] wv, int mg, int[] sums)
     {
-        int h = in3[1], wd = in3[2];
-        int kh = w3.Kernel[1], kw = w3.Kernel[2], sh = w3.Strides[1], sw = w3.Strides[2], dh = w3.Dilations[1], dw = w3.Dilations[2];
-        int oh = w3.Output[1], ow = w3.Output[2], pt = w3.PadBegin[1], pl = w3.PadBegin[2];
-        int ph = Math.Max(h + pt, (oh - 1) * sh + (kh - 1) * dh + 1), pw = Math.Max(wd + pl, (ow - 1) * sw + (kw - 1) * dw + 1) + 8;
-        var padded = new int[ph * pw];
-        for (int y = 0; y < h; y++) plane.AsSpan(y * wd, wd).CopyTo(padded.AsSpan((y + pt) * pw + pl, wd));
-        int win = kh * kw;
-        var row = new int[ow];
-        for (int j = 0; j < mg; j++)
-            for (int oy = 0; oy < oh; oy++)
+        var shape = new DepthwiseConv.Shape(in3[1], in3[2], w3.Kernel[1], w3.Kernel[2], w3.Strides[1], w3.Strides[2], w3.PadBegin[1], w3.PadBegin[2],
+            w3.Dilations[1], w3.Dilations[2], w3.Output[1], w3.Output[2]);
+        int win = w3.Kernel[1] * w3.Kernel[2], outSize = w3.Output[1] * w3.Output[2];
+        var xf = GC.AllocateUninitializedArray<float>(plane.Length);
+        for (int i = 0; i < plane.Length; i++) xf[i] = plane[i];
+        var wf = new float[wv.Length];
+        for (int i = 0; i < wv.Length; i++) wf[i] = wv[i];
+        var yf = GC.AllocateUninitializedArray<float>(outSize);
+        var scratch = GC.AllocateUninitializedArray<float>(shape.PlaneFloats + 64);
+        fixed (float* px = xf) fixed (float* pw = wf) fixed (float* py = yf) fixed (float* ps = scratch)
+        {
+            float* aligned = (float*)(((nint)ps + 63) & ~(nint)63);
+            for (int j = 0; j < mg; j++)
             {
-                int ox = 0;
-                if (sw == 1 && System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated)
-                    for (; ox + 8 <= ow; ox += 8)
-                    {
-                        var acc = System.Runtime.Intrinsics.Vector256<int>.Zero;
-                        for (int ky = 0; ky < kh; ky++)
-                        {
-                            int rb = (oy * sh + ky * dh) * pw + ox;
-                            for (int kx = 0; kx < kw; kx++)
-                                acc += System.Runtime.Intrinsics.Vector256.Create(padded, rb + kx * dw) * wv[j * win + ky * kw + kx];
-                        }
-                        System.Runtime.Intrinsics.Vector256.CopyTo(acc, row.AsSpan(ox));
-                    }
-                for (; ox < ow; ox++)
-                {
-                    int sum = 0;
-                    for (int ky = 0; ky < kh; ky++)
-                    {
-                        int rb = (oy * sh + ky * dh) * pw + ox * sw;
-                        for (int kx = 0; kx < kw; kx++) sum += padded[rb + kx * dw] * wv[j * win + ky * kw + kx];
-                    }
-                    row[ox] = sum;
-                }
-                int p0 = oy * ow;
-                for (int i = 0; i < ow; i++) sums[(p0 + i) * mg + j] = row[i];
+                DepthwiseConv.Channel(shape, px, pw + j * win, 0f, default, py, aligned);
+                for (int p = 0; p < outSize; p++) sums[p * mg + j] = (int)py[p];
             }
+        }
     }
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
