@@ -256,51 +256,51 @@ internal sealed unsafe class IntegerConvCore
         int jobs = n * _group;
         int chunkJobs = PackedWeights.ChunkFor((long)outSize * win * mg);
         int workers = PackedWeights.Workers(ctx, jobs, chunkJobs);
+        bool floatPath = in3[0] == 1 && w3.Kernel[0] == 1 && w3.Output[0] == 1 && win <= 256;
+        var shape = new DepthwiseConv.Shape(in3[1], in3[2], w3.Kernel[1], w3.Kernel[2], w3.Strides[1], w3.Strides[2], w3.PadBegin[1], w3.PadBegin[2],
+            w3.Dilations[1], w3.Dilations[2], w3.Output[1], w3.Output[2]);
         PackedWeights.ForWorkers(ctx, jobs, chunkJobs, (worker, j0, j1) =>
         {
             var sums = new int[outSize * mg];
-            var plane = new int[inSize];
+            var plane = new int[floatPath ? 0 : inSize];
             var wv = new int[win * mg];
+            var xf = floatPath ? GC.AllocateUninitializedArray<float>(inSize, pinned: true) : [];
+            var wf = new float[floatPath ? win * mg : 0];
+            var yf = floatPath ? GC.AllocateUninitializedArray<float>(outSize, pinned: true) : [];
+            var scratch = floatPath ? GC.AllocateUninitializedArray<float>(shape.PlaneFloats + 64, pinned: true) : [];
             for (int job = j0; job < j1; job++)
             {
                 int img = job / _group, g = job % _group;
                 var xs = xm.Span.Slice((img * c + g) * inSize, inSize);
-                for (int i = 0; i < inSize; i++) plane[i] = (sx ? (sbyte)xs[i] : xs[i]) - zx;
                 var ws = wm.Span.Slice(g * mg * win, mg * win);
                 for (int j = 0; j < mg; j++)
                     for (int t = 0; t < win; t++) wv[j * win + t] = (sw ? (sbyte)ws[j * win + t] : ws[j * win + t]) - zw[g * mg + j];
-                if (in3[0] == 1 && w3.Kernel[0] == 1 && w3.Output[0] == 1 && win <= 256) DepthwiseFloat(plane, in3, w3, wv, mg, sums);
-                else DepthwisePlane(plane, in3, w3, wv, mg, win, sums);
+                if (floatPath)
+                {
+                    // x − zx and w − zw as floats: every product (|·| ≤ 255²) and every partial sum of up to 256 taps
+                    // stays below 2^24, so the float depthwise kernel (vectorized for every stride) is exact.
+                    if (sx) for (int i = 0; i < inSize; i++) xf[i] = (sbyte)xs[i] - zx;
+                    else for (int i = 0; i < inSize; i++) xf[i] = xs[i] - zx;
+                    for (int i = 0; i < wv.Length; i++) wf[i] = wv[i];
+                    fixed (float* px = xf) fixed (float* pw = wf) fixed (float* py = yf) fixed (float* ps = scratch)
+                    {
+                        float* aligned = (float*)(((nint)ps + 63) & ~(nint)63);
+                        for (int j = 0; j < mg; j++)
+                        {
+                            DepthwiseConv.Channel(shape, px, pw + j * win, 0f, default, py, aligned);
+                            if (mg == 1) for (int p = 0; p < outSize; p++) sums[p] = (int)py[p];
+                            else for (int p = 0; p < outSize; p++) sums[p * mg + j] = (int)py[p];
+                        }
+                    }
+                }
+                else
+                {
+                    for (int i = 0; i < inSize; i++) plane[i] = (sx ? (sbyte)xs[i] : xs[i]) - zx;
+                    DepthwisePlane(plane, in3, w3, wv, mg, win, sums);
+                }
                 fixed (int* ps = sums) store(img, g, 0, outSize, (nint)ps);
             }
         });
-    }
-
-    /// <summary>
-    /// 2-D depthwise sums on the float depthwise kernel (<see cref="DepthwiseConv"/>, vectorized for every stride): with
-    /// x − zx and w − zw as floats every product (|·| ≤ 255²) and every partial sum of up to 256 taps stays below 2^24,
-    /// so float arithmetic is exact and the sums convert back to the same integers.
-    /// </summary>
-    private static void DepthwiseFloat(int[] plane, int[] in3, Window w3, int[] wv, int mg, int[] sums)
-    {
-        var shape = new DepthwiseConv.Shape(in3[1], in3[2], w3.Kernel[1], w3.Kernel[2], w3.Strides[1], w3.Strides[2], w3.PadBegin[1], w3.PadBegin[2],
-            w3.Dilations[1], w3.Dilations[2], w3.Output[1], w3.Output[2]);
-        int win = w3.Kernel[1] * w3.Kernel[2], outSize = w3.Output[1] * w3.Output[2];
-        var xf = GC.AllocateUninitializedArray<float>(plane.Length);
-        for (int i = 0; i < plane.Length; i++) xf[i] = plane[i];
-        var wf = new float[wv.Length];
-        for (int i = 0; i < wv.Length; i++) wf[i] = wv[i];
-        var yf = GC.AllocateUninitializedArray<float>(outSize);
-        var scratch = GC.AllocateUninitializedArray<float>(shape.PlaneFloats + 64);
-        fixed (float* px = xf) fixed (float* pw = wf) fixed (float* py = yf) fixed (float* ps = scratch)
-        {
-            float* aligned = (float*)(((nint)ps + 63) & ~(nint)63);
-            for (int j = 0; j < mg; j++)
-            {
-                DepthwiseConv.Channel(shape, px, pw + j * win, 0f, default, py, aligned);
-                for (int p = 0; p < outSize; p++) sums[p * mg + j] = (int)py[p];
-            }
-        }
     }
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
