@@ -279,8 +279,7 @@ internal sealed unsafe class IntegerConvCore
                 {
                     // x − zx and w − zw as floats: every product (|·| ≤ 255²) and every partial sum of up to 256 taps
                     // stays below 2^24, so the float depthwise kernel (vectorized for every stride) is exact.
-                    if (sx) for (int i = 0; i < inSize; i++) xf[i] = (sbyte)xs[i] - zx;
-                    else for (int i = 0; i < inSize; i++) xf[i] = xs[i] - zx;
+                    QuantizeVectors.Dequantize(xs, sx, 1f, zx, xf);
                     for (int i = 0; i < wv.Length; i++) wf[i] = wv[i];
                     fixed (float* px = xf) fixed (float* pw = wf) fixed (float* py = yf) fixed (float* ps = scratch)
                     {

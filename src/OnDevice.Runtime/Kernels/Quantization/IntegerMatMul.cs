@@ -257,6 +257,25 @@ internal static class Requantize
     public static unsafe void Tile(int* sums, int count, int channels, int* bias, float* multipliers, int zp, int min, int max, byte* dst, nint planeStride)
     {
         int j0 = 0;
+        if (channels == 1 && Vector256.IsHardwareAccelerated)
+        {
+            // One channel (depthwise): positions are contiguous, vectorize along them.
+            var vz = Vector256.Create((float)zp);
+            var vmin = Vector256.Create((float)min);
+            var vmax = Vector256.Create((float)max);
+            var vb = Vector256.Create(bias[0]);
+            var vm = Vector256.Create(multipliers[0]);
+            int* tmp = stackalloc int[8];
+            int p = 0;
+            for (; p + 8 <= count; p += 8)
+            {
+                var v = Vector256.Round(Vector256.ConvertToSingle(Vector256.Load(sums + p) + vb) * vm) + vz;
+                Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(v, vmin), vmax)).Store(tmp);
+                for (int t = 0; t < 8; t++) dst[p + t] = (byte)tmp[t];
+            }
+            for (; p < count; p++) dst[p] = (byte)OneFloat(sums[p] + bias[0], multipliers[0], zp, min, max);
+            return;
+        }
         if (System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated)
         {
             var vz = System.Runtime.Intrinsics.Vector256.Create((float)zp);
