@@ -130,36 +130,62 @@ public static unsafe class LowBit
         return Enumerable.Range(0, n).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
     }
 
-    private static Model ConvModel(bool quantized)
+    private static Model ConvModel(bool quantized, int cin = 96, int cout = 24, int k = 3, int group = 1, int stride = 1)
     {
         var g = new Graph { Name = "conv" };
-        var pads = OnDevice.Core.Attribute.Of("pads", new long[] { 1, 1, 1, 1 });
+        var attrs = new[]
+        {
+            OnDevice.Core.Attribute.Of("pads", new long[] { k / 2, k / 2, k / 2, k / 2 }), OnDevice.Core.Attribute.Of("group", (long)group),
+            OnDevice.Core.Attribute.Of("strides", new long[] { stride, stride }),
+        };
+        int wn = cout * (cin / group) * k * k;
+        long[] wd = [cout, cin / group, k, k];
+        Node node;
         if (!quantized)
         {
             g.Inputs.Add(ValueInfo.Tensor("x", DType.Float32, null));
-            g.AddInitializer(Tensor.FromArray<float>(Floats(24 * 96 * 9, 3), [24, 96, 3, 3], "w"));
-            g.Nodes.Add(new Node("Conv", ["x", "w"], ["y"]).With(pads));
+            g.AddInitializer(Tensor.FromArray<float>(Floats(wn, 3), wd, "w"));
+            node = new Node("Conv", ["x", "w"], ["y"]);
         }
         else
         {
             g.Inputs.Add(ValueInfo.Tensor("x", DType.UInt8, null));
-            g.AddInitializer(Tensor.FromBytes(DType.Int8, [24, 96, 3, 3], Bytes(24 * 96 * 9, 3), "w"));
+            g.AddInitializer(Tensor.FromBytes(DType.Int8, wd, Bytes(wn, 3), "w"));
             g.AddInitializer(Tensor.Scalar(0.02f, "sx"));
             g.AddInitializer(Tensor.FromBytes(DType.UInt8, [], new byte[] { 128 }, "zx"));
-            g.AddInitializer(Tensor.FromArray<float>(Enumerable.Repeat(0.001f, 24).ToArray(), [24], "sw"));
-            g.AddInitializer(Tensor.FromBytes(DType.Int8, [24], new byte[24], "zw"));
+            g.AddInitializer(Tensor.FromArray<float>(Enumerable.Repeat(0.001f, cout).ToArray(), [cout], "sw"));
+            g.AddInitializer(Tensor.FromBytes(DType.Int8, [cout], new byte[cout], "zw"));
             g.AddInitializer(Tensor.Scalar(0.5f, "sy"));
             g.AddInitializer(Tensor.FromBytes(DType.UInt8, [], new byte[] { 128 }, "zy"));
-            g.Nodes.Add(new Node("QLinearConv", ["x", "sx", "zx", "w", "sw", "zw", "sy", "zy"], ["y"]).With(pads));
+            node = new Node("QLinearConv", ["x", "sx", "zx", "w", "sw", "zw", "sy", "zy"], ["y"]);
         }
+        foreach (var a in attrs) node.With(a);
+        g.Nodes.Add(node);
         g.Outputs.Add(new ValueInfo("y"));
         return Wrap(g);
     }
 
-    private static Dictionary<string, Tensor> ConvInputs(bool quantized) => new()
+    private static Dictionary<string, Tensor> ConvInputs(bool quantized, int c = 96, int h = 160, int w = 160) => new()
     {
-        ["x"] = quantized ? Tensor.FromBytes(DType.UInt8, [1, 96, 160, 160], Bytes(96 * 160 * 160, 4), "x") : Tensor.FromArray<float>(Floats(96 * 160 * 160, 4), [1, 96, 160, 160], "x"),
+        ["x"] = quantized ? Tensor.FromBytes(DType.UInt8, [1, c, h, w], Bytes(c * h * w, 4), "x") : Tensor.FromArray<float>(Floats(c * h * w, 4), [1, c, h, w], "x"),
     };
+
+    /// <summary>Convolution shapes of a mobile detector, float32 node against QLinearConv node in the same run.</summary>
+    public static void Convs(int runs, int threads)
+    {
+        foreach (var (cin, cout, hw, k, group, stride) in new[]
+                 {
+                     (96, 24, 160, 3, 1, 1), (3, 16, 640, 3, 1, 2), (64, 64, 80, 1, 1, 1), (128, 128, 40, 3, 1, 1),
+                     (96, 96, 80, 3, 96, 1), (96, 96, 80, 5, 96, 2),
+                 })
+        {
+            double ops = 2.0 * cout * (cin / group) * k * k * ((double)hw / stride) * ((double)hw / stride);
+            string what = $"{cin}->{cout} {k}x{k} s{stride}{(group > 1 ? " depthwise" : "")} @{hw}";
+            var f = Node(ConvModel(false, cin, cout, k, group, stride), ConvInputs(false, cin, hw, hw), ops, runs, threads);
+            var q = Node(ConvModel(true, cin, cout, k, group, stride), ConvInputs(true, cin, hw, hw), ops, runs, threads);
+            Console.WriteLine($"Conv {what,-36} fp32 {f.Item1,7:F1} GFLOP/s   QLinearConv {q.Item1,7:F1} GOPS   int8/fp32 {q.Item1 / f.Item1,5:F2}x");
+        }
+    }
 
     private static Model MatMulModel(int m, int k, int n)
     {

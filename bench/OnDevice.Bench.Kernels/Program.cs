@@ -20,6 +20,11 @@ public static unsafe class Program
             : "?";
         Console.WriteLine($"threads={threads} runs={runs} MR={Gemm.MR} NR={Gemm.NR} KC={Gemm.KC} MC={Gemm.MC} NC={Gemm.NC} " +
             $"cpus={Environment.ProcessorCount} ({cpu}) {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}");
+        if (args.Contains("--lowbit-conv"))
+        {
+            LowBit.Convs(runs, threads);
+            return;
+        }
         if (args.Contains("--lowbit"))
         {
             LowBit.Run(runs, threads);

@@ -126,6 +126,7 @@ public static unsafe class Int8Gemm
     /// Converts rows of A (uint8, or int8 when <paramref name="signed"/>; element (i, k) at a[i·lda + k]) into A'
     /// (unsigned, padded to <paramref name="kPadded"/>) and writes the row sums of A' into <paramref name="rowSums"/>.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void PrepareA(byte* a, int m, int k, nint lda, bool signed, byte* dst, int kPadded, int* rowSums)
     {
         byte flip = signed ? (byte)0x80 : (byte)0;
@@ -191,6 +192,7 @@ public static unsafe class Int8Gemm
         public Int8GemmPath Path;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Run(Args args, Int8PackedB b, int rb0, int rb1, int p0, int p1)
     {
         int kp = b.KPadded;
@@ -233,6 +235,7 @@ public static unsafe class Int8Gemm
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Store(Args args, Int8PackedB b, int* tile, int i0, int rows, int panel)
     {
         int j0 = panel * NR, cols = Math.Min(NR, b.N - j0);

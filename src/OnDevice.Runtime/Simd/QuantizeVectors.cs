@@ -11,6 +11,7 @@ namespace OnDevice.Runtime.Simd;
 public static class QuantizeVectors
 {
     /// <summary>Smallest and largest value (NaN ignored by the vector paths only when absent; inputs are assumed finite).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static (float Min, float Max) MinMax(ReadOnlySpan<float> x)
     {
         if (x.Length == 0) return (0, 0);
@@ -42,6 +43,7 @@ public static class QuantizeVectors
     }
 
     /// <summary>y = saturate(round-half-even(x / scale) + zp) into [min, max] (an 8-bit range), stored as bytes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Quantize(ReadOnlySpan<float> x, float scale, int zp, int min, int max, Span<byte> y)
     {
         if (y.Length < x.Length) throw new ArgumentException("output is shorter than input");
@@ -78,6 +80,7 @@ public static class QuantizeVectors
     }
 
     /// <summary>y = (q − zp) · scale for uint8 (or int8 when <paramref name="signed"/>) values.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Dequantize(ReadOnlySpan<byte> q, bool signed, float scale, int zp, Span<float> y)
     {
         if (y.Length < q.Length) throw new ArgumentException("output is shorter than input");

@@ -23,6 +23,9 @@ public class IntegerConvTests
         new Case("many positions", [1, 24, 40, 44], [20, 24, 3, 3], 1, [1, 1], [1, 1, 1, 1], [1, 1]),
         new Case("depthwise 3x3 s2", [2, 5, 16, 17], [5, 1, 3, 3], 5, [2, 2], [1, 1, 1, 1], [1, 1]),
         new Case("depthwise multiplier 2", [1, 3, 11, 12], [6, 1, 3, 3], 3, [1, 3], [2, 0, 1, 2], [2, 2]),
+        new Case("depthwise 3x3 s1 wide (vector rows)", [2, 4, 9, 37], [4, 1, 3, 3], 4, [1, 1], [1, 1, 1, 1], [1, 1]),
+        new Case("depthwise 5x5 s1 dilated asym pad", [1, 3, 14, 29], [6, 1, 5, 5], 3, [1, 1], [3, 2, 1, 4], [2, 1]),
+        new Case("depthwise 17x17 (over 256 taps: integer loop)", [1, 2, 20, 21], [2, 1, 17, 17], 2, [1, 1], [8, 8, 8, 8], [1, 1]),
     };
 
     private static (byte[] Raw, int[] Values) Random(Random rng, int n, bool signed)

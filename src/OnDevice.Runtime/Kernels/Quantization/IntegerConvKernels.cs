@@ -150,11 +150,16 @@ internal sealed unsafe class IntegerConvCore
                 {
                     byte* src = (byte*)px + (nint)t * cg * inSize;
                     byte* dst = (byte*)hwc + (nint)t * cg * inSize;
-                    for (int ci = 0; ci < cg; ci++)
+                    // Tiles of 64 pixels keep the scattered writes inside 64·C bytes (L1).
+                    for (int i0 = 0; i0 < inSize; i0 += 64)
                     {
-                        byte* s = src + (nint)ci * inSize;
-                        byte* d = dst + ci;
-                        for (int i = 0; i < inSize; i++) d[(nint)i * cg] = (byte)(s[i] ^ flip);
+                        int len = Math.Min(64, inSize - i0);
+                        for (int ci = 0; ci < cg; ci++)
+                        {
+                            byte* s = src + (nint)ci * inSize + i0;
+                            byte* d = dst + (nint)i0 * cg + ci;
+                            for (int i = 0; i < len; i++) d[(nint)i * cg] = (byte)(s[i] ^ flip);
+                        }
                     }
                 }
             });
@@ -182,6 +187,7 @@ internal sealed unsafe class IntegerConvCore
 
     /// <summary>Rows of A' for output positions [p0, p0+count) from the channels-last input: for each window position
     /// the pixel's channels (one copy), or <paramref name="padByte"/> outside the image; zero-padded to kp; row sums.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static void Gather(byte* x, int channels, int[] in3, Window w3, int p0, int count, byte padByte, byte* dst, int kp, int* rowSums)
     {
         int d = in3[0], h = in3[1], wd = in3[2];
@@ -217,6 +223,7 @@ internal sealed unsafe class IntegerConvCore
         }
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static int SumBytes(byte* p, int n)
     {
         int i = 0;
@@ -249,25 +256,53 @@ internal sealed unsafe class IntegerConvCore
         int jobs = n * _group;
         int chunkJobs = PackedWeights.ChunkFor((long)outSize * win * mg);
         int workers = PackedWeights.Workers(ctx, jobs, chunkJobs);
+        bool floatPath = in3[0] == 1 && w3.Kernel[0] == 1 && w3.Output[0] == 1 && win <= 256;
+        var shape = new DepthwiseConv.Shape(in3[1], in3[2], w3.Kernel[1], w3.Kernel[2], w3.Strides[1], w3.Strides[2], w3.PadBegin[1], w3.PadBegin[2],
+            w3.Dilations[1], w3.Dilations[2], w3.Output[1], w3.Output[2]);
         PackedWeights.ForWorkers(ctx, jobs, chunkJobs, (worker, j0, j1) =>
         {
             var sums = new int[outSize * mg];
-            var plane = new int[inSize];
+            var plane = new int[floatPath ? 0 : inSize];
             var wv = new int[win * mg];
+            var xf = floatPath ? GC.AllocateUninitializedArray<float>(inSize, pinned: true) : [];
+            var wf = new float[floatPath ? win * mg : 0];
+            var yf = floatPath ? GC.AllocateUninitializedArray<float>(outSize, pinned: true) : [];
+            var scratch = floatPath ? GC.AllocateUninitializedArray<float>(shape.PlaneFloats + 64, pinned: true) : [];
             for (int job = j0; job < j1; job++)
             {
                 int img = job / _group, g = job % _group;
                 var xs = xm.Span.Slice((img * c + g) * inSize, inSize);
-                for (int i = 0; i < inSize; i++) plane[i] = (sx ? (sbyte)xs[i] : xs[i]) - zx;
                 var ws = wm.Span.Slice(g * mg * win, mg * win);
                 for (int j = 0; j < mg; j++)
                     for (int t = 0; t < win; t++) wv[j * win + t] = (sw ? (sbyte)ws[j * win + t] : ws[j * win + t]) - zw[g * mg + j];
-                DepthwisePlane(plane, in3, w3, wv, mg, win, sums);
+                if (floatPath)
+                {
+                    // x − zx and w − zw as floats: every product (|·| ≤ 255²) and every partial sum of up to 256 taps
+                    // stays below 2^24, so the float depthwise kernel (vectorized for every stride) is exact.
+                    QuantizeVectors.Dequantize(xs, sx, 1f, zx, xf);
+                    for (int i = 0; i < wv.Length; i++) wf[i] = wv[i];
+                    fixed (float* px = xf) fixed (float* pw = wf) fixed (float* py = yf) fixed (float* ps = scratch)
+                    {
+                        float* aligned = (float*)(((nint)ps + 63) & ~(nint)63);
+                        for (int j = 0; j < mg; j++)
+                        {
+                            DepthwiseConv.Channel(shape, px, pw + j * win, 0f, default, py, aligned);
+                            if (mg == 1) for (int p = 0; p < outSize; p++) sums[p] = (int)py[p];
+                            else for (int p = 0; p < outSize; p++) sums[p * mg + j] = (int)py[p];
+                        }
+                    }
+                }
+                else
+                {
+                    for (int i = 0; i < inSize; i++) plane[i] = (sx ? (sbyte)xs[i] : xs[i]) - zx;
+                    DepthwisePlane(plane, in3, w3, wv, mg, win, sums);
+                }
                 fixed (int* ps = sums) store(img, g, 0, outSize, (nint)ps);
             }
         });
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static void DepthwisePlane(int[] plane, int[] in3, Window w3, int[] wv, int mg, int win, int[] sums)
     {
         int d = in3[0], h = in3[1], wd = in3[2];
@@ -362,16 +397,10 @@ internal sealed unsafe class QLinearConvKernel(KernelBuildContext build) : IKern
         var ym = y.Memory;
         _core.Compute(ctx, x, zx, w, win, (img, g, p0, count, sums) =>
         {
-            var ys = ym.Span;
-            int* s = (int*)sums;
-            for (int j = 0; j < mg; j++)
-            {
-                int oc = g * mg + j;
-                float mul = multipliers[oc];
-                int bo = bias[oc];
-                var dst = ys.Slice((img * m + oc) * outSize + p0, count);
-                for (int p = 0; p < count; p++) dst[p] = (byte)Requantize.One(s[p * mg + j] + bo, mul, zy, min, max);
-            }
+            fixed (byte* py = ym.Span)
+            fixed (int* pbias = bias)
+            fixed (float* pmul = multipliers)
+                Requantize.Tile((int*)sums, count, mg, pbias + g * mg, pmul + g * mg, zy, min, max, py + ((nint)img * m + g * mg) * outSize + p0, outSize);
         });
     }
 }

@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using OnDevice.Core;
 using OnDevice.Runtime.Kernels.LinearAlgebra;
 using OnDevice.Runtime.Simd;
@@ -238,11 +239,78 @@ internal sealed unsafe class DynamicQuantizeMatMulKernel(KernelBuildContext buil
 internal static class Requantize
 {
     /// <summary>Rows of <paramref name="n"/> columns; bias and multipliers per column (bias may be null).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public static void Run(ReadOnlySpan<int> c, int[]? bias, float[] multipliers, int n, int zp, int min, int max, Span<byte> y)
     {
         for (int i = 0; i < y.Length; i += n)
             for (int j = 0; j < n; j++)
                 y[i + j] = (byte)One(c[i + j] + (bias is null ? 0 : bias[j]), multipliers[j], zp, min, max);
+    }
+
+    /// <summary>
+    /// A GEMM tile [count, channels] of int32 sums (row-major) requantized into <paramref name="channels"/> output planes
+    /// (channel j at <paramref name="dst"/> + j·<paramref name="planeStride"/>, positions contiguous):
+    /// saturate(round-half-even((s + bias[j])·multiplier[j]) + zp), in float as ONNX Runtime does. Eight channels at a
+    /// time with Vector256; the scalar loop is the same arithmetic.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    public static unsafe void Tile(int* sums, int count, int channels, int* bias, float* multipliers, int zp, int min, int max, byte* dst, nint planeStride)
+    {
+        int j0 = 0;
+        if (channels == 1 && Vector256.IsHardwareAccelerated)
+        {
+            // One channel (depthwise): positions are contiguous, vectorize along them.
+            var vz = Vector256.Create((float)zp);
+            var vmin = Vector256.Create((float)min);
+            var vmax = Vector256.Create((float)max);
+            var vb = Vector256.Create(bias[0]);
+            var vm = Vector256.Create(multipliers[0]);
+            int* tmp = stackalloc int[8];
+            int p = 0;
+            for (; p + 8 <= count; p += 8)
+            {
+                var v = Vector256.Round(Vector256.ConvertToSingle(Vector256.Load(sums + p) + vb) * vm) + vz;
+                Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(v, vmin), vmax)).Store(tmp);
+                for (int t = 0; t < 8; t++) dst[p + t] = (byte)tmp[t];
+            }
+            for (; p < count; p++) dst[p] = (byte)OneFloat(sums[p] + bias[0], multipliers[0], zp, min, max);
+            return;
+        }
+        if (System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated)
+        {
+            var vz = System.Runtime.Intrinsics.Vector256.Create((float)zp);
+            var vmin = System.Runtime.Intrinsics.Vector256.Create((float)min);
+            var vmax = System.Runtime.Intrinsics.Vector256.Create((float)max);
+            int* tmp = stackalloc int[8];
+            for (; j0 + 8 <= channels; j0 += 8)
+            {
+                var vb = System.Runtime.Intrinsics.Vector256.Load(bias + j0);
+                var vm = System.Runtime.Intrinsics.Vector256.Load(multipliers + j0);
+                for (int p = 0; p < count; p++)
+                {
+                    var acc = System.Runtime.Intrinsics.Vector256.Load(sums + (nint)p * channels + j0) + vb;
+                    var v = System.Runtime.Intrinsics.Vector256.Round(System.Runtime.Intrinsics.Vector256.ConvertToSingle(acc) * vm) + vz;
+                    System.Runtime.Intrinsics.Vector256.ConvertToInt32(System.Runtime.Intrinsics.Vector256.Min(System.Runtime.Intrinsics.Vector256.Max(v, vmin), vmax)).Store(tmp);
+                    byte* d = dst + (nint)j0 * planeStride + p;
+                    for (int t = 0; t < 8; t++) d[t * planeStride] = (byte)tmp[t];
+                }
+            }
+        }
+        for (int j = j0; j < channels; j++)
+        {
+            byte* d = dst + (nint)j * planeStride;
+            float mul = multipliers[j];
+            int b = bias[j];
+            for (int p = 0; p < count; p++) d[p] = (byte)OneFloat(sums[(nint)p * channels + j] + b, mul, zp, min, max);
+        }
+    }
+
+    /// <summary>One value in float arithmetic (the scalar twin of <see cref="Tile"/>).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public static int OneFloat(int acc, float multiplier, int zp, int min, int max)
+    {
+        float v = MathF.Round((float)acc * multiplier) + zp;
+        return v <= min ? min : v >= max ? max : (int)v;
     }
 
     /// <summary>One value.</summary>
