@@ -9,6 +9,9 @@ command -v npm >/dev/null || { echo "setup: Node.js and npm are required (sample
 
 packages=(libonnx-testdata imagemagick fonts-dejavu-core fonts-noto-cjk)
 packages+=(dataset-fashion-mnist) # Fashion-MNIST for the federated-learning tests and `ondevice fl simulate`
+packages+=(chromium) # headless browser for the HTML report test (ondevice compare --report)
+# Delivery server integration tests start a real PostgreSQL (initdb + pg_ctl into a temp dir) from this package.
+packages+=(postgresql)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

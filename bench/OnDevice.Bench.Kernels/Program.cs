@@ -20,6 +20,11 @@ public static unsafe class Program
             : "?";
         Console.WriteLine($"threads={threads} runs={runs} MR={Gemm.MR} NR={Gemm.NR} KC={Gemm.KC} MC={Gemm.MC} NC={Gemm.NC} " +
             $"cpus={Environment.ProcessorCount} ({cpu}) {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}");
+        if (args.Contains("--lowbit"))
+        {
+            LowBit.Run(runs, threads);
+            return;
+        }
         foreach (int s in new[] { 256, 512, 1024 })
             Report($"GEMM {s}x{s}x{s}, B prepacked", GemmPrepacked(s, s, s, runs, threads));
         Report("GEMM 24x25600x864 (conv shape), B prepacked", GemmPrepacked(24, 25600, 864, runs, threads));

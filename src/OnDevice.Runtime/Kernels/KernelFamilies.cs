@@ -34,5 +34,10 @@ internal static class KernelFamilies
         Nn.PoolKernels.Register(r);
         Nn.NormalizationKernels.Register(r);
         Nn.RecurrentKernels.Register(r);
+        Quantization.QuantizeKernels.Register(r);
+        Quantization.IntegerMatMulKernels.Register(r);
+        Quantization.IntegerConvKernels.Register(r);
+        Quantization.QLinearKernels.Register(r);
+        Quantization.MatMulNBitsKernel.Register(r);
     }
 }

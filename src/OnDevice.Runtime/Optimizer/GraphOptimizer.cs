@@ -38,6 +38,7 @@ public static class GraphOptimizer
     private static readonly IGraphPass[] Passes =
     [
         new EliminateNoOps(),
+        new FuseQdq(), // before folding, which would dequantize constant weights to float
         new FoldConstants(),
         new FoldBatchNormIntoConv(),
         new FuseElementwiseChains(),

@@ -1,0 +1,191 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using OnDevice.Compression;
+using OnDevice.Compression.Calibration;
+using OnDevice.Compression.Quantization;
+using OnDevice.Core;
+using OnDevice.Formats.Onnx;
+using Spectre.Console;
+
+namespace OnDevice.Cli.Verbs;
+
+/// <summary><c>ondevice quantize MODEL -o OUT</c>: int8/int4 weights (and activations), written as standard ONNX.</summary>
+public static class QuantizeVerb
+{
+    /// <summary>
+    /// Builds the GPTQ rounder for <c>--method gptq</c> from the float model and the calibration set. Null in builds
+    /// without the GPTQ implementation: the flag then fails with a clear message. (Wired where OnDevice.Compression.Gptq exists.)
+    /// </summary>
+    internal static readonly Func<Model, CalibrationSet?, IWeightRounder>? GptqFactory = null;
+
+    /// <summary>
+    /// Computes activation ranges for <c>--activations</c>: (model, calibration set, calibrator name minmax|percentile|entropy,
+    /// quiet) → value name → range. Null in builds without the calibrators: the flag then fails with a clear message.
+    /// </summary>
+    internal static readonly Func<Model, CalibrationSet, string, bool, IReadOnlyDictionary<string, ActivationRange>>? Calibrator = null;
+
+    /// <summary>Builds the command.</summary>
+    public static Command Create()
+    {
+        var model = new Argument<string>("model") { Description = "ONNX model file, or the name of a sample" };
+        var output = new Option<string>("--output", "-o") { Description = "Where to write the quantized model", Required = true };
+        var weights = new Option<string>("--weights") { Description = "Weight type: int8, uint8, int4, uint4", DefaultValueFactory = _ => "int8" };
+        var granularity = new Option<string?>("--granularity") { Description = "tensor, channel or block:N (N = 16, 32, 64, 128); default channel (block:32 for matmulnbits)" };
+        var symmetric = new Option<bool>("--symmetric") { Description = "Symmetric weights (zero point fixed); default asymmetric" };
+        var fp16Scales = new Option<bool>("--fp16-scales") { Description = "Store weight scales as float16" };
+        var method = new Option<string>("--method") { Description = "Weight rounding: rtn or gptq (gptq needs --calibration)", DefaultValueFactory = _ => "rtn" };
+        var activations = new Option<string?>("--activations") { Description = "Also quantize activations statically: int8 or uint8 (needs --calibration)" };
+        var calibration = new Option<string?>("--calibration") { Description = "Folder of .npy calibration samples (one sub-folder per sample with NAME.npy per input, or one .npy per sample)" };
+        var calibrator = new Option<string>("--calibrator") { Description = "Activation range method: minmax, percentile, entropy", DefaultValueFactory = _ => "minmax" };
+        var format = new Option<string>("--format") { Description = "qdq, qoperator or matmulnbits", DefaultValueFactory = _ => "qdq" };
+        var exclude = new Option<string[]>("--exclude") { Description = "Leave layers matching this glob (node or weight name) in float (repeatable)" };
+        var maxSize = new Option<string?>("--max-size") { Description = "Choose per-layer precision (fp16/int8/int4/4-bit palette) to fit this size, e.g. 4MB or 4000000" };
+        var reportFile = new Option<string?>("--report") { Description = "Write the per-layer report (JSON) to this file" };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object (sizes and the per-layer table)" };
+        var cmd = new Command("quantize", "Quantize weights (int8/uint8/int4/uint4) and optionally activations; write QDQ, QOperator or MatMulNBits ONNX")
+        {
+            model, output, weights, granularity, symmetric, fp16Scales, method, activations, calibration, calibrator, format, exclude, maxSize, reportFile, json,
+        };
+        cmd.SetAction(r =>
+        {
+            bool asJson = r.GetValue(json);
+            // Everything the user typed is checked before any work.
+            var (bits, signed) = r.GetValue(weights)!.ToLowerInvariant() switch
+            {
+                "int8" => (8, true),
+                "uint8" => (8, false),
+                "int4" => (4, true),
+                "uint4" => (4, false),
+                var w => throw new CliException($"--weights must be int8, uint8, int4 or uint4, not '{w}'"),
+            };
+            var fmt = r.GetValue(format)!.ToLowerInvariant() switch
+            {
+                "qdq" => QuantFormat.Qdq,
+                "qoperator" => QuantFormat.QOperator,
+                "matmulnbits" => QuantFormat.MatMulNBits,
+                var f => throw new CliException($"--format must be qdq, qoperator or matmulnbits, not '{f}'"),
+            };
+            var (gran, block) = ParseGranularity(r.GetValue(granularity) ?? (fmt == QuantFormat.MatMulNBits ? "block:32" : "channel"));
+            string methodName = r.GetValue(method)!.ToLowerInvariant();
+            if (methodName is not ("rtn" or "gptq")) throw new CliException($"--method must be rtn or gptq, not '{methodName}'");
+            string calibratorName = r.GetValue(calibrator)!.ToLowerInvariant();
+            if (calibratorName is not ("minmax" or "percentile" or "entropy")) throw new CliException($"--calibrator must be minmax, percentile or entropy, not '{calibratorName}'");
+            DType? actType = r.GetValue(activations)?.ToLowerInvariant() switch
+            {
+                null => null,
+                "int8" => DType.Int8,
+                "uint8" => DType.UInt8,
+                var a => throw new CliException($"--activations must be int8 or uint8, not '{a}'"),
+            };
+            if (actType is not null && r.GetValue(calibration) is null) throw new CliException("--activations needs --calibration DIR (activation ranges come from calibration samples)");
+            if (methodName == "gptq" && r.GetValue(calibration) is null) throw new CliException("--method gptq needs --calibration DIR (its Hessians come from calibration activations)");
+            if (methodName == "gptq" && GptqFactory is null) throw new CliException("--method gptq is not available in this build (the GPTQ rounder is not included); use --method rtn");
+            if (actType is not null && Calibrator is null) throw new CliException("--activations is not available in this build (the activation calibrators are not included); quantize weights only");
+            long? max = r.GetValue(maxSize) is { } ms ? Wrap(() => SizeBudget.ParseSize(ms)) : null;
+            if (max is not null && fmt != QuantFormat.Qdq) throw new CliException("--max-size mixes fp16, int8, int4 and palettized layers, which only --format qdq can hold");
+            var scheme = new QuantScheme(bits, signed, r.GetValue(symmetric), gran, gran == Granularity.Blocked ? 1 : 0, block, r.GetValue(fp16Scales));
+            var options = new QuantizeOptions { Scheme = scheme, Format = fmt, Exclude = r.GetValue(exclude) ?? [] };
+            Wrap(() => { options.Validate(); return 0; });
+            string outPath = r.GetValue(output)!;
+            string? reportPath = r.GetValue(reportFile);
+            CheckWritable(outPath, "--output");
+            if (reportPath is not null) CheckWritable(reportPath, "--report");
+
+            var path = Cli.ResolveModel(r.GetValue(model)!, asJson);
+            var m = OnnxReader.Read(path);
+            CalibrationSet? cal = r.GetValue(calibration) is { } dir ? Wrap(() => CalibrationSet.Load(dir, m.Graph)) : null;
+            options = options with { Calibration = cal };
+            if (actType is { } at)
+                options = options with { ActivationType = at, ActivationRanges = Calibrator!(m, cal!, calibratorName, asJson) };
+            if (methodName == "gptq") options = options with { RounderFactory = GptqFactory };
+            if (max is { } mb)
+            {
+                var budget = Wrap(() => SizeBudget.Choose(m, mb - mb / 200, options.Exclude));
+                options = options with { PerLayer = budget.Plans };
+            }
+            var result = Wrap(() => Cli.WithStatus(asJson, "quantizing", () => Quantizer.Quantize(m, options)));
+            Wrap(() => result.Save(outPath, max));
+            Finish(result, path, outPath, reportPath, asJson, max);
+            return 0;
+        });
+        return cmd;
+    }
+
+    /// <summary>Parses tensor | channel | block:N.</summary>
+    internal static (Granularity, int) ParseGranularity(string g)
+    {
+        var s = g.ToLowerInvariant();
+        if (s == "tensor") return (Granularity.PerTensor, 0);
+        if (s == "channel") return (Granularity.PerChannel, 0);
+        if (s.StartsWith("block:", StringComparison.Ordinal) && int.TryParse(s[6..], NumberStyles.None, CultureInfo.InvariantCulture, out var n))
+        {
+            if (n is not (16 or 32 or 64 or 128)) throw new CliException($"--granularity block:N needs N = 16, 32, 64 or 128, not {n}");
+            return (Granularity.Blocked, n);
+        }
+        throw new CliException($"--granularity must be tensor, channel or block:N, not '{g}'");
+    }
+
+    /// <summary>Fails now (before any work) when <paramref name="path"/> cannot be written; leaves nothing behind.</summary>
+    internal static void CheckWritable(string path, string option)
+    {
+        try
+        {
+            var full = Path.GetFullPath(path);
+            if (Directory.Exists(full)) throw new CliException($"{option} '{path}' is a directory; give a file name");
+            var dir = Path.GetDirectoryName(full)!;
+            Directory.CreateDirectory(dir);
+            var probe = Path.Combine(dir, $".ondevice-probe-{Environment.ProcessId}-{Guid.NewGuid():N}");
+            using (File.Create(probe, 1, FileOptions.DeleteOnClose)) { }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
+        {
+            throw new CliException($"{option} '{path}' cannot be written: {e.Message}");
+        }
+    }
+
+    /// <summary>Turns compression and calibration failures into one-line CLI errors.</summary>
+    internal static T Wrap<T>(Func<T> work)
+    {
+        try
+        {
+            return work();
+        }
+        catch (Exception e) when (e is CompressionException or CalibrationSetException)
+        {
+            throw new CliException(e.Message);
+        }
+    }
+
+    /// <summary>The JSON form of a compression report.</summary>
+    internal sealed record ReportJson(string Model, string Output, string Pass, string Format, string Method, long InputBytes, long OutputBytes, double Ratio,
+        long LayerBytesBefore, long LayerBytesAfter, double LayerRatio, long? MaxSize, int CalibrationSamples,
+        IReadOnlyList<LayerReport> Layers, IReadOnlyList<SkippedLayer> StayedFloat, IReadOnlyList<string> Notes);
+
+    /// <summary>Writes the report file and prints the result (JSON or a table).</summary>
+    internal static void Finish(CompressionResult result, string modelPath, string outPath, string? reportPath, bool asJson, long? max = null)
+    {
+        var rep = result.Report;
+        rep.InputBytes = new FileInfo(modelPath).Length;
+        var j = new ReportJson(modelPath, outPath, rep.Pass, rep.Format, rep.Method, rep.InputBytes, rep.OutputBytes,
+            rep.OutputBytes > 0 ? Math.Round(rep.InputBytes / (double)rep.OutputBytes, 3) : 0,
+            rep.LayerBytesBefore, rep.LayerBytesAfter, rep.LayerBytesAfter > 0 ? Math.Round(rep.LayerBytesBefore / (double)rep.LayerBytesAfter, 3) : 0,
+            max, rep.CalibrationSamples, rep.Layers, rep.StayedFloat, rep.Notes);
+        if (reportPath is not null) AtomicFile.WriteAllBytes(reportPath, JsonSerializer.SerializeToUtf8Bytes(j, Cli.Json));
+        if (asJson)
+        {
+            Cli.WriteJson(j);
+            return;
+        }
+        var t = new Table().AddColumns("layer", "op", "scheme", "form", "bytes", "SQNR dB", "out err", "rank").Border(TableBorder.Simple);
+        foreach (var l in rep.Layers)
+            t.AddRow(Markup.Escape(l.Layer), l.OpType, Markup.Escape(l.Scheme), Markup.Escape(l.Form), $"{Cli.Bytes(l.BytesBefore)} → {Cli.Bytes(l.BytesAfter)}",
+                l.SqnrDb.ToString("0.0", CultureInfo.InvariantCulture), l.OutputError is { } e ? e.ToString("0.0000", CultureInfo.InvariantCulture) : "", l.SensitivityRank.ToString(CultureInfo.InvariantCulture));
+        AnsiConsole.Write(t);
+        foreach (var s in rep.StayedFloat) Console.WriteLine($"float    {s.Layer} ({s.OpType}, {s.Weight}, {Cli.Bytes(s.Bytes)}): {s.Reason}");
+        foreach (var n in rep.Notes) Console.WriteLine($"note     {n}");
+        Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0} -> {1}: {2} -> {3} ({4:0.00}x smaller); compressed layers {5} -> {6} ({7:0.00}x)",
+            modelPath, outPath, Cli.Bytes(rep.InputBytes), Cli.Bytes(rep.OutputBytes), j.Ratio, Cli.Bytes(rep.LayerBytesBefore), Cli.Bytes(rep.LayerBytesAfter), j.LayerRatio));
+        if (rep.CalibrationSamples == 0) Console.WriteLine("         (no --calibration: output errors not measured; sensitivity ranked by SQNR)");
+    }
+}

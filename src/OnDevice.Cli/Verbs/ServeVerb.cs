@@ -1,0 +1,56 @@
+using System.CommandLine;
+using OnDevice.Server;
+
+namespace OnDevice.Cli.Verbs;
+
+/// <summary><c>ondevice serve</c>: the model delivery server.</summary>
+public static class ServeVerb
+{
+    /// <summary>Builds the command.</summary>
+    public static Command Create()
+    {
+        var store = new Option<string>("--store") { Description = "Store directory (content-addressed blobs; the SQLite database by default)", Required = true };
+        var keys = new Option<string>("--keys") { Description = "Keys directory from 'ondevice keys init' (online/ snapshot and timestamp keys; root.json seeds a new database)", Required = true };
+        var db = new Option<string?>("--db") { Description = "sqlite:PATH (default STORE/delivery.db) or postgres:CONNECTION-STRING" };
+        var urls = new Option<string>("--urls") { Description = "Listen URLs", DefaultValueFactory = _ => "http://127.0.0.1:5080" };
+        var tokenFile = new Option<string?>("--admin-token-file") { Description = "Operator token file: created with a new token if missing, registered on start" };
+        var tsLife = new Option<string>("--timestamp-lifetime") { Description = "Lifetime of each timestamp (e.g. 1d, 2h, 30s)", DefaultValueFactory = _ => "1d" };
+        var snapLife = new Option<string>("--snapshot-lifetime") { Description = "Lifetime of each snapshot", DefaultValueFactory = _ => "7d" };
+        var cmd = new Command("serve", "Run the model delivery server: signed metadata, content-addressed blobs with ranges, publish/list/resolve/audit APIs")
+        {
+            store, keys, db, urls, tokenFile, tsLife, snapLife,
+        };
+        cmd.SetAction(r =>
+        {
+            ServerOptions options;
+            try
+            {
+                options = new ServerOptions
+                {
+                    Store = r.GetValue(store)!,
+                    Keys = r.GetValue(keys)!,
+                    Db = r.GetValue(db),
+                    Urls = r.GetValue(urls)!,
+                    AdminTokenFile = r.GetValue(tokenFile),
+                    TimestampLifetime = ServerOptions.ParseDuration(r.GetValue(tsLife)!),
+                    SnapshotLifetime = ServerOptions.ParseDuration(r.GetValue(snapLife)!),
+                };
+            }
+            catch (FormatException e) { throw new CliException(e.Message); }
+            if (!Directory.Exists(options.Keys)) throw new CliException($"keys directory not found: {options.Keys}");
+            try
+            {
+                var app = ServerApp.BuildAsync(options).GetAwaiter().GetResult();
+                var description = app.Services.GetService(typeof(OnDevice.Server.Storage.IDeliveryStore)) is OnDevice.Server.Storage.IDeliveryStore s ? s.Description : "?";
+                Console.Error.WriteLine($"ondevice serve: store {Path.GetFullPath(options.Store)}, database {description}, listening on {options.Urls}");
+                app.RunAsync().GetAwaiter().GetResult();
+            }
+            catch (Exception e) when (e is ArgumentException or RepositoryException)
+            {
+                throw new CliException(e.Message);
+            }
+            return 0;
+        });
+        return cmd;
+    }
+}

@@ -1,0 +1,377 @@
+using OnDevice.Core;
+using OnDevice.Runtime.Kernels.LinearAlgebra;
+using OnDevice.Runtime.Kernels.Nn;
+using OnDevice.Runtime.Simd;
+
+namespace OnDevice.Runtime.Kernels.Quantization;
+
+/// <summary>ConvInteger and QLinearConv (1-D to 3-D, groups, depthwise, per-tensor or per-channel weights, int32 bias).</summary>
+internal static class IntegerConvKernels
+{
+    private static readonly DType[] Bytes = [DType.UInt8, DType.Int8];
+
+    public static void Register(KernelRegistry r)
+    {
+        r.Add("ConvInteger", 10, Bytes, ctx => new ConvIntegerKernel(ctx), supports: ctx => IntegerConvCore.Supports(ctx, 1));
+        r.Add("QLinearConv", 10, Bytes, ctx => new QLinearConvKernel(ctx), supports: ctx => IntegerConvCore.Supports(ctx, 3));
+        r.Add("QLinearConv", 1, Bytes, ctx => new QLinearConvKernel(ctx), domain: "com.microsoft", supports: ctx =>
+            ctx.Node.GetInt("channels_last", 0) != 0 ? "channels_last QLinearConv is not supported" : IntegerConvCore.Supports(ctx, 3));
+        // The optimizer's fusion of DequantizeLinear → Conv (→ Relu) → QuantizeLinear: QLinearConv with an optional fused Relu.
+        r.Add("QLinearConv", 1, Bytes, ctx => new QLinearConvKernel(ctx), domain: Elementwise.FusedElementwiseKernels.Domain, supports: ctx => IntegerConvCore.Supports(ctx, 3));
+    }
+}
+
+/// <summary>
+/// Integer convolution on <see cref="Int8Gemm"/>: per image and group, blocks of output positions are gathered as
+/// rows of A (im2col, the window of one position per row; padding reads as the input zero point, i.e. contributes 0)
+/// and multiplied with the group's weights packed as B[window, out-channel] (packed once when constant). Depthwise
+/// convolutions (one input channel per group) run a direct loop instead. The epilogue turns each block's int32 sums
+/// into the output layout (NCHW) as int32 or requantized bytes.
+/// </summary>
+internal sealed unsafe class IntegerConvCore
+{
+    private readonly WindowGeometry _geometry;
+    private readonly int _group;
+    private readonly int _wInput, _wZpInput;
+    private readonly Int8PackedB[]? _packed;
+    private readonly int[]? _wShape;
+
+    public static string? Supports(KernelBuildContext ctx, int wInput)
+    {
+        var g = WindowGeometry.Read(ctx.Node);
+        int? spatial = ctx.InputShape(wInput) is { } ws ? ws.Rank - 2 : ctx.InputShape(0) is { } xs ? xs.Rank - 2 : null;
+        if (spatial is int r && (r < 1 || r > 3)) return $"integer convolution over {r} spatial dimensions is not supported (1 to 3 are)";
+        if (ctx.Node.GetInt("group", 1) < 1) return "group must be positive";
+        return g.Check(spatial);
+    }
+
+    public IntegerConvCore(KernelBuildContext ctx, int wInput, int wZpInput)
+    {
+        _geometry = WindowGeometry.Read(ctx.Node);
+        _group = checked((int)ctx.Node.GetInt("group", 1));
+        _wInput = wInput;
+        _wZpInput = wZpInput;
+        var w = ctx.Constant(wInput);
+        var zp = ctx.Constant(wZpInput);
+        if (w is { DType: DType.UInt8 or DType.Int8, Dims.Length: >= 3 } && w.Dims[0] % _group == 0 && (!ctx.HasInput(wZpInput) || zp is not null))
+        {
+            _wShape = PackedWeights.Dims(w);
+            if (!(_wShape[1] == 1 && _group > 1))
+                _packed = Pack(w.Bytes, w.DType == DType.Int8, _wShape, zp is null ? [] : QuantValues.Ints(TensorBuffer.Wrap(zp)));
+        }
+    }
+
+    /// <summary>Packs each group's weights as B[k, oc] with k = (window position, input channel): the order in which
+    /// <see cref="Gather"/> lays out a row (a pixel's channels are contiguous once the input is channels-last).</summary>
+    private Int8PackedB[] Pack(ReadOnlySpan<byte> w, bool signed, int[] wShape, int[] zps)
+    {
+        int m = wShape[0], mg = m / _group, cg = wShape[1], win = wShape[2..].Aggregate(1, (p, d) => p * d), kg = cg * win;
+        if (zps.Length is not (0 or 1) && zps.Length != m) throw new InvalidOperationException($"weight zero point has {zps.Length} values for {m} output channels");
+        var packed = new Int8PackedB[_group];
+        var reordered = new byte[mg * kg];
+        for (int g = 0; g < _group; g++)
+        {
+            var src = w.Slice(g * mg * kg, mg * kg);
+            for (int j = 0; j < mg; j++)
+                for (int ci = 0; ci < cg; ci++)
+                    for (int t = 0; t < win; t++) reordered[j * kg + t * cg + ci] = src[j * kg + ci * win + t];
+            ReadOnlySpan<int> z = zps.Length <= 1 ? zps : zps.AsSpan(g * mg, mg);
+            packed[g] = new Int8PackedB(reordered, signed, kg, mg, 1, kg, z);
+        }
+        return packed;
+    }
+
+    /// <summary>Bytes held by prepacked weights.</summary>
+    public long PackedBytes => _packed?.Sum(p => p.Bytes) ?? 0;
+
+    /// <summary>The output shape for input <paramref name="x"/> and weight <paramref name="w"/>; throws on mismatches.</summary>
+    public int[] OutputShape(TensorBuffer x, TensorBuffer w, out Window win)
+    {
+        int r = x.Rank - 2;
+        if (r < 1 || r > 3 || w.Rank != x.Rank) throw new InvalidOperationException($"integer convolution: input {x} and weight {w} ranks do not fit 1-3 spatial dimensions");
+        int c = x.Shape[1], m = w.Shape[0], cg = w.Shape[1];
+        if (cg * _group != c || m % _group != 0)
+            throw new InvalidOperationException($"integer convolution: input {TensorBuffer.Format(x.Shape)} and weight {TensorBuffer.Format(w.Shape)} do not match group {_group}");
+        var kernel = w.Shape[2..];
+        if (_geometry.KernelShape is { } ks && !ks.AsSpan().SequenceEqual(kernel))
+            throw new InvalidOperationException($"integer convolution: kernel_shape [{string.Join(",", ks)}] differs from the weight {TensorBuffer.Format(w.Shape)}");
+        win = _geometry.Resolve(x.Shape.AsSpan(2), kernel);
+        return [x.Shape[0], m, .. win.Output];
+    }
+
+    /// <summary>
+    /// Computes the int32 sums Σ (x − zx)(w − zw[oc]) and hands each block to <paramref name="store"/>(image, group,
+    /// firstPosition, positions, sums) where sums is [positions, M/group] row-major (valid during the call).
+    /// </summary>
+    public void Compute(KernelContext ctx, TensorBuffer x, int zx, TensorBuffer w, Window win, Action<int, int, int, int, nint> store)
+    {
+        if (x.DType is not (DType.UInt8 or DType.Int8) || w.DType is not (DType.UInt8 or DType.Int8))
+            throw new InvalidOperationException($"integer convolution needs uint8/int8 operands, got {x.DType.Name()} and {w.DType.Name()}");
+        int n = x.Shape[0], c = x.Shape[1], m = w.Shape[0], cg = w.Shape[1], mg = m / _group;
+        var zwb = ctx.Input(_wZpInput);
+        var zw = zwb is null ? new int[m] : QuantValues.ZeroPointVector(zwb, m, "weight zero point");
+        var w3 = win.To3D();
+        int r = x.Rank - 2;
+        int[] in3 = [.. Enumerable.Repeat(1, 3 - r), .. x.Shape[2..]];
+        int inSize = in3[0] * in3[1] * in3[2], outSize = w3.Output[0] * w3.Output[1] * w3.Output[2];
+        if ((long)n * m * outSize == 0) return;
+        bool signedX = x.DType == DType.Int8;
+        if (cg == 1 && _group > 1)
+        {
+            Depthwise(ctx, x, zx, w, zw, n, c, m, in3, w3, inSize, outSize, store);
+            return;
+        }
+        Int8PackedB[] packed = _packed is not null && w.Shape.AsSpan().SequenceEqual(_wShape)
+            ? _packed
+            : Pack(w.Memory.Span, w.DType == DType.Int8, w.Shape, zwb is null ? [] : QuantValues.Ints(zwb));
+        int kg = packed[0].K, kp = packed[0].KPadded;
+        // Blocks of output positions: about 64 KiB of gathered rows each.
+        int chunk = Math.Clamp(65536 / Math.Max(1, kp), Int8Gemm.MR, 2048) / Int8Gemm.MR * Int8Gemm.MR;
+        int chunksPerImage = (outSize + chunk - 1) / chunk;
+        int jobs = n * _group * chunksPerImage;
+        long perWorker = ((long)chunk * kp + 63) / 64 * 64 + (long)chunk * 4 * 2 + (long)chunk * mg * 4 + 64;
+        int minJobs = PackedWeights.ChunkFor((long)chunk * kp * mg);
+        int workers = PackedWeights.Workers(ctx, jobs, minJobs);
+        long hwcBytes = ((long)n * c * inSize + 63) / 64 * 64;
+        var scratch = ctx.Scratch(checked((int)(hwcBytes + perWorker * workers + 128)));
+        byte flip = signedX ? (byte)0x80 : (byte)0;
+        int zaEff = zx + (signedX ? 128 : 0);
+        byte padByte = (byte)((signedX ? (sbyte)zx : zx) ^ flip);
+        var path = Int8Gemm.Best;
+        fixed (byte* px0 = x.Memory.Span)
+        fixed (byte* ps0 = scratch.Span)
+        {
+            nint px = (nint)px0;
+            nint hwc = ((nint)ps0 + 63) & ~(nint)63, ps = hwc + (nint)hwcBytes;
+            // The input once in channels-last order per image and group ([.., D, H, W, C/g]), bytes made unsigned.
+            PackedWeights.ForWorkers(ctx, n * _group, PackedWeights.ChunkFor((long)cg * inSize), (_, t0, t1) =>
+            {
+                for (int t = t0; t < t1; t++)
+                {
+                    byte* src = (byte*)px + (nint)t * cg * inSize;
+                    byte* dst = (byte*)hwc + (nint)t * cg * inSize;
+                    for (int ci = 0; ci < cg; ci++)
+                    {
+                        byte* s = src + (nint)ci * inSize;
+                        byte* d = dst + ci;
+                        for (int i = 0; i < inSize; i++) d[(nint)i * cg] = (byte)(s[i] ^ flip);
+                    }
+                }
+            });
+            PackedWeights.ForWorkers(ctx, jobs, minJobs, (worker, j0, j1) =>
+            {
+                byte* baseP = (byte*)(((ps + worker * (nint)perWorker) + 63) & ~(nint)63);
+                byte* rows = baseP;
+                int* rowSums = (int*)(baseP + ((long)chunk * kp + 63) / 64 * 64);
+                int* za = rowSums + chunk;
+                int* sums = za + chunk;
+                for (int i = 0; i < chunk; i++) za[i] = zaEff;
+                for (int job = j0; job < j1; job++)
+                {
+                    int img = job / (_group * chunksPerImage), rest = job % (_group * chunksPerImage);
+                    int g = rest / chunksPerImage, p0 = rest % chunksPerImage * chunk;
+                    int count = Math.Min(chunk, outSize - p0);
+                    byte* xg = (byte*)hwc + ((nint)img * _group + g) * cg * inSize;
+                    Gather(xg, cg, in3, w3, p0, count, padByte, rows, kp, rowSums);
+                    Int8Gemm.Multiply(path, rows, count, rowSums, za, packed[g], sums, mg, 1);
+                    store(img, g, p0, count, (nint)sums);
+                }
+            });
+        }
+    }
+
+    /// <summary>Rows of A' for output positions [p0, p0+count) from the channels-last input: for each window position
+    /// the pixel's channels (one copy), or <paramref name="padByte"/> outside the image; zero-padded to kp; row sums.</summary>
+    private static void Gather(byte* x, int channels, int[] in3, Window w3, int p0, int count, byte padByte, byte* dst, int kp, int* rowSums)
+    {
+        int d = in3[0], h = in3[1], wd = in3[2];
+        int kd = w3.Kernel[0], kh = w3.Kernel[1], kw = w3.Kernel[2];
+        int oh = w3.Output[1], ow = w3.Output[2];
+        for (int r = 0; r < count; r++)
+        {
+            int p = p0 + r;
+            int ox = p % ow, oy = p / ow % oh, oz = p / (ow * oh);
+            int bz = oz * w3.Strides[0] - w3.PadBegin[0], by = oy * w3.Strides[1] - w3.PadBegin[1], bx = ox * w3.Strides[2] - w3.PadBegin[2];
+            byte* row = dst + (nint)r * kp;
+            byte* o = row;
+            for (int a = 0; a < kd; a++)
+            {
+                int iz = bz + a * w3.Dilations[0];
+                bool zin = (uint)iz < (uint)d;
+                for (int b = 0; b < kh; b++)
+                {
+                    int iy = by + b * w3.Dilations[1];
+                    bool yin = zin && (uint)iy < (uint)h;
+                    byte* xr = x + ((nint)iz * h + iy) * wd * channels;
+                    for (int e = 0; e < kw; e++, o += channels)
+                    {
+                        int ix = bx + e * w3.Dilations[2];
+                        if (yin && (uint)ix < (uint)wd) Buffer.MemoryCopy(xr + (nint)ix * channels, o, channels, channels);
+                        else new Span<byte>(o, channels).Fill(padByte);
+                    }
+                }
+            }
+            int used = (int)(o - row);
+            new Span<byte>(o, kp - used).Clear();
+            rowSums[r] = SumBytes(row, used);
+        }
+    }
+
+    private static int SumBytes(byte* p, int n)
+    {
+        int i = 0;
+        uint sum = 0;
+        if (System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated)
+        {
+            var acc = System.Runtime.Intrinsics.Vector256<uint>.Zero;
+            for (; i + 32 <= n; i += 32)
+            {
+                var v = System.Runtime.Intrinsics.Vector256.Load(p + i);
+                var (lo, hi) = System.Runtime.Intrinsics.Vector256.Widen(v);
+                var (l0, l1) = System.Runtime.Intrinsics.Vector256.Widen(lo + hi);
+                acc += l0 + l1;
+            }
+            sum = System.Runtime.Intrinsics.Vector256.Sum(acc);
+        }
+        for (; i < n; i++) sum += p[i];
+        return (int)sum;
+    }
+
+    /// <summary>Depthwise: every output channel reads one input channel; direct sums over the window.</summary>
+    private void Depthwise(KernelContext ctx, TensorBuffer x, int zx, TensorBuffer w, int[] zw, int n, int c, int m, int[] in3, Window w3,
+        int inSize, int outSize, Action<int, int, int, int, nint> store)
+    {
+        int mg = m / _group; // output channels per group (a depth multiplier)
+        int win = w3.Kernel[0] * w3.Kernel[1] * w3.Kernel[2];
+        bool sx = x.DType == DType.Int8, sw = w.DType == DType.Int8;
+        var xm = x.Memory;
+        var wm = w.Memory;
+        int jobs = n * _group;
+        int chunkJobs = PackedWeights.ChunkFor((long)outSize * win * mg);
+        int workers = PackedWeights.Workers(ctx, jobs, chunkJobs);
+        PackedWeights.ForWorkers(ctx, jobs, chunkJobs, (worker, j0, j1) =>
+        {
+            var sums = new int[outSize * mg];
+            var plane = new int[inSize];
+            var wv = new int[win * mg];
+            for (int job = j0; job < j1; job++)
+            {
+                int img = job / _group, g = job % _group;
+                var xs = xm.Span.Slice((img * c + g) * inSize, inSize);
+                for (int i = 0; i < inSize; i++) plane[i] = (sx ? (sbyte)xs[i] : xs[i]) - zx;
+                var ws = wm.Span.Slice(g * mg * win, mg * win);
+                for (int j = 0; j < mg; j++)
+                    for (int t = 0; t < win; t++) wv[j * win + t] = (sw ? (sbyte)ws[j * win + t] : ws[j * win + t]) - zw[g * mg + j];
+                DepthwisePlane(plane, in3, w3, wv, mg, win, sums);
+                fixed (int* ps = sums) store(img, g, 0, outSize, (nint)ps);
+            }
+        });
+    }
+
+    private static void DepthwisePlane(int[] plane, int[] in3, Window w3, int[] wv, int mg, int win, int[] sums)
+    {
+        int d = in3[0], h = in3[1], wd = in3[2];
+        int kd = w3.Kernel[0], kh = w3.Kernel[1], kw = w3.Kernel[2];
+        int od = w3.Output[0], oh = w3.Output[1], ow = w3.Output[2];
+        int p = 0;
+        for (int oz = 0; oz < od; oz++)
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++, p++)
+                {
+                    int bz = oz * w3.Strides[0] - w3.PadBegin[0], by = oy * w3.Strides[1] - w3.PadBegin[1], bx = ox * w3.Strides[2] - w3.PadBegin[2];
+                    for (int j = 0; j < mg; j++)
+                    {
+                        int s = 0, t = j * win;
+                        for (int a = 0; a < kd; a++)
+                        {
+                            int iz = bz + a * w3.Dilations[0];
+                            for (int b = 0; b < kh; b++)
+                            {
+                                int iy = by + b * w3.Dilations[1];
+                                bool inside = (uint)iz < (uint)d && (uint)iy < (uint)h;
+                                int rowBase = (iz * h + iy) * wd;
+                                for (int e = 0; e < kw; e++, t++)
+                                {
+                                    int ix = bx + e * w3.Dilations[2];
+                                    if (inside && (uint)ix < (uint)wd) s += plane[rowBase + ix] * wv[t];
+                                }
+                            }
+                        }
+                        sums[p * mg + j] = s;
+                    }
+                }
+    }
+}
+
+/// <summary>ConvInteger: y (int32) = Σ (x − x_zero_point)·(w − w_zero_point[oc]).</summary>
+internal sealed unsafe class ConvIntegerKernel(KernelBuildContext build) : IKernel
+{
+    private readonly IntegerConvCore _core = new(build, 1, 3);
+    private readonly int _group = checked((int)build.Node.GetInt("group", 1));
+
+    public void Execute(KernelContext ctx)
+    {
+        var x = ctx.Required(0);
+        var w = ctx.Required(1);
+        int zx = QuantValues.ScalarZeroPoint(ctx.Input(2), "x_zero_point");
+        var shape = _core.OutputShape(x, w, out var win);
+        var y = ctx.Output(0, DType.Int32, shape);
+        int m = shape[1], mg = m / _group, outSize = y.Length / Math.Max(1, shape[0] * m);
+        var ym = y.Memory;
+        _core.Compute(ctx, x, zx, w, win, (img, g, p0, count, sums) =>
+        {
+            var ys = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, int>(ym.Span);
+            int* s = (int*)sums;
+            for (int j = 0; j < mg; j++)
+            {
+                int oc = g * mg + j;
+                var dst = ys.Slice((img * m + oc) * outSize + p0, count);
+                for (int p = 0; p < count; p++) dst[p] = s[p * mg + j];
+            }
+        });
+    }
+}
+
+/// <summary>QLinearConv: y = saturate(round((Σ (x − zx)(w − zw[oc]) + bias[oc]) · x_scale·w_scale[oc] / y_scale) + y_zero_point).</summary>
+internal sealed unsafe class QLinearConvKernel(KernelBuildContext build) : IKernel
+{
+    private readonly IntegerConvCore _core = new(build, 3, 5);
+    private readonly int _group = checked((int)build.Node.GetInt("group", 1));
+    private readonly bool _relu = build.Node.GetInt("relu", 0) != 0;
+
+    public void Execute(KernelContext ctx)
+    {
+        var x = ctx.Required(0);
+        var w = ctx.Required(3);
+        float sx = QuantValues.ScalarScale(ctx.Required(1), "x_scale");
+        int zx = QuantValues.ScalarZeroPoint(ctx.Required(2), "x_zero_point");
+        float sy = QuantValues.ScalarScale(ctx.Required(6), "y_scale");
+        var yzp = ctx.Required(7);
+        int zy = QuantValues.ScalarZeroPoint(yzp, "y_zero_point");
+        var shape = _core.OutputShape(x, w, out var win);
+        int m = shape[1], mg = m / _group;
+        var sw = QuantValues.ScaleVector(ctx.Required(4), m, "w_scale");
+        var bias = ctx.Input(8) is { } bb ? bb.DType == DType.Int32 && bb.Length == m ? bb.Span<int>().ToArray()
+            : throw new InvalidOperationException($"QLinearConv bias must be int32[{m}], got {bb}") : new int[m];
+        var multipliers = new float[m];
+        for (int j = 0; j < m; j++) multipliers[j] = sx * sw[j] / sy;
+        var (min, max) = QuantValues.Range(yzp.DType);
+        if (_relu) min = Math.Max(min, zy); // Relu before quantization: nothing below the real value 0
+        var y = ctx.Output(0, yzp.DType, shape);
+        int outSize = y.Length / Math.Max(1, shape[0] * m);
+        var ym = y.Memory;
+        _core.Compute(ctx, x, zx, w, win, (img, g, p0, count, sums) =>
+        {
+            var ys = ym.Span;
+            int* s = (int*)sums;
+            for (int j = 0; j < mg; j++)
+            {
+                int oc = g * mg + j;
+                float mul = multipliers[oc];
+                int bo = bias[oc];
+                var dst = ys.Slice((img * m + oc) * outSize + p0, count);
+                for (int p = 0; p < count; p++) dst[p] = (byte)Requantize.One(s[p * mg + j] + bo, mul, zy, min, max);
+            }
+        });
+    }
+}

@@ -1,0 +1,255 @@
+using OnDevice.Core;
+using OnDevice.Runtime.Kernels.LinearAlgebra;
+using OnDevice.Runtime.Simd;
+
+namespace OnDevice.Runtime.Kernels.Quantization;
+
+/// <summary>Shapes of a numpy-style matmul: 1-D promotion, broadcast batch dimensions.</summary>
+internal sealed class MatMulGeometry
+{
+    public int M, K, N, Batches;
+    public int[] OutShape = [], BatchShape = [], AStrides = [], BStrides = [];
+    public int ABatches, BBatches;
+
+    public static MatMulGeometry Of(int[] aShape, int[] bShape, string op)
+    {
+        if (aShape.Length == 0 || bShape.Length == 0) throw new InvalidOperationException($"{op} operands must have rank >= 1");
+        bool aVec = aShape.Length == 1, bVec = bShape.Length == 1;
+        var g = new MatMulGeometry
+        {
+            M = aVec ? 1 : aShape[^2],
+            K = aShape[^1],
+            N = bVec ? 1 : bShape[^1],
+        };
+        int kb = bVec ? bShape[0] : bShape[^2];
+        if (g.K != kb) throw new InvalidOperationException($"{op}: {TensorBuffer.Format(aShape)} · {TensorBuffer.Format(bShape)}: inner dimensions differ");
+        var aBatch = aVec ? [] : aShape[..^2];
+        var bBatch = bVec ? [] : bShape[..^2];
+        g.BatchShape = MatMulKernel.BroadcastBatch(aBatch, bBatch);
+        g.AStrides = MatMulKernel.BatchStrides(aBatch, g.BatchShape.Length);
+        g.BStrides = MatMulKernel.BatchStrides(bBatch, g.BatchShape.Length);
+        var outShape = new List<int>(g.BatchShape);
+        if (!aVec) outShape.Add(g.M);
+        if (!bVec) outShape.Add(g.N);
+        g.OutShape = [.. outShape];
+        g.ABatches = aBatch.Aggregate(1, (p, d) => p * d);
+        g.BBatches = bBatch.Aggregate(1, (p, d) => p * d);
+        g.Batches = g.BatchShape.Aggregate(1, (p, d) => p * d);
+        return g;
+    }
+
+    public int ABatch(int batch) => MatMulKernel.BatchIndex(BatchShape, AStrides, batch);
+    public int BBatch(int batch) => MatMulKernel.BatchIndex(BatchShape, BStrides, batch);
+}
+
+/// <summary>
+/// The integer matmul shared by MatMulInteger, QLinearMatMul, MatMulIntegerToFloat and DynamicQuantizeMatMul: A
+/// (uint8/int8, per-tensor or per-row zero point) times B (uint8/int8, per-tensor or per-column zero point) into int32
+/// on <see cref="Int8Gemm"/>. A constant B (with a constant zero point) is packed once when the session is built.
+/// </summary>
+internal sealed unsafe class IntegerMatMulCore
+{
+    private readonly Int8PackedB[]? _packed;
+    private readonly int[]? _bShape;
+    private readonly int _bInput, _bZpInput;
+
+    /// <summary>Packs B (input <paramref name="bInput"/>, zero point input <paramref name="bZpInput"/>, −1 for none) when constant.</summary>
+    public IntegerMatMulCore(KernelBuildContext ctx, int bInput, int bZpInput)
+    {
+        _bInput = bInput;
+        _bZpInput = bZpInput;
+        var b = ctx.Constant(bInput);
+        var zp = bZpInput >= 0 ? ctx.Constant(bZpInput) : null;
+        if (b is { DType: DType.UInt8 or DType.Int8, Dims.Length: >= 1 } && (bZpInput < 0 || !ctx.HasInput(bZpInput) || zp is not null))
+        {
+            _bShape = PackedWeights.Dims(b);
+            int k = _bShape.Length == 1 ? _bShape[0] : _bShape[^2];
+            int n = _bShape.Length == 1 ? 1 : _bShape[^1];
+            int batches = _bShape.Length <= 2 ? 1 : _bShape[..^2].Aggregate(1, (p, d) => p * d);
+            var zps = zp is null ? [] : QuantValues.Ints(TensorBuffer.Wrap(zp));
+            if (zps.Length is not (0 or 1) && zps.Length != n) throw new InvalidOperationException($"B zero point has {zps.Length} values for {n} columns");
+            _packed = new Int8PackedB[batches];
+            var bytes = b.Bytes;
+            for (int i = 0; i < batches; i++)
+                _packed[i] = new Int8PackedB(bytes.Slice(i * k * n, k * n), b.DType == DType.Int8, k, n, n, 1, zps);
+        }
+    }
+
+    /// <summary>Bytes held by prepacked weights.</summary>
+    public long PackedBytes => _packed?.Sum(p => p.Bytes) ?? 0;
+
+    /// <summary>
+    /// C (int32, laid out as <see cref="MatMulGeometry.OutShape"/>) = (A − za)·(B − zb). <paramref name="aZeroPoints"/>
+    /// has one value (per tensor) or <c>M</c> values (per row).
+    /// </summary>
+    public void Compute(KernelContext ctx, MatMulGeometry g, TensorBuffer a, ReadOnlySpan<int> aZeroPoints, TensorBuffer b, int* c)
+    {
+        if (a.DType is not (DType.UInt8 or DType.Int8) || b.DType is not (DType.UInt8 or DType.Int8))
+            throw new InvalidOperationException($"integer matmul needs uint8/int8 operands, got {a.DType.Name()} and {b.DType.Name()}");
+        if (aZeroPoints.Length != 1 && aZeroPoints.Length != g.M) throw new InvalidOperationException($"A zero point has {aZeroPoints.Length} values; expected 1 or {g.M}");
+        int m = g.M, k = g.K, n = g.N;
+        if ((long)g.Batches * m * n == 0) return;
+        Int8PackedB[] packed;
+        if (_packed is not null && b.Shape.AsSpan().SequenceEqual(_bShape)) packed = _packed;
+        else
+        {
+            var zpb = _bZpInput >= 0 ? ctx.Input(_bZpInput) : null;
+            var zps = zpb is null ? [] : QuantValues.Ints(zpb);
+            if (zps.Length is not (0 or 1) && zps.Length != n) throw new InvalidOperationException($"B zero point has {zps.Length} values; expected 1 or {n}");
+            packed = new Int8PackedB[g.BBatches];
+            var bytes = b.Memory.Span;
+            for (int i = 0; i < packed.Length; i++)
+                packed[i] = new Int8PackedB(bytes.Slice(i * k * n, k * n), b.DType == DType.Int8, k, n, n, 1, zps);
+        }
+        int kp = packed[0].KPadded;
+        bool signedA = a.DType == DType.Int8;
+        var scratch = ctx.Scratch(checked((int)(Int8Gemm.PreparedABytes(m, kp) + 8L * m + 64)));
+        var path = Int8Gemm.Best;
+        fixed (byte* pa = a.Memory.Span)
+        fixed (byte* ps = scratch.Span)
+        {
+            byte* prepared = ps;
+            int* rowSums = (int*)(ps + ((Int8Gemm.PreparedABytes(m, kp) + 15) & ~15L));
+            int* za = rowSums + m;
+            for (int i = 0; i < m; i++) za[i] = aZeroPoints[aZeroPoints.Length == 1 ? 0 : i] + (signedA ? 128 : 0);
+            for (int batch = 0; batch < g.Batches; batch++)
+            {
+                int ai = g.ABatch(batch), bi = g.BBatch(batch);
+                Int8Gemm.PrepareA(pa + (nint)ai * m * k, m, k, k, signedA, prepared, kp, rowSums);
+                Int8Gemm.Multiply(path, prepared, m, rowSums, za, packed[bi], c + (nint)batch * m * n, n, ctx.Threads);
+            }
+        }
+    }
+}
+
+/// <summary>MatMulInteger, QLinearMatMul (ONNX) and MatMulIntegerToFloat, DynamicQuantizeMatMul (com.microsoft).</summary>
+internal static class IntegerMatMulKernels
+{
+    private static readonly DType[] Bytes = [DType.UInt8, DType.Int8];
+
+    public static void Register(KernelRegistry r)
+    {
+        r.Add("MatMulInteger", 10, Bytes, ctx => new MatMulIntegerKernel(ctx));
+        r.Add("QLinearMatMul", 10, Bytes, ctx => new QLinearMatMulKernel(ctx));
+        // The optimizer's fusion of DequantizeLinear → MatMul (→ Relu) → QuantizeLinear, with an optional fused Relu.
+        r.Add("QLinearMatMul", 1, Bytes, ctx => new QLinearMatMulKernel(ctx), domain: Elementwise.FusedElementwiseKernels.Domain);
+        r.Add("MatMulIntegerToFloat", 1, Bytes, ctx => new MatMulIntegerToFloatKernel(ctx), domain: "com.microsoft");
+        r.Add("DynamicQuantizeMatMul", 1, TypeSets.Float, ctx => new DynamicQuantizeMatMulKernel(ctx), domain: "com.microsoft");
+    }
+}
+
+/// <summary>Y (int32) = (A − a_zero_point)·(B − b_zero_point).</summary>
+internal sealed unsafe class MatMulIntegerKernel(KernelBuildContext build) : IKernel
+{
+    private readonly IntegerMatMulCore _core = new(build, 1, 3);
+
+    public void Execute(KernelContext ctx)
+    {
+        var a = ctx.Required(0);
+        var b = ctx.Required(1);
+        var g = MatMulGeometry.Of(a.Shape, b.Shape, "MatMulInteger");
+        var za = ctx.Input(2) is { } z ? QuantValues.Ints(z) : [0];
+        var y = ctx.Output(0, DType.Int32, g.OutShape);
+        fixed (int* py = y.Span<int>()) _core.Compute(ctx, g, a, za, b, py);
+    }
+}
+
+/// <summary>y = saturate(round((A − za)·(B − zb) · a_scale·b_scale / y_scale) + y_zero_point); b's scale and zero point may be per column.</summary>
+internal sealed unsafe class QLinearMatMulKernel(KernelBuildContext build) : IKernel
+{
+    private readonly IntegerMatMulCore _core = new(build, 3, 5);
+    private readonly bool _relu = build.Node.GetInt("relu", 0) != 0;
+
+    public void Execute(KernelContext ctx)
+    {
+        var a = ctx.Required(0);
+        var b = ctx.Required(3);
+        var g = MatMulGeometry.Of(a.Shape, b.Shape, "QLinearMatMul");
+        float sa = QuantValues.ScalarScale(ctx.Required(1), "a_scale");
+        var za = QuantValues.Ints(ctx.Required(2));
+        var sb = QuantValues.ScaleVector(ctx.Required(4), g.N, "b_scale");
+        float sy = QuantValues.ScalarScale(ctx.Required(6), "y_scale");
+        var yzp = ctx.Required(7);
+        int zy = QuantValues.ScalarZeroPoint(yzp, "y_zero_point");
+        var (min, max) = QuantValues.Range(yzp.DType);
+        if (_relu) min = Math.Max(min, zy);
+        var y = ctx.Output(0, yzp.DType, g.OutShape);
+        var scratch = new int[Math.Max(1, y.Length)];
+        fixed (int* c = scratch) _core.Compute(ctx, g, a, za, b, c);
+        var multipliers = new float[g.N];
+        for (int j = 0; j < g.N; j++) multipliers[j] = sa * sb[j] / sy;
+        Requantize.Run(scratch, null, multipliers, g.N, zy, min, max, y.Span<byte>());
+    }
+}
+
+/// <summary>Y (float) = (A − za)·(B − zb) · a_scale · b_scale (+ bias); b's scale and zero point may be per column.</summary>
+internal sealed unsafe class MatMulIntegerToFloatKernel(KernelBuildContext build) : IKernel
+{
+    private readonly IntegerMatMulCore _core = new(build, 1, 5);
+
+    public void Execute(KernelContext ctx)
+    {
+        var a = ctx.Required(0);
+        var b = ctx.Required(1);
+        var g = MatMulGeometry.Of(a.Shape, b.Shape, "MatMulIntegerToFloat");
+        float sa = QuantValues.ScalarScale(ctx.Required(2), "a_scale");
+        var sb = QuantValues.ScaleVector(ctx.Required(3), g.N, "b_scale");
+        var za = ctx.Input(4) is { } z ? QuantValues.Ints(z) : [0];
+        var bias = ctx.Input(6) is { } bb ? QuantValues.ScaleVector(bb, g.N, "bias") : null;
+        var y = ctx.Output(0, DType.Float32, g.OutShape);
+        var c = new int[Math.Max(1, y.Length)];
+        fixed (int* pc = c) _core.Compute(ctx, g, a, za, b, pc);
+        ToFloat(c, sa, sb, bias, g.N, y.Span<float>());
+    }
+
+    /// <summary>y[i, j] = c[i, j]·sa·sb[j] + bias[j].</summary>
+    internal static void ToFloat(ReadOnlySpan<int> c, float sa, float[] sb, float[]? bias, int n, Span<float> y)
+    {
+        var scale = new float[n];
+        for (int j = 0; j < n; j++) scale[j] = sa * sb[j];
+        for (int i = 0; i < y.Length; i += n)
+            for (int j = 0; j < n; j++) y[i + j] = c[i + j] * scale[j] + (bias is null ? 0 : bias[j]);
+    }
+}
+
+/// <summary>A (float) quantized to uint8 as DynamicQuantizeLinear does, then multiplied with int8/uint8 B and scaled back to float (+ bias).</summary>
+internal sealed unsafe class DynamicQuantizeMatMulKernel(KernelBuildContext build) : IKernel
+{
+    private readonly IntegerMatMulCore _core = new(build, 1, 3);
+
+    public void Execute(KernelContext ctx)
+    {
+        var a = ctx.Required(0);
+        var b = ctx.Required(1);
+        var g = MatMulGeometry.Of(a.Shape, b.Shape, "DynamicQuantizeMatMul");
+        var sb = QuantValues.ScaleVector(ctx.Required(2), g.N, "b_scale");
+        var bias = ctx.Input(4) is { } bb ? QuantValues.ScaleVector(bb, g.N, "bias") : null;
+        var (sa, za) = DynamicQuantizeLinearKernel.Parameters(a.Span<float>());
+        var aq = TensorBuffer.Allocate(DType.UInt8, a.Shape);
+        DynamicQuantizeLinearKernel.Quantize(a.Span<float>(), sa, za, aq.Span<byte>());
+        var y = ctx.Output(0, DType.Float32, g.OutShape);
+        var c = new int[Math.Max(1, y.Length)];
+        fixed (int* pc = c) _core.Compute(ctx, g, aq, [za], b, pc);
+        MatMulIntegerToFloatKernel.ToFloat(c, sa, sb, bias, g.N, y.Span<float>());
+    }
+}
+
+/// <summary>int32 accumulators to 8-bit outputs: saturate(round-half-even((c + bias[j])·multiplier[j]) + zp).</summary>
+internal static class Requantize
+{
+    /// <summary>Rows of <paramref name="n"/> columns; bias and multipliers per column (bias may be null).</summary>
+    public static void Run(ReadOnlySpan<int> c, int[]? bias, float[] multipliers, int n, int zp, int min, int max, Span<byte> y)
+    {
+        for (int i = 0; i < y.Length; i += n)
+            for (int j = 0; j < n; j++)
+                y[i + j] = (byte)One(c[i + j] + (bias is null ? 0 : bias[j]), multipliers[j], zp, min, max);
+    }
+
+    /// <summary>One value.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public static int One(int acc, float multiplier, int zp, int min, int max)
+    {
+        double v = Math.Round((double)acc * multiplier) + zp;
+        return v <= min ? min : v >= max ? max : (int)v;
+    }
+}

@@ -1,0 +1,362 @@
+using System.Buffers;
+using System.Runtime.InteropServices;
+using OnDevice.Formats;
+using OnDevice.Formats.Llm;
+using OnDevice.Runtime.Llm.Kernels;
+using OnDevice.Runtime.Simd;
+
+namespace OnDevice.Runtime.Llm;
+
+/// <summary>Precision of the decoder's weight matrices at run time.</summary>
+public enum LlmWeights
+{
+    /// <summary>IEEE binary32 (fp32 checkpoint weights are used in place from the mapping).</summary>
+    Fp32,
+    /// <summary>Int8, blocks of 32 with one float scale each (Q8_0-style).</summary>
+    Int8,
+    /// <summary>Int4, blocks of 32 with one float scale each (Q4_0-style).</summary>
+    Int4,
+}
+
+/// <summary>A batch of activation rows (tokens) fed to weight matrices, quantized to int8 blocks on first use by a low-bit matrix.</summary>
+public sealed unsafe class LlmActivations
+{
+    private sbyte[] _q = [];
+    private float[] _scales = [];
+    private int[] _sums = [];
+    private bool _quantized;
+
+    /// <summary>Rows (tokens).</summary>
+    public int Count { get; private set; }
+
+    /// <summary>Elements per row.</summary>
+    public int Cols { get; private set; }
+
+    /// <summary>First float of row 0; rows are <see cref="Stride"/> floats apart.</summary>
+    public float* Data { get; private set; }
+
+    /// <summary>Floats between rows.</summary>
+    public int Stride { get; private set; }
+
+    /// <summary>Points at new activations (invalidates the quantized copy).</summary>
+    public void Set(float* data, int count, int cols, int stride)
+    {
+        Data = data; Count = count; Cols = cols; Stride = stride; _quantized = false;
+    }
+
+    /// <summary>Blocks of 32 per row.</summary>
+    public int Blocks => (Cols + QuantDot.Block - 1) / QuantDot.Block;
+
+    /// <summary>Quantizes the rows to int8 blocks (once per <see cref="Set"/>).</summary>
+    public void EnsureQuantized()
+    {
+        if (_quantized) return;
+        int padded = Blocks * QuantDot.Block;
+        if (_q.Length < Count * padded) _q = GC.AllocateArray<sbyte>(Count * padded, pinned: true);
+        if (_scales.Length < Count * Blocks) { _scales = GC.AllocateArray<float>(Count * Blocks, pinned: true); _sums = GC.AllocateArray<int>(Count * Blocks, pinned: true); }
+        fixed (sbyte* q = _q) fixed (float* s = _scales) fixed (int* u = _sums)
+            for (int t = 0; t < Count; t++)
+                QuantDot.QuantizeActivations(Data + (long)t * Stride, Cols, q + t * padded, s + t * Blocks, u + t * Blocks);
+        _quantized = true;
+    }
+
+    internal sbyte* Q(int t) { fixed (sbyte* p = _q) return p + t * Blocks * QuantDot.Block; }
+    internal float* Scales(int t) { fixed (float* p = _scales) return p + t * Blocks; }
+    internal int* Sums(int t) { fixed (int* p = _sums) return p + t * Blocks; }
+}
+
+/// <summary>
+/// A weight matrix W[rows, cols] of the decoder: y[t, r] = Σ_c W[r, c]·x[t, c]. Each output element is computed by the
+/// same dot-product routine whatever the number of rows in the batch, so a batch of tokens gives bit-identical results
+/// to the tokens one at a time. Low-bit matrices are dotted against int8-quantized activations without expanding the
+/// weights to fp32.
+/// </summary>
+public abstract unsafe class WeightMatrix
+{
+    /// <summary>Output features.</summary>
+    public int Rows { get; }
+
+    /// <summary>Input features.</summary>
+    public int Cols { get; }
+
+    /// <summary>Precision.</summary>
+    public abstract LlmWeights Format { get; }
+
+    /// <summary>Bytes read to multiply by the whole matrix once.</summary>
+    public abstract long Bytes { get; }
+
+    /// <summary>Creates the shape.</summary>
+    protected WeightMatrix(int rows, int cols) { Rows = rows; Cols = cols; }
+
+    /// <summary>y[t·ldy + r] = W[r]·x[t] for weight rows r in [<paramref name="r0"/>, <paramref name="r1"/>) and every activation row t.</summary>
+    public abstract void Multiply(LlmActivations x, float* y, int ldy, int r0, int r1);
+
+    /// <summary>Row <paramref name="r"/> of W in fp32 (the embedding lookup).</summary>
+    public abstract void ReadRow(int r, Span<float> dst);
+
+    /// <summary>
+    /// Converts a checkpoint tensor to <paramref name="format"/>. fp32 tensors used at fp32 stay in the memory mapping;
+    /// everything else is converted once at load.
+    /// </summary>
+    public static WeightMatrix From(LlamaTensor t, LlmWeights format)
+    {
+        if (format == LlmWeights.Fp32 && t.Type == LlamaTensorType.F32) return new F32Matrix(t.Rows, t.Cols, t.Data);
+        if (format == LlmWeights.Int8 && t.Type == LlamaTensorType.Q8_0) return Q8Matrix.FromGgufBlocks(t);
+        if (format == LlmWeights.Int4 && t.Type == LlamaTensorType.Q4_0) return Q4Matrix.FromGgufBlocks(t);
+        var f = ToFloats(t);
+        return format switch
+        {
+            LlmWeights.Fp32 => new F32Matrix(t.Rows, t.Cols, f),
+            LlmWeights.Int8 => Q8Matrix.Quantize(f, t.Rows, t.Cols),
+            _ => Q4Matrix.Quantize(f, t.Rows, t.Cols),
+        };
+    }
+
+    /// <summary>The tensor's values as fp32 (dequantized when stored in blocks).</summary>
+    public static float[] ToFloats(LlamaTensor t)
+    {
+        var src = t.Data.Span;
+        long n = (long)t.Rows * t.Cols;
+        if (src.Length != LlamaTensor.ByteSize(t.Type, t.Rows, t.Cols))
+            throw new ModelFormatException(null, $"tensor '{t.Name}' has {src.Length} bytes, expected {LlamaTensor.ByteSize(t.Type, t.Rows, t.Cols)} for {t.Type} {t.Rows}×{t.Cols}");
+        var f = GC.AllocateUninitializedArray<float>(checked((int)n), pinned: true);
+        switch (t.Type)
+        {
+            case LlamaTensorType.F32: MemoryMarshal.Cast<byte, float>(src).CopyTo(f); break;
+            case LlamaTensorType.F16:
+                var h = MemoryMarshal.Cast<byte, Half>(src);
+                for (int i = 0; i < f.Length; i++) f[i] = (float)h[i];
+                break;
+            case LlamaTensorType.Q8_0:
+                for (long b = 0; b < n / 32; b++)
+                {
+                    var blk = src.Slice((int)(b * 34), 34);
+                    float d = (float)BitConverter.UInt16BitsToHalf((ushort)(blk[0] | blk[1] << 8));
+                    for (int j = 0; j < 32; j++) f[b * 32 + j] = (sbyte)blk[2 + j] * d;
+                }
+                break;
+            case LlamaTensorType.Q4_0:
+                for (long b = 0; b < n / 32; b++)
+                {
+                    var blk = src.Slice((int)(b * 18), 18);
+                    float d = (float)BitConverter.UInt16BitsToHalf((ushort)(blk[0] | blk[1] << 8));
+                    for (int j = 0; j < 16; j++)
+                    {
+                        f[b * 32 + j] = ((blk[2 + j] & 15) - 8) * d;
+                        f[b * 32 + j + 16] = ((blk[2 + j] >> 4) - 8) * d;
+                    }
+                }
+                break;
+        }
+        return f;
+    }
+}
+
+/// <summary>fp32 weights, in place in a memory mapping or in a pinned array.</summary>
+public sealed unsafe class F32Matrix : WeightMatrix
+{
+    private readonly ReadOnlyMemory<byte> _keep;
+    private readonly float[]? _array;
+    private readonly MemoryHandle _pin;
+    private readonly float* _w;
+
+    /// <summary>Wraps <paramref name="data"/> (rows·cols little-endian floats) without copying.</summary>
+    public F32Matrix(int rows, int cols, ReadOnlyMemory<byte> data) : base(rows, cols)
+    {
+        if (data.Length != 4L * rows * cols) throw new ArgumentException($"{data.Length} bytes for a {rows}×{cols} fp32 matrix");
+        _keep = data;
+        _pin = data.Pin();
+        _w = (float*)_pin.Pointer;
+    }
+
+    /// <summary>Wraps a pinned array of rows·cols floats.</summary>
+    public F32Matrix(int rows, int cols, float[] pinned) : base(rows, cols)
+    {
+        if (pinned.Length != (long)rows * cols) throw new ArgumentException($"{pinned.Length} floats for a {rows}×{cols} matrix");
+        _array = pinned;
+        _pin = pinned.AsMemory().Pin();
+        _w = (float*)_pin.Pointer;
+    }
+
+    /// <inheritdoc/>
+    public override LlmWeights Format => LlmWeights.Fp32;
+
+    /// <inheritdoc/>
+    public override long Bytes => 4L * Rows * Cols;
+
+    /// <inheritdoc/>
+    public override void Multiply(LlmActivations x, float* y, int ldy, int r0, int r1)
+    {
+        for (int r = r0; r < r1; r++)
+        {
+            float* wr = _w + (long)r * Cols;
+            for (int t = 0; t < x.Count; t++) y[(long)t * ldy + r] = DotRows.Dot(x.Data + (long)t * x.Stride, wr, Cols);
+        }
+    }
+
+    /// <inheritdoc/>
+    public override void ReadRow(int r, Span<float> dst) => new ReadOnlySpan<float>(_w + (long)r * Cols, Cols).CopyTo(dst);
+}
+
+/// <summary>Int8 weights in blocks of 32 along each row, one float scale per block (rows padded to whole blocks with zeros).</summary>
+public sealed unsafe class Q8Matrix : WeightMatrix
+{
+    private readonly sbyte[] _q;
+    private readonly float[] _s;
+    private readonly int _blocks;
+
+    private Q8Matrix(int rows, int cols, sbyte[] q, float[] s) : base(rows, cols)
+    {
+        _q = q; _s = s; _blocks = (cols + 31) / 32;
+    }
+
+    /// <inheritdoc/>
+    public override LlmWeights Format => LlmWeights.Int8;
+
+    /// <inheritdoc/>
+    public override long Bytes => _q.LongLength + 4L * _s.Length;
+
+    /// <summary>Round-to-nearest symmetric quantization: per block d = max|w|/127, q = round(w/d).</summary>
+    public static Q8Matrix Quantize(ReadOnlySpan<float> w, int rows, int cols)
+    {
+        int blocks = (cols + 31) / 32;
+        var q = GC.AllocateArray<sbyte>(rows * blocks * 32, pinned: true);
+        var s = GC.AllocateArray<float>(rows * blocks, pinned: true);
+        for (int r = 0; r < rows; r++)
+            for (int b = 0; b < blocks; b++)
+            {
+                int c0 = b * 32, len = Math.Min(32, cols - c0);
+                var src = w.Slice(r * cols + c0, len);
+                float amax = 0;
+                foreach (var v in src) amax = MathF.Max(amax, MathF.Abs(v));
+                float d = amax / 127f, id = d > 0 ? 1 / d : 0;
+                s[r * blocks + b] = d;
+                for (int j = 0; j < len; j++) q[(r * blocks + b) * 32 + j] = (sbyte)Math.Clamp((int)MathF.Round(src[j] * id), -127, 127);
+            }
+        return new Q8Matrix(rows, cols, q, s);
+    }
+
+    /// <summary>Repacks GGUF Q8_0 blocks (fp16 scale + 32 int8) into separate quant and scale arrays.</summary>
+    public static Q8Matrix FromGgufBlocks(LlamaTensor t)
+    {
+        if (t.Cols % 32 != 0) throw new ModelFormatException(null, $"Q8_0 tensor '{t.Name}' has {t.Cols} columns, not a multiple of 32");
+        var src = t.Data.Span;
+        int blocks = t.Cols / 32, n = t.Rows * blocks;
+        if (src.Length != 34L * n) throw new ModelFormatException(null, $"Q8_0 tensor '{t.Name}' has {src.Length} bytes, expected {34L * n}");
+        var q = GC.AllocateArray<sbyte>(n * 32, pinned: true);
+        var s = GC.AllocateArray<float>(n, pinned: true);
+        var qb = MemoryMarshal.AsBytes(q.AsSpan());
+        for (int i = 0; i < n; i++)
+        {
+            s[i] = (float)BitConverter.UInt16BitsToHalf((ushort)(src[i * 34] | src[i * 34 + 1] << 8));
+            src.Slice(i * 34 + 2, 32).CopyTo(qb.Slice(i * 32, 32));
+        }
+        return new Q8Matrix(t.Rows, t.Cols, q, s);
+    }
+
+    /// <inheritdoc/>
+    public override void Multiply(LlmActivations x, float* y, int ldy, int r0, int r1)
+    {
+        x.EnsureQuantized();
+        fixed (sbyte* q = _q) fixed (float* s = _s)
+            for (int r = r0; r < r1; r++)
+            {
+                sbyte* wr = q + (long)r * _blocks * 32;
+                float* sr = s + (long)r * _blocks;
+                for (int t = 0; t < x.Count; t++) y[(long)t * ldy + r] = QuantDot.DotQ8(wr, sr, x.Q(t), x.Scales(t), _blocks);
+            }
+    }
+
+    /// <inheritdoc/>
+    public override void ReadRow(int r, Span<float> dst)
+    {
+        for (int c = 0; c < Cols; c++) dst[c] = _q[r * _blocks * 32 + c] * _s[r * _blocks + c / 32];
+    }
+}
+
+/// <summary>Int4 weights in blocks of 32 along each row (16 bytes: element j low nibble, j+16 high nibble; value (q − 8)·d), one float scale per block.</summary>
+public sealed unsafe class Q4Matrix : WeightMatrix
+{
+    private readonly byte[] _q;
+    private readonly float[] _s;
+    private readonly int _blocks;
+
+    private Q4Matrix(int rows, int cols, byte[] q, float[] s) : base(rows, cols)
+    {
+        _q = q; _s = s; _blocks = (cols + 31) / 32;
+    }
+
+    /// <inheritdoc/>
+    public override LlmWeights Format => LlmWeights.Int4;
+
+    /// <inheritdoc/>
+    public override long Bytes => _q.LongLength + 4L * _s.Length;
+
+    /// <summary>Round-to-nearest quantization as in Q4_0: per block, m = the value of largest magnitude, d = m/−8, q = clamp(⌊w/d + 8.5⌋, 0, 15).</summary>
+    public static Q4Matrix Quantize(ReadOnlySpan<float> w, int rows, int cols)
+    {
+        int blocks = (cols + 31) / 32;
+        var q = GC.AllocateArray<byte>(rows * blocks * 16, pinned: true);
+        var s = GC.AllocateArray<float>(rows * blocks, pinned: true);
+        Span<float> v = stackalloc float[32];
+        for (int r = 0; r < rows; r++)
+            for (int b = 0; b < blocks; b++)
+            {
+                int c0 = b * 32, len = Math.Min(32, cols - c0);
+                v.Clear();
+                w.Slice(r * cols + c0, len).CopyTo(v);
+                float amax = 0, max = 0;
+                foreach (var e in v) if (MathF.Abs(e) > amax) { amax = MathF.Abs(e); max = e; }
+                float d = max / -8f, id = d != 0 ? 1 / d : 0;
+                s[r * blocks + b] = d;
+                for (int j = 0; j < 16; j++)
+                {
+                    int lo = Math.Clamp((int)(v[j] * id + 8.5f), 0, 15), hi = Math.Clamp((int)(v[j + 16] * id + 8.5f), 0, 15);
+                    q[(r * blocks + b) * 16 + j] = (byte)(lo | hi << 4);
+                }
+            }
+        return new Q4Matrix(rows, cols, q, s);
+    }
+
+    /// <summary>Repacks GGUF Q4_0 blocks (fp16 scale + 16 bytes) into separate quant and scale arrays.</summary>
+    public static Q4Matrix FromGgufBlocks(LlamaTensor t)
+    {
+        if (t.Cols % 32 != 0) throw new ModelFormatException(null, $"Q4_0 tensor '{t.Name}' has {t.Cols} columns, not a multiple of 32");
+        var src = t.Data.Span;
+        int blocks = t.Cols / 32, n = t.Rows * blocks;
+        if (src.Length != 18L * n) throw new ModelFormatException(null, $"Q4_0 tensor '{t.Name}' has {src.Length} bytes, expected {18L * n}");
+        var q = GC.AllocateArray<byte>(n * 16, pinned: true);
+        var s = GC.AllocateArray<float>(n, pinned: true);
+        for (int i = 0; i < n; i++)
+        {
+            s[i] = (float)BitConverter.UInt16BitsToHalf((ushort)(src[i * 18] | src[i * 18 + 1] << 8));
+            src.Slice(i * 18 + 2, 16).CopyTo(q.AsSpan(i * 16, 16));
+        }
+        return new Q4Matrix(t.Rows, t.Cols, q, s);
+    }
+
+    /// <inheritdoc/>
+    public override void Multiply(LlmActivations x, float* y, int ldy, int r0, int r1)
+    {
+        x.EnsureQuantized();
+        fixed (byte* q = _q) fixed (float* s = _s)
+            for (int r = r0; r < r1; r++)
+            {
+                byte* wr = q + (long)r * _blocks * 16;
+                float* sr = s + (long)r * _blocks;
+                for (int t = 0; t < x.Count; t++) y[(long)t * ldy + r] = QuantDot.DotQ4(wr, sr, x.Q(t), x.Scales(t), x.Sums(t), _blocks);
+            }
+    }
+
+    /// <inheritdoc/>
+    public override void ReadRow(int r, Span<float> dst)
+    {
+        for (int c = 0; c < Cols; c++)
+        {
+            int b = c / 32, j = c % 32;
+            byte packed = _q[(r * _blocks + b) * 16 + (j & 15)];
+            int qv = j < 16 ? packed & 15 : packed >> 4;
+            dst[c] = (qv - 8) * _s[r * _blocks + b];
+        }
+    }
+}
