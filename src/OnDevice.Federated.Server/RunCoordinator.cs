@@ -137,6 +137,12 @@ public sealed class RunCoordinator(RunStore store) : IDisposable
         var cfg = run.Config;
         try
         {
+            var joinWait = Stopwatch.StartNew();
+            while (joinWait.Elapsed.TotalSeconds < cfg.JoinTimeoutSeconds)
+            {
+                lock (run.Gate) if (run.Devices.Count >= cfg.MinDevices) break;
+                await System.Threading.Tasks.Task.Delay(100, ct);
+            }
             for (int r = 1; r <= cfg.Rounds && !ct.IsCancellationRequested; r++)
             {
                 var sw = Stopwatch.StartNew();

@@ -42,6 +42,12 @@ public sealed record RunConfig
     /// <summary>Deadline of each secure-aggregation phase, seconds (stragglers after it are dropped).</summary>
     public double PhaseSeconds { get; init; } = 10;
 
+    /// <summary>Devices that must join before round 1 starts (waited for up to <see cref="JoinTimeoutSeconds"/>).</summary>
+    public int MinDevices { get; init; }
+
+    /// <summary>How long round 1 waits for <see cref="MinDevices"/>, seconds.</summary>
+    public double JoinTimeoutSeconds { get; init; } = 300;
+
     /// <summary>Local training of devices.</summary>
     public double LocalEpochs { get; init; } = 1;
 
@@ -61,6 +67,7 @@ public sealed record RunConfig
         if (!(NoiseMultiplier >= 0)) throw new FederatedException("the noise multiplier must be non-negative");
         if (!(Delta > 0 && Delta < 1)) throw new FederatedException("δ must be in (0, 1)");
         if (Bits < 16 || Bits > 62) throw new FederatedException($"bits must be 16..62, got {Bits}");
+        if (MinDevices < 0 || !(JoinTimeoutSeconds >= 0)) throw new FederatedException("MinDevices and the join timeout must be non-negative");
         if (!(CheckinSeconds > 0 && PhaseSeconds > 0)) throw new FederatedException("deadlines must be positive");
         if (!(LocalEpochs > 0 && LocalLearningRate > 0) || LocalBatch < 1) throw new FederatedException("local training settings must be positive");
     }
