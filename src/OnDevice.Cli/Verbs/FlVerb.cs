@@ -3,7 +3,10 @@ using System.Globalization;
 using OnDevice.Federated;
 using OnDevice.Federated.Data;
 using OnDevice.Federated.Privacy;
+using OnDevice.Federated.Remote;
 using OnDevice.Federated.Simulation;
+using System.Diagnostics;
+using System.Net.Http.Json;
 using OnDevice.Federated.Training;
 
 namespace OnDevice.Cli.Verbs;
@@ -16,7 +19,111 @@ public static class FlVerb
     {
         var cmd = new Command("fl", "Federated learning: on-device training of a head, (DP-)FedAvg/FedAdam, secure aggregation");
         cmd.Subcommands.Add(SimulateCommand());
+        cmd.Subcommands.Add(ClientCommand());
         return cmd;
+    }
+
+    private static (int From, int To) ParseRange(string s)
+    {
+        var parts = s.Split('-');
+        if (parts.Length == 2 && int.TryParse(parts[0], CultureInfo.InvariantCulture, out var a) && int.TryParse(parts[1], CultureInfo.InvariantCulture, out var b) && a >= 1 && b >= a)
+            return (a, b);
+        throw new CliException($"--devices must look like FROM-TO (1-based), got '{s}'");
+    }
+
+    private static Command ClientCommand()
+    {
+        var server = new Option<string>("--server") { Description = "Federated server URL", Required = true };
+        var run = new Option<string>("--run") { Description = "Run id", Required = true };
+        var devices = new Option<string>("--devices") { Description = "Device ids this process hosts, FROM-TO (each is one Fashion-MNIST user)", Required = true };
+        var users = new Option<int>("--users") { Description = "Users in the non-IID split (same as the orchestrator)", DefaultValueFactory = _ => 100 };
+        var perUser = new Option<int>("--examples-per-user") { Description = "Cap on each user's examples", DefaultValueFactory = _ => 0 };
+        var budget = new Option<double>("--device-budget") { Description = "Per-device ε budget (0 = no ledger)", DefaultValueFactory = _ => 0 };
+        var ledgerDir = new Option<string?>("--ledger-dir") { Description = "Folder keeping each device's ledger file (default: in memory)" };
+        var seed = new Option<int>("--seed") { Description = "Seed of the split (same as the orchestrator)", DefaultValueFactory = _ => 1 };
+        var data = new Option<string>("--data") { Description = "Folder with the Fashion-MNIST .gz IDX files", DefaultValueFactory = _ => FashionMnist.DebianFolder };
+        var cmd = new Command("client", "Run devices that take part in a federated server's run over HTTP (local training, ledger, secure aggregation)")
+        {
+            server, run, devices, users, perUser, budget, ledgerDir, seed, data,
+        };
+        cmd.SetAction(r =>
+        {
+            try
+            {
+                var (from, to) = ParseRange(r.GetValue(devices)!);
+                if (to > r.GetValue(users)) throw new CliException($"--devices {from}-{to} exceeds --users {r.GetValue(users)}");
+                var scenario = FashionMnistScenario.Build(r.GetValue(users), r.GetValue(seed), examplesPerUser: r.GetValue(perUser), folder: r.GetValue(data)!, testExamples: 1);
+                using var http = new HttpClient { BaseAddress = new Uri(r.GetValue(server)!.TrimEnd('/') + "/"), Timeout = TimeSpan.FromMinutes(2) };
+                var tasks = Enumerable.Range(from, to - from + 1).Select(i =>
+                {
+                    var c = scenario.Clients[i - 1];
+                    PrivacyLedger? ledger = null;
+                    if (r.GetValue(budget) > 0)
+                        ledger = new PrivacyLedger(r.GetValue(budget), 1e-5, r.GetValue(ledgerDir) is { } d ? Path.Combine(Directory.CreateDirectory(d).FullName, $"device-{c.Id}.json") : null);
+                    return new FederatedDevice(http, r.GetValue(run)!, c.Id, c.Train, ledger).RunAsync();
+                }).ToArray();
+                var done = Task.WhenAll(tasks).GetAwaiter().GetResult();
+                Cli.WriteJson(new { devices = done.Length, rounds = done.Sum(d => d.Rounds), bytesSent = done.Sum(d => d.BytesSent), withdrawn = done.Count(d => d.Withdrawn) });
+                return 0;
+            }
+            catch (FederatedException e) { throw new CliException(e.Message); }
+            catch (HttpRequestException e) { throw new CliException($"federated server: {e.Message}"); }
+        });
+        return cmd;
+    }
+
+    private static int RunAgainstServer(string url, int processes, FashionMnistScenario scenario, RunConfig config, string[] childArgs, bool asJson)
+    {
+        using var http = new HttpClient { BaseAddress = new Uri(url.TrimEnd('/') + "/"), Timeout = TimeSpan.FromMinutes(2) };
+        var resp = http.PostAsJsonAsync("v1/runs", config).GetAwaiter().GetResult();
+        if (!resp.IsSuccessStatusCode) throw new CliException($"federated server refused the run: {resp.Content.ReadAsStringAsync().GetAwaiter().GetResult()}");
+        var runId = resp.Content.ReadFromJsonAsync<Dictionary<string, string>>().GetAwaiter().GetResult()!["id"];
+        int users = scenario.Clients.Count;
+        var children = new List<Process>();
+        var self = Environment.ProcessPath!;
+        var dll = typeof(FlVerb).Assembly.Location;
+        for (int k = 0; k < processes; k++)
+        {
+            int from = k * users / processes + 1, to = (k + 1) * users / processes;
+            if (to < from) continue;
+            var psi = new ProcessStartInfo(self) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            if (Path.GetFileNameWithoutExtension(self) == "dotnet") psi.ArgumentList.Add(dll);
+            foreach (var a in new[] { "fl", "client", "--server", url, "--run", runId, "--devices", $"{from}-{to}" }.Concat(childArgs)) psi.ArgumentList.Add(a);
+            children.Add(Process.Start(psi)!);
+        }
+        if (!asJson) Console.WriteLine($"run {runId} on {url}: {users} devices in {children.Count} processes");
+        var head = new Head(config.Inputs, config.Classes, config.Hidden);
+        int shown = 0;
+        RunStatus? status = null;
+        var rows = new List<object>();
+        while (true)
+        {
+            status = http.GetFromJsonAsync<RunStatus>($"v1/runs/{runId}").GetAwaiter().GetResult()!;
+            if (status.Rounds.Count > shown)
+            {
+                var model = http.GetByteArrayAsync($"v1/runs/{runId}/model").GetAwaiter().GetResult();
+                Buffer.BlockCopy(model, 0, head.Parameters, 0, Math.Min(model.Length, head.Parameters.Length * 4));
+                double acc = head.Accuracy(scenario.Test);
+                foreach (var rr in status.Rounds.Skip(shown))
+                {
+                    rows.Add(new { rr.Round, rr.CheckedIn, rr.Sampled, rr.Survivors, rr.Updated, rr.Note, rr.Epsilon, rr.BytesIn, rr.Seconds, accuracy = acc });
+                    if (!asJson)
+                        Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "round {0,3}: checked in {1,4}, sampled {2,4}, in sum {3,4}, accuracy {4:0.0000}, ε {5}, {6} received, {7:0.0} s{8}",
+                            rr.Round, rr.CheckedIn, rr.Sampled, rr.Survivors, acc, rr.Epsilon is { } e ? e.ToString("0.###", CultureInfo.InvariantCulture) : "∞",
+                            Cli.Bytes(rr.BytesIn), rr.Seconds, rr.Note is null ? "" : "  " + rr.Note));
+                }
+                shown = status.Rounds.Count;
+            }
+            if (status.State == "finished" || children.All(c => c.HasExited)) break;
+            Thread.Sleep(500);
+        }
+        foreach (var c in children)
+        {
+            if (!c.WaitForExit(TimeSpan.FromMinutes(2))) c.Kill(true);
+            if (c.ExitCode != 0) Console.Error.WriteLine($"device process exited with {c.ExitCode}: {c.StandardError.ReadToEnd().Trim()}");
+        }
+        if (asJson) Cli.WriteJson(new { run = runId, state = status.State, epsilon = status.Epsilon, rounds = rows });
+        return status.State == "finished" ? 0 : 1;
     }
 
     /// <summary>The summary printed (and emitted as JSON) after a simulation.</summary>
@@ -79,9 +186,12 @@ public static class FlVerb
         var seed = new Option<int>("--seed") { Description = "Seed for the data split and simulated latencies", DefaultValueFactory = _ => 1 };
         var data = new Option<string>("--data") { Description = "Folder with the Fashion-MNIST .gz IDX files", DefaultValueFactory = _ => FashionMnist.DebianFolder };
         var json = new Option<bool>("--json") { Description = "Print one JSON object" };
+        var serverUrl = new Option<string?>("--server-url") { Description = "Run against a federated server (OnDevice.Federated.Server) at this URL, devices as separate processes" };
+        var processes = new Option<int>("--processes") { Description = "With --server-url: device processes to start", DefaultValueFactory = _ => 4 };
         var cmd = new Command("simulate", "Simulate federated training of a head on Fashion-MNIST (non-IID users) and report accuracy per round, ε, bytes and time per phase")
         {
             users, rounds, rate, epochs, lr, batch, localOpt, server, serverLr, clip, noise, epsilon, delta, dropout, deadline, secagg, bits, hidden, perUser, personalize, budget, seed, data, json,
+            serverUrl, processes,
         };
         cmd.SetAction(r =>
         {
@@ -124,6 +234,23 @@ public static class FlVerb
                 if (r.GetValue(users) < 2) throw new CliException($"--users must be at least 2, got {r.GetValue(users)}");
                 var scenario = Cli.WithStatus(asJson, "loading Fashion-MNIST", () => FashionMnistScenario.Build(r.GetValue(users), r.GetValue(seed),
                     examplesPerUser: r.GetValue(perUser), deviceEpsilonBudget: r.GetValue(budget), delta: r.GetValue(delta), folder: folder));
+                if (r.GetValue(serverUrl) is { } url)
+                {
+                    if (r.GetValue(processes) < 1) throw new CliException("--processes must be at least 1");
+                    var rc = new RunConfig
+                    {
+                        Inputs = scenario.Dimension, Classes = 10, Hidden = r.GetValue(hidden), Rounds = options.Rounds, ClientRate = options.ClientRate,
+                        Clip = options.Clip > 0 ? options.Clip : 1.0, NoiseMultiplier = z, Delta = options.Delta, ServerLearningRate = options.ServerLearningRate,
+                        Bits = options.SecAggBits, LocalEpochs = local.Epochs, LocalLearningRate = local.LearningRate, LocalBatch = local.BatchSize,
+                        PhaseSeconds = double.IsPositiveInfinity(options.DeadlineSeconds) ? 30 : options.DeadlineSeconds,
+                        MinDevices = scenario.Clients.Count,
+                    };
+                    rc.Validate();
+                    var childArgs = new List<string> { "--users", r.GetValue(users).ToString(CultureInfo.InvariantCulture), "--seed", r.GetValue(seed).ToString(CultureInfo.InvariantCulture),
+                        "--examples-per-user", r.GetValue(perUser).ToString(CultureInfo.InvariantCulture), "--data", folder };
+                    if (r.GetValue(budget) > 0) childArgs.AddRange(["--device-budget", r.GetValue(budget).ToString(CultureInfo.InvariantCulture)]);
+                    return RunAgainstServer(url, r.GetValue(processes), scenario, rc, childArgs.ToArray(), asJson);
+                }
                 var head = new Head(scenario.Dimension, 10, r.GetValue(hidden), r.GetValue(seed));
                 var sim = new FederatedSimulation(head, scenario.Clients, scenario.Test, options);
                 if (!asJson)

@@ -28,13 +28,17 @@ public sealed class RdpAccountant
     public static IReadOnlyList<double> DefaultOrders { get; } =
         Enumerable.Range(1, 99).Select(x => 1 + x / 10.0).Concat(Enumerable.Range(11, 53).Select(x => (double)x)).Concat([128, 256, 512, 1024]).ToArray();
 
+    private static readonly double[] DefaultOrdersArray = (double[])DefaultOrders;
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(double Q, double Sigma), double[]> DefaultOrdersCache = new();
+
     private readonly double[] _orders;
     private readonly double[] _rdp;
 
     /// <summary>A fresh accountant (nothing spent) over <paramref name="orders"/> (default <see cref="DefaultOrders"/>).</summary>
     public RdpAccountant(IEnumerable<double>? orders = null)
     {
-        _orders = (orders ?? DefaultOrders).ToArray();
+        _orders = orders is null ? DefaultOrdersArray : orders.ToArray();
+        if (_orders != DefaultOrdersArray && _orders.SequenceEqual(DefaultOrdersArray)) _orders = DefaultOrdersArray;
         if (_orders.Length == 0) throw new FederatedException("the accountant needs at least one Rényi order");
         foreach (var a in _orders)
             if (!(a > 1)) throw new FederatedException($"Rényi orders must be greater than 1, got {a}");
@@ -82,6 +86,13 @@ public sealed class RdpAccountant
         ValidateMechanism(samplingRate, noiseMultiplier);
         if (steps < 0) throw new FederatedException($"steps must be non-negative, got {steps}");
         ArgumentNullException.ThrowIfNull(orders);
+        if (ReferenceEquals(orders, DefaultOrdersArray))
+        {
+            // ledgers and calibration ask for the same (q, σ) again and again: cache the per-step RDP curve
+            if (DefaultOrdersCache.Count > 10_000) DefaultOrdersCache.Clear();
+            var perStep = DefaultOrdersCache.GetOrAdd((samplingRate, noiseMultiplier), k => DefaultOrdersArray.Select(a => ComputeRdpSingle(k.Q, k.Sigma, a)).ToArray());
+            return perStep.Select(r => steps == 0 ? 0 : r * steps).ToArray();
+        }
         var result = new double[orders.Count];
         for (int i = 0; i < result.Length; i++)
         {

@@ -43,9 +43,22 @@ internal static class SpecialFunctions
             return Math.Log(1.0 - erf) + x * x;
         }
         // Continued fraction erfc(x) = e^{−x²}/√π · 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + …)))), evaluated backwards.
-        double t = x;
-        for (int k = 400; k >= 1; k--) t = x + k * 0.5 / t;
-        return -LogSqrtPi - Math.Log(t);
+        // modified Lentz: f = x + a1/(x + a2/(x + …)) with a_k = k/2
+        const double tiny = 1e-300;
+        double f = x, c = x, d = 0;
+        for (int k = 1; k < 5000; k++)
+        {
+            double a = k * 0.5;
+            d = x + a * d;
+            if (d == 0) d = tiny;
+            c = x + a / c;
+            if (c == 0) c = tiny;
+            d = 1 / d;
+            double delta = c * d;
+            f *= delta;
+            if (Math.Abs(delta - 1) < 1e-16) break;
+        }
+        return -LogSqrtPi - Math.Log(f);
     }
 
     /// <summary>log(erfc(x)) for any real x, accurate far into both tails.</summary>

@@ -12,6 +12,7 @@ public static class MaskGenerator
     private const int ChunkBlocks = 4096;
 
     /// <summary>Adds (<paramref name="sign"/> = +1) or subtracts (−1) PRG(<paramref name="seed"/>) to <paramref name="acc"/> mod 2^<paramref name="bits"/>.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public static void Apply(ReadOnlySpan<byte> seed, Span<ulong> acc, int bits, int sign)
     {
         if (seed.Length != 32) throw new FederatedException("mask seeds are 32 bytes");
@@ -20,7 +21,7 @@ public static class MaskGenerator
         int wordBytes = bits <= 32 ? 4 : 8;
         using var aes = Aes.Create();
         aes.Key = seed.ToArray();
-        var counters = new byte[ChunkBlocks * 16];
+        var counters = new byte[ChunkBlocks * 16]; // high 64 bits of every counter stay zero
         var stream = new byte[ChunkBlocks * 16];
         long block = 0;
         int done = 0;
@@ -28,31 +29,24 @@ public static class MaskGenerator
         {
             int wordsLeft = acc.Length - done;
             int blocks = Math.Min(ChunkBlocks, (wordsLeft * wordBytes + 15) / 16);
-            for (int b = 0; b < blocks; b++)
-            {
-                var c = counters.AsSpan(b * 16, 16);
-                BinaryPrimitives.WriteInt64BigEndian(c[..8], 0);
-                BinaryPrimitives.WriteInt64BigEndian(c[8..], block + b);
-            }
+            for (int b = 0; b < blocks; b++) BinaryPrimitives.WriteInt64BigEndian(counters.AsSpan(b * 16 + 8, 8), block + b);
             block += blocks;
             aes.EncryptEcb(counters.AsSpan(0, blocks * 16), stream.AsSpan(0, blocks * 16), PaddingMode.None);
             int words = Math.Min(wordsLeft, blocks * 16 / wordBytes);
             var dst = acc.Slice(done, words);
             if (wordBytes == 4)
             {
-                for (int i = 0; i < words; i++)
-                {
-                    ulong w = BinaryPrimitives.ReadUInt32LittleEndian(stream.AsSpan(i * 4, 4));
-                    dst[i] = (sign > 0 ? dst[i] + w : dst[i] - w) & mask;
-                }
+                var w = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, uint>(stream.AsSpan(0, words * 4));
+                if (!BitConverter.IsLittleEndian) for (int i = 0; i < words; i++) w[i] = BinaryPrimitives.ReverseEndianness(w[i]);
+                if (sign > 0) for (int i = 0; i < words; i++) dst[i] = (dst[i] + w[i]) & mask;
+                else for (int i = 0; i < words; i++) dst[i] = (dst[i] - w[i]) & mask;
             }
             else
             {
-                for (int i = 0; i < words; i++)
-                {
-                    ulong w = BinaryPrimitives.ReadUInt64LittleEndian(stream.AsSpan(i * 8, 8));
-                    dst[i] = (sign > 0 ? dst[i] + w : dst[i] - w) & mask;
-                }
+                var w = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(stream.AsSpan(0, words * 8));
+                if (!BitConverter.IsLittleEndian) for (int i = 0; i < words; i++) w[i] = BinaryPrimitives.ReverseEndianness(w[i]);
+                if (sign > 0) for (int i = 0; i < words; i++) dst[i] = (dst[i] + w[i]) & mask;
+                else for (int i = 0; i < words; i++) dst[i] = (dst[i] - w[i]) & mask;
             }
             done += words;
         }

@@ -22,6 +22,7 @@ public sealed class SecAggClient : IDisposable
     private HashSet<uint> _u2 = [];
     private readonly byte[] _selfSeed = new byte[32];
     private readonly Dictionary<uint, (BigInteger Key, BigInteger Seed)> _held = [];
+    private readonly Dictionary<uint, byte[]> _shareKeys = []; // AES-GCM key shared with each peer (derived once)
 
     /// <summary>A client with id <paramref name="id"/> (non-zero, unique in the round; also its Shamir x-coordinate).</summary>
     public SecAggClient(SecAggParameters parameters, uint id)
@@ -98,6 +99,7 @@ public sealed class SecAggClient : IDisposable
                 Shamir.Encode(seedShares[h], plain[(8 + Shamir.ShareBytes)..]);
                 using var peer = Wire.ImportPublic(u1[v].C);
                 var key = Wire.Agree(_cKey, peer, _p.RoundId, "share-encryption");
+                _shareKeys[v] = key;
                 using (var gcm = new AesGcm(key, 16))
                 {
                     var ct = m.AsSpan(o, Wire.ShareCipherBytes);
@@ -105,7 +107,6 @@ public sealed class SecAggClient : IDisposable
                     Wire.ShareAad(aad, _p.RoundId, Id, v);
                     gcm.Encrypt(ct[..12], plain, ct.Slice(12, Wire.SharePlainBytes), ct[(12 + Wire.SharePlainBytes)..], aad);
                 }
-                CryptographicOperations.ZeroMemory(key);
                 o += Wire.ShareCipherBytes;
             }
             CryptographicOperations.ZeroMemory(plain);
@@ -139,8 +140,7 @@ public sealed class SecAggClient : IDisposable
                 var from = r.U32();
                 var ct = r.Bytes(Wire.ShareCipherBytes);
                 if (from == Id || !_u1.ContainsKey(from) || !u2.Add(from)) throw new ProtocolException("shares come from an unknown or repeated client");
-                using var peer = Wire.ImportPublic(_u1[from].C);
-                var key = Wire.Agree(_cKey, peer, _p.RoundId, "share-encryption");
+                var key = _shareKeys[from];
                 try
                 {
                     using var gcm = new AesGcm(key, 16);
@@ -154,9 +154,9 @@ public sealed class SecAggClient : IDisposable
                 {
                     failed.Add(from);
                 }
-                finally { CryptographicOperations.ZeroMemory(key); }
             }
             r.End();
+            ForgetShareKeys();
             if (u2.Count < _p.Threshold) throw new ProtocolException($"only {u2.Count} clients shared keys, fewer than t = {_p.Threshold}");
             _u2 = u2;
 
@@ -229,8 +229,15 @@ public sealed class SecAggClient : IDisposable
         if (_state != s) throw new ProtocolException($"out of order: the client is at {_state}, the call needs {s}");
     }
 
+    private void ForgetShareKeys()
+    {
+        foreach (var k in _shareKeys.Values) CryptographicOperations.ZeroMemory(k);
+        _shareKeys.Clear();
+    }
+
     private void Abort()
     {
+        ForgetShareKeys();
         _state = State.Aborted;
         _held.Clear();
         CryptographicOperations.ZeroMemory(_selfSeed);
@@ -242,6 +249,7 @@ public sealed class SecAggClient : IDisposable
         _cKey.Dispose();
         _sKey.Dispose();
         _held.Clear();
+        ForgetShareKeys();
         CryptographicOperations.ZeroMemory(_selfSeed);
     }
 }

@@ -342,7 +342,21 @@ public sealed class SecAggServer
                 throw new ProtocolException($"the self-mask seed rebuilt for client {u} does not match its commitment (bad shares)");
             MaskGenerator.Apply(b, sum, _p.Bits, -1);
         }
-        foreach (var u in _u2.Except(_u3))
+        var dropped = _u2.Except(_u3).ToArray();
+        var survivorKeys = dropped.Length == 0 ? [] : _u3.ToDictionary(v => v, v => Wire.ImportPublic(_keys[v].S));
+        try
+        {
+            foreach (var u in dropped) RemovePairwiseMasks(u, sum, survivorKeys);
+        }
+        finally
+        {
+            foreach (var k in survivorKeys.Values) k.Dispose();
+        }
+        return sum;
+    }
+
+    private void RemovePairwiseMasks(uint u, ulong[] sum, Dictionary<uint, ECDiffieHellman> survivorKeys)
+    {
         {
             var d = Reveal(u, ShareKind.MaskKey);
             using var key = ECDiffieHellman.Create();
@@ -363,12 +377,10 @@ public sealed class SecAggServer
             finally { CryptographicOperations.ZeroMemory(d); }
             foreach (var v in _u3)
             {
-                using var peer = Wire.ImportPublic(_keys[v].S);
-                var seed = Wire.Agree(key, peer, _p.RoundId, "pairwise-mask");
+                var seed = Wire.Agree(key, survivorKeys[v], _p.RoundId, "pairwise-mask");
                 // y_v carries +PRG(s_uv) when v > u and −PRG(s_uv) when v < u; take it back out.
                 MaskGenerator.Apply(seed, sum, _p.Bits, v > u ? -1 : +1);
             }
         }
-        return sum;
     }
 }
