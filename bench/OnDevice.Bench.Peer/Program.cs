@@ -2,6 +2,7 @@
 // input bytes (the reference cases), same thread counts, alternating batches so machine drift hits both.
 //
 //   dotnet run -c Release --project bench/OnDevice.Bench.Peer -- [--rounds 7] [--batch 5] [--threads 1,2] [--models det,rec,cls,vad] [--markdown]
+//   [--model-file FILE.onnx]   (a variant of the one selected model, e.g. a quantized recognizer, on the same inputs)
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -26,10 +27,12 @@ var cases = new (string Key, string Sample, string Case, string Label)[]
 var all = ReferenceOutputs.All();
 var rows = new List<string>();
 Console.WriteLine($"rounds {rounds} × batch {batch}, alternating; medians of per-run times");
-foreach (var (key, sample, caseName, label) in cases.Where(c => wanted.Contains(c.Key)))
+foreach (var (key, sample, caseName, baseLabel) in cases.Where(c => wanted.Contains(c.Key)))
 {
+    string label = baseLabel;
     var rc = all.Single(c => c.Sample == sample && c.Name == caseName);
-    var modelPath = SampleModels.Path(sample);
+    var modelPath = opts.TryGetValue("model-file", out var variant) ? variant : SampleModels.Path(sample);
+    if (variant is not null) label += $" ({Path.GetFileName(variant)})";
     var feeds = rc.Inputs.ToDictionary(n => n, n => NpyFile.Read(rc.InputFile(n)));
     foreach (int threads in threadCounts)
     {
