@@ -88,13 +88,11 @@ public static class Evaluator
                 throw new EvaluationException($"--save-inputs folder '{save}' is not empty; give a new or empty folder");
         }
         var results = new ExampleResult[examples.Count];
-        double cold = 0;
         for (int i = 0; i < examples.Count; i++)
         {
             var feeds = bound.Prepare(examples[i]);
             if (feeds is not null && options.SaveInputs is not null) SaveFeeds(options.SaveInputs, i, feeds);
             var (outputs, ms) = Run(bound, feeds);
-            if (i == 0) cold = bound.LoadMs + ms;
             results[i] = bound.Score(examples[i], outputs, ms);
             options.Progress?.Invoke(i + 1, examples.Count);
         }
@@ -106,7 +104,7 @@ public static class Evaluator
         }).ToList();
         LatencyReport? latency = null;
         if (bound.Session is not null && options.LatencyRuns > 0)
-            latency = MeasureLatency([bound], bound.Prepare(examples[0])!, options, [cold])[0];
+            latency = MeasureLatency([bound], bound.Prepare(examples[0])!, options)[0];
         var slices = SliceSingle(task.Metrics[0], examples, results, options);
         return new EvalResult(Path.GetFullPath(model), task.Name, metrics[0].Name, metrics[0].Value, metrics[0].CiLow, metrics[0].CiHigh,
             examples.Count, metrics, results, latency, PeakWorkingSet(), slices);
@@ -124,7 +122,6 @@ public static class Evaluator
         var examples = data.Take(options.Limit).Examples;
         var ra = new ExampleResult[examples.Count];
         var rb = new ExampleResult[examples.Count];
-        double coldA = 0, coldB = 0;
         for (int i = 0; i < examples.Count; i++)
         {
             // Alternate which model runs first so slow drift of the machine affects both equally.
@@ -132,7 +129,6 @@ public static class Evaluator
             {
                 var feeds = bound.Prepare(examples[i]);
                 var (outputs, ms) = Run(bound, feeds);
-                if (i == 0) { if (bound == a) coldA = a.LoadMs + ms; else coldB = b.LoadMs + ms; }
                 results[i] = bound.Score(examples[i], outputs, ms);
             }
             options.Progress?.Invoke(i + 1, examples.Count);
@@ -154,7 +150,7 @@ public static class Evaluator
         LatencyReport? la = null, lb = null;
         if (a.Session is not null && b.Session is not null && options.LatencyRuns > 0)
         {
-            var lat = MeasureLatency([a, b], a.Prepare(examples[0])!, options, [coldA, coldB]);
+            var lat = MeasureLatency([a, b], a.Prepare(examples[0])!, options);
             (la, lb) = (lat[0], lat[1]);
         }
         var m0 = task.Metrics[0];
@@ -203,9 +199,19 @@ public static class Evaluator
     /// Latency of each model on the same feeds: <see cref="EvalOptions.Warmup"/> untimed runs each, then
     /// <see cref="EvalOptions.LatencyRuns"/> rounds in which every model runs once, the order rotating each round.
     /// </summary>
-    public static IReadOnlyList<LatencyReport> MeasureLatency(IReadOnlyList<IBoundTask> models, IReadOnlyDictionary<string, Tensor> feeds, EvalOptions options, IReadOnlyList<double> coldMs)
+    public static IReadOnlyList<LatencyReport> MeasureLatency(IReadOnlyList<IBoundTask> models, IReadOnlyDictionary<string, Tensor> feeds, EvalOptions options)
     {
         int n = models.Count;
+        // Cold start: a fresh session of each model loaded and run once, in a process whose JIT is already warm,
+        // so the model loaded first does not also pay for compiling the runtime.
+        var coldMs = new double[n];
+        for (int j = 0; j < n; j++)
+        {
+            long c0 = Stopwatch.GetTimestamp();
+            var fresh = Runtime.InferenceSession.Load(models[j].Model, models[j].Session!.Options);
+            fresh.Run(feeds);
+            coldMs[j] = Stopwatch.GetElapsedTime(c0).TotalMilliseconds;
+        }
         for (int w = 0; w < options.Warmup; w++) foreach (var m in models) m.Session!.Run(feeds);
         var times = Enumerable.Range(0, n).Select(_ => new List<double>()).ToArray();
         var peak = new long[n];

@@ -7,6 +7,7 @@ namespace OnDevice.Evaluation.Tests;
 
 /// <summary>The HTML report of a real comparison (fp32 recognizer vs a 6-bit weight copy), opened in headless Chromium.</summary>
 [Trait("Category", "Ocr")]
+[Trait("Category", "Browser")]
 [Collection("textlines")]
 public class ReportTests(TextLineFixture lines)
 {
