@@ -38,7 +38,7 @@ internal static class QLinearKernels
     internal static int Value(byte raw, bool signed) => signed ? (sbyte)raw : raw;
 }
 
-/// <summary>C = quantize(deq(A) ± deq(B)): Add as a/ sc·(A − za) + sb/sc·(B − zb), Mul as sa·sb/sc·(A − za)(B − zb).</summary>
+/// <summary>C = quantize(deq(A) + deq(B)) or quantize(deq(A)·deq(B)): Add as sa/sc·(A − za) + sb/sc·(B − zb) (two 256-entry tables), Mul as sa·sb/sc·(A − za)(B − zb).</summary>
 internal sealed class QLinearBinaryKernel(bool multiply) : IKernel
 {
     public void Execute(KernelContext ctx)
