@@ -91,6 +91,7 @@ public static partial class ShapeInference
         r["Split"] = Split;
         r["Slice"] = Slice;
         r["Gather"] = Gather;
+        r["GatherND"] = GatherND;
         r["GatherElements"] = (c, n) => [Facts(c.In(n, 0)?.DType, c.In(n, 1)?.Shape)];
         r["Pad"] = Pad;
         r["Resize"] = Resize;
@@ -626,6 +627,15 @@ public static partial class ShapeInference
         if (x.Ints is not null && s.Rank == 1 && c.IntsOf(n, 1) is { } iv)
             ints = iv.Select(i => x.Ints[i < 0 ? i + x.Ints.Length : i]).ToArray();
         return [Facts(x.DType, new Shape(dims), ints)];
+    }
+
+    private static ValueFacts?[] GatherND(Context c, Node n)
+    {
+        var (x, idx) = (c.In(n, 0), c.In(n, 1));
+        if (x?.Shape is not { } s || idx?.Shape is not { Rank: > 0 } si || si.Dims[^1] is not { IsKnown: true } k) return [Facts(x?.DType, xs: null)];
+        long b = n.GetInt("batch_dims", 0);
+        if (b < 0 || b + k.Value > s.Rank) return [Facts(x.DType, xs: null)];
+        return [Facts(x.DType, new Shape([.. si.Dims.Take(si.Rank - 1), .. s.Dims.Skip((int)(b + k.Value))]))];
     }
 
     private static ValueFacts?[] Pad(Context c, Node n)

@@ -27,6 +27,18 @@ public class ShapeInferenceTests
         Assert.Equal(1L * 16 * 112 * 112 * 3 * 3 * 3, MacCounter.Count(m.Graph.Nodes[0], r.ShapeOf));
     }
 
+    [Theory]
+    [InlineData(0L, new long[] { 5, 2 }, new long[] { 5, 5 })]         // rows index data axes 0-1: slices [5]
+    [InlineData(1L, new long[] { 3, 7, 1 }, new long[] { 3, 7, 5 })]   // batch axis 0, then axis 1: slices [5]
+    [InlineData(1L, new long[] { 3, 7, 2 }, new long[] { 3, 7 })]      // batch axis 0, then axes 1-2: elements
+    public void GatherND_KeepsIndexRowsAndTheUnindexedTail(long batchDims, long[] indices, long[] expected)
+    {
+        var m = Model(Shape.Of(3, 4, 5), new Node("GatherND", ["x", "i"], ["y"]).With(Attribute.Of("batch_dims", batchDims)));
+        m.Graph.Inputs.Add(ValueInfo.Tensor("i", DType.Int64, Shape.Of(indices)));
+        var r = ShapeInference.Infer(m);
+        Assert.Equal(Shape.Of(expected), r.ShapeOf("y"));
+    }
+
     [Fact]
     public void ShapeGatherConcatReshape_ChainResolvesOnceInputsAreFixed()
     {

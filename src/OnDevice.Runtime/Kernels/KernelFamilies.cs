@@ -19,6 +19,7 @@ internal static class KernelFamilies
         Tensors.ConcatSplitKernels.Register(r);
         Tensors.SliceKernels.Register(r);
         Tensors.GatherKernels.Register(r);
+        Tensors.GatherNDKernels.Register(r);
         Tensors.ExpandTileKernels.Register(r);
         Tensors.PadKernels.Register(r);
         Tensors.ResizeKernels.Register(r);

@@ -14,10 +14,15 @@ internal static class CastKernels
     /// <summary>Element types Cast converts from and to.</summary>
     public static readonly DType[] Types = TypeSets.All;
 
+    /// <summary>Packed 4-bit types Cast converts from (opset 21+; e.g. palettized weights' indices).</summary>
+    public static readonly DType[] FourBit = [DType.UInt4, DType.Int4];
+
     public static void Register(KernelRegistry r)
     {
         r.Add("Cast", 6, Types, c => new CastKernel((DType)c.Node.GetInt("to", 0)), supports: c =>
             Types.Contains((DType)c.Node.GetInt("to", 0)) ? null : $"Cast to {((DType)c.Node.GetInt("to", 0)).Name()} is not supported");
+        r.Add("Cast", 21, FourBit, c => new CastKernel((DType)c.Node.GetInt("to", 0)), supports: c =>
+            Types.Contains((DType)c.Node.GetInt("to", 0)) ? null : $"Cast from 4-bit to {((DType)c.Node.GetInt("to", 0)).Name()} is not supported");
         r.Add("CastLike", 15, Types, _ => new CastKernel(null), supports: c =>
             c.InputType(1) is { } t && !Types.Contains(t) ? $"CastLike to {t.Name()} is not supported" : null);
     }
@@ -29,6 +34,22 @@ internal static class CastKernels
         if (x.DType == y.DType)
         {
             x.Memory.Span.CopyTo(y.Memory.Span);
+            return;
+        }
+        if (x.DType is DType.UInt4 or DType.Int4)
+        {
+            // Unpack in tiles to one byte per element (exact), then convert from int8/uint8.
+            var tile = new byte[256];
+            var packed = x.Memory.Span;
+            bool signed = x.DType == DType.Int4;
+            int ysz = y.DType.BitsPerElement() / 8;
+            for (int i = 0; i < x.Length; i += 256)
+            {
+                int len = Math.Min(256, x.Length - i);
+                for (int j = 0; j < len; j++) tile[j] = (byte)(signed ? Int4.GetSigned(packed, i + j) : Int4.GetUnsigned(packed, i + j));
+                var bytes = new TensorBuffer(signed ? DType.Int8 : DType.UInt8, [len], tile.AsMemory(0, len));
+                Convert(bytes, new TensorBuffer(y.DType, [len], y.Memory.Slice(i * ysz)));
+            }
             return;
         }
         switch (x.DType)
