@@ -10,14 +10,7 @@ namespace OnDevice.Formats.Tests;
 
 public class LlmCheckpointTests
 {
-    private static string? Shared(string name)
-    {
-        var path = Path.GetFullPath(Path.Combine(RepoPaths.Root, "..", "shared", "models", "llama2c", name));
-        if (File.Exists(path)) return path;
-        if (RepoPaths.IsCi) Assert.Fail($"required test file missing: {path}");
-        Console.WriteLine($"SKIPPED (file missing): {path}");
-        return null;
-    }
+    private static string? Shared(string name) => SharedFiles.Find("models", "llama2c", name);
 
     [Fact]
     public void Llama2cCheckpointIsMappedWithEveryTensor()

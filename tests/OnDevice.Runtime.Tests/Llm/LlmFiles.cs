@@ -9,16 +9,7 @@ namespace OnDevice.Runtime.Tests.Llm;
 /// <summary>The shared llama2.c model (../shared/models/llama2c): skipped with a message when absent, a failure under CI.</summary>
 internal static class LlmFiles
 {
-    public static string Folder => Path.GetFullPath(Path.Combine(RepoPaths.Root, "..", "shared", "models", "llama2c"));
-
-    public static string? File(string name)
-    {
-        var path = Path.Combine(Folder, name);
-        if (System.IO.File.Exists(path)) return path;
-        if (RepoPaths.IsCi) Assert.Fail($"required test file missing: {path}");
-        Console.WriteLine($"SKIPPED (file missing): {path}");
-        return null;
-    }
+    public static string? File(string name) => SharedFiles.Find("models", "llama2c", name);
 
     private static LlamaCheckpoint? _ck;
     private static LlamaVocabulary? _vocab;
