@@ -123,7 +123,7 @@ public sealed class RunCoordinator(RunStore store) : IDisposable
             if (run.Finished || run.Round != round || run.Server is null) throw new ProtocolException($"round {round} is not collecting messages");
             if (Array.IndexOf(run.Participants, device) < 0) throw new ProtocolException($"device {device} is not in round {round}");
             if (run.Answered.Contains(device)) throw new ProtocolException($"device {device} already answered the {run.Phase} phase");
-            if (message.Length >= 23 && BitConverter.ToUInt32(message, 19) != device) throw new ProtocolException("the message names another device");
+            if (message.Length >= 23 && System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(message.AsSpan(19)) != device) throw new ProtocolException("the message names another device");
             run.Server.Receive(message);
             run.Answered.Add(device);
             run.BytesIn += message.Length;
