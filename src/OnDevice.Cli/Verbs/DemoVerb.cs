@@ -67,7 +67,7 @@ public static class DemoVerb
             string keys = Path.Combine(demoDir, "keys"), pkg = Path.Combine(demoDir, "rec-1.1.0.pkg");
             Sub(KeysVerb.Create(), "init", keys);
             Sub(PackVerb.Create(), "--name", "ocr-rec", "--version", "1.1.0",
-                "--variant", $"int8={int8}:precision=int8:min_ram=2GB:priority=1", "--variant", $"fp32={paths["paddleocr-rec"]}:precision=fp32:min_ram=4GB:priority=2", "-o", pkg);
+                "--variant", $"int8={int8}:precision=int8:min_ram=2G:priority=1", "--variant", $"fp32={paths["paddleocr-rec"]}:precision=fp32:min_ram=4G:priority=2", "-o", pkg);
             Sub(SignVerb.Create(), pkg, "--keys", keys);
             Sub(VerifyVerb.Create(), pkg, "--root", Path.Combine(keys, "root.json"));
 
