@@ -8,16 +8,24 @@ using OnDevice.Federated.Server;
 using OnDevice.Federated.Simulation;
 using OnDevice.Federated.Training;
 using OnDevice.TestSupport;
+using Xunit.Abstractions;
 
 namespace OnDevice.Federated.Tests;
 
-/// <summary>The federated server over real HTTP (Kestrel on a loopback port) with SQLite, devices polling it.</summary>
-[Trait("Category", "FashionMnist")]
-public class FederatedServerTests
+/// <summary>
+/// The federated server over real HTTP (Kestrel on a loopback port), devices polling it; run once per storage
+/// backend by the derived classes (SQLite and a real PostgreSQL).
+/// </summary>
+public abstract class FederatedServerScenarios
 {
-    private static async Task<(WebApplication App, HttpClient Http)> StartAsync(string dir)
+    /// <summary>The --db spec for a fresh, empty store (sqlite:PATH or postgres:CONNSTR), or null to skip.</summary>
+    protected abstract Task<string?> DbAsync(string dir);
+
+    private async Task<(WebApplication App, HttpClient Http)?> StartAsync(string dir)
     {
-        var app = await FederatedServerApp.BuildAsync($"sqlite:{Path.Combine(dir, "fl.db")}", "http://127.0.0.1:0");
+        var db = await DbAsync(dir);
+        if (db is null) return null;
+        var app = await FederatedServerApp.BuildAsync(db, "http://127.0.0.1:0");
         await app.StartAsync();
         var http = new HttpClient { BaseAddress = new Uri(app.Urls.First() + "/"), Timeout = TimeSpan.FromSeconds(60) };
         return (app, http);
@@ -36,7 +44,7 @@ public class FederatedServerTests
     {
         if (!Available()) return;
         using var dir = new TempDir();
-        var (app, http) = await StartAsync(dir.Path);
+        if (await StartAsync(dir.Path) is not (WebApplication app, HttpClient http)) return;
         await using var _ = app;
         using var __ = http;
         var s = FashionMnistScenario.Build(10, seed: 5, examplesPerUser: 150, testExamples: 2000);
@@ -67,12 +75,35 @@ public class FederatedServerTests
     public async Task Bad_run_configs_and_unknown_runs_are_rejected()
     {
         using var dir = new TempDir();
-        var (app, http) = await StartAsync(dir.Path);
+        if (await StartAsync(dir.Path) is not (WebApplication app, HttpClient http)) return;
         await using var _ = app;
         using var __ = http;
         var bad = await http.PostAsJsonAsync("v1/runs", new RunConfig { Inputs = 0, Classes = 10 });
         Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("v1/runs/nope")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await http.PostAsync("v1/runs/nope/devices/1", null)).StatusCode);
+    }
+}
+
+/// <summary>The federated server scenarios on SQLite (the default store).</summary>
+[Trait("Category", "FashionMnist")]
+public class FederatedServerTests : FederatedServerScenarios
+{
+    protected override Task<string?> DbAsync(string dir) => Task.FromResult<string?>($"sqlite:{Path.Combine(dir, "fl.db")}");
+}
+
+/// <summary>The same scenarios on a real PostgreSQL (one fresh database per test).</summary>
+[Collection("postgres")]
+[Trait("Category", "FashionMnist")]
+public class FederatedServerPostgresTests(PostgresFixture pg, ITestOutputHelper output) : FederatedServerScenarios
+{
+    protected override async Task<string?> DbAsync(string dir)
+    {
+        if (!pg.Available)
+        {
+            output.WriteLine($"SKIPPED: {pg.SkipReason}");
+            return null;
+        }
+        return "postgres:" + await pg.CreateDatabaseAsync("fl_" + Guid.NewGuid().ToString("N")[..8]);
     }
 }
