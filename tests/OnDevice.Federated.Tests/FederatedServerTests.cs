@@ -1,5 +1,7 @@
 using System.Net;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Data.Sqlite;
+using Npgsql;
 using System.Net.Http.Json;
 using OnDevice.Federated.Data;
 using OnDevice.Federated.Privacy;
@@ -20,6 +22,9 @@ public abstract class FederatedServerScenarios
 {
     /// <summary>The --db spec for a fresh, empty store (sqlite:PATH or postgres:CONNSTR), or null to skip.</summary>
     protected abstract Task<string?> DbAsync(string dir);
+
+    /// <summary>Checks, straight in the database, that the run and its rounds were stored.</summary>
+    protected abstract Task AssertStoredAsync(string runId, int rounds);
 
     private async Task<(WebApplication App, HttpClient Http)?> StartAsync(string dir)
     {
@@ -65,6 +70,7 @@ public abstract class FederatedServerScenarios
         Assert.All(status.Rounds, r => Assert.True(r.Updated, r.Note));
         Assert.All(status.Rounds, r => Assert.Equal(10, r.Survivors));
         Assert.Equal(RdpAccountant.Epsilon(0.3, 1.0, 3, 1e-5).Epsilon, status.Epsilon!.Value, 1e-9);
+        await AssertStoredAsync(runId, 3);
         var model = await http.GetByteArrayAsync($"v1/runs/{runId}/model");
         var head = new Head(784, 10);
         Buffer.BlockCopy(model, 0, head.Parameters, 0, model.Length);
@@ -89,7 +95,27 @@ public abstract class FederatedServerScenarios
 [Trait("Category", "FashionMnist")]
 public class FederatedServerTests : FederatedServerScenarios
 {
-    protected override Task<string?> DbAsync(string dir) => Task.FromResult<string?>($"sqlite:{Path.Combine(dir, "fl.db")}");
+    private string? _path;
+
+    protected override Task<string?> DbAsync(string dir) => Task.FromResult<string?>($"sqlite:{_path = Path.Combine(dir, "fl.db")}");
+
+    protected override async Task AssertStoredAsync(string runId, int rounds)
+    {
+        await using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = _path, Pooling = false }.ToString());
+        await c.OpenAsync();
+        Assert.Equal(rounds, await StoredRoundsAsync(c, runId));
+    }
+
+    internal static async Task<long> StoredRoundsAsync(System.Data.Common.DbConnection c, string runId)
+    {
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT COUNT(*) FROM fl_rounds r JOIN fl_runs u ON u.id = r.run_id WHERE r.run_id = @id AND u.state = 'finished'";
+        var p = cmd.CreateParameter();
+        p.ParameterName = "@id";
+        p.Value = runId;
+        cmd.Parameters.Add(p);
+        return Convert.ToInt64(await cmd.ExecuteScalarAsync());
+    }
 }
 
 /// <summary>The same scenarios on a real PostgreSQL (one fresh database per test).</summary>
@@ -104,6 +130,16 @@ public class FederatedServerPostgresTests(PostgresFixture pg, ITestOutputHelper 
             output.WriteLine($"SKIPPED: {pg.SkipReason}");
             return null;
         }
-        return "postgres:" + await pg.CreateDatabaseAsync("fl_" + Guid.NewGuid().ToString("N")[..8]);
+        _connectionString = await pg.CreateDatabaseAsync("fl_" + Guid.NewGuid().ToString("N")[..8]);
+        return "postgres:" + _connectionString;
+    }
+
+    private string? _connectionString;
+
+    protected override async Task AssertStoredAsync(string runId, int rounds)
+    {
+        await using var c = new NpgsqlConnection(_connectionString);
+        await c.OpenAsync();
+        Assert.Equal(rounds, await FederatedServerTests.StoredRoundsAsync(c, runId));
     }
 }
