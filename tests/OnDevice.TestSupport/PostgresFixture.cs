@@ -1,13 +1,16 @@
 using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
 using Npgsql;
-using OnDevice.TestSupport;
+using Xunit;
 
-namespace OnDevice.Server.Tests;
+namespace OnDevice.TestSupport;
 
 /// <summary>
 /// A real PostgreSQL from the Debian package (scripts/setup.sh installs <c>postgresql</c>): initdb into a temp
 /// directory and pg_ctl start on a free loopback port. When run as root, the server runs as the <c>postgres</c>
-/// user (PostgreSQL refuses root). Missing binaries: a skip message, or a failure when CI=true.
+/// user (PostgreSQL refuses root). Missing binaries: a skip message, or a failure when CI=true. Shared by the test
+/// projects; each declares its own <c>[CollectionDefinition]</c> (xUnit needs it in the test assembly).
 /// </summary>
 public sealed class PostgresFixture : IAsyncLifetime
 {
@@ -41,7 +44,7 @@ public sealed class PostgresFixture : IAsyncLifetime
         await RunPg("initdb", "-D", data, "-A", "trust", "-U", "ondevice", "--no-sync", "--no-locale", "-E", "UTF8");
         for (int attempt = 0; ; attempt++)
         {
-            Port = Ports.Free();
+            Port = FreePort();
             try
             {
                 await RunPg("pg_ctl", "-D", data, "-l", Path.Combine(_dir, "server.log"), "-w", "-t", "60",
@@ -74,6 +77,15 @@ public sealed class PostgresFixture : IAsyncLifetime
         try { Directory.Delete(_dir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
+    private static int FreePort()
+    {
+        var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        int port = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+
     private Task RunPg(string tool, params string[] args) =>
         _asPostgresUser ? Run("runuser", ["-u", "postgres", "--", Path.Combine(_bin!, tool), .. args]) : Run(Path.Combine(_bin!, tool), args);
 
@@ -89,6 +101,3 @@ public sealed class PostgresFixture : IAsyncLifetime
         if (p.ExitCode != 0) throw new InvalidOperationException($"{file} {string.Join(' ', args)} failed ({p.ExitCode}): {await err}{await output}");
     }
 }
-
-[CollectionDefinition("postgres")]
-public sealed class PostgresCollection : ICollectionFixture<PostgresFixture>;
