@@ -73,3 +73,29 @@ public class RtnRounderTests
         Assert.Equal(-128, RtnRounder.Round(-1000f, 1, 0, s));
     }
 }
+
+/// <summary>GPTQ keeps its own RTN grid (it recomputes block scales mid-matrix); it must stay the public RTN's grid.</summary>
+public class RtnGridAgreementTests
+{
+    [Theory]
+    [InlineData(8, true, true, Granularity.PerChannel, 0, false)]
+    [InlineData(8, false, false, Granularity.PerTensor, 0, false)]
+    [InlineData(4, true, true, Granularity.Blocked, 32, false)]
+    [InlineData(4, false, false, Granularity.Blocked, 16, true)]
+    [InlineData(8, true, false, Granularity.Blocked, 64, false)]
+    [InlineData(4, true, false, Granularity.PerChannel, 0, true)]
+    public void GptqReferenceRtn_EqualsThePublicRtnRounder(int bits, bool signed, bool symmetric, Granularity g, int block, bool fp16)
+    {
+        var rng = new Random(bits * 100 + block);
+        const int rows = 24, cols = 96;
+        var data = new float[rows * cols];
+        for (int i = 0; i < data.Length; i++) data[i] = (float)(rng.NextDouble() * 2 - 1) * (1 + i % 7) + (i % 11 == 0 ? 3f : 0f);
+        var w = new WeightMatrix("w", data, rows, cols);
+        var scheme = new QuantScheme(bits, signed, symmetric, g, g == Granularity.Blocked ? 1 : 0, block, fp16);
+        var mine = OnDevice.Compression.Gptq.RtnReference.Instance.Quantize(w, scheme);
+        var pub = RtnRounder.Instance.Quantize(w, scheme);
+        Assert.Equal(pub.Scales, mine.Scales);
+        Assert.Equal(pub.ZeroPoints, mine.ZeroPoints);
+        Assert.Equal(pub.Values, mine.Values);
+    }
+}
