@@ -79,7 +79,7 @@ public static class FlVerb
         if (!resp.IsSuccessStatusCode) throw new CliException($"federated server refused the run: {resp.Content.ReadAsStringAsync().GetAwaiter().GetResult()}");
         var runId = resp.Content.ReadFromJsonAsync<Dictionary<string, string>>().GetAwaiter().GetResult()!["id"];
         int users = scenario.Clients.Count;
-        var children = new List<Process>();
+        var children = new List<(Process Proc, string Devices, Task<string> Out, Task<string> Err)>();
         var self = Environment.ProcessPath!;
         var dll = typeof(FlVerb).Assembly.Location;
         for (int k = 0; k < processes; k++)
@@ -89,7 +89,8 @@ public static class FlVerb
             var psi = new ProcessStartInfo(self) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
             if (Path.GetFileNameWithoutExtension(self) == "dotnet") psi.ArgumentList.Add(dll);
             foreach (var a in new[] { "fl", "client", "--server", url, "--run", runId, "--devices", $"{from}-{to}" }.Concat(childArgs)) psi.ArgumentList.Add(a);
-            children.Add(Process.Start(psi)!);
+            var proc = Process.Start(psi)!;
+            children.Add((proc, $"{from}-{to}", proc.StandardOutput.ReadToEndAsync(), proc.StandardError.ReadToEndAsync()));
         }
         if (!asJson) Console.WriteLine($"run {runId} on {url}: {users} devices in {children.Count} processes");
         var head = new Head(config.Inputs, config.Classes, config.Hidden);
@@ -114,15 +115,28 @@ public static class FlVerb
                 }
                 shown = status.Rounds.Count;
             }
-            if (status.State == "finished" || children.All(c => c.HasExited)) break;
+            if (status.State == "finished" || children.All(c => c.Proc.HasExited)) break;
             Thread.Sleep(500);
         }
+        var perProcess = new List<object>();
         foreach (var c in children)
         {
-            if (!c.WaitForExit(TimeSpan.FromMinutes(2))) c.Kill(true);
-            if (c.ExitCode != 0) Console.Error.WriteLine($"device process exited with {c.ExitCode}: {c.StandardError.ReadToEnd().Trim()}");
+            if (!c.Proc.WaitForExit(TimeSpan.FromMinutes(2))) c.Proc.Kill(true);
+            c.Proc.WaitForExit();
+            if (c.Proc.ExitCode != 0) Console.Error.WriteLine($"device process exited with {c.Proc.ExitCode}: {c.Err.GetAwaiter().GetResult().Trim()}");
+            // each `fl client` prints one JSON object: how many devices it hosted and the rounds they took part in
+            int? hosted = null, deviceRounds = null;
+            try
+            {
+                using var doc = System.Text.Json.JsonDocument.Parse(c.Out.GetAwaiter().GetResult());
+                hosted = doc.RootElement.GetProperty("devices").GetInt32();
+                deviceRounds = doc.RootElement.GetProperty("rounds").GetInt32();
+            }
+            catch (Exception e) when (e is System.Text.Json.JsonException or KeyNotFoundException or InvalidOperationException) { }
+            perProcess.Add(new { pid = c.Proc.Id, devices = c.Devices, exitCode = c.Proc.ExitCode, hosted, deviceRounds });
+            c.Proc.Dispose();
         }
-        if (asJson) Cli.WriteJson(new { run = runId, state = status.State, epsilon = status.Epsilon, rounds = rows });
+        if (asJson) Cli.WriteJson(new { run = runId, state = status.State, epsilon = status.Epsilon, rounds = rows, processes = perProcess });
         return status.State == "finished" ? 0 : 1;
     }
 
