@@ -2,17 +2,17 @@ using System.Diagnostics;
 using System.Text.Json;
 using OnDevice.Core;
 using OnDevice.Formats.Npy;
-using OnDevice.TestSupport;
 
-namespace OnDevice.Compression.Tests;
+namespace OnDevice.TestSupport;
 
-/// <summary>Runs models in ONNX Runtime (onnxruntime-node through scripts/ort-reference/run-jobs.mjs).</summary>
+/// <summary>Runs models in ONNX Runtime 1.30.0 (onnxruntime-node through scripts/ort-reference/run-jobs.mjs): the peer
+/// for agreement tests on models OnDevice writes or generates.</summary>
 public static class OrtRunner
 {
     private static readonly Lock Gate = new();
 
-    /// <summary>One model run: outputs in the session's output order, or ONNX Runtime's error.</summary>
-    public sealed record Result(IReadOnlyList<Tensor> Outputs, string? Error);
+    /// <summary>One model run: outputs (and their names) in the session's output order, or ONNX Runtime's error.</summary>
+    public sealed record Result(IReadOnlyList<Tensor> Outputs, string? Error, IReadOnlyList<string>? Names = null);
 
     /// <summary>Runs every (model, feeds) job in one node process.</summary>
     public static IReadOnlyList<Result> Run(IReadOnlyList<(string Model, IReadOnlyDictionary<string, Tensor> Feeds)> jobs) =>
@@ -49,7 +49,9 @@ public static class OrtRunner
             var o = dir.File($"out{i}");
             if (File.Exists(Path.Combine(o, "error.txt"))) { results.Add(new([], File.ReadAllText(Path.Combine(o, "error.txt")))); continue; }
             using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(o, "outputs.json")));
-            results.Add(new(doc.RootElement.EnumerateArray().Select(e => NpyFile.Read(Path.Combine(o, e.GetProperty("file").GetString()!))).ToList(), null));
+            var entries = doc.RootElement.EnumerateArray().ToList();
+            results.Add(new(entries.Select(e => NpyFile.Read(Path.Combine(o, e.GetProperty("file").GetString()!))).ToList(), null,
+                entries.Select(e => e.GetProperty("name").GetString()!).ToList()));
         }
         return results;
     }
