@@ -17,7 +17,7 @@ public sealed record TokenRow(string Hash, string Name, string Role, DateTimeOff
 /// Implementations: SQLite (embedded) and PostgreSQL (shared by several replicas). Writes go through
 /// <see cref="InTransactionAsync{T}"/>, which holds a repository-wide lock so replicas never interleave publishes.
 /// </summary>
-public interface IDeliveryStore : IAsyncDisposable
+public partial interface IDeliveryStore : IAsyncDisposable
 {
     /// <summary>A short description for logs (kind and location, no secrets).</summary>
     string Description { get; }
@@ -54,7 +54,7 @@ public interface IDeliveryStore : IAsyncDisposable
 }
 
 /// <summary>Operations inside one locked transaction.</summary>
-public interface IDeliveryTransaction
+public partial interface IDeliveryTransaction
 {
     /// <summary>The newest root version (0 when none).</summary>
     Task<long> LatestRootVersionAsync();

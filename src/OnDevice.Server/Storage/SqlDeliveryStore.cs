@@ -4,7 +4,7 @@ using System.Globalization;
 namespace OnDevice.Server.Storage;
 
 /// <summary>The SQL shared by the SQLite and PostgreSQL stores; dialects supply connections, types and locking.</summary>
-public abstract class SqlDeliveryStore : IDeliveryStore
+public abstract partial class SqlDeliveryStore : IDeliveryStore
 {
     /// <inheritdoc/>
     public abstract string Description { get; }
@@ -29,8 +29,11 @@ public abstract class SqlDeliveryStore : IDeliveryStore
         await tx.CommitAsync(cancellationToken);
     }
 
-    /// <summary>Schema, in order; every statement is idempotent. Later issues append statements (rollouts, telemetry).</summary>
-    protected IReadOnlyList<string> Schema =>
+    /// <summary>Schema, in order; every statement is idempotent: the delivery tables, then rollouts, then telemetry.</summary>
+    protected IReadOnlyList<string> Schema => [.. DeliverySchema, .. RolloutSchema, .. TelemetrySchema];
+
+    /// <summary>The delivery tables (roots, releases, snapshots, timestamps, tokens, audit).</summary>
+    private IReadOnlyList<string> DeliverySchema =>
     [
         $"CREATE TABLE IF NOT EXISTS roots (version BIGINT PRIMARY KEY, bytes {BlobType} NOT NULL, created TEXT NOT NULL)",
         $"CREATE TABLE IF NOT EXISTS releases (name TEXT NOT NULL, revision BIGINT NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL, bytes {BlobType} NOT NULL, published_by TEXT NOT NULL, published_at TEXT NOT NULL, PRIMARY KEY (name, revision))",
@@ -133,11 +136,14 @@ public abstract class SqlDeliveryStore : IDeliveryStore
     /// <inheritdoc/>
     public virtual ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
-    private static string FormatTime(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture);
+    /// <summary>Stored form of a time (UTC, ISO 8601, sortable as text).</summary>
+    protected static string FormatTime(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture);
 
-    private static DateTimeOffset ParseTime(string s) => DateTimeOffset.Parse(s, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal);
+    /// <summary>Parses a stored time.</summary>
+    protected static DateTimeOffset ParseTime(string s) => DateTimeOffset.Parse(s, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal);
 
-    private static DbCommand Command(DbConnection c, DbTransaction? tx, string sql, IEnumerable<(string Name, object Value)> parameters)
+    /// <summary>A command with named parameters.</summary>
+    protected static DbCommand Command(DbConnection c, DbTransaction? tx, string sql, IEnumerable<(string Name, object Value)> parameters)
     {
         var cmd = c.CreateCommand();
         cmd.Transaction = tx;
@@ -159,7 +165,8 @@ public abstract class SqlDeliveryStore : IDeliveryStore
         await cmd.ExecuteNonQueryAsync();
     }
 
-    private static async Task<T?> Scalar<T>(DbConnection c, DbTransaction? tx, string sql, params (string, object)[] parameters)
+    /// <summary>Runs a query and returns its first column of the first row, or default.</summary>
+    protected static async Task<T?> Scalar<T>(DbConnection c, DbTransaction? tx, string sql, params (string, object)[] parameters)
     {
         await using var cmd = Command(c, tx, sql, parameters);
         var v = await cmd.ExecuteScalarAsync();
@@ -175,7 +182,7 @@ public abstract class SqlDeliveryStore : IDeliveryStore
         return await rd.ReadAsync() ? new MetadataRow(rd.GetInt64(0), (byte[])rd.GetValue(1), ParseTime(rd.GetString(2))) : null;
     }
 
-    private sealed class Tx(DbConnection c, DbTransaction tx) : IDeliveryTransaction
+    private sealed partial class Tx(DbConnection c, DbTransaction tx) : IDeliveryTransaction
     {
         public async Task<long> LatestRootVersionAsync() => await Scalar<long?>(c, tx, "SELECT MAX(version) FROM roots") ?? 0;
 
