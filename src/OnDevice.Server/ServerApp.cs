@@ -50,6 +50,8 @@ public static class ServerApp
         builder.Services.AddHostedService<TimestampRefresher>();
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.TryAddSingleton<IRolloutHealth, NoTelemetryHealth>();
+        builder.Services.AddSingleton<RolloutService>();
+        builder.Services.AddHostedService<RolloutEngine>();
         builder.Services.AddProblemDetails();
 
         var app = builder.Build();
@@ -70,6 +72,8 @@ public static class ServerApp
         app.MapReleasesApi();
         app.MapAuditApi();
         app.MapAdminApi();
+        app.MapRolloutsApi();
+        app.MapAssignApi();
         return app;
     }
 
