@@ -35,6 +35,40 @@ public class RolloutServerTests(ITestOutputHelper output)
         await using var server = await ServerProcess.StartAsync(world.Store(), world.Keys);
         await RolloutScenarios.ClientsFollowAndReturnAsync(world, server);
     }
+
+    [Fact]
+    public async Task The_server_cannot_make_a_client_install_an_unsigned_version_and_a_lost_assign_call_uses_the_last_answer()
+    {
+        using var world = await DeliveryWorld.CreateAsync();
+        await using var server = await ServerProcess.StartAsync(world.Store(), world.Keys);
+        var v1 = world.RandomFile("v1.bin", 40_000, 31);
+        var v2 = world.RandomFile("v2.bin", 41_000, 32);
+        await world.PublishAsync(server, await world.PackAsync("m", "1.0", $"a={v1}"));
+        await world.PublishAsync(server, await world.PackAsync("m", "2.0", $"a={v2}"));
+        var mitm = new InterceptingHandler();
+        using var u = Clients.Updater(world, server.BaseUrl, "m", Clients.Device(Clients.GiB), "mitm", handler: mitm);
+        await RolloutScenarios.StartAsync(server, "m", "2.0", "1%@0s, 100%@1h", "1.0");
+        var outside = await u.UpdateAsync();
+        Assert.True(outside.Status == UpdateStatus.Installed, $"{outside.Status} {outside.Error}");
+        var expected = Cohort.Bucket(File.ReadAllText(Path.Combine(world.File("cache-mitm"), "install-id")).Trim(), "m") < 100 ? "2.0" : "1.0";
+        Assert.Equal(expected, outside.Current!.Version);
+
+        // A server (or a man in the middle) assigning a version no signed release contains: refused, nothing changes.
+        HttpResponseMessage Assign(string json) => new(HttpStatusCode.OK) { Content = new StringContent(json, System.Text.Encoding.UTF8, "application/json") };
+        mitm.Intercept = r => r.RequestUri!.AbsolutePath.StartsWith("/v1/assign/") ? Assign("""{"version":"6.6.6","action":"candidate"}""") : null;
+        var lie = await u.UpdateAsync();
+        Assert.Equal(UpdateStatus.Failed, lie.Status);
+        Assert.IsType<UnsignedAssignmentException>(lie.Error);
+        Assert.Equal(expected, u.GetInstalledModel()!.Version);
+
+        // The assign endpoint failing: the last answer it gave still holds.
+        mitm.Intercept = r => r.RequestUri!.AbsolutePath.StartsWith("/v1/assign/") ? new HttpResponseMessage(HttpStatusCode.ServiceUnavailable) : null;
+        var down = await u.UpdateAsync();
+        Assert.True(down.Status == UpdateStatus.UpToDate, $"{down.Status} {down.Error}");
+        Assert.Equal(expected, u.GetInstalledModel()!.Version);
+        mitm.Intercept = null;
+        Clients.AssertInvariant(u, [DeliveryWorld.Sha256(v1), DeliveryWorld.Sha256(v2)]);
+    }
 }
 
 /// <summary>Rollouts on a real PostgreSQL: the engine on a hand-moved clock, the operator flow and clients over HTTP.</summary>
@@ -88,6 +122,14 @@ public static class RolloutScenarios
         var r = await Ondevice.RunAsync(Cli(server, [.. args, "--json"]));
         Assert.True(r.ExitCode == 0, $"ondevice rollout {string.Join(' ', args)}: {r.Stderr}{r.Stdout}");
         return JsonDocument.Parse(r.Stdout).RootElement.Clone();
+    }
+
+    public static async Task<long> StartAsync(ServerProcess server, string model, string version, string schedule, string? baseline = null)
+    {
+        using var op = server.Http(server.Token);
+        using var r = await op.PostAsJsonAsync("/api/v1/rollouts", new { model, version, schedule, baseline });
+        Assert.True(r.StatusCode == HttpStatusCode.Created, await r.Content.ReadAsStringAsync());
+        return (await r.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt64();
     }
 
     private static async Task<string> CliFails(ServerProcess server, params string[] args)
