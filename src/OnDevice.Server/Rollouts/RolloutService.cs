@@ -312,7 +312,7 @@ public sealed class RolloutService(IDeliveryStore store, DeliveryRepository repo
             ? r.StageStarted + (schedule.Stages[r.Stage + 1].After - schedule.Stages[r.Stage].After) : null;
         return new RolloutView(r.Id, r.Model, r.Channel, r.Candidate, r.Baseline, r.Schedule, r.Guards, r.OnFailure, r.Status, r.Stage, schedule.Stages.Count,
             Percent(schedule, r.Stage), r.StageStarted, due, r.Started, r.Updated, r.StartedBy, r.Reason, classes,
-            ds?.Select(d => new DecisionView(d.Id, d.At, d.Actor, d.Kind, d.DeviceClass, d.Stage, d.BasisPoints / 100.0, JsonDocument.Parse(d.Details).RootElement.Clone())).ToList(),
+            ds?.Select(d => new DecisionView(d.Id, d.At, d.Actor, d.Kind, d.DeviceClass, d.Stage, d.BasisPoints / 100.0, Parse(d.Details))).ToList(),
             counts);
     }
 
@@ -327,6 +327,12 @@ public sealed class RolloutService(IDeliveryStore store, DeliveryRepository repo
     private static string Subject(long id, string model, string channel) => $"rollout {id} {model}@{channel}";
 
     private static string Json(object o) => JsonSerializer.Serialize(o, Web);
+
+    private static JsonElement Parse(string json)
+    {
+        using var doc = JsonDocument.Parse(json);
+        return doc.RootElement.Clone();
+    }
 
     /// <summary>The channel name, defaulting to <see cref="DefaultChannel"/> (400 when malformed).</summary>
     public static string CheckChannel(string? channel)
