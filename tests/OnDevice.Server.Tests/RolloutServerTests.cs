@@ -321,6 +321,9 @@ public static class RolloutScenarios
         var before = new Dictionary<string, int>(downloads);
         foreach (var u in new[] { a, b })
         {
+            var check = await u.CheckAsync();
+            Assert.True(check.UpdateAvailable, "a pending return to the cached 1.0 is an available update");
+            Assert.Equal(("2.0", "1.0"), (check.Installed!.Version, check.Candidate!.Target.Version));
             var r = await u.UpdateAsync();
             Assert.True(r.Status == UpdateStatus.Switched, $"{r.Status} {r.Error}");
             Assert.Equal("1.0", r.Current!.Version);
