@@ -177,6 +177,11 @@ public static class RolloutScenarios
             Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
             Assert.Contains("malformed JSON", await bad.Content.ReadAsStringAsync());
         }
+        using (var unknown = await op.PostAsJsonAsync("/api/v1/rollouts", new { model = "m", version = "2.0", onFailure = "rollback" }))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, unknown.StatusCode); // a misspelt field is an error, not a silent default
+            Assert.Contains("onFailure", await unknown.Content.ReadAsStringAsync());
+        }
         Assert.Equal(HttpStatusCode.NotFound, (await op.GetAsync("/api/v1/rollouts/999")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await op.PostAsync("/api/v1/rollouts/999/pause", null)).StatusCode);
         using var device = server.Http();
