@@ -263,7 +263,7 @@ public static unsafe class Int8Gemm
     }
 
     /// <summary>Scalar tile: S for <paramref name="rows"/> rows × NR columns of one panel.</summary>
-    private static void TileScalar(byte* a, int kp, int rows, sbyte* panel, int quads, int* tile)
+    internal static void TileScalar(byte* a, int kp, int rows, sbyte* panel, int quads, int* tile)
     {
         for (int r = 0; r < rows; r++)
         {
@@ -283,7 +283,7 @@ public static unsafe class Int8Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void TileVnni6(byte* a, int kp, sbyte* panel, int quads, int* tile)
+    internal static void TileVnni6(byte* a, int kp, sbyte* panel, int quads, int* tile)
     {
         Vector256<int> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<int> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -322,7 +322,7 @@ public static unsafe class Int8Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void TileVnni1(byte* a, sbyte* panel, int quads, int* tile)
+    internal static void TileVnni1(byte* a, sbyte* panel, int quads, int* tile)
     {
         Vector256<int> c0 = default, c1 = default, d0 = default, d1 = default;
         int q = 0;

@@ -18,6 +18,7 @@ internal static class IntegerConvKernels
             ctx.Node.GetInt("channels_last", 0) != 0 ? "channels_last QLinearConv is not supported" : IntegerConvCore.Supports(ctx, 3));
         // The optimizer's fusion of DequantizeLinear → Conv (→ Relu) → QuantizeLinear: QLinearConv with an optional fused Relu.
         r.Add("QLinearConv", 1, Bytes, ctx => new QLinearConvKernel(ctx), domain: Elementwise.FusedElementwiseKernels.Domain, supports: ctx => IntegerConvCore.Supports(ctx, 3));
+        ChannelLookupKernel.Register(r);
     }
 }
 
@@ -35,6 +36,7 @@ internal sealed unsafe class IntegerConvCore
     private readonly int _wInput, _wZpInput;
     private readonly Int8PackedB[]? _packed;
     private readonly int[]? _wShape;
+    private readonly Int8PointwiseWeights? _pointwise;
 
     public static string? Supports(KernelBuildContext ctx, int wInput)
     {
@@ -58,6 +60,9 @@ internal sealed unsafe class IntegerConvCore
             _wShape = PackedWeights.Dims(w);
             if (!(_wShape[1] == 1 && _group > 1))
                 _packed = Pack(w.Bytes, w.DType == DType.Int8, _wShape, zp is null ? [] : QuantValues.Ints(TensorBuffer.Wrap(zp)));
+            // 1×1 kernels over all channels: also as the left operand of the NCHW pointwise GEMM (used when stride 1, no padding).
+            if (_group == 1 && _wShape.Skip(2).All(d => d == 1) && Int8Pointwise.IsSupported(Int8GemmPath.AvxVnni))
+                _pointwise = new Int8PointwiseWeights(w.Bytes, w.DType == DType.Int8, _wShape[0], _wShape[1], zp is null ? [] : QuantValues.Ints(TensorBuffer.Wrap(zp)));
         }
     }
 
@@ -82,7 +87,49 @@ internal sealed unsafe class IntegerConvCore
     }
 
     /// <summary>Bytes held by prepacked weights.</summary>
-    public long PackedBytes => _packed?.Sum(p => p.Bytes) ?? 0;
+    public long PackedBytes => (_packed?.Sum(p => p.Bytes) ?? 0) + (_pointwise?.Bytes ?? 0);
+
+    /// <summary>
+    /// Runs a pointwise convolution (constant 1×1 weights, stride 1, no padding, one group) on <see cref="Int8Pointwise"/>
+    /// straight from and into NCHW, requantizing in the GEMM's epilogue; false (nothing done) when the call does not fit.
+    /// </summary>
+    public bool TryPointwise(KernelContext ctx, TensorBuffer x, int zx, TensorBuffer w, Window win, Int8Pointwise.Requant q, TensorBuffer y)
+    {
+        if (_pointwise is null || _wShape is null || !w.Shape.AsSpan().SequenceEqual(_wShape) || x.DType is not (DType.UInt8 or DType.Int8)) return false;
+        for (int i = 0; i < win.Rank; i++)
+            if (win.Kernel[i] != 1 || win.Strides[i] != 1 || win.PadBegin[i] != 0 || win.PadEnd[i] != 0 || win.Output[i] != x.Shape[2 + i]) return false;
+        var pw = _pointwise;
+        int n = x.Shape[0], k = x.Shape[1], m = pw.M;
+        if (k != pw.K) return false;
+        int positions = 1;
+        for (int i = 2; i < x.Rank; i++) positions *= x.Shape[i];
+        if ((long)n * positions == 0) return true;
+        int panels = (positions + Int8Pointwise.Panel - 1) / Int8Pointwise.Panel;
+        int blocks = (panels + Int8Pointwise.PanelsPerBlock - 1) / Int8Pointwise.PanelsPerBlock;
+        int jobs = n * blocks;
+        int minChunk = PackedWeights.ChunkFor((long)Int8Pointwise.PanelsPerBlock * Int8Pointwise.Panel * k * m);
+        int workers = PackedWeights.Workers(ctx, jobs, minChunk);
+        int perWorker = Int8Pointwise.ScratchBytes(pw.KPadded);
+        var scratch = ctx.Scratch(checked(perWorker * workers));
+        bool signedX = x.DType == DType.Int8;
+        fixed (byte* px0 = x.Memory.Span)
+        fixed (byte* py0 = y.Memory.Span)
+        fixed (byte* ps0 = scratch.Span)
+        {
+            nint px = (nint)px0, py = (nint)py0, ps = (nint)ps0;
+            PackedWeights.ForWorkers(ctx, jobs, minChunk, (worker, j0, j1) =>
+            {
+                for (int job = j0; job < j1; job++)
+                {
+                    int img = job / blocks, blk = job % blocks;
+                    int p0 = blk * Int8Pointwise.PanelsPerBlock, p1 = Math.Min(panels, p0 + Int8Pointwise.PanelsPerBlock);
+                    Int8Pointwise.Run(Int8GemmPath.AvxVnni, pw, (byte*)px + (nint)img * k * positions, positions, signedX, zx, q,
+                        (byte*)py + (nint)img * m * positions, p0, p1, (byte*)ps + (nint)worker * perWorker);
+                }
+            });
+        }
+        return true;
+    }
 
     /// <summary>The output shape for input <paramref name="x"/> and weight <paramref name="w"/>; throws on mismatches.</summary>
     public int[] OutputShape(TensorBuffer x, TensorBuffer w, out Window win)
@@ -392,15 +439,34 @@ internal sealed unsafe class QLinearConvKernel(KernelBuildContext build) : IKern
         for (int j = 0; j < m; j++) multipliers[j] = sx * sw[j] / sy;
         var (min, max) = QuantValues.Range(yzp.DType);
         if (_relu) min = Math.Max(min, zy); // Relu before quantization: nothing below the real value 0
+        // The optimizer's fused lookup (input 9): an element-wise function of the requantized value, per channel or shared.
+        var table = ctx.Input(9);
+        int tableChannels = table is null ? 0 : ChannelLookupKernel.Channels(shape, table, "QLinearConv");
+        if (table is not null && table.DType != yzp.DType) throw new InvalidOperationException($"QLinearConv: lookup table is {table.DType.Name()} but y is {yzp.DType.Name()}");
         var y = ctx.Output(0, yzp.DType, shape);
         int outSize = y.Length / Math.Max(1, shape[0] * m);
         var ym = y.Memory;
+        var tm = table?.Memory ?? default;
+        fixed (int* pbias = bias)
+        fixed (float* pmul = multipliers)
+        fixed (byte* pt = tm.Span)
+        {
+            var q = new Int8Pointwise.Requant { Bias = pbias, Multipliers = pmul, Zy = zy, Min = min, Max = max, Lookup = pt, LookupRows = tableChannels };
+            if (_group == 1 && _core.TryPointwise(ctx, x, zx, w, win, q, y)) return;
+        }
         _core.Compute(ctx, x, zx, w, win, (img, g, p0, count, sums) =>
         {
             fixed (byte* py = ym.Span)
             fixed (int* pbias = bias)
             fixed (float* pmul = multipliers)
-                Requantize.Tile((int*)sums, count, mg, pbias + g * mg, pmul + g * mg, zy, min, max, py + ((nint)img * m + g * mg) * outSize + p0, outSize);
+            fixed (byte* pt = tm.Span)
+            {
+                byte* dst = py + ((nint)img * m + g * mg) * outSize + p0;
+                Requantize.Tile((int*)sums, count, mg, pbias + g * mg, pmul + g * mg, zy, min, max, dst, outSize);
+                if (tableChannels > 0)
+                    for (int j = 0; j < mg; j++)
+                        ByteLookup.Apply(dst + (nint)j * outSize, dst + (nint)j * outSize, count, pt + (tableChannels == 1 ? 0 : (g * mg + j) * 256));
+            }
         });
     }
 }
