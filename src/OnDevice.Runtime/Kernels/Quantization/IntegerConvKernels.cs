@@ -147,6 +147,69 @@ internal sealed unsafe class IntegerConvCore
     }
 
     /// <summary>
+    /// Depthwise QLinearConv (2-D windows of at most 256 taps) straight to requantized bytes: per channel the float
+    /// depthwise kernel on x − zx and w − zw (exact: every partial sum stays below 2^24), then one vectorized pass
+    /// from those exact sums to output bytes (bias, multiplier, zero point, clamp, optional lookup). False when the
+    /// call does not fit (then <see cref="Compute"/> runs).
+    /// </summary>
+    public bool TryDepthwise(KernelContext ctx, TensorBuffer x, int zx, TensorBuffer w, Window win, Int8Pointwise.Requant q, TensorBuffer y)
+    {
+        if (_group <= 1 || w.Rank < 3 || w.Shape[1] != 1 || x.DType is not (DType.UInt8 or DType.Int8) || w.DType is not (DType.UInt8 or DType.Int8)) return false;
+        var w3 = win.To3D();
+        int r = x.Rank - 2;
+        int[] in3 = [.. Enumerable.Repeat(1, 3 - r), .. x.Shape[2..]];
+        int taps = w3.Kernel[0] * w3.Kernel[1] * w3.Kernel[2];
+        if (in3[0] != 1 || w3.Kernel[0] != 1 || w3.Output[0] != 1 || taps > 256) return false;
+        int n = x.Shape[0], c = x.Shape[1], m = w.Shape[0], mg = m / _group;
+        int inSize = in3[1] * in3[2], outSize = w3.Output[1] * w3.Output[2];
+        if ((long)n * m * outSize == 0) return true;
+        var zwb = ctx.Input(_wZpInput);
+        var zw = zwb is null ? new int[m] : QuantValues.ZeroPointVector(zwb, m, "weight zero point");
+        bool sx = x.DType == DType.Int8, sw = w.DType == DType.Int8;
+        var wf = new float[m * taps];
+        var ws = w.Memory.Span;
+        for (int oc = 0; oc < m; oc++)
+            for (int t = 0; t < taps; t++) wf[oc * taps + t] = (sw ? (sbyte)ws[oc * taps + t] : ws[oc * taps + t]) - zw[oc];
+        var shape = new DepthwiseConv.Shape(in3[1], in3[2], w3.Kernel[1], w3.Kernel[2], w3.Strides[1], w3.Strides[2], w3.PadBegin[1], w3.PadBegin[2],
+            w3.Dilations[1], w3.Dilations[2], w3.Output[1], w3.Output[2]);
+        int jobs = n * _group;
+        int chunkJobs = PackedWeights.ChunkFor((long)outSize * taps * mg);
+        int workers = PackedWeights.Workers(ctx, jobs, chunkJobs);
+        long perWorker = PackedWeights.Lines(inSize) + PackedWeights.Lines(outSize) + PackedWeights.Lines(shape.PlaneFloats) + 16;
+        var scratch = ctx.Scratch(checked((int)(perWorker * workers * sizeof(float) + 64)));
+        var xm = x.Memory;
+        fixed (byte* px0 = xm.Span)
+        fixed (byte* py0 = y.Memory.Span)
+        fixed (byte* ps0 = scratch.Span)
+        fixed (float* pw0 = wf)
+        {
+            nint px = (nint)px0, py = (nint)py0, pw = (nint)pw0;
+            float* baseF = PackedWeights.Align(ps0);
+            nint pbase = (nint)baseF;
+            PackedWeights.ForWorkers(ctx, jobs, chunkJobs, (worker, j0, j1) =>
+            {
+                float* xf = (float*)pbase + worker * perWorker;
+                float* yf = xf + PackedWeights.Lines(inSize);
+                float* planeScratch = yf + PackedWeights.Lines(outSize);
+                for (int job = j0; job < j1; job++)
+                {
+                    int img = job / _group, g = job % _group;
+                    QuantizeVectors.Dequantize(new ReadOnlySpan<byte>((byte*)px + ((nint)img * c + g) * inSize, inSize), sx, 1f, zx, new Span<float>(xf, inSize));
+                    for (int j = 0; j < mg; j++)
+                    {
+                        int oc = g * mg + j;
+                        DepthwiseConv.Channel(shape, xf, (float*)pw + (nint)oc * taps, 0f, default, yf, planeScratch);
+                        byte* dst = (byte*)py + ((nint)img * m + oc) * outSize;
+                        Requantize.FromFloat(yf, outSize, q.Bias[oc], q.Multipliers[oc], q.Zy, q.Min, q.Max, dst);
+                        if (q.LookupRows > 0) ByteLookup.Apply(dst, dst, outSize, q.Lookup + (q.LookupRows == 1 ? 0 : oc * 256));
+                    }
+                }
+            });
+        }
+        return true;
+    }
+
+    /// <summary>
     /// Computes the int32 sums Σ (x − zx)(w − zw[oc]) and hands each block to <paramref name="store"/>(image, group,
     /// firstPosition, positions, sums) where sums is [positions, M/group] row-major (valid during the call).
     /// </summary>
@@ -453,6 +516,7 @@ internal sealed unsafe class QLinearConvKernel(KernelBuildContext build) : IKern
         {
             var q = new Int8Pointwise.Requant { Bias = pbias, Multipliers = pmul, Zy = zy, Min = min, Max = max, Lookup = pt, LookupRows = tableChannels };
             if (_group == 1 && _core.TryPointwise(ctx, x, zx, w, win, q, y)) return;
+            if (_group > 1 && _core.TryDepthwise(ctx, x, zx, w, win, q, y)) return;
         }
         _core.Compute(ctx, x, zx, w, win, (img, g, p0, count, sums) =>
         {
