@@ -91,22 +91,36 @@ static List<string> CompareVariants(string label, string[] files, Dictionary<str
         }
         var ours = files.Select(_ => new List<double>()).ToArray();
         var theirs = files.Select(_ => new List<double>()).ToArray();
+        var oursCpu = files.Select(_ => new List<double>()).ToArray();
+        var theirsCpu = files.Select(_ => new List<double>()).ToArray();
         for (int r = 0; r < rounds; r++)
             for (int v = 0; v < files.Length; v++)
             {
-                theirs[v].AddRange(servers[v].Time(batch));
-                ours[v].AddRange(TimeOurs(sessions[v], feeds, batch));
+                var (ms, cpu) = servers[v].TimeWithCpu(batch);
+                theirs[v].AddRange(ms);
+                theirsCpu[v].AddRange(cpu);
+                for (int i = 0; i < batch; i++)
+                {
+                    var c0 = Environment.CpuUsage.TotalTime;
+                    long t0 = Stopwatch.GetTimestamp();
+                    sessions[v].Run(feeds);
+                    ours[v].Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+                    oursCpu[v].Add((Environment.CpuUsage.TotalTime - c0).TotalMilliseconds);
+                }
             }
+        // Wall-clock medians, then process CPU-time medians (the steadier figure on a shared machine: time spent
+        // waiting for a core does not count; one intra-op thread on both sides).
         var lines = new List<string>();
-        double baseOurs = Median(ours[0]);
+        double baseOurs = Median(ours[0]), baseOursCpu = Median(oursCpu[0]);
         for (int v = 0; v < files.Length; v++)
         {
-            double a = Median(ours[v]), b = Median(theirs[v]);
-            var line = string.Format(CultureInfo.InvariantCulture, "| {0} ({1}) | {2} | {3:0.000} | {4:0.000} | {5:0.00} | {6:0.00}× |",
-                label, Path.GetFileName(files[v]), threads, a, b, a / b, baseOurs / a);
+            double a = Median(ours[v]), b = Median(theirs[v]), ac = Median(oursCpu[v]), bc = Median(theirsCpu[v]);
+            var line = string.Format(CultureInfo.InvariantCulture, "| {0} ({1}) | {2} | {3:0.000} | {4:0.000} | {5:0.00} | {6:0.00}× | {7:0.000} | {8:0.000} | {9:0.00} | {10:0.00}× |",
+                label, Path.GetFileName(files[v]), threads, a, b, a / b, baseOurs / a, ac, bc, ac / bc, baseOursCpu / ac);
             lines.Add(line);
-            Console.WriteLine(line + " (speed-up column: OnDevice " + Path.GetFileName(files[0]) + " / OnDevice this)");
+            Console.WriteLine(line);
         }
+        Console.WriteLine($"columns: model (file) | threads | OnDevice wall ms | ORT wall ms | OnDevice/ORT | speed-up vs OnDevice {Path.GetFileName(files[0])} | the same four on process CPU ms");
         return lines;
     }
     finally
@@ -176,6 +190,16 @@ sealed class OrtServer : IDisposable
         var line = _p.StandardOutput.ReadLine() ?? throw new InvalidOperationException("ORT bench server exited");
         using var doc = JsonDocument.Parse(line);
         return doc.RootElement.GetProperty("ms").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+    }
+
+    public (double[] Ms, double[] Cpu) TimeWithCpu(int n)
+    {
+        _p.StandardInput.WriteLine(n.ToString(CultureInfo.InvariantCulture));
+        _p.StandardInput.Flush();
+        var line = _p.StandardOutput.ReadLine() ?? throw new InvalidOperationException("ORT bench server exited");
+        using var doc = JsonDocument.Parse(line);
+        return (doc.RootElement.GetProperty("ms").EnumerateArray().Select(e => e.GetDouble()).ToArray(),
+            doc.RootElement.GetProperty("cpu").EnumerateArray().Select(e => e.GetDouble()).ToArray());
     }
 
     public void Dispose()

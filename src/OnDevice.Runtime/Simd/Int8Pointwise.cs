@@ -166,7 +166,16 @@ public static unsafe class Int8Pointwise
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(Int8GemmPath path, Int8PointwiseWeights w, byte* x, int positions, bool signedX, int zx, in Requant q, byte* y,
-        int panel0, int panel1, byte* scratch)
+        int panel0, int panel1, byte* scratch) =>
+        Run(path, w, x, positions, positions, signedX, zx, q, y, positions, panel0, panel1, scratch);
+
+    /// <summary>
+    /// As <see cref="Run(Int8GemmPath, Int8PointwiseWeights, byte*, int, bool, int, in Requant, byte*, int, int, byte*)"/>
+    /// with separate row strides: row k of X at x + k·<paramref name="xStride"/>, output channel m at y + m·<paramref name="yStride"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Run(Int8GemmPath path, Int8PointwiseWeights w, byte* x, nint xStride, int positions, bool signedX, int zx, in Requant q,
+        byte* y, nint yStride, int panel0, int panel1, byte* scratch)
     {
         if (!IsSupported(path)) throw new NotSupportedException($"pointwise int8 path {path} is not supported on this machine");
         int m = w.M, k = w.K, kp = w.KPadded, quads = kp / 4;
@@ -192,7 +201,7 @@ public static unsafe class Int8Pointwise
                 for (int pi = 0; pi < nPanels; pi++)
                 {
                     int c0 = (b0 + pi) * Panel, cols = Math.Min(Panel, positions - c0);
-                    PackPanel(x + c0, positions, k, kp, cols, signedX, panels + (nint)pi * kp * Panel, colSums + pi * Panel, vector);
+                    PackPanel(x + c0, xStride, k, kp, cols, signedX, panels + (nint)pi * kp * Panel, colSums + pi * Panel, vector);
                 }
                 int blockStart = b0 * Panel, blockCols = Math.Min(nPanels * Panel, positions - blockStart);
                 for (int r0 = 0; r0 < m; r0 += Int8Gemm.MR)
@@ -206,12 +215,12 @@ public static unsafe class Int8Pointwise
                         else if (rows == Int8Gemm.MR) Int8Gemm.TileVnni6(ar, kp, panel, quads, tile);
                         else for (int r = 0; r < rows; r++) Int8Gemm.TileVnni1(ar + (nint)r * kp, panel, quads, tile + r * Panel);
                         int c0 = (b0 + pi) * Panel, cols = Math.Min(Panel, positions - c0);
-                        Epilogue(tile, rows, r0, colSums + pi * Panel, w.Za, rc, q, y + c0, positions, cols, vector);
+                        Epilogue(tile, rows, r0, colSums + pi * Panel, w.Za, rc, q, y + c0, yStride, cols, vector);
                     }
                     if (q.LookupRows > 0)
                         for (int r = 0; r < rows; r++)
                         {
-                            byte* row = y + (nint)(r0 + r) * positions + blockStart;
+                            byte* row = y + (r0 + r) * yStride + blockStart;
                             ByteLookup.Apply(row, row, blockCols, q.Lookup + (q.LookupRows == 1 ? 0 : (r0 + r) * 256));
                         }
                 }

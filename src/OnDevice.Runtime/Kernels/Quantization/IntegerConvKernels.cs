@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using OnDevice.Core;
 using OnDevice.Runtime.Kernels.LinearAlgebra;
 using OnDevice.Runtime.Kernels.Nn;
@@ -61,8 +62,11 @@ internal sealed unsafe class IntegerConvCore
             if (!(_wShape[1] == 1 && _group > 1))
                 _packed = Pack(w.Bytes, w.DType == DType.Int8, _wShape, zp is null ? [] : QuantValues.Ints(TensorBuffer.Wrap(zp)));
             // 1×1 kernels over all channels: also as the left operand of the NCHW pointwise GEMM (used when stride 1, no padding).
-            if (_group == 1 && _wShape.Skip(2).All(d => d == 1) && Int8Pointwise.IsSupported(Int8GemmPath.AvxVnni))
-                _pointwise = new Int8PointwiseWeights(w.Bytes, w.DType == DType.Int8, _wShape[0], _wShape[1], zp is null ? [] : QuantValues.Ints(TensorBuffer.Wrap(zp)));
+            // Small-channel 2-D convolutions (stems): the same GEMM over im2col rows built one output row at a time.
+            bool pointwise = _wShape.Skip(2).All(d => d == 1), stem = _wShape.Length == 4 && _wShape[1] <= MaxRowIm2ColChannels;
+            if (_group == 1 && (pointwise || stem) && Int8Pointwise.IsSupported(Int8GemmPath.AvxVnni))
+                _pointwise = new Int8PointwiseWeights(w.Bytes, w.DType == DType.Int8, _wShape[0], _wShape.Skip(1).Aggregate(1, (p, d) => p * d),
+                    zp is null ? [] : QuantValues.Ints(TensorBuffer.Wrap(zp)));
         }
     }
 
@@ -144,6 +148,92 @@ internal sealed unsafe class IntegerConvCore
             throw new InvalidOperationException($"integer convolution: kernel_shape [{string.Join(",", ks)}] differs from the weight {TensorBuffer.Format(w.Shape)}");
         win = _geometry.Resolve(x.Shape.AsSpan(2), kernel);
         return [x.Shape[0], m, .. win.Output];
+    }
+
+    /// <summary>Input channels up to which a 2-D convolution runs on <see cref="TryRowIm2Col"/>.</summary>
+    internal const int MaxRowIm2ColChannels = 8;
+
+    /// <summary>
+    /// A 2-D convolution over few input channels (a stem: 3→16 3×3 stride 2) on <see cref="Int8Pointwise"/>: for each
+    /// output row, the im2col rows in the weights' own order (channel, ky, kx) × output columns are built from NCHW
+    /// (copies for stride 1, even-byte gathers for stride 2, the zero point outside the image) and multiplied with the
+    /// weights, requantizing in the epilogue. False when the call does not fit.
+    /// </summary>
+    public bool TryRowIm2Col(KernelContext ctx, TensorBuffer x, int zx, TensorBuffer w, Window win, Int8Pointwise.Requant q, TensorBuffer y)
+    {
+        if (_pointwise is null || _wShape is null || _group != 1 || x.Rank != 4 || !w.Shape.AsSpan().SequenceEqual(_wShape) || x.DType is not (DType.UInt8 or DType.Int8)) return false;
+        var pw = _pointwise;
+        int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], wd = x.Shape[3], kh = win.Kernel[0], kw = win.Kernel[1];
+        if (c > MaxRowIm2ColChannels || c * kh * kw != pw.K) return false;
+        int oh = win.Output[0], ow = win.Output[1], m = pw.M, k = pw.K;
+        int sh = win.Strides[0], sw = win.Strides[1], dh = win.Dilations[0], dw = win.Dilations[1], pt = win.PadBegin[0], pl = win.PadBegin[1];
+        if ((long)n * oh * ow == 0) return true;
+        int jobs = n * oh, outSize = oh * ow;
+        int minChunk = PackedWeights.ChunkFor((long)ow * k * m);
+        int workers = PackedWeights.Workers(ctx, jobs, minChunk);
+        int rowBytes = (k * ow + 63) / 64 * 64;
+        int perWorker = rowBytes + Int8Pointwise.ScratchBytes(pw.KPadded);
+        var scratch = ctx.Scratch(checked(perWorker * workers + 64));
+        bool signedX = x.DType == DType.Int8;
+        byte pad = (byte)zx;
+        int panels = (ow + Int8Pointwise.Panel - 1) / Int8Pointwise.Panel;
+        fixed (byte* px0 = x.Memory.Span)
+        fixed (byte* py0 = y.Memory.Span)
+        fixed (byte* ps0 = scratch.Span)
+        {
+            nint px = (nint)px0, py = (nint)py0, ps = ((nint)ps0 + 63) & ~(nint)63;
+            PackedWeights.ForWorkers(ctx, jobs, minChunk, (worker, j0, j1) =>
+            {
+                byte* rows = (byte*)ps + (nint)worker * perWorker;
+                byte* gemm = rows + rowBytes;
+                for (int job = j0; job < j1; job++)
+                {
+                    int img = job / oh, oy = job % oh;
+                    for (int ci = 0; ci < c; ci++)
+                        for (int ky = 0; ky < kh; ky++)
+                        {
+                            int iy = oy * sh - pt + ky * dh;
+                            byte* src = (byte*)px + (((nint)img * c + ci) * h + iy) * wd;
+                            for (int kx = 0; kx < kw; kx++)
+                            {
+                                byte* dst = rows + (nint)((ci * kh + ky) * kw + kx) * ow;
+                                if ((uint)iy >= (uint)h) { new Span<byte>(dst, ow).Fill(pad); continue; }
+                                int off = kx * dw - pl;
+                                // Output columns whose input column ox·sw + off lies inside [0, wd).
+                                int lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+                                int hi = wd - 1 - off < 0 ? 0 : Math.Min(ow, (wd - 1 - off) / sw + 1);
+                                lo = Math.Min(lo, hi);
+                                new Span<byte>(dst, lo).Fill(pad);
+                                new Span<byte>(dst + hi, ow - hi).Fill(pad);
+                                CopyStrided(src + lo * sw + off, sw, dst + lo, hi - lo);
+                            }
+                        }
+                    Int8Pointwise.Run(Int8GemmPath.AvxVnni, pw, rows, ow, ow, signedX, zx, q, (byte*)py + (nint)img * m * outSize + (nint)oy * ow, outSize, 0, panels, gemm);
+                }
+            });
+        }
+        return true;
+    }
+
+    /// <summary>dst[i] = src[i·stride] for i &lt; count (stride 1: a copy; stride 2: even bytes, 16 at a time).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    internal static void CopyStrided(byte* src, int stride, byte* dst, int count)
+    {
+        if (count <= 0) return;
+        if (stride == 1) { Buffer.MemoryCopy(src, dst, count, count); return; }
+        int i = 0;
+        if (stride == 2 && System.Runtime.Intrinsics.X86.Sse2.IsSupported)
+        {
+            var mask = System.Runtime.Intrinsics.Vector128.Create((short)0xFF);
+            // 32 source bytes per step; the last byte read is src[2i + 31] ≤ src[2(count − 1)] while i + 17 ≤ count.
+            for (; i + 17 <= count; i += 16)
+            {
+                var v0 = System.Runtime.Intrinsics.Vector128.Load(src + 2 * i).AsInt16() & mask;
+                var v1 = System.Runtime.Intrinsics.Vector128.Load(src + 2 * i + 16).AsInt16() & mask;
+                System.Runtime.Intrinsics.X86.Sse2.PackUnsignedSaturate(v0, v1).Store(dst + i);
+            }
+        }
+        for (; i < count; i++) dst[i] = src[(nint)i * stride];
     }
 
     /// <summary>
@@ -515,7 +605,7 @@ internal sealed unsafe class QLinearConvKernel(KernelBuildContext build) : IKern
         fixed (byte* pt = tm.Span)
         {
             var q = new Int8Pointwise.Requant { Bias = pbias, Multipliers = pmul, Zy = zy, Min = min, Max = max, Lookup = pt, LookupRows = tableChannels };
-            if (_group == 1 && _core.TryPointwise(ctx, x, zx, w, win, q, y)) return;
+            if (_group == 1 && (_core.TryPointwise(ctx, x, zx, w, win, q, y) || _core.TryRowIm2Col(ctx, x, zx, w, win, q, y))) return;
             if (_group > 1 && _core.TryDepthwise(ctx, x, zx, w, win, q, y)) return;
         }
         _core.Compute(ctx, x, zx, w, win, (img, g, p0, count, sums) =>
