@@ -241,6 +241,21 @@ public static unsafe class Int8Gemm
         int j0 = panel * NR, cols = Math.Min(NR, b.N - j0);
         int k = b.K;
         bool zb = b.HasZeroPoints;
+        if (cols == NR && Vector512.IsHardwareAccelerated && args.Path != Int8GemmPath.Scalar)
+        {
+            // A whole panel: sixteen columns per row at once (the same wrapping int32 arithmetic as below).
+            var colSums = Vector512.LoadUnsafe(ref MemoryMarshal.GetArrayDataReference(b.ColumnSums), (nuint)j0);
+            var zps = Vector512.LoadUnsafe(ref MemoryMarshal.GetArrayDataReference(b.ZeroPoints), (nuint)j0);
+            for (int r = 0; r < rows; r++)
+            {
+                int i = i0 + r;
+                int za = args.Za is null ? 0 : args.Za[i];
+                var t = Vector512.Load(tile + r * NR);
+                var c = t - zps * Vector512.Create(args.RowSums[i]) - Vector512.Create(za) * colSums + Vector512.Create(k * za) * zps;
+                c.Store(args.C + i * args.Ldc + j0);
+            }
+            return;
+        }
         for (int r = 0; r < rows; r++)
         {
             int i = i0 + r;
