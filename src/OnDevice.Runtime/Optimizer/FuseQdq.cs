@@ -45,6 +45,11 @@ internal sealed class FuseQdq : IGraphPass
             if (q is not { OpType: "QuantizeLinear", IsDefaultDomain: true } || !graph.Nodes.Contains(q)) continue;
             if (TryFuseLookup(graph, ctx, facts, q)) changed++;
         }
+        foreach (var mm in graph.Nodes.ToList())
+        {
+            if (mm is not { OpType: "QLinearMatMul" } || mm.Domain != FusedElementwiseKernels.Domain || !graph.Nodes.Contains(mm)) continue;
+            if (TryFoldDequantizeIntoMatMul(graph, ctx, mm)) changed++;
+        }
         foreach (var lut in graph.Nodes.ToList())
         {
             if (lut is not { OpType: "QLinearLookup" } || lut.Domain != FusedElementwiseKernels.Domain || !graph.Nodes.Contains(lut)) continue;
@@ -424,6 +429,39 @@ internal sealed class FuseQdq : IGraphPass
         conv.Inputs.Add(lut.Inputs[1]);
         conv.Outputs[0] = lut.Outputs[0];
         g.Nodes.Remove(lut);
+        return true;
+    }
+
+    /// <summary>
+    /// QLinearMatMul (fused) → DequantizeLinear with the same scale and zero point (→ Add of a constant [N] bias): the
+    /// matmul writes the dequantized floats itself (attribute <c>dequantize</c>, bias as input 8): the same values
+    /// without the byte tensor and the two float passes.
+    /// </summary>
+    private static bool TryFoldDequantizeIntoMatMul(Graph g, OptimizerContext ctx, Node mm)
+    {
+        if (mm.GetInt("dequantize", 0) != 0 || mm.Inputs.Count != 8 || !SingleUse(g, mm.Outputs[0])) return false;
+        var dq = g.Nodes.FirstOrDefault(n => n.Inputs.Contains(mm.Outputs[0]));
+        if (dq is not { OpType: "DequantizeLinear", IsDefaultDomain: true } || dq.Inputs[0] != mm.Outputs[0] || dq.Inputs.Count < 3) return false;
+        if (ctx.ConstantOf(g, dq.Inputs[1]) is not { } s1 || ctx.ConstantOf(g, mm.Inputs[6]) is not { } s0 || !Scalar(s1) || !Scalar(s0)) return false;
+        if (ctx.ConstantOf(g, dq.Inputs[2]) is not { } z1 || ctx.ConstantOf(g, mm.Inputs[7]) is not { } z0 || !Scalar(z1) || !Scalar(z0)) return false;
+        if (s1.DType != DType.Float32 || s0.DType != DType.Float32 || s1.GetDouble(0) != s0.GetDouble(0) || z1.DType != z0.DType || z1.GetDouble(0) != z0.GetDouble(0)) return false;
+        if (ctx.ConstantOf(g, mm.Inputs[3]) is not { Dims.Length: 2 } w) return false;
+        long n = w.Dims[1];
+        string output = dq.Outputs[0];
+        Node? add = null;
+        if (SingleUse(g, output) && g.Nodes.FirstOrDefault(x => x.Inputs.Contains(output)) is { OpType: "Add", IsDefaultDomain: true } a && a.Inputs.Count == 2
+            && a.Inputs.IndexOf(output) is var at && at >= 0 && ctx.ConstantOf(g, a.Inputs[1 - at]) is { DType: DType.Float32 } b
+            && b.ElementCount == n && b.Dims.Length >= 1 && b.Dims[^1] == n)
+            add = a;
+        mm.With(Core.Attribute.Of("dequantize", 1L));
+        if (add is not null)
+        {
+            mm.Inputs.Add(add.Inputs[1 - add.Inputs.IndexOf(output)]);
+            mm.Outputs[0] = add.Outputs[0];
+            g.Nodes.Remove(add);
+        }
+        else mm.Outputs[0] = output;
+        g.Nodes.Remove(dq);
         return true;
     }
 }

@@ -70,6 +70,7 @@ public class QdqFusionTests(Xunit.Abstractions.ITestOutputHelper output)
         var ops = fused.OptimizedGraph.Nodes.Select(n => $"{n.Domain}.{n.OpType}").ToList();
         Assert.Equal(2, ops.Count(o => o == "com.ondevice.QLinearConv"));
         Assert.Contains("com.ondevice.QLinearMatMul", ops);
+        Assert.Contains(fused.OptimizedGraph.Nodes, n => n.OpType == "QLinearMatMul" && n.GetInt("dequantize", 0) == 1); // the trailing DequantizeLinear folded in
         Assert.DoesNotContain(".Conv", ops);
         Assert.DoesNotContain(fused.OptimizedGraph.Initializers.Values, t => t.DType == DType.Float32 && t.ElementCount >= 300 * 16);
         var unfused = new InferenceSession(model, new SessionOptions { Threads = 1, Optimize = false });

@@ -72,6 +72,25 @@ public class RequantizeTests
     }
 
     [Fact]
+    public void RequantizeDequantized_EqualsTheScalarTwin()
+    {
+        var rng = new Random(6);
+        foreach (var (rows, n) in new[] { (1, 7), (3, 8), (5, 29), (2, 6625) })
+        {
+            var c = Enumerable.Range(0, rows * n).Select(_ => rng.Next(-300000, 300000)).ToArray();
+            var mul = Enumerable.Range(0, n).Select(_ => (float)rng.NextDouble() * 0.001f).ToArray();
+            foreach (var bias in new[] { null, Enumerable.Range(0, n).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray() })
+            {
+                var a = new float[c.Length];
+                var b = new float[c.Length];
+                Requantize.RunDequantized(c, mul, n, -3, -128, 127, 0.07f, bias, a, vector: true);
+                Requantize.RunDequantized(c, mul, n, -3, -128, 127, 0.07f, bias, b, vector: false);
+                Assert.Equal(b, a);
+            }
+        }
+    }
+
+    [Fact]
     public void QuantizeAndDequantize_EqualTheScalarTwins()
     {
         var x = NodeRunner.Random(1003, 8, -3f, 3f);
