@@ -38,6 +38,8 @@ internal sealed unsafe class IntegerConvCore
     private readonly Int8PackedB[]? _packed;
     private readonly int[]? _wShape;
     private readonly Int8PointwiseWeights? _pointwise;
+    private readonly bool _wConstant;
+    private float[]? _depthwiseFloats;
 
     public static string? Supports(KernelBuildContext ctx, int wInput)
     {
@@ -59,6 +61,7 @@ internal sealed unsafe class IntegerConvCore
         if (w is { DType: DType.UInt8 or DType.Int8, Dims.Length: >= 3 } && w.Dims[0] % _group == 0 && (!ctx.HasInput(wZpInput) || zp is not null))
         {
             _wShape = PackedWeights.Dims(w);
+            _wConstant = true;
             if (!(_wShape[1] == 1 && _group > 1))
                 _packed = Pack(w.Bytes, w.DType == DType.Int8, _wShape, zp is null ? [] : QuantValues.Ints(TensorBuffer.Wrap(zp)));
             // 1×1 kernels over all channels: also as the left operand of the NCHW pointwise GEMM (used when stride 1, no padding).
@@ -263,13 +266,19 @@ internal sealed unsafe class IntegerConvCore
         int n = x.Shape[0], c = x.Shape[1], m = w.Shape[0], mg = m / _group;
         int inSize = in3[1] * in3[2], outSize = w3.Output[1] * w3.Output[2];
         if ((long)n * m * outSize == 0) return true;
-        var zwb = ctx.Input(_wZpInput);
-        var zw = zwb is null ? new int[m] : QuantValues.ZeroPointVector(zwb, m, "weight zero point");
         bool sx = x.DType == DType.Int8, sw = w.DType == DType.Int8;
-        var wf = new float[m * taps];
-        var ws = w.Memory.Span;
-        for (int oc = 0; oc < m; oc++)
-            for (int t = 0; t < taps; t++) wf[oc * taps + t] = (sw ? (sbyte)ws[oc * taps + t] : ws[oc * taps + t]) - zw[oc];
+        // w − zw as floats: computed once when the weights and their zero points are constants.
+        var wf = _depthwiseFloats is { } cached && w.Shape.AsSpan().SequenceEqual(_wShape) && cached.Length == m * taps ? cached : null;
+        if (wf is null)
+        {
+            var zwb = ctx.Input(_wZpInput);
+            var zw = zwb is null ? new int[m] : QuantValues.ZeroPointVector(zwb, m, "weight zero point");
+            wf = new float[m * taps];
+            var ws = w.Memory.Span;
+            for (int oc = 0; oc < m; oc++)
+                for (int t = 0; t < taps; t++) wf[oc * taps + t] = (sw ? (sbyte)ws[oc * taps + t] : ws[oc * taps + t]) - zw[oc];
+            if (_wConstant) _depthwiseFloats = wf;
+        }
         var shape = new DepthwiseConv.Shape(in3[1], in3[2], w3.Kernel[1], w3.Kernel[2], w3.Strides[1], w3.Strides[2], w3.PadBegin[1], w3.PadBegin[2],
             w3.Dilations[1], w3.Dilations[2], w3.Output[1], w3.Output[2]);
         int jobs = n * _group;
