@@ -69,8 +69,16 @@ foreach (var (key, sample, caseName, baseLabel) in cases.Where(c => wanted.Conta
     }
 }
 Console.WriteLine();
-Console.WriteLine("| model | threads | OnDevice ms (median) | ORT ms (median) | ratio OnDevice/ORT | OnDevice GFLOP/s |");
-Console.WriteLine("|---|---:|---:|---:|---:|---:|");
+if (opts.ContainsKey("variants"))
+{
+    Console.WriteLine("| model (file) | threads | OnDevice ms (median) | ORT ms (median) | ratio OnDevice/ORT | speed-up vs first file | OnDevice CPU ms | ORT CPU ms | ratio (CPU) | speed-up (CPU) |");
+    Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+}
+else
+{
+    Console.WriteLine("| model | threads | OnDevice ms (median) | ORT ms (median) | ratio OnDevice/ORT | OnDevice GFLOP/s |");
+    Console.WriteLine("|---|---:|---:|---:|---:|---:|");
+}
 foreach (var r in rows) Console.WriteLine(r);
 
 static List<string> CompareVariants(string label, string[] files, Dictionary<string, Tensor> feeds, string[] inputs, int threads, int rounds, int batch)
