@@ -20,6 +20,7 @@ public static unsafe class Program
             : "?";
         Console.WriteLine($"threads={threads} runs={runs} MR={Gemm.MR} NR={Gemm.NR} KC={Gemm.KC} MC={Gemm.MC} NC={Gemm.NC} " +
             $"cpus={Environment.ProcessorCount} ({cpu}) {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}");
+        LowBit.CpuTime = args.Contains("--cpu-time");
         if (args.Contains("--lowbit-conv"))
         {
             LowBit.Convs(runs, threads);

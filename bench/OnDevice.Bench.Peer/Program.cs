@@ -3,6 +3,8 @@
 //
 //   dotnet run -c Release --project bench/OnDevice.Bench.Peer -- [--rounds 7] [--batch 5] [--threads 1,2] [--models det,rec,cls,vad] [--markdown]
 //   [--model-file FILE.onnx]   (a variant of the one selected model, e.g. a quantized recognizer, on the same inputs)
+//   [--variants A.onnx,B.onnx]  (several variants of the one selected model, e.g. fp32 and int8: every engine × variant
+//                                alternates within each round, so OnDevice fp32, OnDevice int8 and ORT int8 share the drift)
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -31,6 +33,13 @@ foreach (var (key, sample, caseName, baseLabel) in cases.Where(c => wanted.Conta
 {
     string label = baseLabel;
     var rc = all.Single(c => c.Sample == sample && c.Name == caseName);
+    if (opts.TryGetValue("variants", out var variantList))
+    {
+        var feedsV = rc.Inputs.ToDictionary(n => n, n => NpyFile.Read(rc.InputFile(n)));
+        foreach (int threads in threadCounts)
+            rows.AddRange(CompareVariants(baseLabel, variantList.Split(','), feedsV, rc.Inputs.Select(n => $"{n}={rc.InputFile(n)}").ToArray(), threads, rounds, batch));
+        continue;
+    }
     var modelPath = opts.TryGetValue("model-file", out var variant) ? variant : SampleModels.Path(sample);
     if (variant is not null) label += $" ({Path.GetFileName(variant)})";
     var feeds = rc.Inputs.ToDictionary(n => n, n => NpyFile.Read(rc.InputFile(n)));
@@ -60,9 +69,73 @@ foreach (var (key, sample, caseName, baseLabel) in cases.Where(c => wanted.Conta
     }
 }
 Console.WriteLine();
-Console.WriteLine("| model | threads | OnDevice ms (median) | ORT ms (median) | ratio OnDevice/ORT | OnDevice GFLOP/s |");
-Console.WriteLine("|---|---:|---:|---:|---:|---:|");
+if (opts.ContainsKey("variants"))
+{
+    Console.WriteLine("| model (file) | threads | OnDevice ms (median) | ORT ms (median) | ratio OnDevice/ORT | speed-up vs first file | OnDevice CPU ms | ORT CPU ms | ratio (CPU) | speed-up (CPU) |");
+    Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+}
+else
+{
+    Console.WriteLine("| model | threads | OnDevice ms (median) | ORT ms (median) | ratio OnDevice/ORT | OnDevice GFLOP/s |");
+    Console.WriteLine("|---|---:|---:|---:|---:|---:|");
+}
 foreach (var r in rows) Console.WriteLine(r);
+
+static List<string> CompareVariants(string label, string[] files, Dictionary<string, Tensor> feeds, string[] inputs, int threads, int rounds, int batch)
+{
+    var sessions = files.Select(f => InferenceSession.Load(f, new SessionOptions { Threads = threads })).ToArray();
+    var servers = files.Select(f => new OrtServer(f, threads, inputs)).ToArray();
+    try
+    {
+        foreach (var s in sessions)
+        {
+            var warm = Stopwatch.StartNew();
+            for (int i = 0; i < 20 || warm.ElapsedMilliseconds < 2000; i++) s.Run(feeds);
+        }
+        foreach (var o in servers)
+        {
+            var warm = Stopwatch.StartNew();
+            while (warm.ElapsedMilliseconds < 1000) o.Time(5);
+        }
+        var ours = files.Select(_ => new List<double>()).ToArray();
+        var theirs = files.Select(_ => new List<double>()).ToArray();
+        var oursCpu = files.Select(_ => new List<double>()).ToArray();
+        var theirsCpu = files.Select(_ => new List<double>()).ToArray();
+        for (int r = 0; r < rounds; r++)
+            for (int v = 0; v < files.Length; v++)
+            {
+                var (ms, cpu) = servers[v].TimeWithCpu(batch);
+                theirs[v].AddRange(ms);
+                theirsCpu[v].AddRange(cpu);
+                for (int i = 0; i < batch; i++)
+                {
+                    var c0 = Environment.CpuUsage.TotalTime;
+                    long t0 = Stopwatch.GetTimestamp();
+                    sessions[v].Run(feeds);
+                    ours[v].Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+                    oursCpu[v].Add((Environment.CpuUsage.TotalTime - c0).TotalMilliseconds);
+                }
+            }
+        // Wall-clock medians, then process CPU-time medians (the steadier figure on a shared machine: time spent
+        // waiting for a core does not count; one intra-op thread on both sides).
+        var lines = new List<string>();
+        double baseOurs = Median(ours[0]), baseOursCpu = Median(oursCpu[0]);
+        for (int v = 0; v < files.Length; v++)
+        {
+            double a = Median(ours[v]), b = Median(theirs[v]), ac = Median(oursCpu[v]), bc = Median(theirsCpu[v]);
+            var line = string.Format(CultureInfo.InvariantCulture, "| {0} ({1}) | {2} | {3:0.000} | {4:0.000} | {5:0.00} | {6:0.00}× | {7:0.000} | {8:0.000} | {9:0.00} | {10:0.00}× |",
+                label, Path.GetFileName(files[v]), threads, a, b, a / b, baseOurs / a, ac, bc, ac / bc, baseOursCpu / ac);
+            lines.Add(line);
+            Console.WriteLine(line);
+        }
+        Console.WriteLine($"columns: model (file) | threads | OnDevice wall ms | ORT wall ms | OnDevice/ORT | speed-up vs OnDevice {Path.GetFileName(files[0])} | the same four on process CPU ms");
+        return lines;
+    }
+    finally
+    {
+        foreach (var o in servers) o.Dispose();
+    }
+}
 
 static IEnumerable<double> TimeOurs(InferenceSession s, Dictionary<string, Tensor> feeds, int n)
 {
@@ -125,6 +198,16 @@ sealed class OrtServer : IDisposable
         var line = _p.StandardOutput.ReadLine() ?? throw new InvalidOperationException("ORT bench server exited");
         using var doc = JsonDocument.Parse(line);
         return doc.RootElement.GetProperty("ms").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+    }
+
+    public (double[] Ms, double[] Cpu) TimeWithCpu(int n)
+    {
+        _p.StandardInput.WriteLine(n.ToString(CultureInfo.InvariantCulture));
+        _p.StandardInput.Flush();
+        var line = _p.StandardOutput.ReadLine() ?? throw new InvalidOperationException("ORT bench server exited");
+        using var doc = JsonDocument.Parse(line);
+        return (doc.RootElement.GetProperty("ms").EnumerateArray().Select(e => e.GetDouble()).ToArray(),
+            doc.RootElement.GetProperty("cpu").EnumerateArray().Select(e => e.GetDouble()).ToArray());
     }
 
     public void Dispose()

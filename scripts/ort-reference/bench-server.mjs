@@ -2,7 +2,7 @@
 // batches of ORT runs with batches of its own runs in one process tree:
 //
 //   node bench-server.mjs --model M.onnx --threads 1 --input name=file.npy [--input ...]
-//   stdin: "<n>\n" → stdout: one JSON line {"ms":[...n timings...]};  stdin closed → exit.
+//   stdin: "<n>\n" → stdout: one JSON line {"ms":[...n timings...], "cpu":[...n process CPU times, ms...]};  stdin closed → exit.
 //
 // Session options follow REFERENCES.md for fair timing: intra-op threads as given, inter-op 1, sequential,
 // all graph optimizations.
@@ -29,10 +29,14 @@ for await (const line of rl) {
   const n = Number(line.trim());
   if (!(n > 0)) continue;
   const ms = [];
+  const cpu = [];
   for (let i = 0; i < n; i++) {
+    const c0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     await session.run(feeds);
     ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1000);
   }
-  console.log(JSON.stringify({ ms }));
+  console.log(JSON.stringify({ ms, cpu }));
 }

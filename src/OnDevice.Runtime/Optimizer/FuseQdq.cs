@@ -13,6 +13,10 @@ namespace OnDevice.Runtime.Optimizer;
 /// <item>Weight-only DequantizeLinear(constant w [K, N]) → MatMul (per-tensor, per-column or blocked along K; 8- or
 /// 4-bit) becomes <c>com.microsoft.MatMulNBits</c> over the same quantized values, re-laid out (N, blocks, bytes) at
 /// load, so the float weight is never materialized.</item>
+/// <item>DequantizeLinear (per tensor) → element-wise float ops whose other inputs are constants (BatchNormalization,
+/// HardSwish, Sigmoid, affine Mul/Add, Clip, …) → QuantizeLinear becomes <c>com.ondevice.QLinearLookup</c>: the chain
+/// evaluated once on all 256 input values per channel gives a [C, 256] (or [256]) byte table. A lookup right after a
+/// fused QLinearConv moves into the convolution's epilogue (its input 9).</item>
 /// </list>
 /// It runs before constant folding, which would otherwise turn every DequantizeLinear of a constant into a float
 /// tensor. What it cannot fuse stays as written (and may then be folded to float).
@@ -35,6 +39,21 @@ internal sealed class FuseQdq : IGraphPass
         {
             if (mm is not { OpType: "MatMul", IsDefaultDomain: true } || !graph.Nodes.Contains(mm)) continue;
             if (TryWeightOnlyMatMul(graph, ctx, facts, mm)) changed++;
+        }
+        foreach (var q in graph.Nodes.ToList())
+        {
+            if (q is not { OpType: "QuantizeLinear", IsDefaultDomain: true } || !graph.Nodes.Contains(q)) continue;
+            if (TryFuseLookup(graph, ctx, facts, q)) changed++;
+        }
+        foreach (var mm in graph.Nodes.ToList())
+        {
+            if (mm is not { OpType: "QLinearMatMul" } || mm.Domain != FusedElementwiseKernels.Domain || !graph.Nodes.Contains(mm)) continue;
+            if (TryFoldDequantizeIntoMatMul(graph, ctx, mm)) changed++;
+        }
+        foreach (var lut in graph.Nodes.ToList())
+        {
+            if (lut is not { OpType: "QLinearLookup" } || lut.Domain != FusedElementwiseKernels.Domain || !graph.Nodes.Contains(lut)) continue;
+            if (TryFoldLookupIntoConv(graph, ctx, lut)) changed++;
         }
         return changed;
     }
@@ -262,5 +281,187 @@ internal sealed class FuseQdq : IGraphPass
         int b = 16;
         while (b * 2 <= k && b < 1024) b *= 2;
         return b;
+    }
+
+    /// <summary>Element-wise ops whose result at each position depends only on the input there (and constants).</summary>
+    private static readonly HashSet<string> PointwiseOps = new(StringComparer.Ordinal)
+    {
+        "Add", "Sub", "Mul", "Div", "Clip", "Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "BatchNormalization",
+        "Neg", "Abs", "Max", "Min", "Pow", "Exp", "Erf", "Softplus", "Softsign", "Elu", "Selu", "Celu", "Identity", "Sqrt",
+        "Reciprocal", "Gelu", "Mish", "PRelu", "ThresholdedRelu",
+    };
+
+    /// <summary>Largest lookup table built (channels × 256 bytes).</summary>
+    private const int MaxLookupChannels = 8192;
+
+    /// <summary>
+    /// DequantizeLinear(x) → pointwise chain → QuantizeLinear: the whole path is a function of x's byte (and channel),
+    /// so it becomes a table. The table is computed by running exactly these nodes (unoptimized) on an input holding
+    /// every byte value in every channel; the input's last axis has 257 entries, so a constant that broadcasts along
+    /// anything but the channel axis changes the result's shape and the fusion is refused.
+    /// </summary>
+    private bool TryFuseLookup(Graph g, OptimizerContext ctx, ShapeInferenceResult facts, Node q)
+    {
+        if (q.Inputs.Count < 2 || q.Outputs.Count != 1 || q.Outputs[0].Length == 0) return false;
+        if (ctx.ConstantOf(g, q.Inputs[1]) is not { } ys || !Scalar(ys)) return false;
+        Tensor? yzp = q.Inputs.Count > 2 && q.Inputs[2].Length > 0 ? ctx.ConstantOf(g, q.Inputs[2]) : null;
+        if (q.Inputs.Count > 2 && q.Inputs[2].Length > 0 && (yzp is null || !Scalar(yzp))) return false;
+        var yType = yzp?.DType ?? (DType)q.GetInt("output_dtype", (long)DType.UInt8);
+        if (yType is not (DType.UInt8 or DType.Int8) || q.Attributes.ContainsKey("block_size") && q.GetInt("block_size", 0) != 0) return false;
+
+        // The region between the DequantizeLinear and the QuantizeLinear: pointwise nodes whose non-constant inputs
+        // come from the region or from that one DequantizeLinear (a DAG: HardSwish written as x·clip(x+3)/6 reads x twice).
+        var region = new HashSet<Node>();
+        Dq? dq = null;
+        var pending = new Stack<string>();
+        pending.Push(q.Inputs[0]);
+        while (pending.Count > 0)
+        {
+            var v = pending.Pop();
+            var p = Producer(g, v);
+            if (ReadDq(g, ctx, p) is { } d)
+            {
+                if (dq is not null && !ReferenceEquals(dq.Node, d.Node)) return false;
+                dq = d;
+                continue;
+            }
+            if (p is null) return false;
+            if (!region.Add(p)) continue;
+            bool pointwise = p.IsDefaultDomain ? PointwiseOps.Contains(p.OpType)
+                : p.Domain == FusedElementwiseKernels.Domain && p.OpType == "FusedElementwise";
+            if (!pointwise || p.Outputs.Count != 1 || p.Subgraphs.Any() || region.Count > 32) return false;
+            foreach (var i in p.Inputs)
+                if (i.Length > 0 && ctx.ConstantOf(g, i) is null) pending.Push(i);
+        }
+        if (dq is null) return false;
+        foreach (var n in region)
+        {
+            var o = n.Outputs[0];
+            if (Rewrite.IsGraphOutput(g, o)) return false;
+            foreach (var reader in g.Nodes)
+                if (reader.Inputs.Contains(o) && !region.Contains(reader) && !(ReferenceEquals(reader, q) && SingleUse(g, o))) return false;
+        }
+        var chain = g.Nodes.Where(region.Contains).ToList();
+        if (dq.XConst is not null || dq.BlockSize != 0 || !Scalar(dq.Scale) || (dq.Zp is not null && !Scalar(dq.Zp))) return false;
+        var xType = dq.Zp?.DType ?? facts.Get(dq.X)?.DType;
+        if (xType is not (DType.UInt8 or DType.Int8)) return false;
+        if (facts.Get(dq.X)?.Shape is not { } shape || shape.Rank == 0) return false;
+        int rank = shape.Rank;
+        long channels = rank >= 3 && shape[1].IsKnown ? shape[1].Value : 1;
+        if (channels < 1 || channels > MaxLookupChannels) return false;
+
+        var table = EvaluateLookup(g, ctx, dq, chain, q, xType.Value, rank, (int)channels);
+        if (table is null) return false;
+        string label = q.Name.Length > 0 ? q.Name : q.Outputs[0];
+        string tName = AddConst(g, label + "_lookup", table);
+        var lut = new Node("QLinearLookup", [dq.X, tName], [q.Outputs[0]], label + "+lut", FusedElementwiseKernels.Domain);
+        g.Nodes[g.Nodes.IndexOf(q)] = lut;
+        foreach (var n in chain) g.Nodes.Remove(n);
+        if (!Rewrite.IsGraphOutput(g, dq.Node.Outputs[0])) RemoveIfUnused(g, dq.Node);
+        return true;
+    }
+
+    /// <summary>Runs DQ → chain → Q on every byte value per channel; the [C, 256] table (or [256] when all rows agree), or null.</summary>
+    private static Tensor? EvaluateLookup(Graph g, OptimizerContext ctx, Dq dq, List<Node> chain, Node q, DType xType, int rank, int channels)
+    {
+        const int Width = 257;
+        var dims = new long[rank];
+        Array.Fill(dims, 1L);
+        dims[^1] = Width;
+        if (rank >= 3) dims[1] = channels;
+        var bytes = new byte[channels * Width];
+        for (int c = 0; c < channels; c++)
+            for (int v = 0; v < 256; v++) bytes[c * Width + v] = (byte)v;
+        var eval = new Graph { Name = "lookup" };
+        const string input = "lookup_input";
+        eval.Initializers.Add(input, Tensor.FromBytes(xType, dims, bytes, input));
+        var nodes = new List<Node> { dq.Node };
+        nodes.AddRange(chain);
+        nodes.Add(q);
+        foreach (var n in nodes)
+        {
+            var inputs = n.Inputs.Select(i => ReferenceEquals(n, dq.Node) && i == dq.X ? input : i).ToList();
+            var copy = new Node(n.OpType, inputs, n.Outputs, n.Name, n.Domain);
+            foreach (var a in n.Attributes.Values) copy.Attributes.Add(a.Name, a);
+            eval.Nodes.Add(copy);
+            foreach (var i in n.Inputs)
+            {
+                if (i.Length == 0 || i == dq.X || eval.Initializers.ContainsKey(i) || nodes.Any(m => m.Outputs.Contains(i))) continue;
+                if (ctx.ConstantOf(g, i) is not { } t) return null;
+                eval.Initializers.Add(i, t);
+            }
+        }
+        eval.Outputs.Add(new ValueInfo(q.Outputs[0]));
+        var model = new Model(eval);
+        model.OpsetImports.Add(new OpsetImport("", ctx.Opset));
+        model.OpsetImports.Add(new OpsetImport(FusedElementwiseKernels.Domain, 1));
+        Tensor result;
+        try
+        {
+            var session = new InferenceSession(model, new SessionOptions { Threads = 1, Optimize = false });
+            result = session.Run(new Dictionary<string, Tensor>())[q.Outputs[0]];
+        }
+        catch (Exception e) when (e is NotSupportedException or InvalidOperationException or ArgumentException)
+        {
+            return null;
+        }
+        if (result.DType is not (DType.UInt8 or DType.Int8) || !result.Dims.AsSpan().SequenceEqual(dims)) return null;
+        var r = result.Bytes;
+        bool shared = true;
+        for (int c = 1; c < channels && shared; c++) shared = r.Slice(c * Width, 256).SequenceEqual(r[..256]);
+        int rows = shared ? 1 : channels;
+        var table = new byte[rows * 256];
+        for (int c = 0; c < rows; c++) r.Slice(c * Width, 256).CopyTo(table.AsSpan(c * 256));
+        return Tensor.FromBytes(result.DType, shared ? [256] : [channels, 256], table);
+    }
+
+    /// <summary>QLinearConv (fused, single reader) → QLinearLookup: the table becomes the convolution's input 9.</summary>
+    private static bool TryFoldLookupIntoConv(Graph g, OptimizerContext ctx, Node lut)
+    {
+        if (lut.Inputs.Count != 2 || ctx.ConstantOf(g, lut.Inputs[1]) is not { } table) return false;
+        var conv = Producer(g, lut.Inputs[0]);
+        if (conv is not { OpType: "QLinearConv" } || conv.Domain != FusedElementwiseKernels.Domain || conv.Inputs.Count is < 8 or > 9) return false;
+        if (!SingleUse(g, lut.Inputs[0]) || ctx.ConstantOf(g, conv.Inputs[7]) is not { } yzp || yzp.DType != table.DType) return false;
+        if (ctx.ConstantOf(g, conv.Inputs[3]) is not { Dims.Length: >= 3 } w) return false;
+        long rows = table.ElementCount / 256;
+        if (rows != 1 && rows != w.Dims[0]) return false;
+        if (conv.Inputs.Count == 8) conv.Inputs.Add("");
+        conv.Inputs.Add(lut.Inputs[1]);
+        conv.Outputs[0] = lut.Outputs[0];
+        g.Nodes.Remove(lut);
+        return true;
+    }
+
+    /// <summary>
+    /// QLinearMatMul (fused) → DequantizeLinear with the same scale and zero point (→ Add of a constant [N] bias): the
+    /// matmul writes the dequantized floats itself (attribute <c>dequantize</c>, bias as input 8): the same values
+    /// without the byte tensor and the two float passes.
+    /// </summary>
+    private static bool TryFoldDequantizeIntoMatMul(Graph g, OptimizerContext ctx, Node mm)
+    {
+        if (mm.GetInt("dequantize", 0) != 0 || mm.Inputs.Count != 8 || !SingleUse(g, mm.Outputs[0])) return false;
+        var dq = g.Nodes.FirstOrDefault(n => n.Inputs.Contains(mm.Outputs[0]));
+        if (dq is not { OpType: "DequantizeLinear", IsDefaultDomain: true } || dq.Inputs[0] != mm.Outputs[0] || dq.Inputs.Count < 3) return false;
+        if (ctx.ConstantOf(g, dq.Inputs[1]) is not { } s1 || ctx.ConstantOf(g, mm.Inputs[6]) is not { } s0 || !Scalar(s1) || !Scalar(s0)) return false;
+        if (ctx.ConstantOf(g, dq.Inputs[2]) is not { } z1 || ctx.ConstantOf(g, mm.Inputs[7]) is not { } z0 || !Scalar(z1) || !Scalar(z0)) return false;
+        if (s1.DType != DType.Float32 || s0.DType != DType.Float32 || s1.GetDouble(0) != s0.GetDouble(0) || z1.DType != z0.DType || z1.GetDouble(0) != z0.GetDouble(0)) return false;
+        if (ctx.ConstantOf(g, mm.Inputs[3]) is not { Dims.Length: 2 } w) return false;
+        long n = w.Dims[1];
+        string output = dq.Outputs[0];
+        Node? add = null;
+        if (SingleUse(g, output) && g.Nodes.FirstOrDefault(x => x.Inputs.Contains(output)) is { OpType: "Add", IsDefaultDomain: true } a && a.Inputs.Count == 2
+            && a.Inputs.IndexOf(output) is var at && at >= 0 && ctx.ConstantOf(g, a.Inputs[1 - at]) is { DType: DType.Float32 } b
+            && b.ElementCount == n && b.Dims.Length >= 1 && b.Dims[^1] == n)
+            add = a;
+        mm.With(Core.Attribute.Of("dequantize", 1L));
+        if (add is not null)
+        {
+            mm.Inputs.Add(add.Inputs[1 - add.Inputs.IndexOf(output)]);
+            mm.Outputs[0] = add.Outputs[0];
+            g.Nodes.Remove(add);
+        }
+        else mm.Outputs[0] = output;
+        g.Nodes.Remove(dq);
+        return true;
     }
 }

@@ -241,6 +241,21 @@ public static unsafe class Int8Gemm
         int j0 = panel * NR, cols = Math.Min(NR, b.N - j0);
         int k = b.K;
         bool zb = b.HasZeroPoints;
+        if (cols == NR && Vector512.IsHardwareAccelerated && args.Path != Int8GemmPath.Scalar)
+        {
+            // A whole panel: sixteen columns per row at once (the same wrapping int32 arithmetic as below).
+            var colSums = Vector512.LoadUnsafe(ref MemoryMarshal.GetArrayDataReference(b.ColumnSums), (nuint)j0);
+            var zps = Vector512.LoadUnsafe(ref MemoryMarshal.GetArrayDataReference(b.ZeroPoints), (nuint)j0);
+            for (int r = 0; r < rows; r++)
+            {
+                int i = i0 + r;
+                int za = args.Za is null ? 0 : args.Za[i];
+                var t = Vector512.Load(tile + r * NR);
+                var c = t - zps * Vector512.Create(args.RowSums[i]) - Vector512.Create(za) * colSums + Vector512.Create(k * za) * zps;
+                c.Store(args.C + i * args.Ldc + j0);
+            }
+            return;
+        }
         for (int r = 0; r < rows; r++)
         {
             int i = i0 + r;
@@ -263,7 +278,7 @@ public static unsafe class Int8Gemm
     }
 
     /// <summary>Scalar tile: S for <paramref name="rows"/> rows × NR columns of one panel.</summary>
-    private static void TileScalar(byte* a, int kp, int rows, sbyte* panel, int quads, int* tile)
+    internal static void TileScalar(byte* a, int kp, int rows, sbyte* panel, int quads, int* tile)
     {
         for (int r = 0; r < rows; r++)
         {
@@ -283,7 +298,7 @@ public static unsafe class Int8Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void TileVnni6(byte* a, int kp, sbyte* panel, int quads, int* tile)
+    internal static void TileVnni6(byte* a, int kp, sbyte* panel, int quads, int* tile)
     {
         Vector256<int> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<int> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -322,7 +337,7 @@ public static unsafe class Int8Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void TileVnni1(byte* a, sbyte* panel, int quads, int* tile)
+    internal static void TileVnni1(byte* a, sbyte* panel, int quads, int* tile)
     {
         Vector256<int> c0 = default, c1 = default, d0 = default, d1 = default;
         int q = 0;

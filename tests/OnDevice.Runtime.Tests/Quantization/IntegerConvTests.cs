@@ -17,6 +17,13 @@ public class IntegerConvTests
     public static TheoryData<Case> Cases() => new()
     {
         new Case("pointwise", [1, 16, 9, 11], [24, 16, 1, 1], 1, [1, 1], [0, 0, 0, 0], [1, 1]),
+        new Case("pointwise 7 channels batch 2 (NCHW GEMM tails)", [2, 7, 5, 41], [13, 7, 1, 1], 1, [1, 1], [0, 0, 0, 0], [1, 1]),
+        new Case("pointwise 70 channels", [1, 70, 8, 24], [30, 70, 1, 1], 1, [1, 1], [0, 0, 0, 0], [1, 1]),
+        new Case("pointwise stride 2 (im2col path)", [1, 12, 9, 10], [8, 12, 1, 1], 1, [2, 2], [0, 0, 0, 0], [1, 1]),
+        new Case("stem 3->16 3x3 s2 (row im2col)", [2, 3, 21, 70], [16, 3, 3, 3], 1, [2, 2], [1, 1, 1, 1], [1, 1]),
+        new Case("stem 4->7 5x3 s1 asym pad dilated", [1, 4, 12, 37], [7, 4, 5, 3], 1, [1, 1], [2, 0, 1, 3], [1, 2]),
+        new Case("stem 2->5 3x3 s3", [1, 2, 17, 50], [5, 2, 3, 3], 1, [3, 3], [1, 1, 1, 1], [1, 1]),
+        new Case("96->24 3x3 (row im2col, bands of rows)", [1, 96, 23, 19], [24, 96, 3, 3], 1, [1, 1], [1, 1, 1, 1], [1, 1]),
         new Case("3x3 pad 1 batch 2", [2, 7, 13, 35], [13, 7, 3, 3], 1, [1, 1], [1, 1, 1, 1], [1, 1]),
         new Case("3x3 stride 2 asym pad", [1, 5, 14, 15], [6, 5, 3, 3], 1, [2, 2], [1, 0, 2, 1], [1, 1]),
         new Case("5x3 grouped dilated", [1, 8, 19, 12], [12, 2, 5, 3], 4, [2, 1], [2, 1, 2, 1], [1, 2]),
@@ -70,34 +77,38 @@ public class IntegerConvTests
     [MemberData(nameof(Cases))]
     public void QLinearConv_RequantizesTheIntegerSums(Case c)
     {
-        var rng = new Random(c.Name.Length * 17);
-        var (xr, xv) = Random(rng, c.X.Aggregate(1, (p, d) => p * d), false);
-        var (wr, wv) = Random(rng, c.W.Aggregate(1, (p, d) => p * d), true);
-        int m = c.W[0];
-        var zw = new int[m];
-        var sw = Enumerable.Range(0, m).Select(_ => 0.001f + (float)rng.NextDouble() * 0.01f).ToArray();
-        var bias = Enumerable.Range(0, m).Select(_ => rng.Next(-5000, 5000)).ToArray();
-        float sx = 0.02f, sy = 0.5f;
-        int zx = 128, zy = 100;
-        var sums = QuantizationReference.ConvInteger2D(xv, c.X, zx, wv, c.W, zw, c.Group, c.Strides, c.Pads, c.Dilations, out var yShape);
-        int plane = sums.Length / (yShape[0] * m);
-        var expected = new byte[sums.Length];
-        for (int i = 0; i < sums.Length; i++)
+        foreach (bool signedX in new[] { false, true })
         {
-            int oc = i / plane % m;
-            double v = Math.Round((double)(sums[i] + bias[oc]) * (sx * sw[oc] / sy)) + zy;
-            expected[i] = (byte)Math.Clamp(v, 0, 255);
+            var rng = new Random(c.Name.Length * 17);
+            var (xr, xv) = Random(rng, c.X.Aggregate(1, (p, d) => p * d), signedX);
+            var (wr, wv) = Random(rng, c.W.Aggregate(1, (p, d) => p * d), true);
+            int m = c.W[0];
+            var zw = new int[m];
+            var sw = Enumerable.Range(0, m).Select(_ => 0.001f + (float)rng.NextDouble() * 0.01f).ToArray();
+            var bias = Enumerable.Range(0, m).Select(_ => rng.Next(-5000, 5000)).ToArray();
+            float sx = 0.02f, sy = 0.5f;
+            int zx = signedX ? -7 : 128, zy = signedX ? -20 : 100, lo = signedX ? -128 : 0, hi = signedX ? 127 : 255;
+            var sums = QuantizationReference.ConvInteger2D(xv, c.X, zx, wv, c.W, zw, c.Group, c.Strides, c.Pads, c.Dilations, out var yShape);
+            int plane = sums.Length / (yShape[0] * m);
+            var expected = new byte[sums.Length];
+            for (int i = 0; i < sums.Length; i++)
+            {
+                int oc = i / plane % m;
+                double v = Math.Round((double)(sums[i] + bias[oc]) * (sx * sw[oc] / sy)) + zy;
+                expected[i] = (byte)(int)Math.Clamp(v, lo, hi);
+            }
+            var node = ConvNode("QLinearConv", ["x", "sx", "zx", "w", "sw", "zw", "sy", "zy", "b"], c);
+            var xType = signedX ? DType.Int8 : DType.UInt8;
+            Tensor[] inputs =
+            [
+                Tensor.FromBytes(xType, c.X.Select(d => (long)d).ToArray(), xr, "x"), Tensor.Scalar(sx, "sx"), Tensor.FromBytes(xType, [], new byte[] { (byte)zx }, "zx"),
+                Tensor.FromBytes(DType.Int8, c.W.Select(d => (long)d).ToArray(), wr, "w"), Tensor.FromArray<float>(sw, [m], "sw"), Tensor.FromBytes(DType.Int8, [m], new byte[m], "zw"),
+                Tensor.Scalar(sy, "sy"), Tensor.FromBytes(xType, [], new byte[] { (byte)zy }, "zy"), Tensor.FromArray<int>(bias, [m], "b"),
+            ];
+            var inits = new Dictionary<string, Tensor> { ["w"] = inputs[3], ["sw"] = inputs[4], ["zw"] = inputs[5], ["b"] = inputs[8] };
+            var y = NodeRunner.Run(node, inputs, opset: 10, threads: 2, initializers: inits)[0];
+            Assert.True(expected.AsSpan().SequenceEqual(y.AsSpan<byte>()), $"{c.Name} signedX={signedX}");
         }
-        var node = ConvNode("QLinearConv", ["x", "sx", "zx", "w", "sw", "zw", "sy", "zy", "b"], c);
-        Tensor[] inputs =
-        [
-            Tensor.FromBytes(DType.UInt8, c.X.Select(d => (long)d).ToArray(), xr, "x"), Tensor.Scalar(sx, "sx"), Tensor.FromBytes(DType.UInt8, [], new byte[] { (byte)zx }, "zx"),
-            Tensor.FromBytes(DType.Int8, c.W.Select(d => (long)d).ToArray(), wr, "w"), Tensor.FromArray<float>(sw, [m], "sw"), Tensor.FromBytes(DType.Int8, [m], new byte[m], "zw"),
-            Tensor.Scalar(sy, "sy"), Tensor.FromBytes(DType.UInt8, [], new byte[] { (byte)zy }, "zy"), Tensor.FromArray<int>(bias, [m], "b"),
-        ];
-        var inits = new Dictionary<string, Tensor> { ["w"] = inputs[3], ["sw"] = inputs[4], ["zw"] = inputs[5], ["b"] = inputs[8] };
-        var y = NodeRunner.Run(node, inputs, opset: 10, threads: 2, initializers: inits)[0];
-        Assert.Equal(expected, y.AsSpan<byte>().ToArray());
     }
 
     [Fact]

@@ -29,6 +29,68 @@ public class RequantizeTests
     }
 
     [Fact]
+    public unsafe void RequantizeFromFloat_EqualsTheScalarTwin()
+    {
+        var rng = new Random(3);
+        foreach (int count in new[] { 1, 15, 16, 17, 100, 961 })
+        {
+            // Exact integer sums held as floats, as the depthwise kernel leaves them.
+            var y = Enumerable.Range(0, count).Select(_ => (float)rng.Next(-1 << 20, 1 << 20)).ToArray();
+            foreach (var (zp, min, max) in new[] { (128, 0, 255), (-3, -128, 127), (100, 100, 255) })
+            {
+                int bias = rng.Next(-5000, 5000);
+                float mul = (float)rng.NextDouble() * 0.0005f;
+                var a = new byte[count];
+                var b = new byte[count];
+                fixed (float* py = y) fixed (byte* pa = a) fixed (byte* pb = b)
+                {
+                    Requantize.FromFloat(py, count, bias, mul, zp, min, max, pa, vector: true);
+                    Requantize.FromFloat(py, count, bias, mul, zp, min, max, pb, vector: false);
+                }
+                Assert.Equal(b, a);
+                for (int i = 0; i < count; i++) Assert.Equal((byte)Requantize.OneFloat((int)y[i] + bias, mul, zp, min, max), a[i]);
+            }
+        }
+    }
+
+    [Fact]
+    public void RequantizeRun_EqualsOne()
+    {
+        var rng = new Random(4);
+        foreach (var (rows, n) in new[] { (1, 7), (3, 8), (5, 29), (2, 6625) })
+        {
+            var c = Enumerable.Range(0, rows * n).Select(_ => rng.Next(-300000, 300000)).ToArray();
+            var mul = Enumerable.Range(0, n).Select(_ => (float)rng.NextDouble() * 0.001f).ToArray();
+            foreach (var bias in new[] { null, Enumerable.Range(0, n).Select(_ => rng.Next(-9000, 9000)).ToArray() })
+                foreach (var (zp, min, max) in new[] { (128, 0, 255), (-3, -128, 127) })
+                {
+                    var y = new byte[c.Length];
+                    Requantize.Run(c, bias, mul, n, zp, min, max, y);
+                    for (int i = 0; i < c.Length; i++) Assert.Equal((byte)Requantize.One(c[i] + (bias?[i % n] ?? 0), mul[i % n], zp, min, max), y[i]);
+                }
+        }
+    }
+
+    [Fact]
+    public void RequantizeDequantized_EqualsTheScalarTwin()
+    {
+        var rng = new Random(6);
+        foreach (var (rows, n) in new[] { (1, 7), (3, 8), (5, 29), (2, 6625) })
+        {
+            var c = Enumerable.Range(0, rows * n).Select(_ => rng.Next(-300000, 300000)).ToArray();
+            var mul = Enumerable.Range(0, n).Select(_ => (float)rng.NextDouble() * 0.001f).ToArray();
+            foreach (var bias in new[] { null, Enumerable.Range(0, n).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray() })
+            {
+                var a = new float[c.Length];
+                var b = new float[c.Length];
+                Requantize.RunDequantized(c, mul, n, -3, -128, 127, 0.07f, bias, a, vector: true);
+                Requantize.RunDequantized(c, mul, n, -3, -128, 127, 0.07f, bias, b, vector: false);
+                Assert.Equal(b, a);
+            }
+        }
+    }
+
+    [Fact]
     public void QuantizeAndDequantize_EqualTheScalarTwins()
     {
         var x = NodeRunner.Random(1003, 8, -3f, 3f);
