@@ -46,6 +46,8 @@ public static class ServerApp
         builder.Services.AddSingleton(blobs);
         builder.Services.AddSingleton(repo);
         builder.Services.AddHostedService<TimestampRefresher>();
+        builder.Services.AddSingleton<OnDevice.Server.Telemetry.TelemetryRateLimiter>();
+        builder.Services.AddSingleton<OnDevice.Server.Rollouts.IRolloutHealth, OnDevice.Server.Rollouts.TelemetryHealth>();
         builder.Services.AddProblemDetails();
 
         var app = builder.Build();
@@ -66,6 +68,7 @@ public static class ServerApp
         app.MapReleasesApi();
         app.MapAuditApi();
         app.MapAdminApi();
+        app.MapTelemetryApi();
         return app;
     }
 
