@@ -1,6 +1,8 @@
 using Microsoft.AspNetCore.Diagnostics;
 using OnDevice.Delivery;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using OnDevice.Server.Api;
+using OnDevice.Server.Rollouts;
 using OnDevice.Server.Storage;
 
 namespace OnDevice.Server;
@@ -46,6 +48,10 @@ public static class ServerApp
         builder.Services.AddSingleton(blobs);
         builder.Services.AddSingleton(repo);
         builder.Services.AddHostedService<TimestampRefresher>();
+        builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.TryAddSingleton<IRolloutHealth, NoTelemetryHealth>();
+        builder.Services.AddSingleton<RolloutService>();
+        builder.Services.AddHostedService<RolloutEngine>();
         builder.Services.AddSingleton<OnDevice.Server.Telemetry.TelemetryRateLimiter>();
         builder.Services.AddSingleton<OnDevice.Server.Rollouts.IRolloutHealth, OnDevice.Server.Rollouts.TelemetryHealth>();
         builder.Services.AddProblemDetails();
@@ -68,6 +74,8 @@ public static class ServerApp
         app.MapReleasesApi();
         app.MapAuditApi();
         app.MapAdminApi();
+        app.MapRolloutsApi();
+        app.MapAssignApi();
         app.MapTelemetryApi();
         return app;
     }
