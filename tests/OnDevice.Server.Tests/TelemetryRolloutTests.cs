@@ -31,16 +31,7 @@ public class TelemetryRolloutTests
         Assert.Equal(0, waiting.GetProperty("stage").GetInt32());
 
         // Old phones: 2.0 twice as slow as 1.0. New phones: the same.
-        using var devices = server.Http();
-        var posts = new List<Task<HttpResponseMessage>>();
-        for (int i = 0; i < 20; i++)
-        {
-            posts.Add(TelemetryScenarios.PostAsync(devices, TelemetryScenarios.Batch("m", "1.0", "ram<4GB", 2000, 30, 100 + i, loads: 20).ToJson()));
-            posts.Add(TelemetryScenarios.PostAsync(devices, TelemetryScenarios.Batch("m", "2.0", "ram<4GB", 300, 60, 200 + i, loads: 20).ToJson()));
-            posts.Add(TelemetryScenarios.PostAsync(devices, TelemetryScenarios.Batch("m", "1.0", "ram>=8GB", 4000, 12, 300 + i, loads: 50).ToJson()));
-            posts.Add(TelemetryScenarios.PostAsync(devices, TelemetryScenarios.Batch("m", "2.0", "ram>=8GB", 2500, 12, 400 + i, loads: 50).ToJson()));
-        }
-        foreach (var r in await Task.WhenAll(posts)) { Assert.Equal(HttpStatusCode.OK, r.StatusCode); r.Dispose(); }
+        await PostFleetAsync(server, "m");
 
         JsonElement view = default;
         var deadline = DateTime.UtcNow.AddSeconds(60);
@@ -65,5 +56,49 @@ public class TelemetryRolloutTests
         Assert.Contains("rollout.complete", actions);
         var halt = audit.EnumerateArray().First(a => a.GetProperty("action").GetString() == "rollout.halt.rollback").GetProperty("details").GetString()!;
         Assert.Contains("pValue", halt);
+    }
+
+    /// <summary>Old phones (ram&lt;4GB): 2.0 twice as slow as 1.0; new phones (ram&gt;=8GB): the same. 20 reports each.</summary>
+    private static async Task PostFleetAsync(ServerProcess server, string model)
+    {
+        using var devices = server.Http();
+        var posts = new List<Task<HttpResponseMessage>>();
+        for (int i = 0; i < 20; i++)
+        {
+            posts.Add(TelemetryScenarios.PostAsync(devices, TelemetryScenarios.Batch(model, "1.0", "ram<4GB", 2000, 30, 100 + i, loads: 20).ToJson()));
+            posts.Add(TelemetryScenarios.PostAsync(devices, TelemetryScenarios.Batch(model, "2.0", "ram<4GB", 300, 60, 200 + i, loads: 20).ToJson()));
+            posts.Add(TelemetryScenarios.PostAsync(devices, TelemetryScenarios.Batch(model, "1.0", "ram>=8GB", 4000, 12, 300 + i, loads: 50).ToJson()));
+            posts.Add(TelemetryScenarios.PostAsync(devices, TelemetryScenarios.Batch(model, "2.0", "ram>=8GB", 2500, 12, 400 + i, loads: 50).ToJson()));
+        }
+        foreach (var r in await Task.WhenAll(posts)) { Assert.Equal(HttpStatusCode.OK, r.StatusCode); r.Dispose(); }
+    }
+
+    [Fact]
+    public async Task Cli_shows_the_aggregates_and_checks_guards_per_class()
+    {
+        using var world = await DeliveryWorld.CreateAsync();
+        await using var server = await ServerProcess.StartAsync(world.Store(), world.Keys);
+        await PostFleetAsync(server, "kws");
+        var show = await Ondevice.RunAsync("telemetry", "show", "kws", "--server", server.BaseUrl, "--token", server.Token, "--histogram");
+        Assert.True(show.ExitCode == 0, show.Stderr);
+        Assert.Contains("4 rows", show.Stdout);
+        Assert.Contains("ram<4GB", show.Stdout);
+        Assert.Contains("#", show.Stdout);
+        var json = await Ondevice.RunAsync("telemetry", "show", "kws", "--server", server.BaseUrl, "--token", server.Token, "--by", "version", "--json");
+        var rows = JsonDocument.Parse(json.Stdout).RootElement.GetProperty("rows").EnumerateArray().ToList();
+        Assert.Equal(20 * 2000 + 20 * 4000, rows.Single(r => r.GetProperty("version").GetString() == "1.0").GetProperty("inferences").GetInt64());
+
+        var check = await Ondevice.RunAsync("telemetry", "check", "kws", "2.0", "1.0", "--server", server.BaseUrl, "--token", server.Token,
+            "--guard", "p99_latency_ms > 1.2x baseline", "--guard", "load_failure_rate > 0.01", "--json");
+        Assert.True(check.ExitCode == 0, check.Stderr);
+        var decisions = JsonDocument.Parse(check.Stdout).RootElement.EnumerateArray().ToList();
+        Assert.Equal(4, decisions.Count);
+        string Decision(string cls, string rule) => decisions.Single(d => d.GetProperty("deviceClass").GetString() == cls && d.GetProperty("rule").GetString()!.StartsWith(rule, StringComparison.Ordinal)).GetProperty("decision").GetString()!;
+        Assert.Equal("fail", Decision("ram<4GB", "p99"));
+        Assert.Equal("pass", Decision("ram>=8GB", "p99"));
+        Assert.Equal("pass", Decision("ram>=8GB", "load"));
+        var bad = await Ondevice.RunAsync("telemetry", "check", "kws", "2.0", "--server", server.BaseUrl, "--token", server.Token, "--guard", "p99 > 5");
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("not understood", bad.Stderr);
     }
 }
