@@ -52,6 +52,8 @@ public static class ServerApp
         builder.Services.TryAddSingleton<IRolloutHealth, NoTelemetryHealth>();
         builder.Services.AddSingleton<RolloutService>();
         builder.Services.AddHostedService<RolloutEngine>();
+        builder.Services.AddSingleton<OnDevice.Server.Telemetry.TelemetryRateLimiter>();
+        builder.Services.AddSingleton<OnDevice.Server.Rollouts.IRolloutHealth, OnDevice.Server.Rollouts.TelemetryHealth>();
         builder.Services.AddProblemDetails();
 
         var app = builder.Build();
@@ -74,6 +76,7 @@ public static class ServerApp
         app.MapAdminApi();
         app.MapRolloutsApi();
         app.MapAssignApi();
+        app.MapTelemetryApi();
         return app;
     }
 

@@ -201,9 +201,9 @@ public static class RolloutScenarios
         var badSchedule = await CliFails(server, "start", "m", "2.0", "--schedule", "10%@1h, 5%@2h");
         Assert.Contains("400", badSchedule);
         Assert.Contains("schedule", badSchedule);
-        var badRule = await CliFails(server, "start", "m", "2.0", "--guard", "p99_latency_ms > 50");
+        var badRule = await CliFails(server, "start", "m", "2.0", "--guard", "p99_latency_ms >> 50");
         Assert.Contains("400", badRule);
-        Assert.Contains("guard 'p99_latency_ms > 50'", badRule);
+        Assert.Contains("guard 'p99_latency_ms >> 50'", badRule);
         Assert.Contains("400", await CliFails(server, "start", "m", "2.0", "--on-failure", "explode"));
         var reader = await server.CreateTokenAsync("viewer", "reader");
         using (var asReader = server.Http(reader))
