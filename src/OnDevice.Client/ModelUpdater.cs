@@ -39,6 +39,8 @@ public sealed record ModelUpdaterOptions
     public TimeProvider Time { get; init; } = TimeProvider.System;
     /// <summary>Metadata size limits.</summary>
     public SizeLimits Limits { get; init; } = SizeLimits.Default;
+    /// <summary>Ask the server for a patch from the installed version before downloading a whole file.</summary>
+    public bool UseDeltas { get; init; } = true;
 }
 
 /// <summary>What <see cref="ModelUpdater.CheckAsync"/> found.</summary>
@@ -110,7 +112,11 @@ public sealed class ModelUpdater : IDisposable
         Server = baseUri;
         Directory.CreateDirectory(options.CacheDirectory);
         _trust = new TrustUpdater(new HttpMetadataSource(_http, baseUri), new FileTrustStore(Path.Combine(options.CacheDirectory, "trust")), options.TrustedRoot, options.Limits, options.Time);
+        Deltas = new DeltaDownloader(_http, baseUri, options.CacheDirectory, options.MaxAttempts, options.InitialBackoff);
     }
+
+    /// <summary>Patch downloads (used before a full download when <see cref="ModelUpdaterOptions.UseDeltas"/> is on).</summary>
+    public DeltaDownloader Deltas { get; }
 
     /// <summary>The server base URL.</summary>
     public Uri Server { get; }
@@ -146,7 +152,8 @@ public sealed class ModelUpdater : IDisposable
             choice = await ResolveAsync(cancellationToken).ConfigureAwait(false);
             if (choice is null) return new UpdateResult(UpdateStatus.NoCompatibleVariant, GetInstalledModel(), null, null);
             if (IsInstalled(choice)) return new UpdateResult(UpdateStatus.UpToDate, GetInstalledModel(), choice, null);
-            var part = await DownloadAsync(choice, progress, cancellationToken).ConfigureAwait(false);
+            var part = (_o.UseDeltas ? await Deltas.TryAsync(choice, GetInstalledModel(), progress, cancellationToken).ConfigureAwait(false) : null)
+                ?? await DownloadAsync(choice, progress, cancellationToken).ConfigureAwait(false);
             var installed = Install(choice, part);
             DownloadFinished?.Invoke(this, new DownloadEventArgs(choice.Path, choice.File.Length, choice.File.Length));
             return new UpdateResult(UpdateStatus.Installed, installed, choice, null);

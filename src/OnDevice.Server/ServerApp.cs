@@ -45,6 +45,7 @@ public static class ServerApp
         builder.Services.AddSingleton(store);
         builder.Services.AddSingleton(blobs);
         builder.Services.AddSingleton(repo);
+        builder.Services.AddSingleton<Deltas.DeltaCache>();
         builder.Services.AddHostedService<TimestampRefresher>();
         builder.Services.AddProblemDetails();
 
@@ -66,6 +67,7 @@ public static class ServerApp
         app.MapReleasesApi();
         app.MapAuditApi();
         app.MapAdminApi();
+        app.MapDeltasApi();
         return app;
     }
 

@@ -32,6 +32,12 @@ public sealed record ServerOptions
     /// <summary>Largest blob upload.</summary>
     public long MaxBlobBytes { get; init; } = 8L << 30;
 
+    /// <summary>Largest file (old or new) a delta is built for; larger pairs always download in full.</summary>
+    public long DeltaMaxFileBytes { get; init; } = 1L << 30;
+
+    /// <summary>Least fraction a patch must save (against the full file and the target compressed alone) to be offered.</summary>
+    public double DeltaMinSaving { get; init; } = 0.1;
+
     /// <summary>Parses durations like 90s, 15m, 12h, 7d (or a TimeSpan).</summary>
     public static TimeSpan ParseDuration(string s)
     {
