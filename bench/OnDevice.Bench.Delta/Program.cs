@@ -15,22 +15,25 @@ string? calib = Arg("--calib", "") is { Length: > 0 } c ? c : null;
 int quality = int.Parse(Arg("--quality", "9"), CultureInfo.InvariantCulture);
 int threads = int.Parse(Arg("--threads", Environment.ProcessorCount.ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture);
 Directory.CreateDirectory(work);
-var options = new DeltaBuildOptions { Quality = quality, MaxParallelism = threads };
+int chunkKb = int.Parse(Arg("--chunk-kb", (DeltaBuildOptions.Default.ChunkBytes >> 10).ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture);
+bool only = argv.Contains("--quick"); // the two fine-tuned-head cases and the unrelated one (no quantization)
+var options = new DeltaBuildOptions { Quality = quality, MaxParallelism = threads, ChunkBytes = chunkKb << 10 };
 
 var rec = SampleModels.Path("paddleocr-rec");
 var det = SampleModels.Path("paddleocr-det");
-var cases = new List<(string Name, Func<(string, string)> Make)>
+var cases = new List<(string Name, Func<(string, string)> Make)>();
+if (!only)
 {
-    ("re-quantized int8 recognizer: int8 per-channel everywhere → same with the head left float", () => DeltaVariants.RequantizedHeadExcluded(rec, work)),
-    ("re-quantized int8 recognizer: int8 per-channel asymmetric → symmetric (every weight re-rounded)", () => DeltaVariants.RequantizedSymmetric(rec, work)),
-};
-if (calib is not null)
+    cases.Add(("re-quantized int8 recognizer: int8 per-channel everywhere → same with the head left float", () => DeltaVariants.RequantizedHeadExcluded(rec, work)));
+    cases.Add(("re-quantized int8 recognizer: int8 per-channel asymmetric → symmetric (every weight re-rounded)", () => DeltaVariants.RequantizedSymmetric(rec, work)));
+}
+if (calib is not null && !only)
     cases.Add(("re-calibrated static int8 recognizer: min-max → percentile activation ranges", () => DeltaVariants.RecalibratedStatic(rec, calib, work)));
 cases.Add(("fine-tuned head only (fp32 recognizer, last MatMul weight changed)", () => DeltaVariants.FineTunedHead(rec, work)));
 cases.Add(("fine-tuned head only, safetensors (every fp32 weight of the recognizer)", () => DeltaVariants.SafetensorsHead(rec, work)));
 cases.Add(("unrelated model (PP-OCRv4 detector fp32 → recognizer fp32)", () => (det, rec)));
 
-Console.WriteLine($"== {DateTime.UtcNow:yyyy-MM-ddTHH:mm}Z, {Environment.ProcessorCount} cores, load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}, Brotli quality {quality}, {threads} threads, {runs} runs");
+Console.WriteLine($"== {DateTime.UtcNow:yyyy-MM-ddTHH:mm}Z, {Environment.ProcessorCount} cores, load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}, Brotli quality {quality}, pieces up to {chunkKb} KiB, {threads} threads, {runs} runs");
 Console.WriteLine("| case | full bytes | patch bytes | patch / full | target compressed alone / full | offered | tensor-aware | pieces (copy/xor/add/diff/literal) | build ms | apply ms |");
 Console.WriteLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
 foreach (var (name, make) in cases)

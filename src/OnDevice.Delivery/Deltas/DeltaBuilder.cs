@@ -25,7 +25,7 @@ public sealed record DeltaBuildOptions
     public int MinTensorBytes { get; init; } = 4096;
 
     /// <summary>Largest target range of an encoded (non-copy) piece; larger tensors are split (a multiple of 8).</summary>
-    public int ChunkBytes { get; init; } = 4 << 20;
+    public int ChunkBytes { get; init; } = 1 << 20;
 
     /// <summary>Threads encoding pieces.</summary>
     public int MaxParallelism { get; init; } = Environment.ProcessorCount;
