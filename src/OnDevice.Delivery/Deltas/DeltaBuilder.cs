@@ -102,16 +102,12 @@ public static class DeltaBuilder
         var segs = aware ? PlanTensors(old.Span, oldRegions!, target.Span, targetRegions!, o) : [new Seg(0, target.Length, SegKind.Fresh, 0, null)];
         segs = Normalize(segs);
 
-        // Cut segments into pieces no larger than a chunk (copies up to the piece limit).
-        var jobs = new List<Seg>();
-        foreach (var s in segs)
+        var jobs = Cut(segs, o);
+        if (jobs.Count > DeltaHeader.MaxPieces)
         {
-            long max = s.Kind == SegKind.Copy ? DeltaHeader.MaxPieceBytes : o.ChunkBytes;
-            for (long at = 0; at < s.TLen; at += max)
-            {
-                long len = Math.Min(max, s.TLen - at);
-                jobs.Add(s with { TOff = s.TOff + at, TLen = len, OldOff = s.Kind == SegKind.Fresh ? 0 : s.OldOff + at });
-            }
+            // Too many small tensors alternating changed and unchanged for one header: diff the file as a whole.
+            aware = false;
+            jobs = Cut([new Seg(0, target.Length, SegKind.Fresh, 0, null)], o);
         }
         BlockIndex? index = jobs.Any(j => j.Kind == SegKind.Fresh) && old.Length > 0 ? new BlockIndex(old) : null;
         var encoded = new (DeltaPiece Piece, byte[] Payload, string? Key)[jobs.Count];
@@ -154,6 +150,22 @@ public static class DeltaBuilder
             CompressedTargetBytes = compressed,
             Elapsed = sw.Elapsed,
         };
+    }
+
+    /// <summary>Cuts segments into pieces no larger than a chunk (copies up to the piece limit).</summary>
+    private static List<Seg> Cut(List<Seg> segs, DeltaBuildOptions o)
+    {
+        var jobs = new List<Seg>();
+        foreach (var s in segs)
+        {
+            long max = s.Kind == SegKind.Copy ? DeltaHeader.MaxPieceBytes : o.ChunkBytes;
+            for (long at = 0; at < s.TLen; at += max)
+            {
+                long len = Math.Min(max, s.TLen - at);
+                jobs.Add(s with { TOff = s.TOff + at, TLen = len, OldOff = s.Kind == SegKind.Fresh ? 0 : s.OldOff + at });
+            }
+        }
+        return jobs;
     }
 
     private static List<Seg> PlanTensors(ReadOnlySpan<byte> old, IReadOnlyList<DeltaRegion> oldRegions, ReadOnlySpan<byte> target, IReadOnlyList<DeltaRegion> targetRegions, DeltaBuildOptions o)

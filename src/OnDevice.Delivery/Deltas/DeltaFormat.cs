@@ -63,6 +63,9 @@ public sealed class DeltaHeader
     /// <summary>Largest header accepted (8 MiB, about 129,000 pieces).</summary>
     public const int MaxHeaderBytes = 8 << 20;
 
+    /// <summary>Most pieces one header can hold.</summary>
+    public const int MaxPieces = (MaxHeaderBytes - FixedBytes - 32) / PieceBytes;
+
     /// <summary>Largest target range one piece may produce, and largest payload (8 MiB): bounds the memory of applying a piece.</summary>
     public const int MaxPieceBytes = 8 << 20;
 
