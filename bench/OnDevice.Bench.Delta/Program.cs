@@ -34,8 +34,9 @@ cases.Add(("fine-tuned head only, safetensors (every fp32 weight of the recogniz
 cases.Add(("unrelated model (PP-OCRv4 detector fp32 → recognizer fp32)", () => (det, rec)));
 
 Console.WriteLine($"== {DateTime.UtcNow:yyyy-MM-ddTHH:mm}Z, {Environment.ProcessorCount} cores, load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}, Brotli quality {quality}, pieces up to {chunkKb} KiB, {threads} threads, {runs} runs");
-Console.WriteLine("| case | full bytes | patch bytes | patch / full | target compressed alone / full | offered | tensor-aware | pieces (copy/xor/add/diff/literal) | build ms | apply ms |");
-Console.WriteLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+bool zstd = File.Exists("/usr/bin/zstd");
+Console.WriteLine("| case | full bytes | patch bytes | patch / full | target compressed alone / full | offered | tensor-aware | pieces (copy/xor/add/diff/literal) | build ms | apply ms | peer: zstd -19 --patch-from / full | peer build ms |");
+Console.WriteLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
 foreach (var (name, make) in cases)
 {
     var (p1, p2) = make();
@@ -55,10 +56,36 @@ foreach (var (name, make) in cases)
         if (!rebuilt.AsSpan().SequenceEqual(target)) throw new InvalidOperationException($"{name}: the patch did not rebuild the target");
     }
     var b = built!;
+    string peer = "n/a (no zstd)", peerMs = "";
+    if (zstd)
+    {
+        var zms = new List<double>();
+        long zbytes = 0;
+        var outFile = Path.Combine(work, "peer.zst");
+        for (int r = 0; r < runs; r++)
+        {
+            var sw = Stopwatch.StartNew();
+            Run("/usr/bin/zstd", "-q", "-f", "-19", "--long=27", $"--patch-from={p1}", p2, "-o", outFile);
+            zms.Add(sw.Elapsed.TotalMilliseconds);
+            zbytes = new FileInfo(outFile).Length;
+        }
+        peer = string.Create(CultureInfo.InvariantCulture, $"{(double)zbytes / target.Length:0.0000} ({zbytes:N0})");
+        peerMs = Median(zms).ToString("0", CultureInfo.InvariantCulture);
+    }
     int Count(params DeltaPieceKind[] k) => b.Pieces.Count(p => k.Contains(p.Kind));
     var kinds = $"{Count(DeltaPieceKind.Copy)}/{Count(DeltaPieceKind.XorBrotli)}/{Count(DeltaPieceKind.AddBrotli)}/{Count(DeltaPieceKind.DiffBrotli)}/{Count(DeltaPieceKind.Literal, DeltaPieceKind.LiteralBrotli)}";
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"| {name} | {target.Length:N0} | {b.Patch.Length:N0} | {b.Ratio:0.0000} | {(double)b.CompressedTargetBytes / target.Length:0.000} | {(b.WorthOffering() ? "yes" : "no (full download)")} | {(b.TensorAware ? "yes" : "no")} | {kinds} | {Median(buildMs):0} | {Median(applyMs):0} |"));
+        $"| {name} | {target.Length:N0} | {b.Patch.Length:N0} | {b.Ratio:0.0000} | {(double)b.CompressedTargetBytes / target.Length:0.000} | {(b.WorthOffering() ? "yes" : "no (full download)")} | {(b.TensorAware ? "yes" : "no")} | {kinds} | {Median(buildMs):0} | {Median(applyMs):0} | {peer} | {peerMs} |"));
+}
+
+static void Run(string exe, params string[] a)
+{
+    var psi = new ProcessStartInfo(exe) { RedirectStandardError = true, UseShellExecute = false };
+    foreach (var x in a) psi.ArgumentList.Add(x);
+    using var p = Process.Start(psi)!;
+    var err = p.StandardError.ReadToEnd();
+    p.WaitForExit();
+    if (p.ExitCode != 0) throw new InvalidOperationException($"{exe} {string.Join(' ', a)}: exit {p.ExitCode}: {err}");
 }
 
 static double Median(List<double> xs) { var s = xs.Order().ToList(); return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2; }
