@@ -101,6 +101,7 @@ public sealed class DeltaDownloader
         var from = installed.Sha256;
         var to = choice.File.Sha256;
         var dir = Path.Combine(_tmp, $"delta-{from[..16]}-{to[..16]}");
+        RemoveStale(dir);
         Exception? last = null;
         long patchBytes = 0;
         try
@@ -246,6 +247,20 @@ public sealed class DeltaDownloader
             int n = await s.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, count)), ct).ConfigureAwait(false);
             if (n == 0) throw new IOException("connection ended before the resume point of the patch");
             count -= n;
+        }
+    }
+
+    /// <summary>Drops state of other pairs (an update that went another way) and rebuilt files never installed.</summary>
+    private void RemoveStale(string keep)
+    {
+        if (!Directory.Exists(_tmp)) return;
+        foreach (var d in Directory.GetDirectories(_tmp, "delta-*"))
+            if (!string.Equals(Path.GetFullPath(d), Path.GetFullPath(keep), StringComparison.Ordinal)) DeleteState(d);
+        foreach (var f in Directory.GetFiles(_tmp, "*.delta"))
+        {
+            try { File.Delete(f); }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
         }
     }
 

@@ -12,6 +12,7 @@ public sealed class DeltaRecordingHandler() : DelegatingHandler(new SocketsHttpH
 {
     public List<(string Path, long? RangeFrom, HttpStatusCode Status)> Requests { get; } = [];
     public long CutFirstDeltaAfterBytes { get; set; } = -1;
+    public bool FailBlobs { get; set; }
     private int _deltaResponses;
 
     public IEnumerable<(string Path, long? RangeFrom, HttpStatusCode Status)> Deltas() { lock (Requests) return Requests.Where(r => r.Path.StartsWith("/v1/deltas/")).ToList(); }
@@ -19,8 +20,13 @@ public sealed class DeltaRecordingHandler() : DelegatingHandler(new SocketsHttpH
 
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
-        var response = await base.SendAsync(request, cancellationToken);
         var path = request.RequestUri!.AbsolutePath;
+        if (FailBlobs && path.StartsWith("/v1/blobs/"))
+        {
+            lock (Requests) Requests.Add((path, null, HttpStatusCode.ServiceUnavailable));
+            return new HttpResponseMessage(HttpStatusCode.ServiceUnavailable) { RequestMessage = request };
+        }
+        var response = await base.SendAsync(request, cancellationToken);
         lock (Requests) Requests.Add((path, request.Headers.Range?.Ranges.First().From, response.StatusCode));
         if (path.StartsWith("/v1/deltas/") && response.IsSuccessStatusCode && Interlocked.Increment(ref _deltaResponses) == 1 && CutFirstDeltaAfterBytes >= 0)
         {
@@ -169,6 +175,44 @@ public class DeltaServerTests(DeltaPairs pairs, ITestOutputHelper output) : ICla
         Assert.Equal(HttpStatusCode.PartialContent, deltas[1].Status);
         Assert.Equal([0, deltas[1].RangeFrom!.Value], starts);
         output.WriteLine($"resumed from patch byte {deltas[1].RangeFrom:N0}; {verifiedPieces} pieces verified in all");
+    }
+
+    [Fact]
+    public async Task A_patch_download_cut_off_in_one_update_resumes_in_the_next()
+    {
+        var (v1, v2) = pairs.Requantized;
+        await using var s = await StartAsync(v1, v2, "delta-later");
+        var cache = s.World.File("cache-delta-later");
+        long patchLength, firstPayload;
+        using (var http = s.Server.Http())
+        {
+            var patch = await http.GetByteArrayAsync($"/v1/deltas/{s.Sha1}/{s.Sha2}");
+            patchLength = patch.Length;
+            firstPayload = DeltaHeader.ReadHeaderLength(patch);
+        }
+        // The device loses the network for good after 70 % of the patch (the full file is unreachable too).
+        var offline = new DeltaRecordingHandler { CutFirstDeltaAfterBytes = patchLength * 7 / 10, FailBlobs = true };
+        using (var u1 = Clients.Updater(s.World, s.Server.BaseUrl, "ocr", Clients.Device(4 * Clients.GiB), "x", handler: offline, cacheDir: cache, maxAttempts: 1))
+        {
+            var failed = await u1.UpdateAsync();
+            Assert.Equal(UpdateStatus.Failed, failed.Status);
+            Assert.Equal(s.Sha1, DeliveryWorld.Sha256(u1.GetInstalledModelPath()!));
+        }
+        var state = Assert.Single(Directory.GetDirectories(Path.Combine(cache, "tmp"), "delta-*"));
+        long kept = new FileInfo(Path.Combine(state, "target.part")).Length;
+        Assert.True(kept > 0, "verified pieces should be kept on disk");
+
+        // Later (a new updater, as after an app restart): the patch resumes after the verified pieces.
+        var online = new DeltaRecordingHandler();
+        using var u2 = Clients.Updater(s.World, s.Server.BaseUrl, "ocr", Clients.Device(4 * Clients.GiB), "x", handler: online, cacheDir: cache);
+        var r = await u2.UpdateAsync();
+        Assert.Equal(UpdateStatus.Installed, r.Status);
+        Assert.Equal(s.Sha2, DeliveryWorld.Sha256(r.Current!.Path));
+        var resumed = Assert.Single(online.Deltas());
+        Assert.True(resumed.RangeFrom > firstPayload, $"resumed from {resumed.RangeFrom}, the first payload starts at {firstPayload}");
+        Assert.False(online.Fetched($"/v1/blobs/{s.Sha2}"));
+        Assert.Empty(Directory.GetDirectories(Path.Combine(cache, "tmp"), "delta-*"));
+        output.WriteLine($"{kept:N0} target bytes kept; resumed the {patchLength:N0}-byte patch from byte {resumed.RangeFrom:N0}");
     }
 
     [Fact]
