@@ -25,5 +25,6 @@ root.Subcommands.Add(ServeVerb.Create());
 root.Subcommands.Add(QuantizeVerb.Create());
 root.Subcommands.Add(PalettizeVerb.Create());
 root.Subcommands.Add(PruneVerb.Create());
+root.Subcommands.Add(RolloutVerb.Create());
 root.Subcommands.Add(DeltaVerb.Create());
 return Cli.Invoke(root, args);

@@ -1,11 +1,13 @@
-using System.Buffers.Binary;
+using OnDevice.Formats;
+using OnDevice.Formats.Llama2c;
+using OnDevice.Formats.Llm;
 
 namespace OnDevice.Planning;
 
 /// <summary>
 /// The header of a llama2.c checkpoint (legacy format): 7 int32 — dim, hidden_dim, n_layers, n_heads, n_kv_heads,
 /// vocab_size (negative: the classifier is not shared with the embedding), seq_len — followed by fp32 weights and
-/// the RoPE tables freq_cis_real/imag [seq_len, head_size/2]. The file length is checked against the header.
+/// the RoPE tables freq_cis_real/imag [seq_len, head_size/2]. Reading checks the file length against the header.
 /// </summary>
 public sealed record Llama2cCheckpoint(int Dim, int HiddenDim, int Layers, int Heads, int KvHeads, int VocabSize, bool SharedClassifier, int SeqLen)
 {
@@ -18,34 +20,17 @@ public sealed record Llama2cCheckpoint(int Dim, int HiddenDim, int Layers, int H
     /// <summary>Bytes of the RoPE tables stored after the layer weights (real and imaginary, seq_len × head_size/2 floats each).</summary>
     public long RopeTableBytes => 2L * SeqLen * (HeadSize / 2) * 4;
 
-    /// <summary>Reads and checks the header of <paramref name="path"/>.</summary>
+    /// <summary>
+    /// Reads and checks the header of <paramref name="path"/> with the runtime's reader (<see cref="Llama2cReader"/>),
+    /// so the planner accepts exactly the files the engine loads; its faults become <see cref="PlanningException"/>s.
+    /// </summary>
     public static Llama2cCheckpoint Read(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"checkpoint not found: {path}", path);
-        long length = new FileInfo(path).Length;
-        var header = new byte[HeaderBytes];
-        using (var fs = File.OpenRead(path))
-        {
-            if (length < HeaderBytes || fs.ReadAtLeast(header, HeaderBytes, throwOnEndOfStream: false) < HeaderBytes)
-                throw new PlanningException($"{path}: {length} bytes is too short for a llama2.c checkpoint header ({HeaderBytes} bytes)");
-        }
-        int I(int k) => BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(4 * k));
-        if ((uint)I(0) == 0x616b3432)
-            throw new PlanningException($"{path}: this is a llama2.c export of version {I(1)} (magic 'ak42'); only the legacy format (7 int32 header, fp32 weights) is read here");
-        int vocab = I(5);
-        var ck = new Llama2cCheckpoint(I(0), I(1), I(2), I(3), I(4), Math.Abs(vocab), vocab > 0, I(6));
-        string[] names = ["dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"];
-        for (int k = 0; k < 7; k++)
-            if (I(k) == 0 || (k != 5 && I(k) < 0) || I(k) > 1 << 24)
-                throw new PlanningException($"{path}: header field {names[k]} = {I(k)} is not a plausible size; is this a llama2.c checkpoint?");
-        if (ck.Dim % ck.Heads != 0)
-            throw new PlanningException($"{path}: n_heads {ck.Heads} does not divide dim {ck.Dim}");
-        if (ck.KvHeads > ck.Heads || ck.Heads % ck.KvHeads != 0)
-            throw new PlanningException($"{path}: n_kv_heads {ck.KvHeads} does not divide n_heads {ck.Heads}");
-        long expected = ck.ExpectedFileBytes();
-        if (length != expected)
-            throw new PlanningException($"{path}: the header describes {expected:N0} bytes (header, {ck.ToCost().Parameters:N0} fp32 parameters, RoPE tables) but the file has {length:N0}");
-        return ck;
+        LlamaConfig c;
+        try { c = Llama2cReader.Read(path).Config; }
+        catch (ModelFormatException e) { throw new PlanningException(e.Message); }
+        return new Llama2cCheckpoint(c.Dim, c.HiddenDim, c.Layers, c.Heads, c.KvHeads, c.VocabSize, c.SharedClassifier, c.SeqLen);
     }
 
     /// <summary>The model's shape.</summary>

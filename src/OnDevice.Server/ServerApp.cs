@@ -1,6 +1,8 @@
 using Microsoft.AspNetCore.Diagnostics;
 using OnDevice.Delivery;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using OnDevice.Server.Api;
+using OnDevice.Server.Rollouts;
 using OnDevice.Server.Storage;
 
 namespace OnDevice.Server;
@@ -47,6 +49,10 @@ public static class ServerApp
         builder.Services.AddSingleton(repo);
         builder.Services.AddSingleton<Deltas.DeltaCache>();
         builder.Services.AddHostedService<TimestampRefresher>();
+        builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.TryAddSingleton<IRolloutHealth, NoTelemetryHealth>();
+        builder.Services.AddSingleton<RolloutService>();
+        builder.Services.AddHostedService<RolloutEngine>();
         builder.Services.AddProblemDetails();
 
         var app = builder.Build();
@@ -67,6 +73,8 @@ public static class ServerApp
         app.MapReleasesApi();
         app.MapAuditApi();
         app.MapAdminApi();
+        app.MapRolloutsApi();
+        app.MapAssignApi();
         app.MapDeltasApi();
         return app;
     }

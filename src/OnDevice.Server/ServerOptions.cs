@@ -32,6 +32,9 @@ public sealed record ServerOptions
     /// <summary>Largest blob upload.</summary>
     public long MaxBlobBytes { get; init; } = 8L << 30;
 
+    /// <summary>How often the rollout engine looks at every active rollout (<c>--rollout-tick</c>).</summary>
+    public TimeSpan RolloutTick { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Largest file (old or new) a delta is built for; larger pairs always download in full.</summary>
     public long DeltaMaxFileBytes { get; init; } = 1L << 30;
 

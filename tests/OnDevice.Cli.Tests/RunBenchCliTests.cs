@@ -17,12 +17,12 @@ public class RunBenchCliTests
         var file = doc.RootElement.GetProperty("outputs")[0].GetProperty("file").GetString()!;
         Assert.Equal(Path.Combine(dir.Path, "softmax_11.tmp_0.npy"), file);
 
-        var dict = CtcDecode.LoadDictionary(SampleModels.Companion("paddleocr-rec", "ppocr_keys_v1.txt"));
+        var dict = OnDevice.Evaluation.Tasks.CtcDecoder.LoadDictionary(SampleModels.Companion("paddleocr-rec", "ppocr_keys_v1.txt"));
         var ours = NpyFile.Read(file);
         var ort = NpyFile.Read(c.Outputs[0].File);
         int steps = (int)ours.Dims[1], classes = (int)ours.Dims[2];
-        var text = CtcDecode.Greedy(ours.AsSpan<float>(), steps, classes, dict);
-        Assert.Equal(CtcDecode.Greedy(ort.AsSpan<float>(), steps, classes, dict), text);
+        var text = OnDevice.Evaluation.Tasks.CtcDecoder.Greedy(ours.AsSpan<float>(), steps, classes, dict);
+        Assert.Equal(OnDevice.Evaluation.Tasks.CtcDecoder.Greedy(ort.AsSpan<float>(), steps, classes, dict), text);
         Assert.Equal("Hello World 2026", text);
     }
 

@@ -167,7 +167,7 @@ public class RecognizerTextTests(ITestOutputHelper log)
     {
         var m = TestModels.Sample("paddleocr-rec");
         var cases = ReferenceOutputs.All().Where(c => c.Sample == "paddleocr-rec").ToList();
-        var dict = CtcDecode.LoadDictionary(SampleModels.Companion("paddleocr-rec", "ppocr_keys_v1.txt"));
+        var dict = OnDevice.Evaluation.Tasks.CtcDecoder.LoadDictionary(SampleModels.Companion("paddleocr-rec", "ppocr_keys_v1.txt"));
         using var dir = new TempDir();
         var variants = new (string Name, QuantizeOptions Options)[]
         {
@@ -193,9 +193,9 @@ public class RecognizerTextTests(ITestOutputHelper log)
                 var r = ort[v * cases.Count + i];
                 Assert.Null(r.Error);
                 var y = r.Outputs[0];
-                string text = CtcDecode.Greedy(y.AsSpan<float>(), (int)y.Dims[1], (int)y.Dims[2], dict);
+                string text = OnDevice.Evaluation.Tasks.CtcDecoder.Greedy(y.AsSpan<float>(), (int)y.Dims[1], (int)y.Dims[2], dict);
                 var f = Formats.Npy.NpyFile.Read(cases[i].Outputs[0].File);
-                string reference = CtcDecode.Greedy(f.AsSpan<float>(), (int)f.Dims[1], (int)f.Dims[2], dict);
+                string reference = OnDevice.Evaluation.Tasks.CtcDecoder.Greedy(f.AsSpan<float>(), (int)f.Dims[1], (int)f.Dims[2], dict);
                 if (text == reference) same++;
                 texts.Add(text);
             }

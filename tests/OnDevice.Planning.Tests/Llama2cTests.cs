@@ -58,7 +58,7 @@ public class Llama2cTests
         using var dir = new TempDir();
         var tiny = dir.File("tiny.bin");
         File.WriteAllBytes(tiny, new byte[10]);
-        Assert.Contains("too short for a llama2.c checkpoint header", Assert.Throws<PlanningException>(() => Llama2cCheckpoint.Read(tiny)).Message);
+        Assert.Contains("too short for a llama2.c header", Assert.Throws<PlanningException>(() => Llama2cCheckpoint.Read(tiny)).Message);
 
         var zeros = dir.File("zeros.bin");
         File.WriteAllBytes(zeros, new byte[64]);
@@ -69,6 +69,7 @@ public class Llama2cTests
         File.WriteAllBytes(truncated, header.SelectMany(BitConverter.GetBytes).Concat(new byte[1000]).ToArray());
         var e = Assert.Throws<PlanningException>(() => Llama2cCheckpoint.Read(truncated));
         Assert.Contains("the header describes 1,056,540 bytes", e.Message);
+        Assert.Contains("truncated", e.Message);
         Assert.Contains("but the file has 1,028", e.Message);
 
         var badKv = dir.File("kv.bin");

@@ -69,12 +69,12 @@ public class OrtAgreementTests
     public void Recognizer_DecodesTheSameTextAsOnnxRuntime(int line)
     {
         var (c, outputs) = RunCase($"paddleocr-rec/line{line}");
-        var dict = CtcDecode.LoadDictionary(SampleModels.Companion("paddleocr-rec", "ppocr_keys_v1.txt"));
+        var dict = OnDevice.Evaluation.Tasks.CtcDecoder.LoadDictionary(SampleModels.Companion("paddleocr-rec", "ppocr_keys_v1.txt"));
         var expected = NpyFile.Read(c.Outputs[0].File);
         var actual = outputs[c.Outputs[0].Name];
         int steps = (int)expected.Dims[1], classes = (int)expected.Dims[2];
-        var ortText = CtcDecode.Greedy(expected.AsSpan<float>(), steps, classes, dict);
-        var ourText = CtcDecode.Greedy(actual.AsSpan<float>(), steps, classes, dict);
+        var ortText = OnDevice.Evaluation.Tasks.CtcDecoder.Greedy(expected.AsSpan<float>(), steps, classes, dict);
+        var ourText = OnDevice.Evaluation.Tasks.CtcDecoder.Greedy(actual.AsSpan<float>(), steps, classes, dict);
         Assert.Equal(ortText, ourText);
         Assert.Equal(c.Text!.Replace(" ", ""), ourText.Replace(" ", "")); // and it is the rendered text
     }

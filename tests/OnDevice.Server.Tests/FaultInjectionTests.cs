@@ -132,12 +132,12 @@ public class FaultInjectionTests(ITestOutputHelper output)
         await using var server = await ServerProcess.StartAsync(world.Store(), world.Keys, null, null, "--snapshot-lifetime", "10s");
         var v1 = world.RandomFile("v1.bin", 20_000, 1);
         var pkg = await world.PackAsync("m", "1.0", $"a={v1}");
-        var beforePublish = DateTimeOffset.UtcNow;
         await world.PublishAsync(server, pkg);
+        var afterPublish = DateTimeOffset.UtcNow; // the snapshot was signed before this, so it expires before afterPublish + lifetime
         using var u = Clients.Updater(world, server.BaseUrl, "m", Clients.Device(Clients.GiB), "snap");
         var first = await u.UpdateAsync();
         Assert.True(first.Status == UpdateStatus.Installed, $"{first.Status}: {first.Error}");
-        var wait = beforePublish + lifetime + TimeSpan.FromSeconds(2) - DateTimeOffset.UtcNow;
+        var wait = afterPublish + lifetime + TimeSpan.FromSeconds(1) - DateTimeOffset.UtcNow;
         if (wait > TimeSpan.Zero) await Task.Delay(wait);
         var r = await u.UpdateAsync();
         Assert.Equal(UpdateStatus.Failed, r.Status);
