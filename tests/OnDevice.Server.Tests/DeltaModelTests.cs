@@ -76,6 +76,33 @@ public class DeltaModelTests(DeltaPairs pairs, ITestOutputHelper output) : IClas
     }
 
     [Fact]
+    public void Layout_of_damaged_files_never_throws_and_stays_inside_the_file()
+    {
+        var good = File.ReadAllBytes(SampleModels.Path("paddleocr-cls"));
+        var rng = new Random(8);
+        int unknown = 0;
+        for (int i = 0; i < 400; i++)
+        {
+            var b = (byte[])good.Clone();
+            if (i % 3 == 0) b = b[..rng.Next(b.Length)];
+            else for (int k = rng.Next(1, 20); k > 0; k--) b[rng.Next(b.Length)] = (byte)rng.Next(256);
+            var map = TensorLayout.Locate(b);
+            if (map.Kind == TensorFileKind.Unknown) { unknown++; continue; }
+            Assert.All(map.Tensors, t => Assert.True(t.Offset >= 0 && t.Length > 0 && t.Offset + t.Length <= b.Length, $"{t.Key} [{t.Offset}, +{t.Length}) outside {b.Length}"));
+            Assert.Equal(map.Tensors.Count, map.Tensors.Select(t => t.Key).Distinct().Count());
+        }
+        Assert.True(unknown > 0);
+        Assert.Equal(TensorFileKind.Unknown, TensorLayout.Locate(DeltaPatchTestsBytes()).Kind);
+    }
+
+    private static byte[] DeltaPatchTestsBytes()
+    {
+        var b = new byte[10_000];
+        new Random(3).NextBytes(b);
+        return b;
+    }
+
+    [Fact]
     public void Quantized_models_keep_their_weights_in_initializers_and_the_layout_finds_them()
     {
         var bytes = File.ReadAllBytes(pairs.Requantized.V1);
