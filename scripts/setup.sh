@@ -14,6 +14,8 @@ packages+=(chromium) # headless browser for the HTML report test (ondevice compa
 packages+=(postgresql)
 # The delivery load bench (bench/OnDevice.Bench.Delivery/run.sh) drives the server with wrk.
 packages+=(wrk)
+# The delta bench (bench/delta/run.sh) compares its patches with zstd --patch-from (the peer).
+packages+=(zstd)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

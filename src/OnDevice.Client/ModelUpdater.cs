@@ -45,6 +45,8 @@ public sealed record ModelUpdaterOptions
     public string? InstallId { get; init; }
     /// <summary>Rollout channel (null: the server's default, <c>stable</c>).</summary>
     public string? Channel { get; init; }
+    /// <summary>Ask the server for a patch from the installed version before downloading a whole file.</summary>
+    public bool UseDeltas { get; init; } = true;
 }
 
 /// <summary>What <see cref="ModelUpdater.CheckAsync"/> found.</summary>
@@ -122,7 +124,11 @@ public sealed class ModelUpdater : IDisposable
         Server = baseUri;
         Directory.CreateDirectory(options.CacheDirectory);
         _trust = new TrustUpdater(new HttpMetadataSource(_http, baseUri), new FileTrustStore(Path.Combine(options.CacheDirectory, "trust")), options.TrustedRoot, options.Limits, options.Time);
+        Deltas = new DeltaDownloader(_http, baseUri, options.CacheDirectory, options.MaxAttempts, options.InitialBackoff);
     }
+
+    /// <summary>Patch downloads (used before a full download when <see cref="ModelUpdaterOptions.UseDeltas"/> is on).</summary>
+    public DeltaDownloader Deltas { get; }
 
     /// <summary>The server base URL.</summary>
     public Uri Server { get; }
@@ -166,7 +172,8 @@ public sealed class ModelUpdater : IDisposable
                 var current = GetInstalledModel();
                 return new UpdateResult(current?.Path != before?.Path ? UpdateStatus.Switched : UpdateStatus.UpToDate, current, choice, null);
             }
-            var part = await DownloadAsync(choice, progress, cancellationToken).ConfigureAwait(false);
+            var part = (_o.UseDeltas ? await Deltas.TryAsync(choice, GetInstalledModel(), progress, cancellationToken).ConfigureAwait(false) : null)
+                ?? await DownloadAsync(choice, progress, cancellationToken).ConfigureAwait(false);
             var installed = Install(choice, part);
             DownloadFinished?.Invoke(this, new DownloadEventArgs(choice.Path, choice.File.Length, choice.File.Length));
             return new UpdateResult(UpdateStatus.Installed, installed, choice, null);

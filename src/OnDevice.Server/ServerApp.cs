@@ -47,6 +47,7 @@ public static class ServerApp
         builder.Services.AddSingleton(store);
         builder.Services.AddSingleton(blobs);
         builder.Services.AddSingleton(repo);
+        builder.Services.AddSingleton<Deltas.DeltaCache>();
         builder.Services.AddHostedService<TimestampRefresher>();
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.TryAddSingleton<IRolloutHealth, NoTelemetryHealth>();
@@ -77,6 +78,7 @@ public static class ServerApp
         app.MapRolloutsApi();
         app.MapAssignApi();
         app.MapTelemetryApi();
+        app.MapDeltasApi();
         return app;
     }
 

@@ -43,6 +43,11 @@ public sealed record ServerOptions
 
     /// <summary>Settings of the telemetry guards (significance level, minimum reports and samples).</summary>
     public OnDevice.Delivery.Guards.GuardOptions Guards { get; init; } = OnDevice.Delivery.Guards.GuardOptions.Default;
+    /// <summary>Largest file (old or new) a delta is built for; larger pairs always download in full.</summary>
+    public long DeltaMaxFileBytes { get; init; } = 1L << 30;
+
+    /// <summary>Least fraction a patch must save (against the full file and the target compressed alone) to be offered.</summary>
+    public double DeltaMinSaving { get; init; } = 0.1;
 
     /// <summary>Parses durations like 90s, 15m, 12h, 7d (or a TimeSpan).</summary>
     public static TimeSpan ParseDuration(string s)
