@@ -43,6 +43,7 @@ public sealed record ServerOptions
 
     /// <summary>Settings of the telemetry guards (significance level, minimum reports and samples).</summary>
     public OnDevice.Delivery.Guards.GuardOptions Guards { get; init; } = OnDevice.Delivery.Guards.GuardOptions.Default;
+
     /// <summary>Largest file (old or new) a delta is built for; larger pairs always download in full.</summary>
     public long DeltaMaxFileBytes { get; init; } = 1L << 30;
 
