@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Diagnostics;
 using OnDevice.Delivery;
 using OnDevice.Server.Api;
+using OnDevice.Server.Dashboard;
 using OnDevice.Server.Storage;
 
 namespace OnDevice.Server;
@@ -66,6 +67,7 @@ public static class ServerApp
         app.MapReleasesApi();
         app.MapAuditApi();
         app.MapAdminApi();
+        app.MapDashboard();
         return app;
     }
 
