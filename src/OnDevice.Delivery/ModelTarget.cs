@@ -152,6 +152,11 @@ public sealed record DeviceDescription
     public IReadOnlyList<string> Accelerators { get; init; } = [];
     /// <summary>Device model identifier (e.g. Pixel 8).</summary>
     public string? DeviceModel { get; init; }
+    /// <summary>
+    /// Device class for rollouts and telemetry (e.g. <c>ram&gt;=8GB</c>, <c>old-phones</c>); when null the server
+    /// derives one from RAM with <see cref="DeviceClasses.Of"/>.
+    /// </summary>
+    public string? DeviceClass { get; init; }
 
     /// <summary>JSON form (snake_case), as sent to the resolve endpoint.</summary>
     public JsonObject ToJson()
@@ -164,6 +169,7 @@ public sealed record DeviceDescription
         o["cpu_features"] = Json.ToArray(CpuFeatures);
         o["accelerators"] = Json.ToArray(Accelerators);
         if (DeviceModel is not null) o["device_model"] = DeviceModel;
+        if (DeviceClass is not null) o["device_class"] = DeviceClass;
         return o;
     }
 
@@ -179,6 +185,7 @@ public sealed record DeviceDescription
         CpuFeatures = Json.StrList(o, "cpu_features"),
         Accelerators = Json.StrList(o, "accelerators"),
         DeviceModel = Json.OptStr(o, "device_model"),
+        DeviceClass = DeviceClasses.Validate(Json.OptStr(o, "device_class")),
     };
 }
 

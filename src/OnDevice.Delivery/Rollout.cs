@@ -9,12 +9,18 @@ public sealed record RolloutStage(TimeSpan After, int BasisPoints)
 {
     /// <inheritdoc/>
     public override string ToString() =>
-        string.Create(CultureInfo.InvariantCulture, $"{BasisPoints / 100.0:0.##}%@{After.TotalHours:0.##}h");
+        string.Create(CultureInfo.InvariantCulture, $"{BasisPoints / 100.0:0.##}%@{FormatAfter(After)}");
+
+    /// <summary>Hours when whole-ish hours (the historical form), else minutes, else seconds: 24h, 30m, 20s.</summary>
+    private static string FormatAfter(TimeSpan t) =>
+        t == TimeSpan.Zero || t.TotalHours * 100 == Math.Floor(t.TotalHours * 100) ? string.Create(CultureInfo.InvariantCulture, $"{t.TotalHours:0.##}h")
+        : t.TotalMinutes == Math.Floor(t.TotalMinutes) ? string.Create(CultureInfo.InvariantCulture, $"{t.TotalMinutes:0}m")
+        : string.Create(CultureInfo.InvariantCulture, $"{t.TotalSeconds:0.###}s");
 }
 
 /// <summary>
 /// A rollout schedule such as <c>1%@0h, 10%@24h, 50%@72h, 100%@168h</c>: stage fractions never decrease and stage
-/// times strictly increase, starting at 0h. (Groundwork for staged rollouts; the server does not use it yet.)
+/// times strictly increase, starting at 0. Times take s, m, h or d (<c>1%@0s, 10%@20s, 100%@40s</c> for simulations).
 /// </summary>
 public sealed class RolloutSchedule
 {
@@ -26,7 +32,7 @@ public sealed class RolloutSchedule
     /// <summary>Apple-style phased release: 1, 2, 5, 10, 20, 50, 100 % on days 0–6.</summary>
     public static RolloutSchedule ApplePhased { get; } = Parse("1%@0d, 2%@1d, 5%@2d, 10%@3d, 20%@4d, 50%@5d, 100%@6d");
 
-    /// <summary>Parses <c>P%@T</c> items separated by commas; T in h or d (e.g. 24h, 7d).</summary>
+    /// <summary>Parses <c>P%@T</c> items separated by commas; T in s, m, h or d (e.g. 20s, 15m, 24h, 7d).</summary>
     /// <exception cref="FormatException">Malformed, decreasing fractions, or times not strictly increasing from 0.</exception>
     public static RolloutSchedule Parse(string text)
     {
@@ -41,17 +47,20 @@ public sealed class RolloutSchedule
             if (bp != decimal.Truncate(bp)) throw new FormatException($"rollout stage '{raw}': at most two decimals in the percentage");
             var t = at[1];
             if (t.Length < 2 || !double.TryParse(t[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out var n) || n < 0)
-                throw new FormatException($"rollout stage '{raw}': the time must be hours or days, e.g. 24h or 7d");
+                throw new FormatException($"rollout stage '{raw}': the time must be seconds, minutes, hours or days, e.g. 20s, 15m, 24h or 7d");
+            if (!double.IsFinite(n) || n > 100_000) throw new FormatException($"rollout stage '{raw}': the time {t} is out of range");
             var after = t[^1] switch
             {
+                's' => TimeSpan.FromSeconds(n),
+                'm' => TimeSpan.FromMinutes(n),
                 'h' => TimeSpan.FromHours(n),
                 'd' => TimeSpan.FromDays(n),
-                _ => throw new FormatException($"rollout stage '{raw}': the time must end in h or d"),
+                _ => throw new FormatException($"rollout stage '{raw}': the time must end in s, m, h or d"),
             };
             stages.Add(new RolloutStage(after, (int)bp));
         }
         if (stages.Count == 0) throw new FormatException("a rollout schedule needs at least one stage");
-        if (stages[0].After != TimeSpan.Zero) throw new FormatException($"the first rollout stage must start at 0h, not {stages[0]}");
+        if (stages[0].After != TimeSpan.Zero) throw new FormatException($"the first rollout stage must start at 0 (e.g. 1%@0h), not {stages[0]}");
         for (int i = 1; i < stages.Count; i++)
         {
             if (stages[i].After <= stages[i - 1].After) throw new FormatException($"rollout stage {stages[i]} must come after {stages[i - 1]}");

@@ -1,7 +1,9 @@
 using Microsoft.AspNetCore.Diagnostics;
 using OnDevice.Delivery;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using OnDevice.Server.Api;
 using OnDevice.Server.Dashboard;
+using OnDevice.Server.Rollouts;
 using OnDevice.Server.Storage;
 
 namespace OnDevice.Server;
@@ -47,6 +49,10 @@ public static class ServerApp
         builder.Services.AddSingleton(blobs);
         builder.Services.AddSingleton(repo);
         builder.Services.AddHostedService<TimestampRefresher>();
+        builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.TryAddSingleton<IRolloutHealth, NoTelemetryHealth>();
+        builder.Services.AddSingleton<RolloutService>();
+        builder.Services.AddHostedService<RolloutEngine>();
         builder.Services.AddProblemDetails();
 
         var app = builder.Build();
@@ -68,6 +74,8 @@ public static class ServerApp
         app.MapAuditApi();
         app.MapAdminApi();
         app.MapDashboard();
+        app.MapRolloutsApi();
+        app.MapAssignApi();
         return app;
     }
 

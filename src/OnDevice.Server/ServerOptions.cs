@@ -32,6 +32,9 @@ public sealed record ServerOptions
     /// <summary>Largest blob upload.</summary>
     public long MaxBlobBytes { get; init; } = 8L << 30;
 
+    /// <summary>How often the rollout engine looks at every active rollout (<c>--rollout-tick</c>).</summary>
+    public TimeSpan RolloutTick { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Parses durations like 90s, 15m, 12h, 7d (or a TimeSpan).</summary>
     public static TimeSpan ParseDuration(string s)
     {

@@ -15,6 +15,43 @@ public class RolloutTests
         Assert.Equal("0.5%@0h, 100%@48h", RolloutSchedule.Parse("0.5%@0h,100%@2d").ToString());
     }
 
+    [Fact]
+    public void Seconds_and_minutes_schedule_simulations_and_round_trip()
+    {
+        var s = RolloutSchedule.Parse("1%@0s, 10%@20s, 100%@40s");
+        Assert.Equal([TimeSpan.Zero, TimeSpan.FromSeconds(20), TimeSpan.FromSeconds(40)], s.Stages.Select(x => x.After));
+        Assert.Equal(100, s.StageAt(TimeSpan.FromSeconds(19.9))!.BasisPoints);
+        Assert.Equal(1000, s.StageAt(TimeSpan.FromSeconds(20))!.BasisPoints);
+        Assert.Equal("1%@0h, 10%@20s, 100%@40s", s.ToString());
+        Assert.Equal(s.Stages, RolloutSchedule.Parse(s.ToString()).Stages);
+        var m = RolloutSchedule.Parse("5%@0m, 50%@15m, 100%@90m");
+        Assert.Equal(TimeSpan.FromMinutes(90), m.Stages[2].After);
+        Assert.Equal(m.Stages, RolloutSchedule.Parse(m.ToString()).Stages);
+        Assert.Equal(RolloutSchedule.ApplePhased.Stages, RolloutSchedule.Parse(RolloutSchedule.ApplePhased.ToString()).Stages);
+    }
+
+    [Fact]
+    public void Device_class_is_named_or_derived_from_ram()
+    {
+        const long GiB = 1L << 30;
+        Assert.Equal("ram<4GB", DeviceClasses.Of(new DeviceDescription { RamBytes = 3 * GiB }));
+        Assert.Equal("ram<4GB", DeviceClasses.Of(new DeviceDescription()));
+        Assert.Equal("ram4-8GB", DeviceClasses.Of(new DeviceDescription { RamBytes = 4 * GiB }));
+        Assert.Equal("ram4-8GB", DeviceClasses.Of(new DeviceDescription { RamBytes = 8 * GiB - 1 }));
+        Assert.Equal("ram>=8GB", DeviceClasses.Of(new DeviceDescription { RamBytes = 8 * GiB }));
+        Assert.Equal("old-phones", DeviceClasses.Of(new DeviceDescription { RamBytes = 12 * GiB, DeviceClass = "old-phones" }));
+
+        var d = new DeviceDescription { RamBytes = 6 * GiB, DeviceClass = "pixel-6" };
+        var back = DeviceDescription.FromJson(d.ToJson());
+        Assert.Equal("pixel-6", back.DeviceClass);
+        Assert.Equal("pixel-6", d.ToJson()["device_class"]!.GetValue<string>());
+        Assert.False(new DeviceDescription { RamBytes = 1 }.ToJson().ContainsKey("device_class"));
+        Assert.Null(DeviceDescription.FromJson(new DeviceDescription().ToJson()).DeviceClass);
+        Assert.Throws<MalformedMetadataException>(() => DeviceDescription.FromJson(new System.Text.Json.Nodes.JsonObject { ["device_class"] = "has space" }));
+        Assert.Throws<MalformedMetadataException>(() => DeviceDescription.FromJson(new System.Text.Json.Nodes.JsonObject { ["device_class"] = "" }));
+        Assert.Throws<MalformedMetadataException>(() => DeviceDescription.FromJson(new System.Text.Json.Nodes.JsonObject { ["device_class"] = 3 }));
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("10%@1h")]
@@ -25,6 +62,10 @@ public class RolloutTests
     [InlineData("10@0h")]
     [InlineData("10%@3w")]
     [InlineData("0.001%@0h")]
+    [InlineData("10%@0x")]
+    [InlineData("10%@0s, 20%@0m")]
+    [InlineData("10%@0s, 20%@Infinitys")]
+    [InlineData("10%@-1s")]
     public void Rejects_malformed_schedules(string text) => Assert.Throws<FormatException>(() => RolloutSchedule.Parse(text));
 
     [Fact]

@@ -17,9 +17,11 @@ public static class ServeVerb
         var tsLife = new Option<string>("--timestamp-lifetime") { Description = "Lifetime of each timestamp (e.g. 1d, 2h, 30s)", DefaultValueFactory = _ => "1d" };
         var snapLife = new Option<string>("--snapshot-lifetime") { Description = "Lifetime of each snapshot", DefaultValueFactory = _ => "7d" };
         var tsCache = new Option<string>("--timestamp-cache") { Description = "How long the current timestamp is served from memory before asking the database again (0 = every request)", DefaultValueFactory = _ => "1s" };
+        var rolloutTick = new Option<string>("--rollout-tick") { Description = "How often the rollout engine checks schedules and health (e.g. 30s, 1s)", DefaultValueFactory = _ => "30s" };
         var cmd = new Command("serve", "Run the model delivery server: signed metadata, content-addressed blobs with ranges, publish/list/resolve/audit APIs")
         {
             store, keys, db, urls, tokenFile, tsLife, snapLife, tsCache,
+            rolloutTick,
         };
         cmd.SetAction(r =>
         {
@@ -36,6 +38,7 @@ public static class ServeVerb
                     TimestampLifetime = ServerOptions.ParseDuration(r.GetValue(tsLife)!),
                     SnapshotLifetime = ServerOptions.ParseDuration(r.GetValue(snapLife)!),
                     TimestampCache = r.GetValue(tsCache) is "0" or "0s" ? TimeSpan.Zero : ServerOptions.ParseDuration(r.GetValue(tsCache)!),
+                    RolloutTick = ServerOptions.ParseDuration(r.GetValue(rolloutTick)!),
                 };
             }
             catch (FormatException e) { throw new CliException(e.Message); }
