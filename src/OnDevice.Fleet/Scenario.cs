@@ -48,7 +48,7 @@ public sealed record LatencyProfile
     /// <inheritdoc/>
     public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"p50 {P50Ms:0.##} ms, p99 {P99Ms:0.##} ms");
 
-    /// <summary>Inverse of the standard normal CDF (Acklam's rational approximation, |error| &lt; 1.2e-9 after one Newton step).</summary>
+    /// <summary>Inverse of the standard normal CDF (Acklam's rational approximation, relative error &lt; 1.2e-9).</summary>
     public static double Probit(double p)
     {
         if (!(p > 0 && p < 1)) throw new ArgumentOutOfRangeException(nameof(p), "p must lie strictly between 0 and 1");
@@ -73,18 +73,7 @@ public sealed record LatencyProfile
             double q = Math.Sqrt(-2 * Math.Log(1 - p));
             x = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
         }
-        // One Newton step on Φ(x) − p with Φ from erfc.
-        double e = 0.5 * Erfc(-x / Math.Sqrt(2)) - p;
-        double u = e * Math.Sqrt(2 * Math.PI) * Math.Exp(x * x / 2);
-        return x - u / (1 + x * u / 2);
-    }
-
-    /// <summary>Complementary error function (Numerical Recipes' Chebyshev fit, relative error &lt; 1.2e-7).</summary>
-    private static double Erfc(double x)
-    {
-        double z = Math.Abs(x), t = 1 / (1 + 0.5 * z);
-        double r = t * Math.Exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
-        return x >= 0 ? r : 2 - r;
+        return x;
     }
 }
 
