@@ -26,4 +26,5 @@ root.Subcommands.Add(ServeVerb.Create());
 root.Subcommands.Add(QuantizeVerb.Create());
 root.Subcommands.Add(PalettizeVerb.Create());
 root.Subcommands.Add(PruneVerb.Create());
+root.Subcommands.Add(RolloutVerb.Create());
 return Cli.Invoke(root, args);

@@ -39,6 +39,12 @@ public sealed record ModelUpdaterOptions
     public TimeProvider Time { get; init; } = TimeProvider.System;
     /// <summary>Metadata size limits.</summary>
     public SizeLimits Limits { get; init; } = SizeLimits.Default;
+    /// <summary>Follow the server's staged rollouts (<c>POST /v1/assign/{model}</c>); the choice is still verified through TUF.</summary>
+    public bool FollowRollouts { get; init; } = true;
+    /// <summary>Stable install id deciding the rollout cohort (null: a random one kept in the cache directory).</summary>
+    public string? InstallId { get; init; }
+    /// <summary>Rollout channel (null: the server's default, <c>stable</c>).</summary>
+    public string? Channel { get; init; }
 }
 
 /// <summary>What <see cref="ModelUpdater.CheckAsync"/> found.</summary>
@@ -55,6 +61,10 @@ public enum UpdateStatus
     NoCompatibleVariant,
     /// <summary>Something failed; the previous verified model stays in use.</summary>
     Failed,
+    /// <summary>The rollout assigns no version to this device yet; the current model (if any) stays in use.</summary>
+    NotAssigned,
+    /// <summary>An already verified cached version became current without a download (e.g. returning to the last good version).</summary>
+    Switched,
 }
 
 /// <summary>Result of <see cref="ModelUpdater.UpdateAsync"/>; on failure <see cref="Current"/> is what keeps being served.</summary>
@@ -103,6 +113,8 @@ public sealed class ModelUpdater : IDisposable
         try { TargetsNames.ValidateSegment("model name", options.Model); }
         catch (MalformedMetadataException e) { throw new ArgumentException(e.Message, nameof(options)); }
         if (options.Bundled is { } b && !BlobLike(b.Sha256)) throw new ArgumentException("Bundled.Sha256 must be 64 lowercase hex digits", nameof(options));
+        if (options.InstallId is { } id && (id.Length is < 8 or > 128 || id.Any(ch => ch <= ' ' || ch > '~')))
+            throw new ArgumentException("InstallId must be 8-128 printable ASCII characters", nameof(options));
         _o = options;
         _ownsHttp = options.Http is null;
         _http = options.Http ?? new HttpClient { Timeout = TimeSpan.FromMinutes(10) };
@@ -127,7 +139,7 @@ public sealed class ModelUpdater : IDisposable
     /// <summary>Refreshes trusted metadata and reports whether a better variant than the installed one exists.</summary>
     public async Task<UpdateCheck> CheckAsync(CancellationToken cancellationToken = default)
     {
-        var choice = await ResolveAsync(cancellationToken).ConfigureAwait(false);
+        var (choice, _) = await ResolveAsync(cancellationToken).ConfigureAwait(false);
         var installed = GetInstalledModel();
         bool available = choice is not null && !IsInstalled(choice);
         return new UpdateCheck(available, installed, choice);
@@ -143,9 +155,16 @@ public sealed class ModelUpdater : IDisposable
         VariantChoice? choice = null;
         try
         {
-            choice = await ResolveAsync(cancellationToken).ConfigureAwait(false);
-            if (choice is null) return new UpdateResult(UpdateStatus.NoCompatibleVariant, GetInstalledModel(), null, null);
-            if (IsInstalled(choice)) return new UpdateResult(UpdateStatus.UpToDate, GetInstalledModel(), choice, null);
+            var before = GetInstalledModel();
+            (choice, var assignment) = await ResolveAsync(cancellationToken).ConfigureAwait(false);
+            if (assignment is not null) RolloutAssignments.Save(_o.CacheDirectory, assignment); // the version to prefer from now on
+            if (choice is null)
+                return new UpdateResult(assignment is { Unrestricted: false, Version: null } ? UpdateStatus.NotAssigned : UpdateStatus.NoCompatibleVariant, GetInstalledModel(), null, null);
+            if (IsInstalled(choice))
+            {
+                var current = GetInstalledModel();
+                return new UpdateResult(current?.Path != before?.Path ? UpdateStatus.Switched : UpdateStatus.UpToDate, current, choice, null);
+            }
             var part = await DownloadAsync(choice, progress, cancellationToken).ConfigureAwait(false);
             var installed = Install(choice, part);
             DownloadFinished?.Invoke(this, new DownloadEventArgs(choice.Path, choice.File.Length, choice.File.Length));
@@ -170,12 +189,16 @@ public sealed class ModelUpdater : IDisposable
     /// <summary>Path of the newest local model whose bytes verify (installed or bundled), or null.</summary>
     public string? GetInstalledModelPath() => GetInstalledModel()?.Path;
 
-    /// <summary>The newest local model whose bytes verify against its pinned hash, or null.</summary>
+    /// <summary>
+    /// The local model in use: the version the rollout last assigned if a verified copy is here, else the newest local
+    /// model whose bytes verify against its pinned hash, or null.
+    /// </summary>
     public InstalledModel? GetInstalledModel()
     {
         var all = ReadManifest().ToList();
         if (_o.Bundled is { } b) all.Add(new InstalledModel(_o.Model, b.Version, b.Variant, b.Path, b.Sha256, -1, DateTimeOffset.MinValue, Bundled: true));
-        foreach (var m in all.OrderByDescending(m => m.Version, ModelVersion.Comparer).ThenByDescending(m => m.InstalledAt))
+        var assigned = _o.FollowRollouts && RolloutAssignments.Load(_o.CacheDirectory) is { Unrestricted: false, Version: { } v } ? v : null;
+        foreach (var m in all.OrderByDescending(m => m.Version == assigned).ThenByDescending(m => m.Version, ModelVersion.Comparer).ThenByDescending(m => m.InstalledAt))
             if (Verifies(m)) return m;
         return null;
     }
@@ -191,11 +214,18 @@ public sealed class ModelUpdater : IDisposable
         _gate.Dispose();
     }
 
-    private async Task<VariantChoice?> ResolveAsync(CancellationToken ct)
+    private async Task<(VariantChoice? Choice, RolloutAssignment? Assignment)> ResolveAsync(CancellationToken ct)
     {
         var set = await _trust.RefreshAsync(ct).ConfigureAwait(false);
         var releases = await _trust.LoadReleasesAsync(set, _o.Model, ct).ConfigureAwait(false);
-        return VariantSelector.Select(releases, _o.Model, _o.Device);
+        if (!_o.FollowRollouts) return (VariantSelector.Select(releases, _o.Model, _o.Device), null);
+        var request = new AssignmentRequest
+        {
+            InstallId = RolloutAssignments.InstallId(_o.CacheDirectory, _o.InstallId), Channel = _o.Channel,
+            InstalledVersion = GetInstalledModel()?.Version, Device = _o.Device,
+        };
+        var assignment = await RolloutAssignments.FetchAsync(_http, Server, _o.Model, request, _o.CacheDirectory, ct).ConfigureAwait(false);
+        return (RolloutAssignments.Select(releases, _o.Model, _o.Device, assignment), assignment);
     }
 
     private bool IsInstalled(VariantChoice c) =>
@@ -339,10 +369,12 @@ public sealed class ModelUpdater : IDisposable
         var entry = new InstalledModel(_o.Model, c.Target.Version, c.Target.Variant, final, c.File.Sha256, c.File.Length, _o.Time.GetUtcNow());
         var list = ReadManifest().Where(m => m.Path != final).Append(entry)
             .OrderByDescending(m => m.Version, ModelVersion.Comparer).ThenByDescending(m => m.InstalledAt).ToList();
-        var keep = list.Take(_o.KeepVersions).ToList();
+        // The entry just installed is always kept, also when it is older than the others (a return to the last good version).
+        var keep = list.Where(m => m.Path == final).Concat(list.Where(m => m.Path != final).Take(_o.KeepVersions - 1))
+            .OrderByDescending(m => m.Version, ModelVersion.Comparer).ThenByDescending(m => m.InstalledAt).ToList();
         try { FileUtil.WriteAtomic(Path.Combine(_o.CacheDirectory, ManifestFile), JsonSerializer.SerializeToUtf8Bytes(keep)); }
         catch (IOException e) { throw new CacheWriteException($"cannot record the installed model: {e.Message}", e); }
-        foreach (var old in list.Skip(_o.KeepVersions))
+        foreach (var old in list)
         {
             if (keep.Any(k => k.Path == old.Path)) continue;
             try { File.Delete(old.Path); } catch (IOException) { }
