@@ -53,6 +53,8 @@ public static class ServerApp
         builder.Services.TryAddSingleton<IRolloutHealth, NoTelemetryHealth>();
         builder.Services.AddSingleton<RolloutService>();
         builder.Services.AddHostedService<RolloutEngine>();
+        builder.Services.AddSingleton<OnDevice.Server.Telemetry.TelemetryRateLimiter>();
+        builder.Services.AddSingleton<OnDevice.Server.Rollouts.IRolloutHealth, OnDevice.Server.Rollouts.TelemetryHealth>();
         builder.Services.AddProblemDetails();
 
         var app = builder.Build();
@@ -76,6 +78,7 @@ public static class ServerApp
         app.MapDashboard();
         app.MapRolloutsApi();
         app.MapAssignApi();
+        app.MapTelemetryApi();
         return app;
     }
 

@@ -35,6 +35,15 @@ public sealed record ServerOptions
     /// <summary>How often the rollout engine looks at every active rollout (<c>--rollout-tick</c>).</summary>
     public TimeSpan RolloutTick { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>Telemetry batches accepted per install id per minute (also the burst size).</summary>
+    public int TelemetryBatchesPerMinute { get; init; } = 60;
+
+    /// <summary>Telemetry batches accepted per second by the whole server (also the burst size).</summary>
+    public int TelemetryBatchesPerSecond { get; init; } = 2000;
+
+    /// <summary>Settings of the telemetry guards (significance level, minimum reports and samples).</summary>
+    public OnDevice.Delivery.Guards.GuardOptions Guards { get; init; } = OnDevice.Delivery.Guards.GuardOptions.Default;
+
     /// <summary>Parses durations like 90s, 15m, 12h, 7d (or a TimeSpan).</summary>
     public static TimeSpan ParseDuration(string s)
     {

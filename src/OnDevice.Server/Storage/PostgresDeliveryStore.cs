@@ -41,5 +41,9 @@ public sealed class PostgresDeliveryStore : SqlDeliveryStore
     }
 
     /// <inheritdoc/>
+    protected override async Task<DbTransaction> BeginTelemetryWriteAsync(DbConnection connection, CancellationToken cancellationToken) =>
+        await connection.BeginTransactionAsync(System.Data.IsolationLevel.ReadCommitted, cancellationToken);
+
+    /// <inheritdoc/>
     public override async ValueTask DisposeAsync() => await _dataSource.DisposeAsync();
 }
