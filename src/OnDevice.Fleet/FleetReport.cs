@@ -4,12 +4,13 @@ namespace OnDevice.Fleet;
 /// <param name="Tick">0-based tick number.</param>
 /// <param name="Seconds">Seconds since the start.</param>
 /// <param name="Versions">Per device class: how many devices run each version (<c>none</c>: nothing installed yet).</param>
-/// <param name="Installs">Installs so far (all devices).</param>
+/// <param name="Installs">Downloads installed so far (all devices).</param>
+/// <param name="Switches">Switches to an already cached version so far (e.g. returning to the last good version).</param>
 /// <param name="FailedUpdates">Update attempts that failed so far (network failures, mostly).</param>
 /// <param name="Requests">HTTP requests sent so far.</param>
 /// <param name="NetworkFailures">Requests failed by the injected network faults so far.</param>
 /// <param name="Rollout">The server's rollout state, when observed.</param>
-public sealed record FleetTick(int Tick, double Seconds, IReadOnlyDictionary<string, IReadOnlyDictionary<string, int>> Versions, int Installs, int FailedUpdates,
+public sealed record FleetTick(int Tick, double Seconds, IReadOnlyDictionary<string, IReadOnlyDictionary<string, int>> Versions, int Installs, int Switches, int FailedUpdates,
     long Requests, long NetworkFailures, RolloutSnapshot? Rollout)
 {
     /// <summary>Devices of <paramref name="deviceClass"/> running <paramref name="version"/>.</summary>
@@ -21,6 +22,8 @@ public sealed record FleetTick(int Tick, double Seconds, IReadOnlyDictionary<str
 
 /// <summary>The server's view of the rollout being simulated.</summary>
 /// <param name="Id">Rollout id.</param>
+/// <param name="Candidate">The version being rolled out.</param>
+/// <param name="Baseline">The last good version it is compared against.</param>
 /// <param name="Status">active, paused, completed, aborted or rolled-back.</param>
 /// <param name="Stage">0-based stage.</param>
 /// <param name="StageCount">Stages in the schedule.</param>
@@ -28,7 +31,7 @@ public sealed record FleetTick(int Tick, double Seconds, IReadOnlyDictionary<str
 /// <param name="Classes">Device classes that left the active state: class → state (paused, rolled-back).</param>
 /// <param name="Cohorts">Devices the server assigned, per class: in the cohort / total.</param>
 /// <param name="Decisions">The server's most recent decisions, newest first (kind, class, reason).</param>
-public sealed record RolloutSnapshot(long Id, string Status, int Stage, int StageCount, double Percent, IReadOnlyDictionary<string, string> Classes,
+public sealed record RolloutSnapshot(long Id, string Candidate, string? Baseline, string Status, int Stage, int StageCount, double Percent, IReadOnlyDictionary<string, string> Classes,
     IReadOnlyDictionary<string, CohortSize> Cohorts, IReadOnlyList<RolloutDecisionSummary> Decisions);
 
 /// <summary>Devices of one class assigned by the server.</summary>

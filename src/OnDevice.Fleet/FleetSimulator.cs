@@ -50,8 +50,10 @@ public sealed record FleetOptions
     public int Seed { get; init; } = 1;
     /// <summary>Creates each device's updater (default: <see cref="ModelUpdater"/> with the device's cache and the shared client).</summary>
     public Func<DeviceContext, ModelUpdater>? UpdaterFactory { get; init; }
-    /// <summary>Creates each device's telemetry sink (null: the device reports nothing to the server).</summary>
+    /// <summary>Creates each device's telemetry sink (default: the real <see cref="TelemetryReporter"/> to the server; return null for none).</summary>
     public Func<DeviceContext, IDeviceTelemetry?>? TelemetryFactory { get; init; }
+    /// <summary>False: devices send no telemetry.</summary>
+    public bool ReportTelemetry { get; init; } = true;
     /// <summary>Reads the server-side rollout state after each tick (null: not observed).</summary>
     public Func<CancellationToken, Task<RolloutSnapshot?>>? Observer { get; init; }
     /// <summary>Ends the run early when it returns true for a tick.</summary>
@@ -152,9 +154,10 @@ public sealed class FleetSimulator
                 var updater = _o.UpdaterFactory?.Invoke(ctx) ?? new ModelUpdater(new ModelUpdaterOptions
                 {
                     Server = _o.Server, Model = _o.Model, CacheDirectory = Path.Combine(ctx.CacheDirectory, "models"), TrustedRoot = _o.TrustedRoot,
-                    Device = device, Http = http, MaxAttempts = 2, InitialBackoff = TimeSpan.FromMilliseconds(50),
+                    Device = device, Http = http, MaxAttempts = 2, InitialBackoff = TimeSpan.FromMilliseconds(50), InstallId = ctx.InstallId,
                 });
-                list.Add(new SimulatedDevice(ctx, _o, updater, _o.TelemetryFactory?.Invoke(ctx), new Random(HashCode.Combine(_o.Seed, next))));
+                var telemetry = !_o.ReportTelemetry ? null : _o.TelemetryFactory is { } f ? f(ctx) : new ReporterTelemetry(_o.Server, _o.Model, ctx);
+                list.Add(new SimulatedDevice(ctx, _o, updater, telemetry, new Random(HashCode.Combine(_o.Seed, next))));
             }
         }
         return list;
@@ -164,7 +167,7 @@ public sealed class FleetSimulator
     {
         var versions = devices.GroupBy(d => d.Context.Class.Name).OrderBy(g => g.Key, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => (IReadOnlyDictionary<string, int>)g.GroupBy(d => d.Running?.Version ?? "none").OrderBy(x => x.Key, StringComparer.Ordinal).ToDictionary(x => x.Key, x => x.Count()));
-        return new FleetTick(t, Math.Round(at.TotalSeconds, 3), versions, devices.Sum(d => d.Installs), devices.Sum(d => d.FailedUpdates), network.Requests, network.Refused + network.Dropped, rollout);
+        return new FleetTick(t, Math.Round(at.TotalSeconds, 3), versions, devices.Sum(d => d.Installs), devices.Sum(d => d.Switches), devices.Sum(d => d.FailedUpdates), network.Requests, network.Refused + network.Dropped, rollout);
     }
 
     private static IReadOnlyList<MeasuredVersion> Measured(List<SimulatedDevice> devices) =>
@@ -189,6 +192,7 @@ internal sealed class SimulatedDevice(DeviceContext context, FleetOptions option
     public DeviceContext Context { get; } = context;
     public RunningModel? Running { get; private set; }
     public int Installs { get; private set; }
+    public int Switches { get; private set; }
     public int FailedUpdates { get; private set; }
     /// <summary>What actually happened on this device per version (latency histogram, crashes, loads).</summary>
     public Dictionary<string, TelemetryCounts> Counts { get; } = new(StringComparer.Ordinal);
@@ -200,6 +204,7 @@ internal sealed class SimulatedDevice(DeviceContext context, FleetOptions option
             _nextCheck = now + options.CheckEvery * (0.8 + 0.4 * rng.NextDouble());
             var result = await updater.UpdateAsync(cancellationToken: ct).ConfigureAwait(false);
             if (result.Status == UpdateStatus.Installed) Installs++;
+            else if (result.Status == UpdateStatus.Switched) Switches++;
             else if (result.Status == UpdateStatus.Failed) FailedUpdates++;
             var current = result.Current;
             if (current is null) Running = null;

@@ -59,7 +59,8 @@ public sealed class RolloutObserver : IDisposable
                 decisions.Add(new RolloutDecisionSummary(d.GetProperty("id").GetInt64(), d.GetProperty("kind").GetString()!,
                     d.TryGetProperty("deviceClass", out var dc) && dc.ValueKind == JsonValueKind.String ? dc.GetString() : null,
                     d.GetProperty("percent").GetDouble(), Summarize(d.TryGetProperty("details", out var det) ? det : default)));
-        return new RolloutSnapshot(v.GetProperty("id").GetInt64(), v.GetProperty("status").GetString()!, v.GetProperty("stage").GetInt32(), v.GetProperty("stageCount").GetInt32(),
+        return new RolloutSnapshot(v.GetProperty("id").GetInt64(), v.GetProperty("candidate").GetString()!,
+            v.TryGetProperty("baseline", out var b) && b.ValueKind == JsonValueKind.String ? b.GetString() : null, v.GetProperty("status").GetString()!, v.GetProperty("stage").GetInt32(), v.GetProperty("stageCount").GetInt32(),
             v.GetProperty("percent").GetDouble(), classes, cohorts, decisions);
     }
 

@@ -75,7 +75,7 @@ public static class FleetVerb
                 Observer = observer is null ? null : observer.ReadAsync,
                 StopWhen = !r.GetValue(untilFinal) ? null : tick =>
                 {
-                    if (tick.Rollout is not { } ro || ro.Status is "active" or "paused") return false;
+                    if (tick.Rollout is not { } ro || ro.Candidate != r.GetValue(candidate) || ro.Status is "active" or "paused") return false;
                     finalAt ??= DateTime.UtcNow;
                     return DateTime.UtcNow - finalAt > chk * 2.5; // devices need a couple of update checks to follow
                 },
