@@ -9,6 +9,7 @@ public static partial class DashboardEndpoints
     [
         ("/dashboard", "Models"),
         ("/dashboard/releases", "Releases"),
+        ("/dashboard/rollouts", "Rollouts"),
         ("/dashboard/audit", "Audit log"),
     ];
 
@@ -63,6 +64,8 @@ public static partial class DashboardEndpoints
             if (rows.Count == pageSize) body.Raw("<p>").Link($"/dashboard/audit?before={rows[^1].Id}", "Older entries").Raw("</p>");
             return Page(http, "Audit log", body);
         });
+
+        MapRolloutPages(pages);
 
     }
 
