@@ -133,9 +133,12 @@ public static partial class DashboardEndpoints
         if (details.ValueKind != JsonValueKind.Object) return h;
         if (details.TryGetProperty("fromPercent", out var f) && details.TryGetProperty("toPercent", out var t) && f.ValueKind == JsonValueKind.Number && t.ValueKind == JsonValueKind.Number)
             h.Element("div", string.Create(CultureInfo.InvariantCulture, $"{f.GetDouble():0.##}% → {t.GetDouble():0.##}%"));
-        if (details.TryGetProperty("reason", out var reason) && reason.ValueKind == JsonValueKind.String && !string.IsNullOrEmpty(reason.GetString()))
+        bool hasOutcomes = details.TryGetProperty("outcomes", out var o) && o.ValueKind == JsonValueKind.Array && o.GetArrayLength() > 0;
+        // A wait's reason repeats its outcomes: show the outcomes alone then.
+        if (details.TryGetProperty("reason", out var reason) && reason.ValueKind == JsonValueKind.String && !string.IsNullOrEmpty(reason.GetString())
+            && !(hasOutcomes && reason.GetString()!.StartsWith("waiting:", StringComparison.Ordinal)))
             h.Element("div", reason.GetString());
-        if (details.TryGetProperty("outcomes", out var o) && o.ValueKind == JsonValueKind.Array && o.GetArrayLength() > 0)
+        if (hasOutcomes)
         {
             h.Raw("<ul class=\"outcomes\">");
             foreach (var x in o.EnumerateArray())
