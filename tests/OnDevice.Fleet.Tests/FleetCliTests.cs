@@ -14,7 +14,7 @@ public class FleetCliTests
         await using var server = await ServerProcess.StartAsync(world.Store(), world.Keys, null, null, "--rollout-tick", "0.5s");
         await world.PublishAsync(server, await world.PackAsync("kws", "1.0", $"base={world.RandomFile("a.bin", 2000, 1)}"));
         await world.PublishAsync(server, await world.PackAsync("kws", "1.1", $"base={world.RandomFile("b.bin", 2000, 2)}"));
-        await Ondevice.OkAsync("rollout", "start", "kws", "1.1", "--server", server.BaseUrl, "--token", server.Token, "--schedule", "20%@0s, 100%@5s", "--baseline", "1.0");
+        await Ondevice.OkAsync("rollout", "start", "kws", "1.1", "--server", server.BaseUrl, "--token", server.Token, "--schedule", "20%@0s, 100%@20s", "--baseline", "1.0");
 
         var r = await Ondevice.RunAsync("fleet", "simulate", "--server", server.BaseUrl, "--root", world.RootJson, "--model", "kws", "--candidate", "1.1",
             "--token", server.Token, "--devices", "40", "--tick", "0.25s", "--check-every", "1s", "--duration", "90s", "--until-final", "--failure-rate", "0.05", "--json");
@@ -24,7 +24,7 @@ public class FleetCliTests
         Assert.Equal("healthy", root.GetProperty("scenario").GetString());
         Assert.Equal(40, root.GetProperty("devices").GetInt32());
         var ticks = root.GetProperty("ticks").EnumerateArray().ToList();
-        Assert.True(ticks.Count > 10);
+        Assert.True(ticks.Count > 10, $"{ticks.Count} ticks in {root.GetProperty("seconds").GetDouble()} s: {string.Join(" | ", ticks.Select(t => t.GetProperty("seconds").ToString() + " " + t.GetProperty("versions").ToString() + " " + (t.TryGetProperty("rollout", out var ro) ? ro.GetProperty("status").ToString() + ro.GetProperty("percent") : "")))}");
         var last = ticks[^1];
         var rollout = last.GetProperty("rollout");
         Assert.Equal("completed", rollout.GetProperty("status").GetString());
