@@ -141,7 +141,8 @@ public sealed class ModelUpdater : IDisposable
     {
         var (choice, _) = await ResolveAsync(cancellationToken).ConfigureAwait(false);
         var installed = GetInstalledModel();
-        bool available = choice is not null && !IsInstalled(choice);
+        // Also true when the choice is cached but another version is in use (a pending return to the last good version).
+        bool available = choice is not null && (!IsInstalled(choice) || installed?.Sha256 != choice.File.Sha256);
         return new UpdateCheck(available, installed, choice);
     }
 

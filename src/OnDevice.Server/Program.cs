@@ -9,6 +9,7 @@ var options = new ServerOptions
     Db = get("--db"),
     Urls = get("--urls") ?? "http://127.0.0.1:5080",
     AdminTokenFile = get("--admin-token-file"),
+    RolloutTick = get("--rollout-tick") is { } tick ? ServerOptions.ParseDuration(tick) : TimeSpan.FromSeconds(30),
 };
 var app = await ServerApp.BuildAsync(options);
 await app.RunAsync();

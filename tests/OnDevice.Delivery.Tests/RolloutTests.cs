@@ -52,6 +52,18 @@ public class RolloutTests
         Assert.Throws<MalformedMetadataException>(() => DeviceDescription.FromJson(new System.Text.Json.Nodes.JsonObject { ["device_class"] = 3 }));
     }
 
+    [Fact]
+    public void Assignment_request_round_trips_and_needs_an_install_id()
+    {
+        var q = new AssignmentRequest { InstallId = "install-0001", Channel = "beta", InstalledVersion = "1.2", Device = new DeviceDescription { RamBytes = 5L << 30, DeviceClass = "mid" } };
+        var back = AssignmentRequest.FromJson(System.Text.Json.Nodes.JsonNode.Parse(q.ToJson().ToJsonString())!.AsObject());
+        Assert.Equal((q.InstallId, q.Channel, q.InstalledVersion, "mid", 5L << 30), (back.InstallId, back.Channel, back.InstalledVersion, back.Device.DeviceClass, back.Device.RamBytes));
+        var minimal = AssignmentRequest.FromJson(new System.Text.Json.Nodes.JsonObject { ["install_id"] = "install-0002" });
+        Assert.Equal((null, null, 0L), (minimal.Channel, minimal.InstalledVersion, minimal.Device.RamBytes));
+        Assert.Throws<MalformedMetadataException>(() => AssignmentRequest.FromJson(new System.Text.Json.Nodes.JsonObject { ["channel"] = "stable" }));
+        Assert.Throws<MalformedMetadataException>(() => AssignmentRequest.FromJson(new System.Text.Json.Nodes.JsonObject { ["install_id"] = "install-0003", ["device"] = "big" }));
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("10%@1h")]

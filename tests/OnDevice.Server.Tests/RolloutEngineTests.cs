@@ -64,7 +64,7 @@ public sealed class EngineWorld : IAsyncDisposable
             ServerApp.LoadOnlineKey(options.Keys, Roles.Timestamp), options, TimeProvider.System);
         var time = new ManualTime(new DateTimeOffset(2026, 11, 1, 12, 0, 0, TimeSpan.Zero));
         var health = new ScriptedHealth();
-        return new EngineWorld { Rollouts = new RolloutService(store, repo, health, time, NullLogger<RolloutService>.Instance), Store = store, Time = time, Health = health };
+        return new EngineWorld { Rollouts = new RolloutService(store, repo, health, time, options, NullLogger<RolloutService>.Instance), Store = store, Time = time, Health = health };
     }
 
     public async ValueTask DisposeAsync() => await Store.DisposeAsync();

@@ -41,20 +41,17 @@ public static class RolloutsApi
         return app;
     }
 
-    private static readonly JsonSerializerOptions Options = new(JsonSerializerOptions.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, PropertyNameCaseInsensitive = true };
+    private static readonly JsonSerializerOptions Options = new(JsonSerializerOptions.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, PropertyNameCaseInsensitive = true,
+        UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow };
 
-    /// <summary>Reads an optional JSON body (snake_case or camelCase names); null when empty; 400 when malformed.</summary>
+    /// <summary>Reads an optional JSON body (snake_case names, e.g. <c>on_failure</c>, <c>device_class</c>); null when empty; 400 when malformed.</summary>
     private static async Task<T?> ReadAsync<T>(HttpContext http, CancellationToken ct) where T : class
     {
         using var ms = new MemoryStream();
         await http.Request.Body.CopyToAsync(ms, ct);
         if (ms.Length == 0) return null;
         if (ms.Length > 1 << 20) throw new RepositoryException(413, "the body is larger than 1 MiB");
-        try
-        {
-            var snake = JsonSerializer.Deserialize<T>(ms.ToArray(), Options);
-            return snake;
-        }
+        try { return JsonSerializer.Deserialize<T>(ms.ToArray(), Options); }
         catch (JsonException e) { throw new RepositoryException(400, $"malformed JSON body: {e.Message}"); }
     }
 }

@@ -9,8 +9,17 @@ namespace OnDevice.Server.Rollouts;
 /// allows, halt a device class on a failed guard) and the assignment a device asks for. Every change runs in the
 /// store's locked transaction, re-reads the rollout there, and lands in the audit log and the decisions table.
 /// </summary>
-public sealed class RolloutService(IDeliveryStore store, DeliveryRepository repo, IRolloutHealth health, TimeProvider time, ILogger<RolloutService> log)
+public sealed class RolloutService(IDeliveryStore store, DeliveryRepository repo, IRolloutHealth health, TimeProvider time, ServerOptions options, ILogger<RolloutService> log)
 {
+    private const int MaxRemembered = 200_000;
+    // Rollout and class states per model/channel, read again after ServerOptions.TimestampCache (other replicas'
+    // changes show within that time; this replica's own changes drop the cache at once).
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Model, string Channel), CachedRollout> _cache = new();
+    // What each install was last recorded with, so that repeated polls with the same answer do not write.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(long Rollout, string Install), (string Class, string? Version, bool InCohort)> _recorded = new();
+
+    private sealed record CachedRollout(DateTimeOffset FetchedAt, RolloutRow? Rollout, IReadOnlyList<RolloutClassRow> Classes);
+
     /// <summary>The channel devices and operators get when they name none.</summary>
     public const string DefaultChannel = "stable";
 
@@ -70,6 +79,7 @@ public sealed class RolloutService(IDeliveryStore store, DeliveryRepository repo
             await tx.AuditAsync(actor, "rollout.start", Subject(newId, model, channel), details);
             return newId;
         }, cancellationToken);
+        _cache.Clear();
         return await GetAsync(id, cancellationToken) ?? throw new RepositoryException(500, "the new rollout vanished");
     }
 
@@ -145,6 +155,7 @@ public sealed class RolloutService(IDeliveryStore store, DeliveryRepository repo
             await tx.AuditAsync(actor, "rollout." + action, Subject(id, r.Model, r.Channel) + (cls is null ? "" : $" class {cls}"), details);
             return 0;
         }, cancellationToken);
+        _cache.Clear();
         return (await GetAsync(id, cancellationToken))!;
     }
 
@@ -154,7 +165,14 @@ public sealed class RolloutService(IDeliveryStore store, DeliveryRepository repo
         int changed = 0;
         foreach (var r in await store.ListActiveRolloutsAsync(cancellationToken))
         {
-            try { if (await StepAsync(r, cancellationToken)) changed++; }
+            try
+            {
+                if (await StepAsync(r, cancellationToken))
+                {
+                    changed++;
+                    _cache.Clear();
+                }
+            }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 log.LogWarning(e, "rollout {Id} step failed", r.Id);
@@ -246,13 +264,20 @@ public sealed class RolloutService(IDeliveryStore store, DeliveryRepository repo
         if (releases.Count == 0) throw new RepositoryException(404, $"no releases of {model}");
         var cls = DeviceClasses.Of(device);
         var bucket = Cohort.Bucket(installId, model);
-        var r = (await store.ListRolloutsAsync(model, channel, 1, cancellationToken)).FirstOrDefault();
+        var now = time.GetUtcNow();
+        if (!_cache.TryGetValue((model, channel), out var cached) || now - cached.FetchedAt >= options.TimestampCache || now < cached.FetchedAt)
+        {
+            var latest = (await store.ListRolloutsAsync(model, channel, 1, cancellationToken)).FirstOrDefault();
+            cached = new CachedRollout(now, latest, latest is null ? [] : await store.ListRolloutClassesAsync(latest.Id, cancellationToken));
+            _cache[(model, channel)] = cached;
+        }
+        var r = cached.Rollout;
         if (r is null)
             return new Assignment(model, channel, null, null, AssignmentAction.Latest, cls, bucket, 0, null, null, $"no rollout of {model} on channel {channel}: the newest signed version", null);
 
         var schedule = RolloutSchedule.Parse(r.Schedule);
         var bp = schedule.Stages[r.Stage].BasisPoints;
-        var classState = (await store.ListRolloutClassesAsync(r.Id, cancellationToken)).FirstOrDefault(c => c.DeviceClass == cls)?.State ?? ClassState.Active;
+        var classState = cached.Classes.FirstOrDefault(c => c.DeviceClass == cls)?.State ?? ClassState.Active;
         bool inCohort = bucket < bp;
         bool hasCandidate = installed == r.Candidate;
         string? version;
@@ -281,7 +306,13 @@ public sealed class RolloutService(IDeliveryStore store, DeliveryRepository repo
         if (version is not null && VariantSelector.Select(releases.Where(t => t.Targets.Values.Any(f => f.Model?.Version == version)), model, device) is { } c
             && c.Target.Version == version)
             chosen = new Api.ResolveApi.Chosen(model, version, c.Target.Variant, c.Target.Precision, c.Path, c.File.Length, c.File.Sha256, $"/v1/blobs/{c.File.Sha256}");
-        await store.RecordAssignmentAsync(r.Id, installId, cls, version, inCohort, time.GetUtcNow(), cancellationToken);
+        var record = (cls, version, inCohort);
+        if (!_recorded.TryGetValue((r.Id, installId), out var last) || last != record)
+        {
+            await store.RecordAssignmentAsync(r.Id, installId, cls, version, inCohort, now, cancellationToken);
+            if (_recorded.Count >= MaxRemembered) _recorded.Clear();
+            _recorded[(r.Id, installId)] = record;
+        }
         return new Assignment(model, channel, r.Id, version, action, cls, bucket, bp, r.Candidate, r.Baseline, reason, chosen);
     }
 
@@ -312,7 +343,7 @@ public sealed class RolloutService(IDeliveryStore store, DeliveryRepository repo
             ? r.StageStarted + (schedule.Stages[r.Stage + 1].After - schedule.Stages[r.Stage].After) : null;
         return new RolloutView(r.Id, r.Model, r.Channel, r.Candidate, r.Baseline, r.Schedule, r.Guards, r.OnFailure, r.Status, r.Stage, schedule.Stages.Count,
             Percent(schedule, r.Stage), r.StageStarted, due, r.Started, r.Updated, r.StartedBy, r.Reason, classes,
-            ds?.Select(d => new DecisionView(d.Id, d.At, d.Actor, d.Kind, d.DeviceClass, d.Stage, d.BasisPoints / 100.0, JsonDocument.Parse(d.Details).RootElement.Clone())).ToList(),
+            ds?.Select(d => new DecisionView(d.Id, d.At, d.Actor, d.Kind, d.DeviceClass, d.Stage, d.BasisPoints / 100.0, Parse(d.Details))).ToList(),
             counts);
     }
 
@@ -327,6 +358,12 @@ public sealed class RolloutService(IDeliveryStore store, DeliveryRepository repo
     private static string Subject(long id, string model, string channel) => $"rollout {id} {model}@{channel}";
 
     private static string Json(object o) => JsonSerializer.Serialize(o, Web);
+
+    private static JsonElement Parse(string json)
+    {
+        using var doc = JsonDocument.Parse(json);
+        return doc.RootElement.Clone();
+    }
 
     /// <summary>The channel name, defaulting to <see cref="DefaultChannel"/> (400 when malformed).</summary>
     public static string CheckChannel(string? channel)

@@ -63,10 +63,14 @@ public abstract partial class SqlDeliveryStore
     public async Task RecordAssignmentAsync(long rolloutId, string installId, string deviceClass, string? version, bool inCohort, DateTimeOffset at, CancellationToken cancellationToken = default)
     {
         await using var c = await OpenAsync(cancellationToken);
-        await Exec(c, null,
+        await using var tx = await c.BeginTransactionAsync(cancellationToken);
+        // Informational rows (cohort sizes): PostgreSQL need not wait for the WAL flush; a crash loses at most the last few.
+        if (c is Npgsql.NpgsqlConnection) await Exec(c, tx, "SET LOCAL synchronous_commit = off");
+        await Exec(c, tx,
             "INSERT INTO rollout_assignments (rollout_id, install_id, device_class, version, in_cohort, at) VALUES (@r, @i, @c, @v, @k, @t) " +
             "ON CONFLICT (rollout_id, install_id) DO UPDATE SET device_class = excluded.device_class, version = excluded.version, in_cohort = excluded.in_cohort, at = excluded.at",
             ("r", rolloutId), ("i", installId), ("c", deviceClass), ("v", (object?)version ?? DBNull.Value), ("k", inCohort ? 1L : 0L), ("t", FormatTime(at)));
+        await tx.CommitAsync(cancellationToken);
     }
 
     /// <inheritdoc/>
