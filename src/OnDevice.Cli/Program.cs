@@ -27,4 +27,5 @@ root.Subcommands.Add(QuantizeVerb.Create());
 root.Subcommands.Add(PalettizeVerb.Create());
 root.Subcommands.Add(PruneVerb.Create());
 root.Subcommands.Add(RolloutVerb.Create());
+root.Subcommands.Add(TelemetryVerb.Create());
 return Cli.Invoke(root, args);

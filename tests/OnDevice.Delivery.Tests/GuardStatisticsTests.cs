@@ -5,7 +5,7 @@ using OnDevice.Delivery.Telemetry;
 namespace OnDevice.Delivery.Tests;
 
 /// <summary>Guard statistics against SciPy (Fixtures/make_guard_fixtures.py → guard_fixtures.json).</summary>
-public class GuardStatisticsTests
+public class GuardStatisticsTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private static readonly JsonElement F = JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Fixtures", "guard_fixtures.json"))).RootElement;
 
@@ -106,6 +106,16 @@ public class GuardStatisticsTests
                 if (r.Decision == GuardDecision.Pass) Close(pPass, r.PValue!.Value, 1e-8, rule.Text + " pass");
             }
         }
+    }
+
+    [Fact]
+    public void The_reason_carries_the_numbers()
+    {
+        var r = GuardEvaluator.Evaluate(GuardRule.Parse("p99_latency_ms > 1.2x baseline"), Hist("slow"), Hist("baseline"), null, "2.0", "1.0");
+        output.WriteLine(r.Reason);
+        Assert.Equal(GuardDecision.Fail, r.Decision);
+        foreach (var part in new[] { "p99_latency_ms of 2.0 is 94.94 ms over 3000 inferences (10 reports)", "vs 46.32 ms of 1.0 over 6000", "1% are allowed", "α = 0.01", "fail" })
+            Assert.Contains(part, r.Reason);
     }
 
     [Fact]

@@ -18,10 +18,16 @@ public static class ServeVerb
         var snapLife = new Option<string>("--snapshot-lifetime") { Description = "Lifetime of each snapshot", DefaultValueFactory = _ => "7d" };
         var tsCache = new Option<string>("--timestamp-cache") { Description = "How long the current timestamp is served from memory before asking the database again (0 = every request)", DefaultValueFactory = _ => "1s" };
         var rolloutTick = new Option<string>("--rollout-tick") { Description = "How often the rollout engine checks schedules and health (e.g. 30s, 1s)", DefaultValueFactory = _ => "30s" };
+        var telemetryRate = new Option<int>("--telemetry-rate") { Description = "Telemetry batches accepted per install id per minute", DefaultValueFactory = _ => new ServerOptions { Store = "", Keys = "" }.TelemetryBatchesPerMinute };
+        var guardAlpha = new Option<double>("--guard-alpha") { Description = "Significance level of guard decisions (fail and pass, one-sided)", DefaultValueFactory = _ => OnDevice.Delivery.Guards.GuardOptions.Default.Alpha };
+        var guardMinReports = new Option<long>("--guard-min-reports") { Description = "Fewest device reports per version and device class before a guard decides", DefaultValueFactory = _ => OnDevice.Delivery.Guards.GuardOptions.Default.MinReports };
+        var guardMinSamples = new Option<long>("--guard-min-samples") { Description = "Fewest inferences behind a latency quantile (p99 also needs 10/(1-0.99) = 1000)", DefaultValueFactory = _ => OnDevice.Delivery.Guards.GuardOptions.Default.MinLatencySamples };
+        var guardMinTrials = new Option<long>("--guard-min-trials") { Description = "Fewest trials (operations, loads, thermal samples) behind a rate", DefaultValueFactory = _ => OnDevice.Delivery.Guards.GuardOptions.Default.MinRateTrials };
         var cmd = new Command("serve", "Run the model delivery server: signed metadata, content-addressed blobs with ranges, publish/list/resolve/audit APIs")
         {
             store, keys, db, urls, tokenFile, tsLife, snapLife, tsCache,
             rolloutTick,
+            telemetryRate, guardAlpha, guardMinReports, guardMinSamples, guardMinTrials,
         };
         cmd.SetAction(r =>
         {
@@ -39,6 +45,8 @@ public static class ServeVerb
                     SnapshotLifetime = ServerOptions.ParseDuration(r.GetValue(snapLife)!),
                     TimestampCache = r.GetValue(tsCache) is "0" or "0s" ? TimeSpan.Zero : ServerOptions.ParseDuration(r.GetValue(tsCache)!),
                     RolloutTick = ServerOptions.ParseDuration(r.GetValue(rolloutTick)!),
+                    TelemetryBatchesPerMinute = r.GetValue(telemetryRate) is var rate and >= 1 ? rate : throw new FormatException("--telemetry-rate must be at least 1"),
+                    Guards = GuardOptions(r.GetValue(guardAlpha), r.GetValue(guardMinReports), r.GetValue(guardMinSamples), r.GetValue(guardMinTrials)),
                 };
             }
             catch (FormatException e) { throw new CliException(e.Message); }
@@ -61,5 +69,15 @@ public static class ServeVerb
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>Guard settings from the flags; bad values become a <see cref="FormatException"/> (a CLI error).</summary>
+    private static OnDevice.Delivery.Guards.GuardOptions GuardOptions(double alpha, long minReports, long minSamples, long minTrials)
+    {
+        try
+        {
+            return (OnDevice.Delivery.Guards.GuardOptions.Default with { Alpha = alpha, MinReports = minReports, MinLatencySamples = minSamples, MinRateTrials = minTrials }).Validate();
+        }
+        catch (ArgumentException e) { throw new FormatException("guard settings: " + e.Message); }
     }
 }
