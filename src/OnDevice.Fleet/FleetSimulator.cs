@@ -187,7 +187,8 @@ internal sealed class SimulatedDevice(DeviceContext context, FleetOptions option
 {
     private TimeSpan _nextCheck = TimeSpan.FromTicks((long)(options.CheckEvery.Ticks * rng.NextDouble()));
     private TimeSpan _nextFlush = TimeSpan.FromTicks((long)(options.TelemetryEvery.Ticks * rng.NextDouble()));
-    private string? _loadedPath;
+    private string? _path; // the installed file the running model came from
+    private bool _loaded;
 
     public DeviceContext Context { get; } = context;
     public RunningModel? Running { get; private set; }
@@ -208,23 +209,24 @@ internal sealed class SimulatedDevice(DeviceContext context, FleetOptions option
             else if (result.Status == UpdateStatus.Failed) FailedUpdates++;
             var current = result.Current;
             if (current is null) Running = null;
-            else if (Running is null || Running.Version != current.Version || Running.Variant != current.Variant || _loadedPath != current.Path)
+            else if (Running is null || _path != current.Path)
             {
                 Running = new RunningModel(current.Version, current.Variant, result.Candidate?.Target.Version);
-                _loadedPath = null; // a different model: load it before the next inference
+                _path = current.Path;
+                _loaded = false; // a different model: load it before the next inference
             }
         }
         if (Running is not { } model) return;
         var behavior = options.Scenario.Behavior(Context.Class, model.Version, options.Candidate);
         var counts = CountsOf(model.Version);
-        if (_loadedPath is null)
+        if (!_loaded)
         {
             bool ok = rng.NextDouble() >= behavior.LoadFailureRate;
             counts.Loads++;
             if (!ok) counts.LoadFailures++;
             telemetry?.Load(model, ok);
             if (!ok) return;
-            _loadedPath = "loaded";
+            _loaded = true;
         }
         for (int i = 0; i < options.InferencesPerTick; i++)
         {
@@ -232,7 +234,7 @@ internal sealed class SimulatedDevice(DeviceContext context, FleetOptions option
             {
                 counts.InferenceCrashes++;
                 telemetry?.Crash(model);
-                _loadedPath = null; // the app restarts and loads the model again
+                _loaded = false; // the app restarts and loads the model again
                 break;
             }
             var ms = behavior.Latency.Sample(rng);

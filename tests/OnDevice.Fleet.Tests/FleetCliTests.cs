@@ -61,6 +61,10 @@ public class FleetCliTests
         Assert.Contains("unknown scenario 'nope'", bad.Stderr);
         var noToken = await Ondevice.RunAsync("fleet", "simulate", "--server", server.BaseUrl, "--root", world.RootJson, "--model", "kws", "--candidate", "2.0", "--until-final");
         Assert.Contains("--token", noToken.Stderr);
+        var badToken = await Ondevice.RunAsync("fleet", "simulate", "--server", server.BaseUrl, "--root", world.RootJson, "--model", "kws", "--candidate", "2.0", "--token", "odt_wrong-wrong-wrong-wrong");
+        Assert.Equal(1, badToken.ExitCode);
+        Assert.Contains("cannot read the rollouts of kws", badToken.Stderr);
+        Assert.Contains("401", badToken.Stderr);
         var badClass = await Ondevice.RunAsync("fleet", "simulate", "--server", server.BaseUrl, "--root", world.RootJson, "--model", "kws", "--candidate", "2.0", "--class", "2G:1:60/30");
         Assert.Contains("at least p50", badClass.Stderr);
     }

@@ -35,7 +35,7 @@ public static class FleetVerb
         var concurrency = new Option<int>("--concurrency") { Description = "Devices working at once", DefaultValueFactory = _ => 32 };
         var seed = new Option<int>("--seed") { Description = "Seed (latencies, crashes, install ids, failures)", DefaultValueFactory = _ => 1 };
         var workDir = new Option<string?>("--work-dir") { Description = "Folder for the devices' caches (default: a temporary folder, removed afterwards)" };
-        var untilFinal = new Option<bool>("--until-final") { Description = "Stop shortly after the watched rollout completes, is rolled back or aborted (needs --token)" };
+        var untilFinal = new Option<bool>("--until-final") { Description = "Stop once the watched rollout completed, was rolled back or aborted and the devices followed (needs --token)" };
         var json = new Option<bool>("--json") { Description = "Print every tick (versions per class, rollout stage, cohorts, decisions) and the measured latencies as JSON" };
         var cmd = new Command("simulate", "Run N simulated devices (device classes, network failures, per-version latency/crash behaviour) with the real client against a server")
         {
@@ -67,6 +67,8 @@ public static class FleetVerb
             var dir = r.GetValue(workDir) ?? Path.Combine(Path.GetTempPath(), "ondevice-fleet-" + Guid.NewGuid().ToString("N")[..12]);
             using var observer = r.GetValue(token) is { } t ? new RolloutObserver(serverUri, t, r.GetValue(model)!) : null;
             DateTime? finalAt = null;
+            DateTime stableSince = DateTime.UtcNow;
+            string? lastSignature = null;
             var options = new FleetOptions
             {
                 Server = serverUri, Model = r.GetValue(model)!, TrustedRoot = File.ReadAllBytes(rootFile), Scenario = sc, Candidate = r.GetValue(candidate)!,
@@ -76,10 +78,24 @@ public static class FleetVerb
                 StopWhen = !r.GetValue(untilFinal) ? null : tick =>
                 {
                     if (tick.Rollout is not { } ro || ro.Candidate != r.GetValue(candidate) || ro.Status is "active" or "paused") return false;
-                    finalAt ??= DateTime.UtcNow;
-                    return DateTime.UtcNow - finalAt > chk * 2.5; // devices need a couple of update checks to follow
+                    var now = DateTime.UtcNow;
+                    finalAt ??= now;
+                    // Devices follow within a few update checks: stop once every device runs what the final state
+                    // assigns it (everyone the candidate, or everyone the baseline), or once the versions in use stopped
+                    // changing (halted classes keep a mix); never later than 20 update intervals.
+                    var expected = ro.Status == "completed" && ro.Classes.Count == 0 ? ro.Candidate : ro.Status == "rolled-back" ? ro.Baseline : null;
+                    if (expected is not null && tick.Count(expected) == tick.Versions.Values.Sum(v => v.Values.Sum())) return true;
+                    var signature = string.Join(";", tick.Versions.Select(kv => kv.Key + ":" + string.Join(",", kv.Value.Select(v => v.Key + "=" + v.Value))));
+                    if (signature != lastSignature) { lastSignature = signature; stableSince = now; }
+                    return (expected is null && now - stableSince > chk * 5) || now - finalAt > chk * 20;
                 },
             };
+            if (observer is not null)
+            {
+                // A wrong token or URL should stop the run now, not leave every tick without the rollout.
+                try { observer.ReadAsync().GetAwaiter().GetResult(); }
+                catch (HttpRequestException e) { throw new CliException($"cannot read the rollouts of {options.Model} from {serverUri}: {e.Message}"); }
+            }
             FleetResult result;
             try
             {
