@@ -111,6 +111,43 @@ public class PostgresRolloutTests(PostgresFixture pg, ITestOutputHelper output)
         await using var server2 = await ServerProcess.StartAsync(world2.Store(), world2.Keys, db2);
         await RolloutScenarios.ClientsFollowAndReturnAsync(world2, server2);
     }
+
+    [Fact]
+    public async Task Two_replicas_advance_each_stage_once_and_see_each_others_actions()
+    {
+        if (await Db("ro_two") is not { } db) return;
+        using var world = await DeliveryWorld.CreateAsync();
+        await using var a = await ServerProcess.StartAsync(world.Store(), world.Keys, db, null, "--rollout-tick", "0.3s");
+        await using var b = await ServerProcess.StartAsync(world.Store(), world.Keys, db, null, "--rollout-tick", "0.3s");
+        await world.PublishAsync(a, await world.PackAsync("m", "1.0", $"a={world.RandomFile("r1.bin", 9_000, 41)}"));
+        await world.PublishAsync(a, await world.PackAsync("m", "2.0", $"a={world.RandomFile("r2.bin", 9_000, 42)}"));
+
+        // Both engines tick on one database: every stage is advanced exactly once.
+        var id = await RolloutScenarios.StartAsync(a, "m", "2.0", "10%@0s, 30%@1s, 60%@2s, 100%@3s");
+        using var http = b.Http(b.Token);
+        var deadline = DateTime.UtcNow.AddSeconds(40);
+        JsonElement v;
+        do
+        {
+            await Task.Delay(300);
+            v = await http.GetFromJsonAsync<JsonElement>($"/api/v1/rollouts/{id}");
+        } while (v.GetProperty("status").GetString() != "completed" && DateTime.UtcNow < deadline);
+        Assert.Equal(["complete", "advance", "advance", "start"], v.GetProperty("decisions").EnumerateArray().Select(d => d.GetProperty("kind").GetString()));
+
+        // An operator action through A reaches devices asking B within its cache time (1 s).
+        using var op = a.Http(a.Token);
+        (await op.PostAsJsonAsync($"/api/v1/rollouts/{id}/rollback", new { reason = "replica test" })).EnsureSuccessStatusCode();
+        using var device = b.Http();
+        string? action = null;
+        var until = DateTime.UtcNow.AddSeconds(10);
+        while (DateTime.UtcNow < until && action != "return")
+        {
+            action = (await RolloutScenarios.AssignAsync(device, "m", "replica-device-1", 1L << 30, "2.0")).GetProperty("action").GetString();
+            if (action != "return") await Task.Delay(200);
+        }
+        Assert.Equal("return", action);
+        output.WriteLine($"rollback through A seen by B within {10 - (until - DateTime.UtcNow).TotalSeconds:0.0} s");
+    }
 }
 
 public static class RolloutScenarios
