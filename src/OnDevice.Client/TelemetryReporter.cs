@@ -280,7 +280,19 @@ public sealed class TelemetryReporter : IAsyncDisposable
         _periodStart = end;
         if (entries.Count == 0) return;
         if (end - start > _o.Limits.MaxPeriod) start = end - _o.Limits.MaxPeriod;
-        _pending.Add(new TelemetryBatch(TelemetryBatch.NewId(), _installId, _o.DeviceClass, start, end, entries));
+        // Split so that every batch stays under the server's size limit.
+        var chunk = new List<TelemetryEntry>();
+        foreach (var e in entries)
+        {
+            chunk.Add(e);
+            if (chunk.Count > 1 && new TelemetryBatch(TelemetryBatch.NewId(), _installId, _o.DeviceClass, start, end, chunk).ToJson().Length > _o.Limits.MaxBatchBytes)
+            {
+                chunk.RemoveAt(chunk.Count - 1);
+                _pending.Add(new TelemetryBatch(TelemetryBatch.NewId(), _installId, _o.DeviceClass, start, end, chunk));
+                chunk = [e];
+            }
+        }
+        _pending.Add(new TelemetryBatch(TelemetryBatch.NewId(), _installId, _o.DeviceClass, start, end, chunk));
         while (_pending.Count > _o.MaxPendingBatches)
         {
             _pending.RemoveAt(0);

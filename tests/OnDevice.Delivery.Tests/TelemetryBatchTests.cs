@@ -25,22 +25,22 @@ public class TelemetryBatchTests
     [Fact]
     public void Buckets_are_log_spaced_and_cover_0_1_ms_to_60_s()
     {
-        Assert.Equal(141, LatencyBuckets.Count);
+        Assert.Equal(280, LatencyBuckets.Count);
         Assert.Equal(0, LatencyBuckets.Of(0));
         Assert.Equal(0, LatencyBuckets.Of(0.0999));
         Assert.Equal(1, LatencyBuckets.Of(0.1));
-        Assert.Equal(25, LatencyBuckets.Of(1.0));
-        Assert.Equal(140, LatencyBuckets.Of(62_000));
-        Assert.True(LatencyBuckets.LowerMs(140) > 60_000);
-        for (int b = 2; b < 140; b++)
+        Assert.Equal(49, LatencyBuckets.Of(1.0));
+        Assert.Equal(279, LatencyBuckets.Of(62_000));
+        Assert.True(LatencyBuckets.LowerMs(279) > 60_000);
+        for (int b = 2; b < 279; b++)
         {
-            Assert.InRange(LatencyBuckets.UpperMs(b) / LatencyBuckets.LowerMs(b), 1.1006, 1.1008);
+            Assert.InRange(LatencyBuckets.UpperMs(b) / LatencyBuckets.LowerMs(b), 1.0490, 1.0492);
             Assert.Equal(b, LatencyBuckets.Of(LatencyBuckets.LowerMs(b)));
             Assert.Equal(b, LatencyBuckets.Of(Math.BitDecrement(LatencyBuckets.UpperMs(b))));
         }
         Assert.Throws<ArgumentOutOfRangeException>(() => LatencyBuckets.Of(-1));
         Assert.Throws<ArgumentOutOfRangeException>(() => LatencyBuckets.Of(double.NaN));
-        Assert.True(double.IsNaN(LatencyBuckets.Quantile(new long[141], 0.5)));
+        Assert.True(double.IsNaN(LatencyBuckets.Quantile(new long[280], 0.5)));
     }
 
     [Fact]
@@ -48,13 +48,13 @@ public class TelemetryBatchTests
     {
         var rng = new Random(3);
         var xs = Enumerable.Range(0, 20000).Select(_ => 0.5 + 300 * rng.NextDouble() * rng.NextDouble()).ToArray();
-        var counts = new long[141];
+        var counts = new long[280];
         foreach (var x in xs) counts[LatencyBuckets.Of(x)]++;
         Array.Sort(xs);
         foreach (var q in new[] { 0.1, 0.5, 0.9, 0.99, 0.999 })
         {
             double exact = xs[(int)Math.Ceiling(q * xs.Length) - 1];
-            Assert.InRange(LatencyBuckets.Quantile(counts, q) / exact, 1 / 1.1007, 1.1007);
+            Assert.InRange(LatencyBuckets.Quantile(counts, q) / exact, 1 / 1.0491, 1.0491);
         }
     }
 
@@ -78,7 +78,7 @@ public class TelemetryBatchTests
         { "negative count", "$.entries[0].inferences=-5", "between 0 and" },
         { "huge count", "$.entries[0].loads=99999999999999", "between 0 and" },
         { "fractional count", "$.entries[0].loads=1.5", "whole number" },
-        { "unknown bucket", "$.entries[0].latency_buckets.141=1", "unknown" },
+        { "unknown bucket", "$.entries[0].latency_buckets.280=1", "unknown" },
         { "padded bucket", "$.entries[0].latency_buckets.007=1", "unknown" },
         { "bucket sum", "$.entries[0].latency_buckets.30=7", "sum to" },
         { "unknown field", "$.entries[0].transcript=\"hello\"", "unknown field 'transcript'" },

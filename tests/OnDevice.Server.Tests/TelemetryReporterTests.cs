@@ -257,6 +257,26 @@ public class TelemetryReporterTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Batches_larger_than_the_server_limit_are_split()
+    {
+        using var world = await DeliveryWorld.CreateAsync();
+        await using var server = await ServerProcess.StartAsync(world.Store(), world.Keys);
+        await using var r = new TelemetryReporter(Options(server.BaseUrl, world.File("telemetry")));
+        // 32 model versions, each with an inference in every one of the 280 buckets: over 64 KiB in all.
+        for (int v = 0; v < 32; v++)
+            for (int b = 0; b < LatencyBuckets.Count; b++)
+                r.RecordInference(new ModelInUse("asr", $"1.{v}", "int8"), TimeSpan.FromMilliseconds(
+                    b == 0 ? 0.05 : b == LatencyBuckets.Count - 1 ? 70_000 : Math.Sqrt(LatencyBuckets.LowerMs(b) * LatencyBuckets.UpperMs(b))));
+        var f = await r.FlushAsync();
+        Assert.Equal(0, f.Rejected);
+        Assert.InRange(f.Sent, 2, 32);
+        var rows = (await TelemetryScenarios.QueryAsync(server, "asr")).GetProperty("rows").EnumerateArray().ToList();
+        Assert.Equal(32, rows.Count);
+        Assert.All(rows, row => Assert.Equal(LatencyBuckets.Count, row.GetProperty("latency_buckets").GetArrayLength()));
+        output.WriteLine($"32 full entries went out in {f.Sent} batches");
+    }
+
+    [Fact]
     public async Task Run_loop_flushes_when_enough_events_were_recorded()
     {
         using var world = await DeliveryWorld.CreateAsync();

@@ -4,25 +4,25 @@ namespace OnDevice.Delivery.Telemetry;
 
 /// <summary>
 /// The fixed, log-spaced latency buckets shared by every client and server (scheme <see cref="Scheme"/>).
-/// Edges are e_i = 0.1 ms × 10^(i/24) for i = 0…139 (24 per decade, each bucket 10.07% wider than the one below:
-/// 0.1, 0.110, 0.121, … 1, … 10, … 100, … 1000, … 61 897 ms). Bucket 0 holds [0, 0.1 ms), bucket i (1…139) holds
-/// [e_(i-1), e_i), bucket 140 holds everything from 61.9 s up. Decade edges (1, 10, 100, 1000 ms) are exact.
-/// A quantile interpolated inside its bucket is within one bucket width (≤ 10.07% relative) of the exact sample
+/// Edges are e_i = 0.1 ms × 10^(i/48) for i = 0…278 (48 per decade, each bucket 4.91% wider than the one below:
+/// 0.1, 0.1049, 0.1101, … 1, … 10, … 100, … 1000, … 61 897 ms). Bucket 0 holds [0, 0.1 ms), bucket i (1…278) holds
+/// [e_(i-1), e_i), bucket 279 holds everything from 61.9 s up. Decade edges (1, 10, 100, 1000 ms) are exact.
+/// A quantile interpolated inside its bucket is within one bucket width (≤ 4.91% relative) of the exact sample
 /// quantile; below 0.1 ms the error is at most 0.1 ms, and above 61.9 s only the lower bound is known.
 /// </summary>
 public static class LatencyBuckets
 {
     /// <summary>Name of this bucket scheme, carried by every batch so a change of scheme can never be mixed up.</summary>
-    public const string Scheme = "log10x24-0.1ms";
+    public const string Scheme = "log10x48-0.1ms";
 
     /// <summary>Lowest finite edge, in milliseconds.</summary>
     public const double FirstEdgeMs = 0.1;
 
     /// <summary>Edges per factor of ten.</summary>
-    public const int EdgesPerDecade = 24;
+    public const int EdgesPerDecade = 48;
 
     /// <summary>Number of finite edges.</summary>
-    public const int EdgeCount = 140;
+    public const int EdgeCount = 279;
 
     /// <summary>Number of buckets (one below the first edge, one above the last).</summary>
     public const int Count = EdgeCount + 1;

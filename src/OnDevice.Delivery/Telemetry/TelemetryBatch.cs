@@ -18,7 +18,7 @@ public sealed record TelemetryLimits
     /// <summary>Default limits.</summary>
     public static readonly TelemetryLimits Default = new();
 
-    /// <summary>Largest batch in bytes (64 KiB: a full batch of 32 entries with every bucket filled is about 40 KiB).</summary>
+    /// <summary>Largest batch in bytes (64 KiB: typical entries use 20–60 buckets, under 1.5 KiB; an entry with every bucket filled is 2–6 KiB, and the reporter splits batches that would be larger).</summary>
     public int MaxBatchBytes { get; init; } = 65_536;
     /// <summary>Most entries (model versions) in one batch.</summary>
     public int MaxEntries { get; init; } = 32;

@@ -49,8 +49,6 @@ public abstract partial class SqlDeliveryStore
         var minute = FormatTime(TelemetryMinute(receivedAt));
         var countsSql = $"INSERT INTO telemetry_counts ({TelemetryKey}, {string.Join(", ", CountColumns)}) VALUES (@m, @v, @a, @d, @t, {string.Join(", ", CountColumns.Select(x => "@" + x))}) " +
                         $"ON CONFLICT ({TelemetryKey}) DO UPDATE SET {string.Join(", ", CountColumns.Select(x => $"{x} = telemetry_counts.{x} + excluded.{x}"))}";
-        const string latencySql = $"INSERT INTO telemetry_latency ({TelemetryKey}, bucket, count) VALUES (@m, @v, @a, @d, @t, @b, @n) " +
-                                  $"ON CONFLICT ({TelemetryKey}, bucket) DO UPDATE SET count = telemetry_latency.count + excluded.count";
         // A fixed order of keys, so concurrent writers on PostgreSQL take row locks in the same order (no deadlocks).
         foreach (var e in batch.Entries.OrderBy(e => e.Model, StringComparer.Ordinal).ThenBy(e => e.Version, StringComparer.Ordinal).ThenBy(e => e.Variant, StringComparer.Ordinal))
         {
@@ -58,8 +56,19 @@ public abstract partial class SqlDeliveryStore
             (string, object)[] key = [("m", e.Model), ("v", e.Version), ("a", e.Variant), ("d", batch.DeviceClass), ("t", minute)];
             long[] values = [k.Reports, k.FallbackReports, k.Inferences, k.Loads, k.LoadFailures, k.LoadCrashes, k.InferenceCrashes, k.LoadOomKills, k.InferenceOomKills, .. k.Thermal];
             await Exec(c, tx, countsSql, [.. key, .. CountColumns.Select((col, i) => (col, (object)values[i]))]);
+            // Every non-empty bucket in one multi-row upsert (one round trip; buckets are distinct within an entry).
+            var tuples = new List<string>();
+            var ps = new List<(string, object)>(key);
             for (int b = 0; b < k.Latency.Length; b++)
-                if (k.Latency[b] != 0) await Exec(c, tx, latencySql, [.. key, ("b", b), ("n", k.Latency[b])]);
+            {
+                if (k.Latency[b] == 0) continue;
+                tuples.Add($"(@m, @v, @a, @d, @t, @b{b}, @n{b})");
+                ps.Add(("b" + b, b));
+                ps.Add(("n" + b, k.Latency[b]));
+            }
+            if (tuples.Count > 0)
+                await Exec(c, tx, $"INSERT INTO telemetry_latency ({TelemetryKey}, bucket, count) VALUES {string.Join(", ", tuples)} " +
+                                  $"ON CONFLICT ({TelemetryKey}, bucket) DO UPDATE SET count = telemetry_latency.count + excluded.count", [.. ps]);
         }
         await tx.CommitAsync(cancellationToken);
         return true;

@@ -30,12 +30,14 @@ out["incomplete_beta"] = beta
 out["log_gamma"] = [{"x": x, "value": float(special.gammaln(x))} for x in [0.1, 0.5, 1, 2.5, 10, 171.3, 1e5, 1e9]]
 
 # The bucket scheme, re-derived.
-edges = [float("%.12g" % (0.1 * 10 ** (i / 24))) for i in range(140)]
+PER_DECADE, EDGES = 48, 279
+LAST = EDGES  # index of the overflow bucket
+edges = [float("%.12g" % (0.1 * 10 ** (i / PER_DECADE))) for i in range(EDGES)]
 def lower(b): return 0.0 if b == 0 else edges[b - 1]
-def upper(b): return math.inf if b == 140 else edges[b]
+def upper(b): return math.inf if b == LAST else edges[b]
 def bucket_of(ms): return bisect.bisect_right(edges, ms)
 def hist(samples):
-    h = [0] * 141
+    h = [0] * (LAST + 1)
     for s in samples: h[bucket_of(s)] += 1
     return h
 def quantile(h, q):
@@ -45,7 +47,7 @@ def quantile(h, q):
         if below + c >= rank:
             f = min(1, max(0, (rank - below) / c))
             if b == 0: return upper(0) * f
-            if b == 140: return lower(b)
+            if b == LAST: return lower(b)
             return lower(b) * (upper(b) / lower(b)) ** f
         below += c
 def bucket_of_rank(h, j):
@@ -53,7 +55,7 @@ def bucket_of_rank(h, j):
     for b, c in enumerate(h):
         cum += c
         if cum >= j: return b
-    return 140
+    return LAST
 def upper_bound(h, q, a):
     n = sum(h)
     if stats.binom.cdf(n - 1, n, q) < 1 - a: return math.inf
@@ -67,7 +69,7 @@ def lower_bound(h, q, a):
 def surely_above(h, t): return sum(c for b, c in enumerate(h) if lower(b) >= t)
 def possibly_above(h, t): return sum(c for b, c in enumerate(h) if upper(b) > t)
 
-out["edges"] = {str(i): edges[i] for i in [0, 1, 23, 24, 48, 72, 96, 120, 139]}
+out["edges"] = {str(i): edges[i] for i in [0, 1, 23, 24, 47, 48, 96, 144, 192, 240, 278]}
 
 rng = np.random.default_rng(20261121)
 base = rng.lognormal(math.log(20), 0.35, 6000)
