@@ -12,6 +12,7 @@ root.Subcommands.Add(BudgetVerb.Create());
 root.Subcommands.Add(DevicesVerb.Create());
 root.Subcommands.Add(PrivacyVerb.Create());
 root.Subcommands.Add(FlVerb.Create());
+root.Subcommands.Add(FleetVerb.Create());
 root.Subcommands.Add(EvalVerb.Create());
 root.Subcommands.Add(CompareVerb.Create());
 root.Subcommands.Add(GenerateVerb.Create());

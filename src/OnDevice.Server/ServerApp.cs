@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Diagnostics;
 using OnDevice.Delivery;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using OnDevice.Server.Api;
+using OnDevice.Server.Dashboard;
 using OnDevice.Server.Rollouts;
 using OnDevice.Server.Storage;
 
@@ -75,6 +76,7 @@ public static class ServerApp
         app.MapReleasesApi();
         app.MapAuditApi();
         app.MapAdminApi();
+        app.MapDashboard();
         app.MapRolloutsApi();
         app.MapAssignApi();
         app.MapTelemetryApi();
