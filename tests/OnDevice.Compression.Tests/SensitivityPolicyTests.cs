@@ -60,6 +60,10 @@ public class SensitivityPolicyTests
         Assert.Equal(["g1", "m1"], kept.Report.KeptAtHigherPrecision.Select(k => k.Name).Order(StringComparer.Ordinal));
         Assert.Equal([1, 2], kept.Report.KeptAtHigherPrecision.Select(k => k.Rank));
         Assert.True(kept.Report.KeptAtHigherPrecision[0].ModelErrorAlone >= kept.Report.KeptAtHigherPrecision[1].ModelErrorAlone);
+        var ranking = kept.Report.SensitivityRanking;
+        Assert.True(ranking.Count > 2);
+        Assert.Equal(kept.Report.KeptAtHigherPrecision, ranking.Take(2));
+        Assert.True(ranking.Zip(ranking.Skip(1)).All(p => p.First.ModelErrorAlone >= p.Second.ModelErrorAlone));
         Assert.Equal(1, QuantizeLinearOn(all.Model, "g1"));
         Assert.Equal(0, QuantizeLinearOn(kept.Model, "g1"));
         Assert.Equal(0, QuantizeLinearOn(kept.Model, "m1"));

@@ -212,6 +212,8 @@ public static class QuantizeVerb
     {
         /// <summary>Sites <c>--keep-sensitive</c> kept at higher precision, most sensitive first.</summary>
         public IReadOnlyList<KeptSensitive> KeptAtHigherPrecision { get; init; } = [];
+        /// <summary>Every site <c>--keep-sensitive</c> ranked, most sensitive first.</summary>
+        public IReadOnlyList<KeptSensitive> SensitivityRanking { get; init; } = [];
     }
 
     /// <summary>Writes the report file and prints the result (JSON or a table).</summary>
@@ -222,7 +224,7 @@ public static class QuantizeVerb
         var j = new ReportJson(modelPath, outPath, rep.Pass, rep.Format, rep.Method, rep.InputBytes, rep.OutputBytes,
             rep.OutputBytes > 0 ? Math.Round(rep.InputBytes / (double)rep.OutputBytes, 3) : 0,
             rep.LayerBytesBefore, rep.LayerBytesAfter, rep.LayerBytesAfter > 0 ? Math.Round(rep.LayerBytesBefore / (double)rep.LayerBytesAfter, 3) : 0,
-            max, rep.CalibrationSamples, rep.Layers, rep.StayedFloat, rep.Notes) { KeptAtHigherPrecision = rep.KeptAtHigherPrecision };
+            max, rep.CalibrationSamples, rep.Layers, rep.StayedFloat, rep.Notes) { KeptAtHigherPrecision = rep.KeptAtHigherPrecision, SensitivityRanking = rep.SensitivityRanking };
         if (reportPath is not null) AtomicFile.WriteAllBytes(reportPath, JsonSerializer.SerializeToUtf8Bytes(j, Cli.Json));
         if (asJson)
         {

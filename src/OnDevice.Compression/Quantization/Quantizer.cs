@@ -52,6 +52,8 @@ public sealed class CompressionReport
     public List<string> Notes { get; } = [];
     /// <summary>Weights and activations <see cref="QuantizeOptions.KeepSensitive"/> kept at higher precision, most sensitive first.</summary>
     public List<KeptSensitive> KeptAtHigherPrecision { get; } = [];
+    /// <summary>Every candidate <see cref="QuantizeOptions.KeepSensitive"/> ranked (the kept ones first), for choosing N.</summary>
+    public List<KeptSensitive> SensitivityRanking { get; } = [];
 }
 
 /// <summary>The compressed model and its report.</summary>

@@ -101,7 +101,8 @@ public static class SensitivityPolicy
                     candidates.Add(("weight", l.Layer, e));
         }
         var ranked = candidates.OrderByDescending(c => c.Error).ThenBy(c => c.Name, StringComparer.Ordinal).ToList();
-        var keep = ranked.Take(options.KeepSensitive).Select((c, i) => new KeptSensitive(c.Kind, c.Name, c.Error, i + 1, ranked.Count)).ToList();
+        var all = ranked.Select((c, i) => new KeptSensitive(c.Kind, c.Name, c.Error, i + 1, ranked.Count)).ToList();
+        var keep = all.Take(options.KeepSensitive).ToList();
         var floatActs = new HashSet<string>(options.FloatActivations ?? new HashSet<string>(), StringComparer.Ordinal);
         var perLayer = new Dictionary<string, LayerPlan>(options.PerLayer ?? new Dictionary<string, LayerPlan>(), StringComparer.Ordinal);
         var int8 = new IntPlan(new QuantScheme(8, true, true, Granularity.PerChannel, 0, 0, options.Scheme.Fp16Scales));
@@ -110,6 +111,7 @@ public static class SensitivityPolicy
             else perLayer[k.Name] = int8;
         var result = Quantizer.Quantize(input, inner with { FloatActivations = floatActs, PerLayer = perLayer });
         result.Report.KeptAtHigherPrecision.AddRange(keep);
+        result.Report.SensitivityRanking.AddRange(all);
         if (keep.Count < options.KeepSensitive)
             result.Report.Notes.Add($"--keep-sensitive {options.KeepSensitive}: only {ranked.Count} candidate(s) (activations of a static QDQ model, weights below 8 bits)");
         return result;
