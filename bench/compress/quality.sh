@@ -41,7 +41,7 @@ cp "$M" "$W/fp32.onnx"
 ! want int8-wo || $OD quantize "$M" -o "$W/int8-wo.onnx" --weights int8 --granularity channel --symmetric --json > "$W/int8-wo.json"
 ! want int8-static || $OD quantize "$M" -o "$W/int8-static.onnx" --weights int8 --granularity channel --symmetric --activations int8 --calibration "$W/calmix" --calibrator percentile --keep-sensitive ${KEEP_STATIC:-16} --json > "$W/int8-static.json"
 ! want int4-rtn || $OD quantize "$M" -o "$W/int4-rtn.onnx" --weights int4 --granularity block:32 --symmetric --json > "$W/int4-rtn.json"
-! want int4-gptq || $OD quantize "$M" -o "$W/int4-gptq.onnx" --weights int4 --granularity block:32 --symmetric --method gptq --calibration "$W/calmix" --keep-sensitive ${KEEP_INT4:-24} --json > "$W/int4-gptq.json"
+! want int4-gptq || $OD quantize "$M" -o "$W/int4-gptq.onnx" --weights int4 --granularity block:32 --symmetric --method gptq --calibration "$W/calmix" --keep-sensitive ${KEEP_INT4:-19} --json > "$W/int4-gptq.json"
 ! want pal6 || $OD palettize "$M" -o "$W/pal6.onnx" --bits 6 --json > "$W/pal6.json"
 ! want prune50 || $OD prune "$M" -o "$W/prune50.onnx" --sparsity 0.5 --json > "$W/prune50.json"
 
