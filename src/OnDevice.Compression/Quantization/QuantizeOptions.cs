@@ -89,9 +89,25 @@ public sealed record QuantizeOptions
     /// <summary>Per-layer plans (layer label → plan) overriding <see cref="Scheme"/>, e.g. from a size budget.</summary>
     public IReadOnlyDictionary<string, LayerPlan>? PerLayer { get; init; }
 
+    /// <summary>Activations (value names) a static QDQ model leaves float: no Q/DQ pair is put on them.</summary>
+    public IReadOnlySet<string>? FloatActivations { get; init; }
+
+    /// <summary>
+    /// Keep this many of the most sensitive quantization sites at higher precision (needs <see cref="Calibration"/>):
+    /// each activation of a static QDQ model and each weight below 8 bits is ranked by the model-output error with only
+    /// it quantized; the top ones stay float (activations) or become int8 per-channel (weights). 0 = off.
+    /// </summary>
+    public int KeepSensitive { get; init; }
+
+    /// <summary>Progress of long stages (sensitivity measurement).</summary>
+    public IProgress<StageProgress>? Progress { get; init; }
+
     /// <summary>Checks the combination before any work.</summary>
     public void Validate()
     {
+        if (KeepSensitive < 0) throw new CompressionException($"--keep-sensitive must be 0 or more, not {KeepSensitive}");
+        if (KeepSensitive > 0 && Calibration is null)
+            throw new CompressionException("--keep-sensitive needs --calibration DIR (sensitivity is measured on calibration samples)");
         var s = Scheme;
         if (s.Bits is not (4 or 8)) throw new CompressionException($"weights must be 4 or 8 bits, not {s.Bits}");
         if (s.Granularity == Granularity.Blocked && s.BlockSize is not (16 or 32 or 64 or 128))

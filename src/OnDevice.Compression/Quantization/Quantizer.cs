@@ -50,6 +50,10 @@ public sealed class CompressionReport
     public List<SkippedLayer> StayedFloat { get; } = [];
     /// <summary>Other notes.</summary>
     public List<string> Notes { get; } = [];
+    /// <summary>Weights and activations <see cref="QuantizeOptions.KeepSensitive"/> kept at higher precision, most sensitive first.</summary>
+    public List<KeptSensitive> KeptAtHigherPrecision { get; } = [];
+    /// <summary>Every candidate <see cref="QuantizeOptions.KeepSensitive"/> ranked (the kept ones first), for choosing N.</summary>
+    public List<KeptSensitive> SensitivityRanking { get; } = [];
 }
 
 /// <summary>The compressed model and its report.</summary>
@@ -84,6 +88,7 @@ public static class Quantizer
     public static CompressionResult Quantize(Model input, QuantizeOptions options)
     {
         options.Validate();
+        if (options.KeepSensitive > 0) return SensitivityPolicy.Quantize(input, options);
         var model = CopyModel(input);
         var (sites, skipped) = WeightSites.Find(model.Graph, options.Exclude);
         var editedGraphs = model.Graph.SelfAndSubgraphs().ToList();
@@ -178,7 +183,8 @@ public static class Quantizer
         {
             foreach (var grp in activationNames.GroupBy(a => a.Edit))
                 foreach (var name in grp.Select(a => a.Name).Distinct())
-                    if (ranges.TryGetValue(name, out var r)) EmitActivationQdq(grp.Key, name, r, options.ActivationType);
+                    if (options.FloatActivations?.Contains(name) == true) report.Notes.Add($"activation '{name}' left float (kept at higher precision)");
+                    else if (ranges.TryGetValue(name, out var r)) EmitActivationQdq(grp.Key, name, r, options.ActivationType);
                     else report.Notes.Add($"no activation range for '{name}': left float");
             need = Math.Max(need, 10);
         }
@@ -595,7 +601,7 @@ public static class Quantizer
     }
 
     /// <summary>Inserts QuantizeLinear→DequantizeLinear on <paramref name="name"/> and points its consumers at the result.</summary>
-    private static void EmitActivationQdq(GraphEdit edit, string name, ActivationRange r, DType at)
+    internal static void EmitActivationQdq(GraphEdit edit, string name, ActivationRange r, DType at)
     {
         if (edit.Graph.Initializers.ContainsKey(name)) return;
         var (s, z) = AddActivationParams(edit, name, r, at);
