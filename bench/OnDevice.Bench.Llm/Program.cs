@@ -15,7 +15,7 @@ namespace OnDevice.Bench.Llm;
 /// hidden 5632, vocab 32000, random weights) as GGUF F32 / Q8_0 / Q4_0 into the cache ($ONDEVICE_CACHE or
 /// ~/.cache/ondevice, never the repo), measures decode tokens/s at fp32/int8/int4 on 1 and 2 threads against the
 /// memory-bandwidth roofline measured in the same run, then quality (KL, top-1) and speculative decoding on stories260K.
-/// Usage: dotnet run -c Release --project bench/OnDevice.Bench.Llm [-- --tokens N] [--formats fp32,int8,int4] [--threads 1,2] [--skip-tiny] [--skip-stories]
+/// Usage: dotnet run -c Release --project bench/OnDevice.Bench.Llm [-- --tokens N] [--formats fp32,int8,int4] [--threads 1,2] [--skip-tiny] [--skip-stories] [--breakdown]
 /// </summary>
 public static class Program
 {
@@ -27,6 +27,7 @@ public static class Program
         var formats = Arg(args, "--formats", "fp32,int8,int4").Split(',');
         var threads = Arg(args, "--threads", "1,2").Split(',').Select(int.Parse).ToArray();
         Console.WriteLine($"cpus={Environment.ProcessorCount} kernels={QuantDot.Path} {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}");
+        if (args.Contains("--breakdown")) { Breakdown(formats, tokens); return; }
         if (!args.Contains("--skip-tiny")) TinyLlama(tokens, formats, threads);
         if (!args.Contains("--skip-stories")) Stories();
     }
@@ -140,6 +141,94 @@ public static class Program
             }
         }
     }
+
+    /// <summary>
+    /// Per-token time split on one thread: the decode step, each weight matrix's product alone (all rows, the same
+    /// quantized activations), activation quantization, and the remainder (norms, RoPE, attention, SwiGLU, embedding).
+    /// Also the cost of dispatching one row-partitioned product to 2 threads with an empty body.
+    /// </summary>
+    private static unsafe void Breakdown(string[] formats, int tokens)
+    {
+        foreach (var f in formats)
+        {
+            var ck = GgufFile.ReadLlama(EnsureGguf(f));
+            var weights = f switch { "fp32" => LlmWeights.Fp32, "int8" => LlmWeights.Int8, _ => LlmWeights.Int4 };
+            var model = LlamaModel.Load(ck, weights);
+            var engine = new LlamaEngine(model, new KvCacheOptions(MaxPositions: 512), 1);
+            var rng = new Random(1);
+            var prompt = Enumerable.Range(0, 32).Select(_ => rng.Next(3, 32000)).ToArray();
+            var logits = engine.Prefill(prompt);
+            var steps = new List<double>();
+            int tok = Sampler.ArgMax(logits);
+            for (int i = 0; i < tokens; i++)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                logits = engine.Step(tok, prompt.Length + i);
+                steps.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+                tok = Sampler.ArgMax(logits);
+            }
+            double step = Median(steps);
+            var c = model.Config;
+            var x = GC.AllocateArray<float>(c.HiddenDim, pinned: true);
+            for (int i = 0; i < x.Length; i++) x[i] = rng.NextSingle() * 2 - 1;
+            var y = GC.AllocateArray<float>(c.VocabSize, pinned: true);
+            var acts = new LlmActivations();
+            var kinds = new (string Name, Func<LlamaLayer, WeightMatrix> Get)[]
+                { ("wq", l => l.Wq), ("wk", l => l.Wk), ("wv", l => l.Wv), ("wo", l => l.Wo), ("w1 gate", l => l.W1), ("w3 up", l => l.W3), ("w2 down", l => l.W2) };
+            Console.WriteLine($"## {f}: decode step median {step:0.00} ms ({1000 / step:0.0} tokens/s), {model.WeightBytesPerToken / 1e9:0.000} GB weights/token");
+            Console.WriteLine("| part | ms/token | share | GB/s |");
+            Console.WriteLine("|---|---|---|---|");
+            double sum = 0;
+            fixed (float* px0 = x, py0 = y)
+            {
+                float* px = px0, py = py0;
+                double Once(WeightMatrix m, bool quantize)
+                {
+                    acts.Set(px, 1, m.Cols, m.Cols);
+                    long t0 = Stopwatch.GetTimestamp();
+                    if (quantize) acts.EnsureQuantized();
+                    else { if (m.Format != LlmWeights.Fp32) acts.EnsureQuantized(); m.Multiply(acts, py, m.Rows, 0, m.Rows); }
+                    return Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                }
+                // Every product of a token in engine order (the weights stream from memory as in a decode step), 5 passes.
+                var perKind = new List<double>[kinds.Length + 1];
+                for (int k = 0; k <= kinds.Length; k++) perKind[k] = [];
+                for (int rep = 0; rep < 5; rep++)
+                {
+                    var ms = new double[kinds.Length + 1];
+                    foreach (var l in model.Layers)
+                        for (int k = 0; k < kinds.Length; k++) ms[k] += Once(kinds[k].Get(l), false);
+                    ms[kinds.Length] = Once(model.Classifier, false);
+                    for (int k = 0; k <= kinds.Length; k++) perKind[k].Add(ms[k]);
+                }
+                for (int k = 0; k < kinds.Length; k++)
+                {
+                    double ms = Median(perKind[k]);
+                    long bytes = model.Layers.Sum(l => kinds[k].Get(l).Bytes);
+                    sum += ms;
+                    Console.WriteLine(string.Format(Inv, "| {0} ×{1} | {2:0.00} | {3:P1} | {4:0.0} |", kinds[k].Name, c.Layers, ms, ms / step, bytes / ms / 1e6));
+                }
+                double cls = Median(perKind[kinds.Length]);
+                sum += cls;
+                Console.WriteLine(string.Format(Inv, "| classifier | {0:0.00} | {1:P1} | {2:0.0} |", cls, cls / step, model.Classifier.Bytes / cls / 1e6));
+                Console.WriteLine(string.Format(Inv, "| all products (incl. their activation quantization) | {0:0.00} | {1:P1} | {2:0.0} |", sum, sum / step, model.WeightBytesPerToken / sum / 1e6));
+                double Quant(WeightMatrix m) => Median(Enumerable.Range(0, 9).Select(_ => Once(m, true)).ToList());
+                double quant = weights == LlmWeights.Fp32 ? 0 : c.Layers * (3 * Quant(model.Layers[0].Wq) + Quant(model.Layers[0].W2)) + Quant(model.Classifier);
+                Console.WriteLine(string.Format(Inv, "| of which activation quantization | {0:0.00} | {1:P1} | |", quant, quant / step));
+                Console.WriteLine(string.Format(Inv, "| everything else (norms, RoPE, attention, SwiGLU, embedding, residuals) | {0:0.00} | {1:P1} | |", step - sum, (step - sum) / step));
+            }
+            var d = new List<double>();
+            for (int rep = 0; rep < 2000; rep++)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                Parallel.For(0, 8, new ParallelOptions { MaxDegreeOfParallelism = 2 }, _ => { });
+                d.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+            }
+            Console.WriteLine(string.Format(Inv, "2-thread dispatch of one product (Parallel.For, 8 chunks, empty body): {0:0.000} ms; ×{1} products per token = {2:0.00} ms", Median(d), 7 * c.Layers + 1, Median(d) * (7 * c.Layers + 1)));
+        }
+    }
+
+    private static double Median(List<double> v) { var s = v.OrderBy(a => a).ToList(); return s[s.Count / 2]; }
 
     private static void Speculate(string label, LlamaModel target, LlamaModel draft, LlamaTokenizer? tok, int threads, int steps, int k)
     {

@@ -42,26 +42,62 @@ public unsafe class LlmKernelTests
         }
     }
 
+    private static (byte[] W, sbyte[] X, int[] C8) Interleave(byte[] w, sbyte[] xq, int blocks)
+    {
+        var wi = new byte[w.Length];
+        var xi = new sbyte[xq.Length];
+        var c8 = new int[blocks];
+        fixed (byte* pw = w, pwi = wi) fixed (sbyte* px = xq, pxi = xi) fixed (int* pc = c8)
+        {
+            GroupDot.InterleaveQ4(pw, blocks, pwi);
+            GroupDot.InterleaveActivations(px, blocks, pxi, pc);
+        }
+        return (wi, xi, c8);
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(3)]
+    [InlineData(8)]
     [InlineData(17)]
     [InlineData(64)]
+    [InlineData(176)]
     public void Q4PathsAgreeWithScalarTwin(int blocks)
     {
         var rng = new Random(100 + blocks);
         var (xq, xs, xsum) = QuantizedActivations(blocks, rng);
         var w = new byte[blocks * 16];
         rng.NextBytes(w);
+        w[0] = 0xFF; w[1] = 0x00;
         var ws = Enumerable.Range(0, blocks).Select(_ => (float)rng.NextDouble() * 0.01f).ToArray();
-        fixed (byte* pw = w) fixed (sbyte* px = xq) fixed (float* pws = ws, pxs = xs) fixed (float* pu = xsum)
+        var (wi, xi, c8) = Interleave(w, xq, blocks);
+        fixed (byte* pw = w, pwi = wi) fixed (sbyte* px = xq, pxi = xi) fixed (float* pws = ws, pxs = xs, pu = xsum) fixed (int* pc = c8)
         {
             float reference = QuantDot.DotQ4Scalar(pw, pws, px, pxs, pu, blocks);
             Assert.NotEqual(0f, reference);
-            if (System.Runtime.Intrinsics.X86.Avx2.IsSupported) Assert.Equal(reference, QuantDot.DotQ4Avx2(pw, pws, px, pxs, pu, blocks), 1e-3f * MathF.Abs(reference) + 1e-5f);
-            if (System.Runtime.Intrinsics.X86.AvxVnni.IsSupported) Assert.Equal(reference, QuantDot.DotQ4Vnni(pw, pws, px, pxs, pu, blocks), 1e-3f * MathF.Abs(reference) + 1e-5f);
-            if (System.Runtime.Intrinsics.X86.Avx512BW.IsSupported) Assert.Equal(reference, QuantDot.DotQ4Avx512(pw, pws, px, pxs, pu, blocks), 1e-3f * MathF.Abs(reference) + 1e-5f);
+            // The interleaved scalar twin does the same integer sums and float operations in the same order.
+            Assert.Equal(reference, GroupDot.DotQ4Scalar(pwi, pws, pxi, pxs, pc, blocks));
+            float tol = 1e-4f * MathF.Abs(reference) + 1e-5f;
+            if (System.Runtime.Intrinsics.X86.Avx2.IsSupported) Assert.Equal(reference, GroupDot.DotQ4Avx2(pwi, pws, pxi, pxs, pc, blocks), tol);
+            if (System.Runtime.Intrinsics.X86.AvxVnni.IsSupported) Assert.Equal(reference, GroupDot.DotQ4Vnni(pwi, pws, pxi, pxs, pc, blocks), tol);
+            Assert.Equal(reference, GroupDot.DotQ4(pwi, pws, pxi, pxs, pc, blocks), tol);
         }
+    }
+
+    [Fact]
+    public void InterleavedLayoutsMoveEveryByteToItsDocumentedPlace()
+    {
+        int blocks = 19;
+        var w = Enumerable.Range(0, blocks * 16).Select(i => (byte)(i * 7)).ToArray();
+        var x = Enumerable.Range(0, blocks * 32).Select(i => (sbyte)(i * 5)).ToArray();
+        var (wi, xi, c8) = Interleave(w, x, blocks);
+        for (int b = 0; b < blocks; b++)
+        {
+            for (int o = 0; o < 16; o++) Assert.Equal(w[b * 16 + o], wi[GroupDot.Q4ByteOffset(b, o, blocks)]);
+            for (int e = 0; e < 32; e++) Assert.Equal(x[b * 32 + e], xi[GroupDot.ActivationOffset(b, e, blocks)]);
+            Assert.Equal(8 * x.Skip(b * 32).Take(32).Sum(v => (int)v), c8[b]);
+        }
+        Assert.Equal(w.OrderBy(v => v), wi.OrderBy(v => v));
     }
 
     [Theory]
@@ -108,12 +144,13 @@ public unsafe class LlmKernelTests
     public void FourRowKernelsAreBitIdenticalToSingleRowCalls()
     {
         var rng = new Random(11);
-        int blocks = 19;
+        int blocks = 27;
         var acts = Enumerable.Range(0, 4).Select(_ => QuantizedActivations(blocks, rng)).ToArray();
         var w8 = new sbyte[blocks * 32];
         for (int i = 0; i < w8.Length; i++) w8[i] = (sbyte)rng.Next(-127, 128);
         var w4 = new byte[blocks * 16];
         rng.NextBytes(w4);
+        var inter = acts.Select(a => Interleave(w4, a.Q, blocks)).ToArray();
         var ws = Enumerable.Range(0, blocks).Select(_ => (float)rng.NextDouble()).ToArray();
         var handles = new List<System.Runtime.InteropServices.GCHandle>();
         T* Pin<T>(T[] a) where T : unmanaged { var h = System.Runtime.InteropServices.GCHandle.Alloc(a, System.Runtime.InteropServices.GCHandleType.Pinned); handles.Add(h); return (T*)h.AddrOfPinnedObject(); }
@@ -121,16 +158,19 @@ public unsafe class LlmKernelTests
         {
             sbyte** xq = stackalloc sbyte*[4];
             float** xs = stackalloc float*[4];
-            float** xu = stackalloc float*[4];
-            for (int t = 0; t < 4; t++) { xq[t] = Pin(acts[t].Q); xs[t] = Pin(acts[t].S); xu[t] = Pin(acts[t].Sum); }
+            sbyte** xi = stackalloc sbyte*[4];
+            int** xc = stackalloc int*[4];
+            for (int t = 0; t < 4; t++) { xq[t] = Pin(acts[t].Q); xs[t] = Pin(acts[t].S); xi[t] = Pin(inter[t].X); xc[t] = Pin(inter[t].C8); }
+            byte* wi = Pin(inter[0].W);
             float* r8 = stackalloc float[4];
             float* r4 = stackalloc float[4];
             QuantDot.DotQ8x4(Pin(w8), Pin(ws), xq, xs, blocks, r8);
-            QuantDot.DotQ4x4(Pin(w4), Pin(ws), xq, xs, xu, blocks, r4);
+            GroupDot.DotQ4x4(wi, Pin(ws), xi, xs, xc, blocks, r4);
             for (int t = 0; t < 4; t++)
             {
                 Assert.Equal(QuantDot.DotQ8(Pin(w8), Pin(ws), xq[t], xs[t], blocks), r8[t]);
-                Assert.Equal(QuantDot.DotQ4(Pin(w4), Pin(ws), xq[t], xs[t], xu[t], blocks), r4[t]);
+                Assert.Equal(GroupDot.DotQ4(wi, Pin(ws), xi[t], xs[t], xc[t], blocks), r4[t]);
+                Assert.Equal(GroupDot.DotQ4Scalar(wi, Pin(ws), xi[t], xs[t], xc[t], blocks), r4[t], 1e-4f * MathF.Abs(r4[t]) + 1e-4f);
                 Assert.Equal(QuantDot.DotQ8Scalar(Pin(w8), Pin(ws), xq[t], xs[t], blocks), r8[t], 1e-3f * MathF.Abs(r8[t]) + 1e-4f);
             }
         }
