@@ -380,19 +380,31 @@ public sealed unsafe class Q4Matrix : WeightMatrix
         int** xc = stackalloc int*[4];
         float* res = stackalloc float[4];
         fixed (byte* q = _q) fixed (float* s = _s)
+        {
+            int full = x.Count / 4 * 4;
             for (int r = r0; r < r1; r++)
             {
                 byte* wr = q + (long)r * _blocks * 16;
                 float* sr = s + (long)r * _blocks;
-                int t = 0;
-                for (; t + 4 <= x.Count; t += 4)
+                for (int t = 0; t < full; t += 4)
                 {
                     for (int i = 0; i < 4; i++) { xq[i] = x.Interleaved(t + i); xsc[i] = x.Scales(t + i); xc[i] = x.Offsets(t + i); }
                     GroupDot.DotQ4x4(wr, sr, xq, xsc, xc, _blocks, res);
                     for (int i = 0; i < 4; i++) y[(long)(t + i) * ldy + r] = res[i];
                 }
-                for (; t < x.Count; t++) y[(long)t * ldy + r] = GroupDot.DotQ4(wr, sr, x.Interleaved(t), x.Scales(t), x.Offsets(t), _blocks);
             }
+            // The remaining activation rows (all of them when decoding): four weight rows at a time.
+            for (int t = full; t < x.Count; t++)
+            {
+                sbyte* xt = x.Interleaved(t);
+                float* st = x.Scales(t);
+                int* ct = x.Offsets(t);
+                float* yt = y + (long)t * ldy;
+                int r = r0;
+                for (; r + 4 <= r1; r += 4) GroupDot.DotQ4Rows4(q + (long)r * _blocks * 16, s + (long)r * _blocks, xt, st, ct, _blocks, yt + r);
+                for (; r < r1; r++) yt[r] = GroupDot.DotQ4(q + (long)r * _blocks * 16, s + (long)r * _blocks, xt, st, ct, _blocks);
+            }
+        }
     }
 
     /// <inheritdoc/>

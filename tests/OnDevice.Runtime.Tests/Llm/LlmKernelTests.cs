@@ -166,6 +166,15 @@ public unsafe class LlmKernelTests
             float* r4 = stackalloc float[4];
             QuantDot.DotQ8x4(Pin(w8), Pin(ws), xq, xs, blocks, r8);
             GroupDot.DotQ4x4(wi, Pin(ws), xi, xs, xc, blocks, r4);
+            // Four weight rows with one activation row.
+            var w4rows = new byte[4 * blocks * 16];
+            rng.NextBytes(w4rows);
+            var ws4 = Enumerable.Range(0, 4 * blocks).Select(_ => (float)rng.NextDouble()).ToArray();
+            byte* wr = Pin(new byte[w4rows.Length]);
+            for (int r = 0; r < 4; r++) GroupDot.InterleaveQ4(Pin(w4rows) + r * blocks * 16, blocks, wr + r * blocks * 16);
+            float* rr = stackalloc float[4];
+            GroupDot.DotQ4Rows4(wr, Pin(ws4), xi[1], xs[1], xc[1], blocks, rr);
+            for (int r = 0; r < 4; r++) Assert.Equal(GroupDot.DotQ4(wr + r * blocks * 16, Pin(ws4) + r * blocks, xi[1], xs[1], xc[1], blocks), rr[r]);
             for (int t = 0; t < 4; t++)
             {
                 Assert.Equal(QuantDot.DotQ8(Pin(w8), Pin(ws), xq[t], xs[t], blocks), r8[t]);

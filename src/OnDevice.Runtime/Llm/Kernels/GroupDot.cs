@@ -125,14 +125,14 @@ public static unsafe class GroupDot
         var v2 = Avx.LoadVector256(wg + 64);
         var v3 = Avx.LoadVector256(wg + 96);
         var p = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, v0 & m, Avx.LoadVector256(xg));
-        var q = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx2.ShiftRightLogical(v0.AsUInt16(), 4).AsByte() & m, Avx.LoadVector256(xg + 128));
+        var q = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx2.AndNot(m, v0), Avx.LoadVector256(xg + 128));
         p = AvxVnni.MultiplyWideningAndAdd(p, v1 & m, Avx.LoadVector256(xg + 32));
-        q = AvxVnni.MultiplyWideningAndAdd(q, Avx2.ShiftRightLogical(v1.AsUInt16(), 4).AsByte() & m, Avx.LoadVector256(xg + 160));
+        q = AvxVnni.MultiplyWideningAndAdd(q, Avx2.AndNot(m, v1), Avx.LoadVector256(xg + 160));
         p = AvxVnni.MultiplyWideningAndAdd(p, v2 & m, Avx.LoadVector256(xg + 64));
-        q = AvxVnni.MultiplyWideningAndAdd(q, Avx2.ShiftRightLogical(v2.AsUInt16(), 4).AsByte() & m, Avx.LoadVector256(xg + 192));
+        q = AvxVnni.MultiplyWideningAndAdd(q, Avx2.AndNot(m, v2), Avx.LoadVector256(xg + 192));
         p = AvxVnni.MultiplyWideningAndAdd(p, v3 & m, Avx.LoadVector256(xg + 96));
-        q = AvxVnni.MultiplyWideningAndAdd(q, Avx2.ShiftRightLogical(v3.AsUInt16(), 4).AsByte() & m, Avx.LoadVector256(xg + 224));
-        return p + q;
+        q = AvxVnni.MultiplyWideningAndAdd(q, Avx2.AndNot(m, v3), Avx.LoadVector256(xg + 224));
+        return p + Avx2.ShiftRightArithmetic(q, 4);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -180,6 +180,63 @@ public static unsafe class GroupDot
     }
 
     /// <summary>
+    /// <see cref="DotQ4"/> of four consecutive weight rows (<paramref name="w"/> + r·<paramref name="blocks"/>·16, scales
+    /// <paramref name="ws"/> + r·<paramref name="blocks"/>) with one activation row (decode): each activation load serves
+    /// four rows and the four rows' dependency chains overlap; every result is bit-identical to the single-row call.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void DotQ4Rows4(byte* w, float* ws, sbyte* x, float* xs, int* c8, int blocks, float* result)
+    {
+        if (!QuantDot.UseVnni)
+        {
+            for (int r = 0; r < 4; r++) result[r] = DotQ4(w + (long)r * blocks * 16, ws + (long)r * blocks, x, xs, c8, blocks);
+            return;
+        }
+        var m = Vector256.Create((byte)15);
+        long rs = (long)blocks * 16;
+        byte* w0 = w, w1 = w + rs, w2 = w + 2 * rs, w3 = w + 3 * rs;
+        float* s0 = ws, s1 = ws + blocks, s2 = ws + 2 * blocks, s3 = ws + 3 * blocks;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        int groups = blocks / Group;
+        for (int g = 0; g < groups; g++)
+        {
+            int wo = g * 128, so = g * Group;
+            sbyte* xg = x + g * 256;
+            Vector256<int> p0 = default, p1 = default, p2 = default, p3 = default, q0 = default, q1 = default, q2 = default, q3 = default;
+            for (int j = 0; j < 4; j++)
+            {
+                var xl = Avx.LoadVector256(xg + 32 * j);
+                var xh = Avx.LoadVector256(xg + 128 + 32 * j);
+                var v0 = Avx.LoadVector256(w0 + wo + 32 * j);
+                var v1 = Avx.LoadVector256(w1 + wo + 32 * j);
+                var v2 = Avx.LoadVector256(w2 + wo + 32 * j);
+                var v3 = Avx.LoadVector256(w3 + wo + 32 * j);
+                p0 = AvxVnni.MultiplyWideningAndAdd(p0, v0 & m, xl); q0 = AvxVnni.MultiplyWideningAndAdd(q0, Avx2.AndNot(m, v0), xh);
+                p1 = AvxVnni.MultiplyWideningAndAdd(p1, v1 & m, xl); q1 = AvxVnni.MultiplyWideningAndAdd(q1, Avx2.AndNot(m, v1), xh);
+                p2 = AvxVnni.MultiplyWideningAndAdd(p2, v2 & m, xl); q2 = AvxVnni.MultiplyWideningAndAdd(q2, Avx2.AndNot(m, v2), xh);
+                p3 = AvxVnni.MultiplyWideningAndAdd(p3, v3 & m, xl); q3 = AvxVnni.MultiplyWideningAndAdd(q3, Avx2.AndNot(m, v3), xh);
+            }
+            var cv = Avx.LoadVector256(c8 + so);
+            var xsv = Avx.LoadVector256(xs + so);
+            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0 + Avx2.ShiftRightArithmetic(q0, 4) - cv), Avx.LoadVector256(s0 + so) * xsv, a0);
+            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p1 + Avx2.ShiftRightArithmetic(q1, 4) - cv), Avx.LoadVector256(s1 + so) * xsv, a1);
+            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p2 + Avx2.ShiftRightArithmetic(q2, 4) - cv), Avx.LoadVector256(s2 + so) * xsv, a2);
+            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p3 + Avx2.ShiftRightArithmetic(q3, 4) - cv), Avx.LoadVector256(s3 + so) * xsv, a3);
+        }
+        float r0 = Vector256.Sum(a0), r1 = Vector256.Sum(a1), r2 = Vector256.Sum(a2), r3 = Vector256.Sum(a3);
+        for (int b = groups * Group; b < blocks; b++)
+        {
+            sbyte* xb = x + b * Block;
+            float d = xs[b];
+            r0 += TailBlock(w0 + b * 16, xb, c8[b]) * (s0[b] * d);
+            r1 += TailBlock(w1 + b * 16, xb, c8[b]) * (s1[b] * d);
+            r2 += TailBlock(w2 + b * 16, xb, c8[b]) * (s2[b] * d);
+            r3 += TailBlock(w3 + b * 16, xb, c8[b]) * (s3[b] * d);
+        }
+        result[0] = r0; result[1] = r1; result[2] = r2; result[3] = r3;
+    }
+
+    /// <summary>
     /// <see cref="DotQ4"/> of one weight row with four activation rows (prefill, batched decoding), unpacking the weights
     /// once; every result is bit-identical to the single-row call.
     /// </summary>
@@ -205,17 +262,17 @@ public static unsafe class GroupDot
             {
                 var v = Avx.LoadVector256(wg + 32 * j);
                 var lo = v & m;
-                var hi = Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & m;
+                var hi = Avx2.AndNot(m, v);
                 int ol = o + 32 * j, oh = o + 128 + 32 * j;
                 p0 = AvxVnni.MultiplyWideningAndAdd(p0, lo, Avx.LoadVector256(x0 + ol)); q0 = AvxVnni.MultiplyWideningAndAdd(q0, hi, Avx.LoadVector256(x0 + oh));
                 p1 = AvxVnni.MultiplyWideningAndAdd(p1, lo, Avx.LoadVector256(x1 + ol)); q1 = AvxVnni.MultiplyWideningAndAdd(q1, hi, Avx.LoadVector256(x1 + oh));
                 p2 = AvxVnni.MultiplyWideningAndAdd(p2, lo, Avx.LoadVector256(x2 + ol)); q2 = AvxVnni.MultiplyWideningAndAdd(q2, hi, Avx.LoadVector256(x2 + oh));
                 p3 = AvxVnni.MultiplyWideningAndAdd(p3, lo, Avx.LoadVector256(x3 + ol)); q3 = AvxVnni.MultiplyWideningAndAdd(q3, hi, Avx.LoadVector256(x3 + oh));
             }
-            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0 + q0 - Avx.LoadVector256(c8[0] + so)), wsv * Avx.LoadVector256(xs[0] + so), a0);
-            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p1 + q1 - Avx.LoadVector256(c8[1] + so)), wsv * Avx.LoadVector256(xs[1] + so), a1);
-            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p2 + q2 - Avx.LoadVector256(c8[2] + so)), wsv * Avx.LoadVector256(xs[2] + so), a2);
-            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p3 + q3 - Avx.LoadVector256(c8[3] + so)), wsv * Avx.LoadVector256(xs[3] + so), a3);
+            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0 + Avx2.ShiftRightArithmetic(q0, 4) - Avx.LoadVector256(c8[0] + so)), wsv * Avx.LoadVector256(xs[0] + so), a0);
+            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p1 + Avx2.ShiftRightArithmetic(q1, 4) - Avx.LoadVector256(c8[1] + so)), wsv * Avx.LoadVector256(xs[1] + so), a1);
+            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p2 + Avx2.ShiftRightArithmetic(q2, 4) - Avx.LoadVector256(c8[2] + so)), wsv * Avx.LoadVector256(xs[2] + so), a2);
+            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p3 + Avx2.ShiftRightArithmetic(q3, 4) - Avx.LoadVector256(c8[3] + so)), wsv * Avx.LoadVector256(xs[3] + so), a3);
         }
         float r0 = Vector256.Sum(a0), r1 = Vector256.Sum(a1), r2 = Vector256.Sum(a2), r3 = Vector256.Sum(a3);
         for (int b = groups * Group; b < blocks; b++)
