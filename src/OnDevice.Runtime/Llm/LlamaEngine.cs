@@ -26,6 +26,7 @@ public sealed unsafe class LlamaEngine
     private float[] _x = [], _xb = [], _q = [], _k = [], _v = [], _att = [], _h1 = [], _h3 = [], _tmp = [], _scratch = [];
     private readonly LlmActivations _acts = new();
     private int _capacity;
+    private RowWorkers? _workers;
 
     /// <summary>The model.</summary>
     public LlamaModel Model => _m;
@@ -168,13 +169,10 @@ public sealed unsafe class LlamaEngine
         int rows = w.Rows;
         long work = (long)rows * w.Cols * _acts.Count;
         if (_threads == 1 || work < 1 << 16) { w.Multiply(_acts, y, ldy, 0, rows); return; }
-        int chunks = Math.Min(rows, _threads * 4);
-        var acts = _acts;
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = _threads }, ci =>
-        {
-            int r0 = (int)((long)rows * ci / chunks), r1 = (int)((long)rows * (ci + 1) / chunks);
-            w.Multiply(acts, y, ldy, r0, r1);
-        });
+        // Activations are quantized and interleaved once, before the rows are split.
+        if (w.Format == LlmWeights.Int4) _acts.EnsureInterleaved();
+        _workers ??= RowWorkers.For(_threads);
+        _workers.Run(w, _acts, y, ldy, rows, Math.Clamp(rows / 16, 1, _threads * 8));
     }
 
     private static void RmsNorm(float* x, float* o, int n, int dim, float[] weight, float eps)
