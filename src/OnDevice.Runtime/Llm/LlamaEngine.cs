@@ -170,7 +170,7 @@ public sealed unsafe class LlamaEngine
         long work = (long)rows * w.Cols * _acts.Count;
         if (_threads == 1 || work < 1 << 16) { w.Multiply(_acts, y, ldy, 0, rows); return; }
         // Activations are quantized and interleaved once, before the rows are split.
-        if (w.Format == LlmWeights.Int4) _acts.EnsureInterleaved();
+        if (w.Format != LlmWeights.Fp32) _acts.EnsureInterleaved();
         _workers ??= RowWorkers.For(_threads);
         _workers.Run(w, _acts, y, ldy, rows, Math.Clamp(rows / 16, 1, _threads * 8));
     }

@@ -23,7 +23,6 @@ public sealed unsafe class LlmActivations
 {
     private sbyte[] _q = [];
     private float[] _scales = [];
-    private float[] _corr = [];
     private sbyte[] _qi = [];
     private int[] _c8 = [];
     private bool _quantized, _interleaved;
@@ -55,10 +54,10 @@ public sealed unsafe class LlmActivations
         if (_quantized) return;
         int padded = Blocks * QuantDot.Block;
         if (_q.Length < Count * padded) _q = GC.AllocateArray<sbyte>(Count * padded, pinned: true);
-        if (_scales.Length < Count * Blocks) { _scales = GC.AllocateArray<float>(Count * Blocks, pinned: true); _corr = GC.AllocateArray<float>(Count * Blocks, pinned: true); }
-        fixed (sbyte* q = _q) fixed (float* s = _scales) fixed (float* u = _corr)
+        if (_scales.Length < Count * Blocks) _scales = GC.AllocateArray<float>(Count * Blocks, pinned: true);
+        fixed (sbyte* q = _q) fixed (float* s = _scales)
             for (int t = 0; t < Count; t++)
-                QuantDot.QuantizeActivations(Data + (long)t * Stride, Cols, q + t * padded, s + t * Blocks, u + t * Blocks);
+                QuantDot.QuantizeActivations(Data + (long)t * Stride, Cols, q + t * padded, s + t * Blocks);
         _quantized = true;
     }
 
@@ -78,9 +77,7 @@ public sealed unsafe class LlmActivations
 
     internal sbyte* Interleaved(int t) { fixed (sbyte* p = _qi) return p + t * Blocks * QuantDot.Block; }
     internal int* Offsets(int t) { fixed (int* p = _c8) return p + t * Blocks; }
-    internal sbyte* Q(int t) { fixed (sbyte* p = _q) return p + t * Blocks * QuantDot.Block; }
     internal float* Scales(int t) { fixed (float* p = _scales) return p + t * Blocks; }
-    internal float* Corrections(int t) { fixed (float* p = _corr) return p + t * Blocks; }
 }
 
 /// <summary>
@@ -216,16 +213,24 @@ public sealed unsafe class F32Matrix : WeightMatrix
     public override void ReadRow(int r, Span<float> dst) => new ReadOnlySpan<float>(_w + (long)r * Cols, Cols).CopyTo(dst);
 }
 
-/// <summary>Int8 weights in blocks of 32 along each row, one float scale per block (rows padded to whole blocks with zeros).</summary>
+/// <summary>
+/// Int8 weights in blocks of 32 along each row, one float scale per block (rows padded to whole blocks with zeros); each
+/// row is stored in <see cref="GroupDot"/>'s interleaved layout as unsigned bytes q + 128.
+/// </summary>
 public sealed unsafe class Q8Matrix : WeightMatrix
 {
-    private readonly sbyte[] _q;
+    private readonly byte[] _q;
     private readonly float[] _s;
     private readonly int _blocks;
 
+    // q arrives row-major in block order and is rearranged row by row into GroupDot's interleaved layout (same size).
     private Q8Matrix(int rows, int cols, sbyte[] q, float[] s) : base(rows, cols)
     {
-        _q = q; _s = s; _blocks = (cols + 31) / 32;
+        _blocks = (cols + 31) / 32;
+        _s = s;
+        _q = GC.AllocateArray<byte>(q.Length, pinned: true);
+        fixed (sbyte* src = q) fixed (byte* dst = _q)
+            for (int r = 0; r < rows; r++) GroupDot.InterleaveQ8(src + (long)r * _blocks * 32, _blocks, dst + (long)r * _blocks * 32);
     }
 
     /// <inheritdoc/>
@@ -238,7 +243,7 @@ public sealed unsafe class Q8Matrix : WeightMatrix
     public static Q8Matrix Quantize(ReadOnlySpan<float> w, int rows, int cols)
     {
         int blocks = (cols + 31) / 32;
-        var q = GC.AllocateArray<sbyte>(rows * blocks * 32, pinned: true);
+        var q = new sbyte[rows * blocks * 32];
         var s = GC.AllocateArray<float>(rows * blocks, pinned: true);
         for (int r = 0; r < rows; r++)
             for (int b = 0; b < blocks; b++)
@@ -261,7 +266,7 @@ public sealed unsafe class Q8Matrix : WeightMatrix
         var src = t.Data.Span;
         int blocks = t.Cols / 32, n = t.Rows * blocks;
         if (src.Length != 34L * n) throw new ModelFormatException(null, $"Q8_0 tensor '{t.Name}' has {src.Length} bytes, expected {34L * n}");
-        var q = GC.AllocateArray<sbyte>(n * 32, pinned: true);
+        var q = new sbyte[n * 32];
         var s = GC.AllocateArray<float>(n, pinned: true);
         var qb = MemoryMarshal.AsBytes(q.AsSpan());
         for (int i = 0; i < n; i++)
@@ -275,30 +280,41 @@ public sealed unsafe class Q8Matrix : WeightMatrix
     /// <inheritdoc/>
     public override void Multiply(LlmActivations x, float* y, int ldy, int r0, int r1)
     {
-        x.EnsureQuantized();
+        x.EnsureInterleaved();
         sbyte** xq = stackalloc sbyte*[4];
         float** xsc = stackalloc float*[4];
+        int** xc = stackalloc int*[4];
         float* res = stackalloc float[4];
-        fixed (sbyte* q = _q) fixed (float* s = _s)
+        long rowBytes = (long)_blocks * 32;
+        fixed (byte* q = _q) fixed (float* s = _s)
+        {
+            int full = x.Count / 4 * 4;
             for (int r = r0; r < r1; r++)
-            {
-                sbyte* wr = q + (long)r * _blocks * 32;
-                float* sr = s + (long)r * _blocks;
-                int t = 0;
-                for (; t + 4 <= x.Count; t += 4)
+                for (int t = 0; t < full; t += 4)
                 {
-                    for (int i = 0; i < 4; i++) { xq[i] = x.Q(t + i); xsc[i] = x.Scales(t + i); }
-                    QuantDot.DotQ8x4(wr, sr, xq, xsc, _blocks, res);
+                    for (int i = 0; i < 4; i++) { xq[i] = x.Interleaved(t + i); xsc[i] = x.Scales(t + i); xc[i] = x.Offsets(t + i); }
+                    GroupDot.DotQ8x4(q + r * rowBytes, s + (long)r * _blocks, xq, xsc, xc, _blocks, res);
                     for (int i = 0; i < 4; i++) y[(long)(t + i) * ldy + r] = res[i];
                 }
-                for (; t < x.Count; t++) y[(long)t * ldy + r] = QuantDot.DotQ8(wr, sr, x.Q(t), x.Scales(t), _blocks);
+            // The remaining activation rows (all of them when decoding): four weight rows at a time.
+            for (int t = full; t < x.Count; t++)
+            {
+                sbyte* xt = x.Interleaved(t);
+                float* st = x.Scales(t);
+                int* ct = x.Offsets(t);
+                float* yt = y + (long)t * ldy;
+                int r = r0;
+                for (; r + 4 <= r1; r += 4) GroupDot.DotQ8Rows4(q + r * rowBytes, s + (long)r * _blocks, xt, st, ct, _blocks, yt + r);
+                for (; r < r1; r++) yt[r] = GroupDot.DotQ8(q + r * rowBytes, s + (long)r * _blocks, xt, st, ct, _blocks);
             }
+        }
     }
 
     /// <inheritdoc/>
     public override void ReadRow(int r, Span<float> dst)
     {
-        for (int c = 0; c < Cols; c++) dst[c] = _q[r * _blocks * 32 + c] * _s[r * _blocks + c / 32];
+        for (int c = 0; c < Cols; c++)
+            dst[c] = (sbyte)(_q[(long)r * _blocks * 32 + GroupDot.ActivationOffset(c / 32, c % 32, _blocks)] ^ 0x80) * _s[r * _blocks + c / 32];
     }
 }
 

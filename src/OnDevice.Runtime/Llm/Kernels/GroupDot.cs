@@ -56,13 +56,7 @@ public static unsafe class GroupDot
     /// </summary>
     public static void InterleaveActivations(sbyte* src, int blocks, sbyte* dst, int* c8)
     {
-        int groups = blocks / Group;
-        uint* s = (uint*)src, d = (uint*)dst;
-        for (int g = 0; g < groups; g++)
-            for (int i = 0; i < Group; i++)
-                for (int k = 0; k < 8; k++)
-                    d[g * 64 + k * 8 + i] = s[(g * Group + i) * 8 + k];
-        Buffer.MemoryCopy(src + groups * Group * Block, dst + groups * Group * Block, (blocks - groups * Group) * Block, (blocks - groups * Group) * Block);
+        InterleaveWords((uint*)src, blocks, (uint*)dst);
         for (int b = 0; b < blocks; b++)
         {
             int sum = 0;
@@ -284,6 +278,203 @@ public static unsafe class GroupDot
             r1 += TailBlock(wb, x1 + o, c8[1][b]) * (d * xs[1][b]);
             r2 += TailBlock(wb, x2 + o, c8[2][b]) * (d * xs[2][b]);
             r3 += TailBlock(wb, x3 + o, c8[3][b]) * (d * xs[3][b]);
+        }
+        result[0] = r0; result[1] = r1; result[2] = r2; result[3] = r3;
+    }
+
+    // ---- int8 weights -------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Rearranges one int8 row (<paramref name="blocks"/> × 32) into the interleaved layout of the activations (the 8 × 8
+    /// transpose of 32-bit words per whole group) and stores each weight offset by +128 as an unsigned byte, so vpdpbusd
+    /// can take it as its unsigned operand: Σ (q + 128)·x − 128·Σ x = Σ q·x exactly (128·Σx = 16·<c>c8</c>).
+    /// </summary>
+    public static void InterleaveQ8(sbyte* src, int blocks, byte* dst)
+    {
+        int n = blocks * Block;
+        InterleaveWords((uint*)src, blocks, (uint*)dst);
+        for (int i = 0; i < n; i++) dst[i] ^= 0x80;
+    }
+
+    private static void InterleaveWords(uint* s, int blocks, uint* d)
+    {
+        int groups = blocks / Group;
+        for (int g = 0; g < groups; g++)
+            for (int i = 0; i < Group; i++)
+                for (int k = 0; k < 8; k++)
+                    d[g * 64 + k * 8 + i] = s[(g * Group + i) * 8 + k];
+        for (int w = groups * 64; w < blocks * 8; w++) d[w] = s[w];
+    }
+
+    /// <summary>Σ_b d_w[b]·d_x[b]·Σ_j q[b,j]·x[b,j] of an interleaved int8 row (<see cref="InterleaveQ8"/>) and an interleaved activation row.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float DotQ8(byte* w, float* ws, sbyte* x, float* xs, int* c8, int blocks) =>
+        QuantDot.UseVnni ? DotQ8Vnni(w, ws, x, xs, c8, blocks) : QuantDot.UseAvx2 ? DotQ8Avx2(w, ws, x, xs, c8, blocks) : DotQ8Scalar(w, ws, x, xs, blocks);
+
+    /// <summary>Scalar definition of <see cref="DotQ8"/> (equal to <see cref="QuantDot.DotQ8Scalar"/> on the un-interleaved row).</summary>
+    public static float DotQ8Scalar(byte* w, float* ws, sbyte* x, float* xs, int blocks)
+    {
+        float sum = 0;
+        for (int b = 0; b < blocks; b++)
+        {
+            int s = 0;
+            for (int e = 0; e < Block; e++)
+            {
+                int o = ActivationOffset(b, e, blocks);
+                s += (sbyte)(w[o] ^ 0x80) * x[o];
+            }
+            sum += s * (ws[b] * xs[b]);
+        }
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int TailBlockQ8(byte* w, sbyte* x, int c8)
+    {
+        // c8 = 8·Σx, so 16·c8 = 128·Σx, what the +128 offset of the weights adds.
+        if (QuantDot.UseVnni) return Vector256.Sum(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx.LoadVector256(w), Avx.LoadVector256(x))) - 16 * c8;
+        int s = 0;
+        for (int e = 0; e < Block; e++) s += (sbyte)(w[e] ^ 0x80) * x[e];
+        return s;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static float DotQ8Vnni(byte* w, float* ws, sbyte* x, float* xs, int* c8, int blocks)
+    {
+        var acc = Vector256<float>.Zero;
+        int groups = blocks / Group;
+        for (int g = 0; g < groups; g++)
+        {
+            byte* wg = w + g * 256;
+            sbyte* xg = x + g * 256;
+            var p = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx.LoadVector256(wg), Avx.LoadVector256(xg));
+            var q = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx.LoadVector256(wg + 32), Avx.LoadVector256(xg + 32));
+            for (int k = 2; k < 8; k += 2)
+            {
+                p = AvxVnni.MultiplyWideningAndAdd(p, Avx.LoadVector256(wg + 32 * k), Avx.LoadVector256(xg + 32 * k));
+                q = AvxVnni.MultiplyWideningAndAdd(q, Avx.LoadVector256(wg + 32 * k + 32), Avx.LoadVector256(xg + 32 * k + 32));
+            }
+            var s = p + q - Avx2.ShiftLeftLogical(Avx.LoadVector256(c8 + g * Group), 4);
+            acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(s), Avx.LoadVector256(ws + g * Group) * Avx.LoadVector256(xs + g * Group), acc);
+        }
+        float sum = Vector256.Sum(acc);
+        for (int b = groups * Group; b < blocks; b++) sum += TailBlockQ8(w + b * Block, x + b * Block, c8[b]) * (ws[b] * xs[b]);
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static float DotQ8Avx2(byte* w, float* ws, sbyte* x, float* xs, int* c8, int blocks)
+    {
+        var acc = Vector256<float>.Zero;
+        var flip = Vector256.Create((byte)0x80);
+        var ones = Vector256.Create((short)1);
+        int groups = blocks / Group;
+        for (int g = 0; g < groups; g++)
+        {
+            var s = Vector256<int>.Zero;
+            for (int k = 0; k < 8; k++)
+            {
+                // Back to signed q, then |q| · (x with q's sign): pmaddubsw cannot saturate (128·127·2 < 32767).
+                var q = (Avx.LoadVector256(w + g * 256 + 32 * k) ^ flip).AsSByte();
+                var xv = Avx.LoadVector256(x + g * 256 + 32 * k);
+                s += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(q), Avx2.Sign(xv, q)), ones);
+            }
+            acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(s), Avx.LoadVector256(ws + g * Group) * Avx.LoadVector256(xs + g * Group), acc);
+        }
+        float sum = Vector256.Sum(acc);
+        for (int b = groups * Group; b < blocks; b++) sum += TailBlockQ8(w + b * Block, x + b * Block, c8[b]) * (ws[b] * xs[b]);
+        return sum;
+    }
+
+    /// <summary><see cref="DotQ8"/> of four consecutive weight rows with one activation row; bit-identical to single-row calls.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void DotQ8Rows4(byte* w, float* ws, sbyte* x, float* xs, int* c8, int blocks, float* result)
+    {
+        if (!QuantDot.UseVnni)
+        {
+            for (int r = 0; r < 4; r++) result[r] = DotQ8(w + (long)r * blocks * Block, ws + (long)r * blocks, x, xs, c8, blocks);
+            return;
+        }
+        long rs = (long)blocks * Block;
+        byte* w0 = w, w1 = w + rs, w2 = w + 2 * rs, w3 = w + 3 * rs;
+        float* s0 = ws, s1 = ws + blocks, s2 = ws + 2 * blocks, s3 = ws + 3 * blocks;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        int groups = blocks / Group;
+        for (int g = 0; g < groups; g++)
+        {
+            int o = g * 256, so = g * Group;
+            Vector256<int> p0 = default, p1 = default, p2 = default, p3 = default, q0 = default, q1 = default, q2 = default, q3 = default;
+            for (int k = 0; k < 8; k += 2)
+            {
+                var xa = Avx.LoadVector256(x + o + 32 * k);
+                var xb = Avx.LoadVector256(x + o + 32 * k + 32);
+                p0 = AvxVnni.MultiplyWideningAndAdd(p0, Avx.LoadVector256(w0 + o + 32 * k), xa); q0 = AvxVnni.MultiplyWideningAndAdd(q0, Avx.LoadVector256(w0 + o + 32 * k + 32), xb);
+                p1 = AvxVnni.MultiplyWideningAndAdd(p1, Avx.LoadVector256(w1 + o + 32 * k), xa); q1 = AvxVnni.MultiplyWideningAndAdd(q1, Avx.LoadVector256(w1 + o + 32 * k + 32), xb);
+                p2 = AvxVnni.MultiplyWideningAndAdd(p2, Avx.LoadVector256(w2 + o + 32 * k), xa); q2 = AvxVnni.MultiplyWideningAndAdd(q2, Avx.LoadVector256(w2 + o + 32 * k + 32), xb);
+                p3 = AvxVnni.MultiplyWideningAndAdd(p3, Avx.LoadVector256(w3 + o + 32 * k), xa); q3 = AvxVnni.MultiplyWideningAndAdd(q3, Avx.LoadVector256(w3 + o + 32 * k + 32), xb);
+            }
+            var cv = Avx2.ShiftLeftLogical(Avx.LoadVector256(c8 + so), 4);
+            var xsv = Avx.LoadVector256(xs + so);
+            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0 + q0 - cv), Avx.LoadVector256(s0 + so) * xsv, a0);
+            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p1 + q1 - cv), Avx.LoadVector256(s1 + so) * xsv, a1);
+            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p2 + q2 - cv), Avx.LoadVector256(s2 + so) * xsv, a2);
+            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p3 + q3 - cv), Avx.LoadVector256(s3 + so) * xsv, a3);
+        }
+        float r0 = Vector256.Sum(a0), r1 = Vector256.Sum(a1), r2 = Vector256.Sum(a2), r3 = Vector256.Sum(a3);
+        for (int b = groups * Group; b < blocks; b++)
+        {
+            sbyte* xb = x + b * Block;
+            float d = xs[b];
+            r0 += TailBlockQ8(w0 + b * Block, xb, c8[b]) * (s0[b] * d);
+            r1 += TailBlockQ8(w1 + b * Block, xb, c8[b]) * (s1[b] * d);
+            r2 += TailBlockQ8(w2 + b * Block, xb, c8[b]) * (s2[b] * d);
+            r3 += TailBlockQ8(w3 + b * Block, xb, c8[b]) * (s3[b] * d);
+        }
+        result[0] = r0; result[1] = r1; result[2] = r2; result[3] = r3;
+    }
+
+    /// <summary><see cref="DotQ8"/> of one weight row with four activation rows; bit-identical to single-row calls.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void DotQ8x4(byte* w, float* ws, sbyte** x, float** xs, int** c8, int blocks, float* result)
+    {
+        if (!QuantDot.UseVnni)
+        {
+            for (int t = 0; t < 4; t++) result[t] = DotQ8(w, ws, x[t], xs[t], c8[t], blocks);
+            return;
+        }
+        sbyte* x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        int groups = blocks / Group;
+        for (int g = 0; g < groups; g++)
+        {
+            int o = g * 256, so = g * Group;
+            Vector256<int> p0 = default, p1 = default, p2 = default, p3 = default, q0 = default, q1 = default, q2 = default, q3 = default;
+            for (int k = 0; k < 8; k += 2)
+            {
+                var wa = Avx.LoadVector256(w + o + 32 * k);
+                var wb = Avx.LoadVector256(w + o + 32 * k + 32);
+                int oa = o + 32 * k, ob = oa + 32;
+                p0 = AvxVnni.MultiplyWideningAndAdd(p0, wa, Avx.LoadVector256(x0 + oa)); q0 = AvxVnni.MultiplyWideningAndAdd(q0, wb, Avx.LoadVector256(x0 + ob));
+                p1 = AvxVnni.MultiplyWideningAndAdd(p1, wa, Avx.LoadVector256(x1 + oa)); q1 = AvxVnni.MultiplyWideningAndAdd(q1, wb, Avx.LoadVector256(x1 + ob));
+                p2 = AvxVnni.MultiplyWideningAndAdd(p2, wa, Avx.LoadVector256(x2 + oa)); q2 = AvxVnni.MultiplyWideningAndAdd(q2, wb, Avx.LoadVector256(x2 + ob));
+                p3 = AvxVnni.MultiplyWideningAndAdd(p3, wa, Avx.LoadVector256(x3 + oa)); q3 = AvxVnni.MultiplyWideningAndAdd(q3, wb, Avx.LoadVector256(x3 + ob));
+            }
+            var wsv = Avx.LoadVector256(ws + so);
+            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0 + q0 - Avx2.ShiftLeftLogical(Avx.LoadVector256(c8[0] + so), 4)), wsv * Avx.LoadVector256(xs[0] + so), a0);
+            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p1 + q1 - Avx2.ShiftLeftLogical(Avx.LoadVector256(c8[1] + so), 4)), wsv * Avx.LoadVector256(xs[1] + so), a1);
+            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p2 + q2 - Avx2.ShiftLeftLogical(Avx.LoadVector256(c8[2] + so), 4)), wsv * Avx.LoadVector256(xs[2] + so), a2);
+            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p3 + q3 - Avx2.ShiftLeftLogical(Avx.LoadVector256(c8[3] + so), 4)), wsv * Avx.LoadVector256(xs[3] + so), a3);
+        }
+        float r0 = Vector256.Sum(a0), r1 = Vector256.Sum(a1), r2 = Vector256.Sum(a2), r3 = Vector256.Sum(a3);
+        for (int b = groups * Group; b < blocks; b++)
+        {
+            byte* wb = w + b * Block;
+            int o = b * Block;
+            float d = ws[b];
+            r0 += TailBlockQ8(wb, x0 + o, c8[0][b]) * (d * xs[0][b]);
+            r1 += TailBlockQ8(wb, x1 + o, c8[1][b]) * (d * xs[1][b]);
+            r2 += TailBlockQ8(wb, x2 + o, c8[2][b]) * (d * xs[2][b]);
+            r3 += TailBlockQ8(wb, x3 + o, c8[3][b]) * (d * xs[3][b]);
         }
         result[0] = r0; result[1] = r1; result[2] = r2; result[3] = r3;
     }
