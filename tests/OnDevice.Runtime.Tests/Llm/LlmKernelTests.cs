@@ -107,6 +107,32 @@ public unsafe class LlmKernelTests
         }
     }
 
+    [Theory]
+    [InlineData(2048)]
+    [InlineData(172)]
+    [InlineData(31)]
+    public void ActivationQuantizerMatchesScalarTwin(int n)
+    {
+        var rng = new Random(n);
+        var x = Enumerable.Range(0, n).Select(_ => (rng.NextSingle() * 2 - 1) * 3).ToArray();
+        // A block of zeros, and a block whose values land exactly halfway between integers (ties go to even).
+        if (n >= 96)
+            for (int i = 0; i < 64; i++) x[i] = i < 32 ? 0 : i % 2 == 0 ? 127f : (i - 32) + 0.5f;
+        int blocks = (n + 31) / 32;
+        var q1 = new sbyte[blocks * 32];
+        var q2 = new sbyte[blocks * 32];
+        var s1 = new float[blocks];
+        var s2 = new float[blocks];
+        fixed (float* px = x, ps1 = s1, ps2 = s2) fixed (sbyte* pq1 = q1, pq2 = q2)
+        {
+            QuantDot.QuantizeActivationsScalar(px, n, pq1, ps1);
+            QuantDot.QuantizeActivations(px, n, pq2, ps2);
+        }
+        Assert.Equal(q1, q2);
+        Assert.Equal(s1, s2);
+        Assert.Contains(q1, v => v == 127);
+    }
+
     [Fact]
     public void InterleavedLayoutsMoveEveryByteToItsDocumentedPlace()
     {
