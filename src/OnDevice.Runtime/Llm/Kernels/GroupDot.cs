@@ -25,6 +25,9 @@ namespace OnDevice.Runtime.Llm.Kernels;
 /// </summary>
 public static unsafe class GroupDot
 {
+    // Experiment switch (ONDEVICE_LLM_PREFETCH=1): software prefetch of the next four rows in the four-row kernels.
+    internal static readonly bool PrefetchNextRows = Environment.GetEnvironmentVariable("ONDEVICE_LLM_PREFETCH") == "1";
+
     /// <summary>Blocks per interleaved group.</summary>
     public const int Group = 8;
 
@@ -196,6 +199,13 @@ public static unsafe class GroupDot
         {
             int wo = g * 128, so = g * Group;
             sbyte* xg = x + g * 256;
+            if (PrefetchNextRows)
+            {
+                // The same group of the next four rows (one quad ahead), and their scales.
+                byte* pf = w0 + 4 * rs + wo;
+                for (int k = 0; k < 4; k++) { Sse.Prefetch0(pf + k * rs); Sse.Prefetch0(pf + k * rs + 64); }
+                if ((g & 1) == 0) for (int k = 0; k < 4; k++) Sse.Prefetch0(s0 + 4 * blocks + k * blocks + so);
+            }
             Vector256<int> p0 = default, p1 = default, p2 = default, p3 = default, q0 = default, q1 = default, q2 = default, q3 = default;
             for (int j = 0; j < 4; j++)
             {
@@ -403,6 +413,12 @@ public static unsafe class GroupDot
         for (int g = 0; g < groups; g++)
         {
             int o = g * 256, so = g * Group;
+            if (PrefetchNextRows)
+            {
+                byte* pf = w0 + 4 * rs + o;
+                for (int k = 0; k < 4; k++) { Sse.Prefetch0(pf + k * rs); Sse.Prefetch0(pf + k * rs + 64); Sse.Prefetch0(pf + k * rs + 128); Sse.Prefetch0(pf + k * rs + 192); }
+                if ((g & 1) == 0) for (int k = 0; k < 4; k++) Sse.Prefetch0(s0 + 4 * blocks + k * blocks + so);
+            }
             Vector256<int> p0 = default, p1 = default, p2 = default, p3 = default, q0 = default, q1 = default, q2 = default, q3 = default;
             for (int k = 0; k < 8; k += 2)
             {
