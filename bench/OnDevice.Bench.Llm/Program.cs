@@ -143,9 +143,9 @@ public static class Program
     }
 
     /// <summary>
-    /// Per-token time split on one thread: the decode step, each weight matrix's product alone (all rows, the same
-    /// quantized activations), activation quantization, and the remainder (norms, RoPE, attention, SwiGLU, embedding).
-    /// Also the cost of dispatching one row-partitioned product to 2 threads with an empty body.
+    /// Per-token time split: decode steps on 1 and 2 threads with the engine's <see cref="LlmProfile"/> (time per part of
+    /// the forward pass), then on one thread each weight matrix's product alone in engine order over all layers (fastest
+    /// of 7 passes per product, with its GB/s), and the compute speed of the kernel on a cache-resident slice.
     /// </summary>
     private static unsafe void Breakdown(string[] formats, int tokens)
     {
@@ -154,20 +154,35 @@ public static class Program
             var ck = GgufFile.ReadLlama(EnsureGguf(f));
             var weights = f switch { "fp32" => LlmWeights.Fp32, "int8" => LlmWeights.Int8, _ => LlmWeights.Int4 };
             var model = LlamaModel.Load(ck, weights);
-            var engine = new LlamaEngine(model, new KvCacheOptions(MaxPositions: 512), 1);
             var rng = new Random(1);
             var prompt = Enumerable.Range(0, 32).Select(_ => rng.Next(3, 32000)).ToArray();
-            var logits = engine.Prefill(prompt);
-            var steps = new List<double>();
-            int tok = Sampler.ArgMax(logits);
-            for (int i = 0; i < tokens; i++)
+            double step = 0;
+            foreach (int threads in new[] { 1, 2 })
             {
-                long t0 = Stopwatch.GetTimestamp();
-                logits = engine.Step(tok, prompt.Length + i);
-                steps.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
-                tok = Sampler.ArgMax(logits);
+                var engine = new LlamaEngine(model, new KvCacheOptions(MaxPositions: 512), threads);
+                var logits = engine.Prefill(prompt);
+                var steps = new List<double>();
+                int tok = Sampler.ArgMax(logits);
+                var profile = new LlmProfile();
+                for (int i = 0; i < tokens; i++)
+                {
+                    if (i == 1) engine.Profile = profile;
+                    long t0 = Stopwatch.GetTimestamp();
+                    logits = engine.Step(tok, prompt.Length + i);
+                    steps.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+                    tok = Sampler.ArgMax(logits);
+                }
+                double med = Median(steps);
+                if (threads == 1) step = med;
+                Console.WriteLine($"load average {(File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?")}, kernels {GroupDot.Path}");
+                Console.WriteLine($"## {f}, {threads} thread(s): decode step median {med:0.00} ms ({1000 / med:0.0} tokens/s; fastest {steps.Min():0.00} ms), {model.WeightBytesPerToken / 1e9:0.000} GB weights/token");
+                Console.WriteLine("| part of a decode step | ms/token | share |");
+                Console.WriteLine("|---|---|---|");
+                double total = Enum.GetValues<LlmOp>().Sum(profile.MillisecondsPerPass);
+                foreach (var op in Enum.GetValues<LlmOp>())
+                    Console.WriteLine(string.Format(Inv, "| {0} | {1:0.000} | {2:P1} |", op, profile.MillisecondsPerPass(op), profile.MillisecondsPerPass(op) / total));
+                Console.WriteLine(string.Format(Inv, "| sum of the parts (mean step) | {0:0.000} | |", total));
             }
-            double step = Median(steps), stepMin = steps.Min();
             var c = model.Config;
             var x = GC.AllocateArray<float>(c.HiddenDim, pinned: true);
             for (int i = 0; i < x.Length; i++) x[i] = rng.NextSingle() * 2 - 1;
@@ -175,20 +190,19 @@ public static class Program
             var acts = new LlmActivations();
             var kinds = new (string Name, Func<LlamaLayer, WeightMatrix> Get)[]
                 { ("wq", l => l.Wq), ("wk", l => l.Wk), ("wv", l => l.Wv), ("wo", l => l.Wo), ("w1 gate", l => l.W1), ("w3 up", l => l.W3), ("w2 down", l => l.W2) };
-            Console.WriteLine($"load average {(File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?")}, kernels {GroupDot.Path}");
-            Console.WriteLine($"## {f}: decode step median {step:0.00} ms ({1000 / step:0.0} tokens/s; fastest step {stepMin:0.00} ms), {model.WeightBytesPerToken / 1e9:0.000} GB weights/token");
+            Console.WriteLine($"### {f}: each product alone, 1 thread (share of the 1-thread median step {step:0.00} ms)");
             Console.WriteLine("| part | ms/token | share | GB/s |");
             Console.WriteLine("|---|---|---|---|");
             double sum = 0;
             fixed (float* px0 = x, py0 = y)
             {
                 float* px = px0, py = py0;
-                double Once(WeightMatrix m, bool quantize)
+                double Once(WeightMatrix m)
                 {
                     acts.Set(px, 1, m.Cols, m.Cols);
                     long t0 = Stopwatch.GetTimestamp();
-                    if (quantize) acts.EnsureQuantized();
-                    else { if (m.Format != LlmWeights.Fp32) acts.EnsureQuantized(); m.Multiply(acts, py, m.Rows, 0, m.Rows); }
+                    if (m.Format != LlmWeights.Fp32) acts.EnsureInterleaved();
+                    m.Multiply(acts, py, m.Rows, 0, m.Rows);
                     return Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
                 }
                 // Every product of a token in engine order (the weights stream from memory as in a decode step), 7 passes;
@@ -199,8 +213,8 @@ public static class Program
                 for (int rep = 0; rep < passes; rep++)
                 {
                     for (int i = 0; i < model.Layers.Count; i++)
-                        for (int k = 0; k < kinds.Length; k++) best[i, k] = Math.Min(best[i, k], Once(kinds[k].Get(model.Layers[i]), false));
-                    best[0, kinds.Length] = Math.Min(best[0, kinds.Length], Once(model.Classifier, false));
+                        for (int k = 0; k < kinds.Length; k++) best[i, k] = Math.Min(best[i, k], Once(kinds[k].Get(model.Layers[i])));
+                    best[0, kinds.Length] = Math.Min(best[0, kinds.Length], Once(model.Classifier));
                 }
                 var perKind = new List<double>[kinds.Length + 1];
                 for (int k = 0; k <= kinds.Length; k++) perKind[k] = [Enumerable.Range(0, model.Layers.Count).Sum(i => best[i, k])];
@@ -217,11 +231,11 @@ public static class Program
                 Console.WriteLine(string.Format(Inv, "| classifier | {0:0.00} | {1:P1} | {2:0.0} |", cls, cls / step, model.Classifier.Bytes / cls / 1e6));
                 Console.WriteLine(string.Format(Inv, "| all products (incl. their activation quantization) | {0:0.00} | {1:P1} | {2:0.0} |", sum, sum / step, model.WeightBytesPerToken / sum / 1e6));
                 {
-                    // Compute speed: a ~256 KB slice of one matrix, activations already quantized, fastest of 300 (L2-resident).
+                    // Compute speed: a ~256 KB slice of one matrix (L2-resident), activations already quantized, fastest of 100 × 10.
                     var m = model.Layers[0].W1;
                     int rows = (int)Math.Min(m.Rows, (1L << 18) * m.Rows / m.Bytes);
                     acts.Set(px, 1, m.Cols, m.Cols);
-                    if (m.Format != LlmWeights.Fp32) acts.EnsureQuantized();
+                    if (m.Format != LlmWeights.Fp32) acts.EnsureInterleaved();
                     m.Multiply(acts, py, m.Rows, 0, rows);
                     double hot = double.MaxValue;
                     for (int rep = 0; rep < 100; rep++)
@@ -233,19 +247,7 @@ public static class Program
                     double sliceBytes = (double)m.Bytes * rows / m.Rows;
                     Console.WriteLine(string.Format(Inv, "| cache-resident {0}×{1} product (fastest of 100 × 10, compute speed) | {2:0.000} | | {3:0.0} |", rows, m.Cols, hot, sliceBytes / hot / 1e6));
                 }
-                double Quant(WeightMatrix m) => Median(Enumerable.Range(0, 9).Select(_ => Once(m, true)).ToList());
-                double quant = weights == LlmWeights.Fp32 ? 0 : c.Layers * (3 * Quant(model.Layers[0].Wq) + Quant(model.Layers[0].W2)) + Quant(model.Classifier);
-                Console.WriteLine(string.Format(Inv, "| of which activation quantization | {0:0.00} | {1:P1} | |", quant, quant / step));
-                Console.WriteLine(string.Format(Inv, "| everything else (norms, RoPE, attention, SwiGLU, embedding, residuals) | {0:0.00} | {1:P1} | |", step - sum, (step - sum) / step));
             }
-            var d = new List<double>();
-            for (int rep = 0; rep < 2000; rep++)
-            {
-                long t0 = Stopwatch.GetTimestamp();
-                Parallel.For(0, 8, new ParallelOptions { MaxDegreeOfParallelism = 2 }, _ => { });
-                d.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
-            }
-            Console.WriteLine(string.Format(Inv, "2-thread dispatch of one product (Parallel.For, 8 chunks, empty body): {0:0.000} ms; ×{1} products per token = {2:0.00} ms", Median(d), 7 * c.Layers + 1, Median(d) * (7 * c.Layers + 1)));
         }
     }
 
