@@ -25,9 +25,6 @@ namespace OnDevice.Runtime.Llm.Kernels;
 /// </summary>
 public static unsafe class GroupDot
 {
-    // Experiment switch (ONDEVICE_LLM_PREFETCH=1): software prefetch of the next four rows in the four-row kernels.
-    internal static readonly bool PrefetchNextRows = Environment.GetEnvironmentVariable("ONDEVICE_LLM_PREFETCH") == "1";
-
     /// <summary>Blocks per interleaved group.</summary>
     public const int Group = 8;
 
@@ -199,27 +196,34 @@ public static unsafe class GroupDot
         {
             int wo = g * 128, so = g * Group;
             sbyte* xg = x + g * 256;
-            if (PrefetchNextRows)
-            {
-                // The same group of the next four rows (one quad ahead), and their scales.
-                byte* pf = w0 + 4 * rs + wo;
-                for (int k = 0; k < 4; k++) { Sse.Prefetch0(pf + k * rs); Sse.Prefetch0(pf + k * rs + 64); }
-                if ((g & 1) == 0) for (int k = 0; k < 4; k++) Sse.Prefetch0(s0 + 4 * blocks + k * blocks + so);
-            }
             Vector256<int> p0 = default, p1 = default, p2 = default, p3 = default, q0 = default, q1 = default, q2 = default, q3 = default;
-            for (int j = 0; j < 4; j++)
-            {
-                var xl = Avx.LoadVector256(xg + 32 * j);
-                var xh = Avx.LoadVector256(xg + 128 + 32 * j);
-                var v0 = Avx.LoadVector256(w0 + wo + 32 * j);
-                var v1 = Avx.LoadVector256(w1 + wo + 32 * j);
-                var v2 = Avx.LoadVector256(w2 + wo + 32 * j);
-                var v3 = Avx.LoadVector256(w3 + wo + 32 * j);
-                p0 = AvxVnni.MultiplyWideningAndAdd(p0, v0 & m, xl); q0 = AvxVnni.MultiplyWideningAndAdd(q0, Avx2.AndNot(m, v0), xh);
-                p1 = AvxVnni.MultiplyWideningAndAdd(p1, v1 & m, xl); q1 = AvxVnni.MultiplyWideningAndAdd(q1, Avx2.AndNot(m, v1), xh);
-                p2 = AvxVnni.MultiplyWideningAndAdd(p2, v2 & m, xl); q2 = AvxVnni.MultiplyWideningAndAdd(q2, Avx2.AndNot(m, v2), xh);
-                p3 = AvxVnni.MultiplyWideningAndAdd(p3, v3 & m, xl); q3 = AvxVnni.MultiplyWideningAndAdd(q3, Avx2.AndNot(m, v3), xh);
-            }
+            // Slice j of the group: low nibbles meet activation vector j, high nibbles (kept ×16) vector j + 4.
+            Vector256<sbyte> xl, xh;
+            Vector256<byte> v0, v1, v2, v3;
+            xl = Avx.LoadVector256(xg); xh = Avx.LoadVector256(xg + 128);
+            v0 = Avx.LoadVector256(w0 + wo); v1 = Avx.LoadVector256(w1 + wo); v2 = Avx.LoadVector256(w2 + wo); v3 = Avx.LoadVector256(w3 + wo);
+            p0 = AvxVnni.MultiplyWideningAndAdd(p0, v0 & m, xl); q0 = AvxVnni.MultiplyWideningAndAdd(q0, Avx2.AndNot(m, v0), xh);
+            p1 = AvxVnni.MultiplyWideningAndAdd(p1, v1 & m, xl); q1 = AvxVnni.MultiplyWideningAndAdd(q1, Avx2.AndNot(m, v1), xh);
+            p2 = AvxVnni.MultiplyWideningAndAdd(p2, v2 & m, xl); q2 = AvxVnni.MultiplyWideningAndAdd(q2, Avx2.AndNot(m, v2), xh);
+            p3 = AvxVnni.MultiplyWideningAndAdd(p3, v3 & m, xl); q3 = AvxVnni.MultiplyWideningAndAdd(q3, Avx2.AndNot(m, v3), xh);
+            xl = Avx.LoadVector256(xg + 32); xh = Avx.LoadVector256(xg + 160);
+            v0 = Avx.LoadVector256(w0 + wo + 32); v1 = Avx.LoadVector256(w1 + wo + 32); v2 = Avx.LoadVector256(w2 + wo + 32); v3 = Avx.LoadVector256(w3 + wo + 32);
+            p0 = AvxVnni.MultiplyWideningAndAdd(p0, v0 & m, xl); q0 = AvxVnni.MultiplyWideningAndAdd(q0, Avx2.AndNot(m, v0), xh);
+            p1 = AvxVnni.MultiplyWideningAndAdd(p1, v1 & m, xl); q1 = AvxVnni.MultiplyWideningAndAdd(q1, Avx2.AndNot(m, v1), xh);
+            p2 = AvxVnni.MultiplyWideningAndAdd(p2, v2 & m, xl); q2 = AvxVnni.MultiplyWideningAndAdd(q2, Avx2.AndNot(m, v2), xh);
+            p3 = AvxVnni.MultiplyWideningAndAdd(p3, v3 & m, xl); q3 = AvxVnni.MultiplyWideningAndAdd(q3, Avx2.AndNot(m, v3), xh);
+            xl = Avx.LoadVector256(xg + 64); xh = Avx.LoadVector256(xg + 192);
+            v0 = Avx.LoadVector256(w0 + wo + 64); v1 = Avx.LoadVector256(w1 + wo + 64); v2 = Avx.LoadVector256(w2 + wo + 64); v3 = Avx.LoadVector256(w3 + wo + 64);
+            p0 = AvxVnni.MultiplyWideningAndAdd(p0, v0 & m, xl); q0 = AvxVnni.MultiplyWideningAndAdd(q0, Avx2.AndNot(m, v0), xh);
+            p1 = AvxVnni.MultiplyWideningAndAdd(p1, v1 & m, xl); q1 = AvxVnni.MultiplyWideningAndAdd(q1, Avx2.AndNot(m, v1), xh);
+            p2 = AvxVnni.MultiplyWideningAndAdd(p2, v2 & m, xl); q2 = AvxVnni.MultiplyWideningAndAdd(q2, Avx2.AndNot(m, v2), xh);
+            p3 = AvxVnni.MultiplyWideningAndAdd(p3, v3 & m, xl); q3 = AvxVnni.MultiplyWideningAndAdd(q3, Avx2.AndNot(m, v3), xh);
+            xl = Avx.LoadVector256(xg + 96); xh = Avx.LoadVector256(xg + 224);
+            v0 = Avx.LoadVector256(w0 + wo + 96); v1 = Avx.LoadVector256(w1 + wo + 96); v2 = Avx.LoadVector256(w2 + wo + 96); v3 = Avx.LoadVector256(w3 + wo + 96);
+            p0 = AvxVnni.MultiplyWideningAndAdd(p0, v0 & m, xl); q0 = AvxVnni.MultiplyWideningAndAdd(q0, Avx2.AndNot(m, v0), xh);
+            p1 = AvxVnni.MultiplyWideningAndAdd(p1, v1 & m, xl); q1 = AvxVnni.MultiplyWideningAndAdd(q1, Avx2.AndNot(m, v1), xh);
+            p2 = AvxVnni.MultiplyWideningAndAdd(p2, v2 & m, xl); q2 = AvxVnni.MultiplyWideningAndAdd(q2, Avx2.AndNot(m, v2), xh);
+            p3 = AvxVnni.MultiplyWideningAndAdd(p3, v3 & m, xl); q3 = AvxVnni.MultiplyWideningAndAdd(q3, Avx2.AndNot(m, v3), xh);
             var cv = Avx.LoadVector256(c8 + so);
             var xsv = Avx.LoadVector256(xs + so);
             a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0 + Avx2.ShiftRightArithmetic(q0, 4) - cv), Avx.LoadVector256(s0 + so) * xsv, a0);
@@ -413,22 +417,28 @@ public static unsafe class GroupDot
         for (int g = 0; g < groups; g++)
         {
             int o = g * 256, so = g * Group;
-            if (PrefetchNextRows)
-            {
-                byte* pf = w0 + 4 * rs + o;
-                for (int k = 0; k < 4; k++) { Sse.Prefetch0(pf + k * rs); Sse.Prefetch0(pf + k * rs + 64); Sse.Prefetch0(pf + k * rs + 128); Sse.Prefetch0(pf + k * rs + 192); }
-                if ((g & 1) == 0) for (int k = 0; k < 4; k++) Sse.Prefetch0(s0 + 4 * blocks + k * blocks + so);
-            }
             Vector256<int> p0 = default, p1 = default, p2 = default, p3 = default, q0 = default, q1 = default, q2 = default, q3 = default;
-            for (int k = 0; k < 8; k += 2)
-            {
-                var xa = Avx.LoadVector256(x + o + 32 * k);
-                var xb = Avx.LoadVector256(x + o + 32 * k + 32);
-                p0 = AvxVnni.MultiplyWideningAndAdd(p0, Avx.LoadVector256(w0 + o + 32 * k), xa); q0 = AvxVnni.MultiplyWideningAndAdd(q0, Avx.LoadVector256(w0 + o + 32 * k + 32), xb);
-                p1 = AvxVnni.MultiplyWideningAndAdd(p1, Avx.LoadVector256(w1 + o + 32 * k), xa); q1 = AvxVnni.MultiplyWideningAndAdd(q1, Avx.LoadVector256(w1 + o + 32 * k + 32), xb);
-                p2 = AvxVnni.MultiplyWideningAndAdd(p2, Avx.LoadVector256(w2 + o + 32 * k), xa); q2 = AvxVnni.MultiplyWideningAndAdd(q2, Avx.LoadVector256(w2 + o + 32 * k + 32), xb);
-                p3 = AvxVnni.MultiplyWideningAndAdd(p3, Avx.LoadVector256(w3 + o + 32 * k), xa); q3 = AvxVnni.MultiplyWideningAndAdd(q3, Avx.LoadVector256(w3 + o + 32 * k + 32), xb);
-            }
+            Vector256<sbyte> xa, xb;
+            xa = Avx.LoadVector256(x + o); xb = Avx.LoadVector256(x + o + 32);
+            p0 = AvxVnni.MultiplyWideningAndAdd(p0, Avx.LoadVector256(w0 + o), xa); q0 = AvxVnni.MultiplyWideningAndAdd(q0, Avx.LoadVector256(w0 + o + 32), xb);
+            p1 = AvxVnni.MultiplyWideningAndAdd(p1, Avx.LoadVector256(w1 + o), xa); q1 = AvxVnni.MultiplyWideningAndAdd(q1, Avx.LoadVector256(w1 + o + 32), xb);
+            p2 = AvxVnni.MultiplyWideningAndAdd(p2, Avx.LoadVector256(w2 + o), xa); q2 = AvxVnni.MultiplyWideningAndAdd(q2, Avx.LoadVector256(w2 + o + 32), xb);
+            p3 = AvxVnni.MultiplyWideningAndAdd(p3, Avx.LoadVector256(w3 + o), xa); q3 = AvxVnni.MultiplyWideningAndAdd(q3, Avx.LoadVector256(w3 + o + 32), xb);
+            xa = Avx.LoadVector256(x + o + 64); xb = Avx.LoadVector256(x + o + 96);
+            p0 = AvxVnni.MultiplyWideningAndAdd(p0, Avx.LoadVector256(w0 + o + 64), xa); q0 = AvxVnni.MultiplyWideningAndAdd(q0, Avx.LoadVector256(w0 + o + 96), xb);
+            p1 = AvxVnni.MultiplyWideningAndAdd(p1, Avx.LoadVector256(w1 + o + 64), xa); q1 = AvxVnni.MultiplyWideningAndAdd(q1, Avx.LoadVector256(w1 + o + 96), xb);
+            p2 = AvxVnni.MultiplyWideningAndAdd(p2, Avx.LoadVector256(w2 + o + 64), xa); q2 = AvxVnni.MultiplyWideningAndAdd(q2, Avx.LoadVector256(w2 + o + 96), xb);
+            p3 = AvxVnni.MultiplyWideningAndAdd(p3, Avx.LoadVector256(w3 + o + 64), xa); q3 = AvxVnni.MultiplyWideningAndAdd(q3, Avx.LoadVector256(w3 + o + 96), xb);
+            xa = Avx.LoadVector256(x + o + 128); xb = Avx.LoadVector256(x + o + 160);
+            p0 = AvxVnni.MultiplyWideningAndAdd(p0, Avx.LoadVector256(w0 + o + 128), xa); q0 = AvxVnni.MultiplyWideningAndAdd(q0, Avx.LoadVector256(w0 + o + 160), xb);
+            p1 = AvxVnni.MultiplyWideningAndAdd(p1, Avx.LoadVector256(w1 + o + 128), xa); q1 = AvxVnni.MultiplyWideningAndAdd(q1, Avx.LoadVector256(w1 + o + 160), xb);
+            p2 = AvxVnni.MultiplyWideningAndAdd(p2, Avx.LoadVector256(w2 + o + 128), xa); q2 = AvxVnni.MultiplyWideningAndAdd(q2, Avx.LoadVector256(w2 + o + 160), xb);
+            p3 = AvxVnni.MultiplyWideningAndAdd(p3, Avx.LoadVector256(w3 + o + 128), xa); q3 = AvxVnni.MultiplyWideningAndAdd(q3, Avx.LoadVector256(w3 + o + 160), xb);
+            xa = Avx.LoadVector256(x + o + 192); xb = Avx.LoadVector256(x + o + 224);
+            p0 = AvxVnni.MultiplyWideningAndAdd(p0, Avx.LoadVector256(w0 + o + 192), xa); q0 = AvxVnni.MultiplyWideningAndAdd(q0, Avx.LoadVector256(w0 + o + 224), xb);
+            p1 = AvxVnni.MultiplyWideningAndAdd(p1, Avx.LoadVector256(w1 + o + 192), xa); q1 = AvxVnni.MultiplyWideningAndAdd(q1, Avx.LoadVector256(w1 + o + 224), xb);
+            p2 = AvxVnni.MultiplyWideningAndAdd(p2, Avx.LoadVector256(w2 + o + 192), xa); q2 = AvxVnni.MultiplyWideningAndAdd(q2, Avx.LoadVector256(w2 + o + 224), xb);
+            p3 = AvxVnni.MultiplyWideningAndAdd(p3, Avx.LoadVector256(w3 + o + 192), xa); q3 = AvxVnni.MultiplyWideningAndAdd(q3, Avx.LoadVector256(w3 + o + 224), xb);
             var cv = Avx2.ShiftLeftLogical(Avx.LoadVector256(c8 + so), 4);
             var xsv = Avx.LoadVector256(xs + so);
             a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0 + q0 - cv), Avx.LoadVector256(s0 + so) * xsv, a0);
