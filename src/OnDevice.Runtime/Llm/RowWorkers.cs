@@ -91,9 +91,11 @@ internal sealed unsafe class RowWorkers
         {
             long start = Stopwatch.GetTimestamp();
             long gen;
+            var spin = new SpinWait();
             while ((gen = Volatile.Read(ref _state) >> 32) == seen)
             {
-                if (Stopwatch.GetTimestamp() - start < SpinTicks) { Thread.SpinWait(20); continue; }
+                // SpinWait yields the core now and then, so a loaded machine's other threads (ours included) still run.
+                if (Stopwatch.GetTimestamp() - start < SpinTicks) { spin.SpinOnce(-1); continue; }
                 lock (_sleep)
                 {
                     Interlocked.Increment(ref _sleepers);
