@@ -15,7 +15,7 @@ namespace OnDevice.Bench.Llm;
 /// hidden 5632, vocab 32000, random weights) as GGUF F32 / Q8_0 / Q4_0 into the cache ($ONDEVICE_CACHE or
 /// ~/.cache/ondevice, never the repo), measures decode tokens/s at fp32/int8/int4 on 1 and 2 threads against the
 /// memory-bandwidth roofline measured in the same run, then quality (KL, top-1) and speculative decoding on stories260K.
-/// Usage: dotnet run -c Release --project bench/OnDevice.Bench.Llm [-- --tokens N] [--formats fp32,int8,int4] [--threads 1,2] [--skip-tiny] [--skip-stories]
+/// Usage: dotnet run -c Release --project bench/OnDevice.Bench.Llm [-- --tokens N] [--formats fp32,int8,int4] [--threads 1,2] [--skip-tiny] [--skip-stories] [--breakdown]
 /// </summary>
 public static class Program
 {
@@ -27,6 +27,7 @@ public static class Program
         var formats = Arg(args, "--formats", "fp32,int8,int4").Split(',');
         var threads = Arg(args, "--threads", "1,2").Split(',').Select(int.Parse).ToArray();
         Console.WriteLine($"cpus={Environment.ProcessorCount} kernels={QuantDot.Path} {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}");
+        if (args.Contains("--breakdown")) { Breakdown(formats, tokens); return; }
         if (!args.Contains("--skip-tiny")) TinyLlama(tokens, formats, threads);
         if (!args.Contains("--skip-stories")) Stories();
     }
@@ -140,6 +141,117 @@ public static class Program
             }
         }
     }
+
+    /// <summary>
+    /// Per-token time split: decode steps on 1 and 2 threads with the engine's <see cref="LlmProfile"/> (time per part of
+    /// the forward pass), then on one thread each weight matrix's product alone in engine order over all layers (fastest
+    /// of 7 passes per product, with its GB/s), and the compute speed of the kernel on a cache-resident slice.
+    /// </summary>
+    private static unsafe void Breakdown(string[] formats, int tokens)
+    {
+        foreach (var f in formats)
+        {
+            var ck = GgufFile.ReadLlama(EnsureGguf(f));
+            var weights = f switch { "fp32" => LlmWeights.Fp32, "int8" => LlmWeights.Int8, _ => LlmWeights.Int4 };
+            var model = LlamaModel.Load(ck, weights);
+            var rng = new Random(1);
+            var prompt = Enumerable.Range(0, 32).Select(_ => rng.Next(3, 32000)).ToArray();
+            double step = 0;
+            foreach (int threads in new[] { 1, 2 })
+            {
+                var engine = new LlamaEngine(model, new KvCacheOptions(MaxPositions: 512), threads);
+                var logits = engine.Prefill(prompt);
+                var steps = new List<double>();
+                int tok = Sampler.ArgMax(logits);
+                var profile = new LlmProfile();
+                for (int i = 0; i < tokens; i++)
+                {
+                    if (i == 1) engine.Profile = profile;
+                    long t0 = Stopwatch.GetTimestamp();
+                    logits = engine.Step(tok, prompt.Length + i);
+                    steps.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+                    tok = Sampler.ArgMax(logits);
+                }
+                double med = Median(steps);
+                if (threads == 1) step = med;
+                Console.WriteLine($"load average {(File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?")}, kernels {GroupDot.Path}");
+                Console.WriteLine($"## {f}, {threads} thread(s): decode step median {med:0.00} ms ({1000 / med:0.0} tokens/s; fastest {steps.Min():0.00} ms), {model.WeightBytesPerToken / 1e9:0.000} GB weights/token");
+                Console.WriteLine("| part of a decode step | ms/token | share |");
+                Console.WriteLine("|---|---|---|");
+                double total = Enum.GetValues<LlmOp>().Sum(profile.MillisecondsPerPass);
+                foreach (var op in Enum.GetValues<LlmOp>())
+                    Console.WriteLine(string.Format(Inv, "| {0} | {1:0.000} | {2:P1} |", op, profile.MillisecondsPerPass(op), profile.MillisecondsPerPass(op) / total));
+                Console.WriteLine(string.Format(Inv, "| sum of the parts (mean step) | {0:0.000} | |", total));
+            }
+            var c = model.Config;
+            var x = GC.AllocateArray<float>(c.HiddenDim, pinned: true);
+            for (int i = 0; i < x.Length; i++) x[i] = rng.NextSingle() * 2 - 1;
+            var y = GC.AllocateArray<float>(c.VocabSize, pinned: true);
+            var acts = new LlmActivations();
+            var kinds = new (string Name, Func<LlamaLayer, WeightMatrix> Get)[]
+                { ("wq", l => l.Wq), ("wk", l => l.Wk), ("wv", l => l.Wv), ("wo", l => l.Wo), ("w1 gate", l => l.W1), ("w3 up", l => l.W3), ("w2 down", l => l.W2) };
+            Console.WriteLine($"### {f}: each product alone, 1 thread (share of the 1-thread median step {step:0.00} ms)");
+            Console.WriteLine("| part | ms/token | share | GB/s |");
+            Console.WriteLine("|---|---|---|---|");
+            double sum = 0;
+            fixed (float* px0 = x, py0 = y)
+            {
+                float* px = px0, py = py0;
+                double Once(WeightMatrix m)
+                {
+                    acts.Set(px, 1, m.Cols, m.Cols);
+                    long t0 = Stopwatch.GetTimestamp();
+                    if (m.Format != LlmWeights.Fp32) acts.EnsureInterleaved();
+                    m.Multiply(acts, py, m.Rows, 0, m.Rows);
+                    return Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                }
+                // Every product of a token in engine order (the weights stream from memory as in a decode step), 7 passes;
+                // each product's fastest pass is kept (robust to time slices lost on a shared machine), then summed per kind.
+                int passes = 7;
+                var best = new double[model.Layers.Count, kinds.Length + 1];
+                for (int i = 0; i < best.GetLength(0); i++) for (int k = 0; k <= kinds.Length; k++) best[i, k] = double.MaxValue;
+                for (int rep = 0; rep < passes; rep++)
+                {
+                    for (int i = 0; i < model.Layers.Count; i++)
+                        for (int k = 0; k < kinds.Length; k++) best[i, k] = Math.Min(best[i, k], Once(kinds[k].Get(model.Layers[i])));
+                    best[0, kinds.Length] = Math.Min(best[0, kinds.Length], Once(model.Classifier));
+                }
+                var perKind = new List<double>[kinds.Length + 1];
+                for (int k = 0; k <= kinds.Length; k++) perKind[k] = [Enumerable.Range(0, model.Layers.Count).Sum(i => best[i, k])];
+                perKind[kinds.Length] = [best[0, kinds.Length]];
+                for (int k = 0; k < kinds.Length; k++)
+                {
+                    double ms = Median(perKind[k]);
+                    long bytes = model.Layers.Sum(l => kinds[k].Get(l).Bytes);
+                    sum += ms;
+                    Console.WriteLine(string.Format(Inv, "| {0} ×{1} | {2:0.00} | {3:P1} | {4:0.0} |", kinds[k].Name, c.Layers, ms, ms / step, bytes / ms / 1e6));
+                }
+                double cls = Median(perKind[kinds.Length]);
+                sum += cls;
+                Console.WriteLine(string.Format(Inv, "| classifier | {0:0.00} | {1:P1} | {2:0.0} |", cls, cls / step, model.Classifier.Bytes / cls / 1e6));
+                Console.WriteLine(string.Format(Inv, "| all products (incl. their activation quantization) | {0:0.00} | {1:P1} | {2:0.0} |", sum, sum / step, model.WeightBytesPerToken / sum / 1e6));
+                {
+                    // Compute speed: a ~256 KB slice of one matrix (L2-resident), activations already quantized, fastest of 100 × 10.
+                    var m = model.Layers[0].W1;
+                    int rows = (int)Math.Min(m.Rows, (1L << 18) * m.Rows / m.Bytes);
+                    acts.Set(px, 1, m.Cols, m.Cols);
+                    if (m.Format != LlmWeights.Fp32) acts.EnsureInterleaved();
+                    m.Multiply(acts, py, m.Rows, 0, rows);
+                    double hot = double.MaxValue;
+                    for (int rep = 0; rep < 100; rep++)
+                    {
+                        long t0 = Stopwatch.GetTimestamp();
+                        for (int i = 0; i < 10; i++) m.Multiply(acts, py, m.Rows, 0, rows);
+                        hot = Math.Min(hot, Stopwatch.GetElapsedTime(t0).TotalMilliseconds / 10);
+                    }
+                    double sliceBytes = (double)m.Bytes * rows / m.Rows;
+                    Console.WriteLine(string.Format(Inv, "| cache-resident {0}×{1} product (fastest of 100 × 10, compute speed) | {2:0.000} | | {3:0.0} |", rows, m.Cols, hot, sliceBytes / hot / 1e6));
+                }
+            }
+        }
+    }
+
+    private static double Median(List<double> v) { var s = v.OrderBy(a => a).ToList(); return s[s.Count / 2]; }
 
     private static void Speculate(string label, LlamaModel target, LlamaModel draft, LlamaTokenizer? tok, int threads, int steps, int k)
     {

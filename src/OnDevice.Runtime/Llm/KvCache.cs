@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using OnDevice.Runtime.Simd;
 
 namespace OnDevice.Runtime.Llm;
@@ -125,6 +126,16 @@ public abstract unsafe class KvCache
         }
     }
 
+    // o[i] += a·v[i], each element rounded as the scalar loop does (a multiply, then an add; no fused multiply-add).
+    private static void AddScaled(float* o, float* v, float a, int n)
+    {
+        int i = 0;
+        var va = Vector256.Create(a);
+        for (; i + 8 <= n; i += 8)
+            Vector256.Store(Vector256.Load(o + i) + va * Vector256.Load(v + i), o + i);
+        for (; i < n; i++) o[i] += a * v[i];
+    }
+
     /// <summary>
     /// Causal attention of one query position: for each of <paramref name="heads"/> query heads (sharing KV heads in
     /// groups), softmax(q·k/√d) over positions 0..<paramref name="pos"/>, times the values, into <paramref name="output"/>.
@@ -176,7 +187,7 @@ public abstract unsafe class KvCache
                 switch (Element)
                 {
                     case KvElement.Fp32:
-                        for (int i = 0; i < hs; i++) oh[i] += a * _f32![o + i];
+                        fixed (float* vp = &_f32![o]) AddScaled(oh, vp, a, hs);
                         break;
                     case KvElement.Fp16:
                         for (int i = 0; i < hs; i++) oh[i] += a * (float)_f16![o + i];

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using OnDevice.Formats.Llm;
 using OnDevice.Runtime.Simd;
 
@@ -10,6 +11,46 @@ namespace OnDevice.Runtime.Llm;
 /// <param name="PageSize">0: contiguous; otherwise positions per block of a paged cache.</param>
 /// <param name="Pages">Blocks in a paged pool (default: enough for every sequence at the context limit).</param>
 public sealed record KvCacheOptions(KvElement Element = KvElement.Fp32, int Sequences = 1, int? MaxPositions = null, int PageSize = 0, int? Pages = null);
+
+/// <summary>Parts of a forward pass timed by <see cref="LlmProfile"/>.</summary>
+public enum LlmOp
+{
+    /// <summary>Embedding lookup.</summary>
+    Embedding,
+    /// <summary>RMSNorms.</summary>
+    Norm,
+    /// <summary>Quantizing (and interleaving) activations for low-bit products.</summary>
+    Quantize,
+    /// <summary>Query, key, value and output projections.</summary>
+    AttentionProducts,
+    /// <summary>RoPE and writing keys and values to the cache.</summary>
+    RopeAndCache,
+    /// <summary>Attention over the KV cache.</summary>
+    Attention,
+    /// <summary>Residual additions.</summary>
+    Residual,
+    /// <summary>Gate, up and down projections.</summary>
+    MlpProducts,
+    /// <summary>SiLU(gate)·up.</summary>
+    SwiGlu,
+    /// <summary>Final norm and classifier.</summary>
+    Classifier,
+}
+
+/// <summary>Accumulated wall time per <see cref="LlmOp"/> over the forward passes of an engine whose <see cref="LlamaEngine.Profile"/> is set.</summary>
+public sealed class LlmProfile
+{
+    internal readonly long[] Ticks = new long[Enum.GetValues<LlmOp>().Length];
+
+    /// <summary>Forward passes recorded.</summary>
+    public int Passes { get; internal set; }
+
+    /// <summary>Milliseconds spent in <paramref name="op"/> per forward pass.</summary>
+    public double MillisecondsPerPass(LlmOp op) => Passes == 0 ? 0 : Ticks[(int)op] * 1000.0 / Stopwatch.Frequency / Passes;
+
+    /// <summary>Forgets what was recorded.</summary>
+    public void Reset() { Array.Clear(Ticks); Passes = 0; }
+}
 
 /// <summary>
 /// Runs a <see cref="LlamaModel"/>: RMSNorm, RoPE, grouped-query attention over a KV cache, SwiGLU MLP, classifier.
@@ -26,6 +67,19 @@ public sealed unsafe class LlamaEngine
     private float[] _x = [], _xb = [], _q = [], _k = [], _v = [], _att = [], _h1 = [], _h3 = [], _tmp = [], _scratch = [];
     private readonly LlmActivations _acts = new();
     private int _capacity;
+    private RowWorkers? _workers;
+    private long _lap;
+
+    /// <summary>When set, each forward pass adds its time per <see cref="LlmOp"/> here (a timestamp read per part).</summary>
+    public LlmProfile? Profile { get; set; }
+
+    private void Lap(LlmOp op)
+    {
+        if (Profile is not { } p) return;
+        long now = Stopwatch.GetTimestamp();
+        p.Ticks[(int)op] += now - _lap;
+        _lap = now;
+    }
 
     /// <summary>The model.</summary>
     public LlamaModel Model => _m;
@@ -102,44 +156,55 @@ public sealed unsafe class LlamaEngine
         int dim = c.Dim, kvDim = c.KvDim, hid = c.HiddenDim;
         fixed (float* x = _x, xb = _xb, q = _q, k = _k, v = _v, att = _att, h1 = _h1, h3 = _h3, tmp = _tmp, scratch = _scratch)
         {
+            _lap = Stopwatch.GetTimestamp();
             for (int i = 0; i < n; i++) _m.Embedding.ReadRow(tokens[i], new Span<float>(x + (long)i * dim, dim));
+            Lap(LlmOp.Embedding);
             for (int l = 0; l < _m.Layers.Count; l++)
             {
                 var L = _m.Layers[l];
                 RmsNorm(x, xb, n, dim, L.AttnNorm, c.NormEps);
+                Lap(LlmOp.Norm);
                 _acts.Set(xb, n, dim, dim);
-                MatMul(L.Wq, q, dim);
-                MatMul(L.Wk, k, kvDim);
-                MatMul(L.Wv, v, kvDim);
+                MatMul(L.Wq, q, dim, LlmOp.AttentionProducts);
+                MatMul(L.Wk, k, kvDim, LlmOp.AttentionProducts);
+                MatMul(L.Wv, v, kvDim, LlmOp.AttentionProducts);
                 for (int i = 0; i < n; i++)
                 {
                     Rope(q + (long)i * dim, c.Heads, positions[i], c);
                     Rope(k + (long)i * kvDim, c.KvHeads, positions[i], c);
                     Cache.Write(seqs[i], l, positions[i], k + (long)i * kvDim, v + (long)i * kvDim);
                 }
+                Lap(LlmOp.RopeAndCache);
                 for (int i = 0; i < n; i++)
                     Cache.Attend(seqs[i], l, positions[i], c.Heads, q + (long)i * dim, att + (long)i * dim, scratch);
+                Lap(LlmOp.Attention);
                 _acts.Set(att, n, dim, dim);
-                MatMul(L.Wo, tmp, dim);
+                MatMul(L.Wo, tmp, dim, LlmOp.AttentionProducts);
                 Add(x, tmp, (long)n * dim);
+                Lap(LlmOp.Residual);
                 RmsNorm(x, xb, n, dim, L.FfnNorm, c.NormEps);
+                Lap(LlmOp.Norm);
                 _acts.Set(xb, n, dim, dim);
-                MatMul(L.W1, h1, hid);
-                MatMul(L.W3, h3, hid);
+                MatMul(L.W1, h1, hid, LlmOp.MlpProducts);
+                MatMul(L.W3, h3, hid, LlmOp.MlpProducts);
                 for (long j = 0; j < (long)n * hid; j++)
                 {
                     float g = h1[j];
                     h1[j] = g * (1.0f / (1.0f + MathF.Exp(-g))) * h3[j];
                 }
+                Lap(LlmOp.SwiGlu);
                 _acts.Set(h1, n, hid, hid);
-                MatMul(L.W2, tmp, dim);
+                MatMul(L.W2, tmp, dim, LlmOp.MlpProducts);
                 Add(x, tmp, (long)n * dim);
+                Lap(LlmOp.Residual);
             }
             for (int j = 0; j < logitRows.Length; j++)
                 RmsNorm(x + (long)logitRows[j] * dim, xb + (long)j * dim, 1, dim, _m.FinalNorm, c.NormEps);
             _acts.Set(xb, logitRows.Length, dim, dim);
             if (logitRows.Length > 0)
-                fixed (float* lg = logits) MatMul(_m.Classifier, lg, c.VocabSize);
+                fixed (float* lg = logits) MatMul(_m.Classifier, lg, c.VocabSize, LlmOp.Classifier);
+            Lap(LlmOp.Classifier);
+            if (Profile is { } prof) prof.Passes++;
         }
     }
 
@@ -162,19 +227,15 @@ public sealed unsafe class LlamaEngine
         return logits;
     }
 
-    private void MatMul(WeightMatrix w, float* y, int ldy)
+    private void MatMul(WeightMatrix w, float* y, int ldy, LlmOp op)
     {
-        if (w.Format != LlmWeights.Fp32) _acts.EnsureQuantized();
+        // Activations are quantized and interleaved once per input, before any rows are split over threads.
+        if (w.Format != LlmWeights.Fp32) { _acts.EnsureInterleaved(); Lap(LlmOp.Quantize); }
         int rows = w.Rows;
         long work = (long)rows * w.Cols * _acts.Count;
-        if (_threads == 1 || work < 1 << 16) { w.Multiply(_acts, y, ldy, 0, rows); return; }
-        int chunks = Math.Min(rows, _threads * 4);
-        var acts = _acts;
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = _threads }, ci =>
-        {
-            int r0 = (int)((long)rows * ci / chunks), r1 = (int)((long)rows * (ci + 1) / chunks);
-            w.Multiply(acts, y, ldy, r0, r1);
-        });
+        if (_threads == 1 || work < 1 << 16) w.Multiply(_acts, y, ldy, 0, rows);
+        else (_workers ??= RowWorkers.For(_threads)).Run(w, _acts, y, ldy, rows, Math.Clamp(rows / 16, 1, _threads * 8));
+        Lap(op);
     }
 
     private static void RmsNorm(float* x, float* o, int n, int dim, float[] weight, float eps)

@@ -20,6 +20,27 @@ public class LlmEngineTests
             Assert.Equal(single.Generate(Prompts[i], opts).Tokens, together[i].Tokens);
     }
 
+    [Theory]
+    [InlineData(LlmWeights.Fp32)]
+    [InlineData(LlmWeights.Int8)]
+    [InlineData(LlmWeights.Int4)]
+    public void TwoAndThreeThreadsGiveTheLogitsOfOneThread(LlmWeights weights)
+    {
+        // Matrices large enough to be split over threads (rows·cols ≥ 2^16), 1000 rows: chunks are not multiples of 4 rows.
+        var cfg = new LlamaConfig(Dim: 256, HiddenDim: 1000, Layers: 2, Heads: 8, KvHeads: 2, VocabSize: 700, SeqLen: 32, SharedClassifier: false);
+        var model = LlamaModel.Load(SyntheticLlama.Create(cfg, 5), weights);
+        int[] prompt = [3, 17, 250, 9, 640];
+        var one = new LlamaEngine(model);
+        var expected = new List<float[]> { one.Prefill(prompt) };
+        for (int p = prompt.Length; p < 12; p++) expected.Add(one.Step(p * 37 % 700, p));
+        foreach (int threads in new[] { 2, 3 })
+        {
+            var many = new LlamaEngine(model, threads: threads);
+            Assert.Equal(expected[0], many.Prefill(prompt));
+            for (int p = prompt.Length; p < 12; p++) Assert.Equal(expected[p - prompt.Length + 1], many.Step(p * 37 % 700, p));
+        }
+    }
+
     [Fact]
     public void BeamWidthOneIsGreedyAndWiderBeamsScoreAtLeastAsHigh()
     {

@@ -5,38 +5,27 @@ using System.Runtime.Intrinsics.X86;
 namespace OnDevice.Runtime.Llm.Kernels;
 
 /// <summary>
-/// Dot products of block-quantized weight rows with int8-quantized activations (blocks of 32 elements, one float
-/// scale per block on each side). Int8 weights (Q8: value = q·d) and int4 weights (Q4: 16 bytes per block, byte j holds
-/// element j in its low nibble and element j+16 in its high nibble, value = (q − 8)·d). Each has a scalar twin
-/// (<see cref="DotQ8Scalar"/>, <see cref="DotQ4Scalar"/>) that defines it; the AVX-VNNI (vpdpbusd) and AVX2
-/// (pmaddubsw + pmaddwd) paths compute the same integer block sums exactly and differ only in float summation order.
+/// Definitions of the dot products of block-quantized weight rows with int8-quantized activations (blocks of 32
+/// elements, one float scale per block on each side), and the activation quantizer. Int8 weights (Q8: value = q·d) and
+/// int4 weights (Q4: 16 bytes per block, byte j holds element j in its low nibble and element j+16 in its high nibble,
+/// value = (q − 8)·d), both in plain block order. The engine's kernels (<see cref="GroupDot"/>) run the same sums on an
+/// interleaved layout; its scalar twins equal these definitions exactly.
 /// </summary>
 public static unsafe class QuantDot
 {
     /// <summary>Elements per block.</summary>
     public const int Block = 32;
 
-    /// <summary>Which instruction path <see cref="DotQ8"/> and <see cref="DotQ4"/> take on this machine.</summary>
-    public static string Path => UseVnni ? "avx-vnni" : UseAvx512 ? "avx512bw" : UseAvx2 ? "avx2" : "scalar";
+    /// <summary>Which instruction path <see cref="GroupDot.DotQ8"/> and <see cref="GroupDot.DotQ4"/> take on this machine.</summary>
+    public static string Path => GroupDot.Path;
 
     internal static bool UseVnni = AvxVnni.IsSupported && Fma.IsSupported;
-    internal static bool UseAvx512 = Avx512BW.IsSupported && Avx512F.IsSupported && Avx2.IsSupported;
     internal static bool UseAvx2 = Avx2.IsSupported && Fma.IsSupported;
 
-    /// <summary>Σ_b d_w[b]·d_x[b]·Σ_j w[b,j]·x[b,j] over <paramref name="blocks"/> blocks of int8 weights and int8 activations.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float DotQ8(sbyte* w, float* ws, sbyte* x, float* xs, int blocks) =>
-        UseVnni ? DotQ8Vnni(w, ws, x, xs, blocks) : UseAvx512 ? DotQ8Avx512(w, ws, x, xs, blocks) : UseAvx2 ? DotQ8Avx2(w, ws, x, xs, blocks) : DotQ8Scalar(w, ws, x, xs, blocks);
-
     /// <summary>
-    /// Σ_b d_w[b]·d_x[b]·Σ_j (q[b,j] − 8)·x[b,j] over blocks of packed int4 weights. <paramref name="xc"/>[b] =
-    /// 8·d_x[b]·Σ_j x[b,j], the offset correction of each activation block (see <see cref="QuantizeActivations"/>).
+    /// Σ_b d_w[b]·d_x[b]·Σ_j w[b,j]·x[b,j] over <paramref name="blocks"/> blocks of int8 weights and int8 activations in
+    /// block order (the definition; the engine runs <see cref="GroupDot.DotQ8"/> on the interleaved layout).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float DotQ4(byte* w, float* ws, sbyte* x, float* xs, float* xc, int blocks) =>
-        UseVnni ? DotQ4Vnni(w, ws, x, xs, xc, blocks) : UseAvx512 ? DotQ4Avx512(w, ws, x, xs, xc, blocks) : UseAvx2 ? DotQ4Avx2(w, ws, x, xs, xc, blocks) : DotQ4Scalar(w, ws, x, xs, xc, blocks);
-
-    /// <summary>Scalar definition of <see cref="DotQ8"/>.</summary>
     public static float DotQ8Scalar(sbyte* w, float* ws, sbyte* x, float* xs, int blocks)
     {
         float sum = 0;
@@ -49,8 +38,11 @@ public static unsafe class QuantDot
         return sum;
     }
 
-    /// <summary>Scalar definition of <see cref="DotQ4"/>.</summary>
-    public static float DotQ4Scalar(byte* w, float* ws, sbyte* x, float* xs, float* xc, int blocks)
+    /// <summary>
+    /// Σ_b d_w[b]·d_x[b]·Σ_j (q[b,j] − 8)·x[b,j] over blocks of packed int4 weights in Q4_0 order (the definition; the
+    /// engine runs <see cref="GroupDot.DotQ4"/> on the interleaved layout).
+    /// </summary>
+    public static float DotQ4Scalar(byte* w, float* ws, sbyte* x, float* xs, int blocks)
     {
         float sum = 0;
         for (int b = 0; b < blocks; b++)
@@ -68,300 +60,39 @@ public static unsafe class QuantDot
         return sum;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> BlockQ8Vnni(sbyte* w, sbyte* x, float scale, Vector256<float> acc)
-    {
-        var wv = Avx.LoadVector256(w);
-        var p = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx2.Abs(wv), Avx2.Sign(Avx.LoadVector256(x), wv));
-        return Fma.MultiplyAdd(Avx.ConvertToVector256Single(p), Vector256.Create(scale), acc);
-    }
-
-    // Blocks go in groups of 8 whose scale products come from one vector multiply; even and odd blocks feed two accumulators.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static float DotQ8Vnni(sbyte* w, float* ws, sbyte* x, float* xs, int blocks)
-    {
-        float* sc = stackalloc float[8];
-        var acc0 = Vector256<float>.Zero;
-        var acc1 = Vector256<float>.Zero;
-        int b = 0;
-        for (; b + 8 <= blocks; b += 8)
-        {
-            Avx.Store(sc, Avx.LoadVector256(ws + b) * Avx.LoadVector256(xs + b));
-            sbyte* wb = w + b * Block, xb = x + b * Block;
-            acc0 = BlockQ8Vnni(wb, xb, sc[0], acc0);
-            acc1 = BlockQ8Vnni(wb + Block, xb + Block, sc[1], acc1);
-            acc0 = BlockQ8Vnni(wb + 2 * Block, xb + 2 * Block, sc[2], acc0);
-            acc1 = BlockQ8Vnni(wb + 3 * Block, xb + 3 * Block, sc[3], acc1);
-            acc0 = BlockQ8Vnni(wb + 4 * Block, xb + 4 * Block, sc[4], acc0);
-            acc1 = BlockQ8Vnni(wb + 5 * Block, xb + 5 * Block, sc[5], acc1);
-            acc0 = BlockQ8Vnni(wb + 6 * Block, xb + 6 * Block, sc[6], acc0);
-            acc1 = BlockQ8Vnni(wb + 7 * Block, xb + 7 * Block, sc[7], acc1);
-        }
-        for (; b < blocks; b++) acc0 = BlockQ8Vnni(w + b * Block, x + b * Block, ws[b] * xs[b], acc0);
-        return Vector256.Sum(acc0 + acc1);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static float DotQ8Avx2(sbyte* w, float* ws, sbyte* x, float* xs, int blocks)
-    {
-        var ones = Vector256.Create((short)1);
-        var acc0 = Vector256<float>.Zero;
-        var acc1 = Vector256<float>.Zero;
-        int b = 0;
-        for (; b + 2 <= blocks; b += 2)
-        {
-            var w0 = Avx.LoadVector256(w + b * Block);
-            var w1 = Avx.LoadVector256(w + b * Block + Block);
-            var p0 = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(w0), Avx2.Sign(Avx.LoadVector256(x + b * Block), w0)), ones);
-            var p1 = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(w1), Avx2.Sign(Avx.LoadVector256(x + b * Block + Block), w1)), ones);
-            acc0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0), Vector256.Create(ws[b] * xs[b]), acc0);
-            acc1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p1), Vector256.Create(ws[b + 1] * xs[b + 1]), acc1);
-        }
-        if (b < blocks)
-        {
-            var w0 = Avx.LoadVector256(w + b * Block);
-            var p0 = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(w0), Avx2.Sign(Avx.LoadVector256(x + b * Block), w0)), ones);
-            acc0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0), Vector256.Create(ws[b] * xs[b]), acc0);
-        }
-        return Vector256.Sum(acc0 + acc1);
-    }
-
-    // AVX-512BW (no VNNI): two blocks per zmm; pmaddubsw needs an unsigned operand, so |w| meets x with w's sign
-    // moved onto it, then pmaddwd sums pairs into 8 ints per block, scaled by that block's d_w·d_x.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static float DotQ8Avx512(sbyte* w, float* ws, sbyte* x, float* xs, int blocks)
-    {
-        var ones = Vector512.Create((short)1);
-        var acc = Vector512<float>.Zero;
-        int b = 0;
-        for (; b + 2 <= blocks; b += 2)
-        {
-            var wv = Avx512BW.LoadVector512(w + b * Block);
-            var xv = Avx512BW.LoadVector512(x + b * Block);
-            var sx = Vector512.ConditionalSelect(Vector512.LessThan(wv, Vector512<sbyte>.Zero), -xv, xv);
-            var p = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(Avx512BW.Abs(wv), sx), ones);
-            var scale = Vector512.Create(Vector256.Create(ws[b] * xs[b]), Vector256.Create(ws[b + 1] * xs[b + 1]));
-            acc = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(p), scale, acc);
-        }
-        float sum = Vector512.Sum(acc);
-        for (; b < blocks; b++) sum += DotQ8Scalar(w + b * Block, ws + b, x + b * Block, xs + b, 1);
-        return sum;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static float DotQ4Avx512(byte* w, float* ws, sbyte* x, float* xs, float* xc, int blocks)
-    {
-        var ones = Vector512.Create((short)1);
-        var m = Vector256.Create((byte)15);
-        var acc = Vector512<float>.Zero;
-        float corr = 0;
-        int b = 0;
-        for (; b + 2 <= blocks; b += 2)
-        {
-            var v = Avx.LoadVector256(w + b * 16);
-            var lo = v & m;
-            var hi = Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & m;
-            var nib = Vector512.Create(Avx2.Permute2x128(lo, hi, 0x20), Avx2.Permute2x128(lo, hi, 0x31));
-            var p = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(nib, Avx512BW.LoadVector512(x + b * Block)), ones);
-            var scale = Vector512.Create(Vector256.Create(ws[b] * xs[b]), Vector256.Create(ws[b + 1] * xs[b + 1]));
-            acc = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(p), scale, acc);
-            corr += ws[b] * xc[b] + ws[b + 1] * xc[b + 1];
-        }
-        float sum = Vector512.Sum(acc) - corr;
-        for (; b < blocks; b++) sum += DotQ4Scalar(w + b * 16, ws + b, x + b * Block, xs + b, xc + b, 1);
-        return sum;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<byte> Nibbles(byte* p)
-    {
-        var v = Sse2.LoadVector128(p);
-        var m = Vector128.Create((byte)15);
-        return Vector256.Create(v & m, Sse2.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & m);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> PairVnni(Vector256<byte> nib, sbyte* x, float scale, Vector256<float> acc) =>
-        Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, nib, Avx.LoadVector256(x))), Vector256.Create(scale), acc);
-
-    /// <summary>Unpacks two consecutive int4 blocks (32 bytes) into their 2 × 32 nibbles.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static (Vector256<byte> First, Vector256<byte> Second) Nibbles2(byte* p)
-    {
-        var v = Avx.LoadVector256(p);
-        var m = Vector256.Create((byte)15);
-        var lo = v & m;
-        var hi = Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & m;
-        return (Avx2.Permute2x128(lo, hi, 0x20), Avx2.Permute2x128(lo, hi, 0x31));
-    }
-
-    // Blocks go in groups of 8: the eight scale products are formed with one vector multiply, and the offset
-    // correction Σ d_w·(8·d_x·Σx) with one FMA; pairs of blocks share one 32-byte load of packed nibbles.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static float DotQ4Vnni(byte* w, float* ws, sbyte* x, float* xs, float* xc, int blocks)
-    {
-        float* sc = stackalloc float[8];
-        var acc0 = Vector256<float>.Zero;
-        var acc1 = Vector256<float>.Zero;
-        var corr = Vector256<float>.Zero;
-        float tail = 0;
-        int b = 0;
-        for (; b + 8 <= blocks; b += 8)
-        {
-            var wsv = Avx.LoadVector256(ws + b);
-            Avx.Store(sc, wsv * Avx.LoadVector256(xs + b));
-            corr = Fma.MultiplyAdd(wsv, Avx.LoadVector256(xc + b), corr);
-            byte* wb = w + b * 16;
-            sbyte* xb = x + b * Block;
-            var (n0, n1) = Nibbles2(wb);
-            acc0 = PairVnni(n0, xb, sc[0], acc0);
-            acc1 = PairVnni(n1, xb + Block, sc[1], acc1);
-            (n0, n1) = Nibbles2(wb + 32);
-            acc0 = PairVnni(n0, xb + 2 * Block, sc[2], acc0);
-            acc1 = PairVnni(n1, xb + 3 * Block, sc[3], acc1);
-            (n0, n1) = Nibbles2(wb + 64);
-            acc0 = PairVnni(n0, xb + 4 * Block, sc[4], acc0);
-            acc1 = PairVnni(n1, xb + 5 * Block, sc[5], acc1);
-            (n0, n1) = Nibbles2(wb + 96);
-            acc0 = PairVnni(n0, xb + 6 * Block, sc[6], acc0);
-            acc1 = PairVnni(n1, xb + 7 * Block, sc[7], acc1);
-        }
-        for (; b < blocks; b++)
-        {
-            acc0 = PairVnni(Nibbles(w + b * 16), x + b * Block, ws[b] * xs[b], acc0);
-            tail += ws[b] * xc[b];
-        }
-        return Vector256.Sum(acc0 + acc1) - (Vector256.Sum(corr) + tail);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static float DotQ4Avx2(byte* w, float* ws, sbyte* x, float* xs, float* xc, int blocks)
-    {
-        var ones = Vector256.Create((short)1);
-        var acc0 = Vector256<float>.Zero;
-        float corr = 0;
-        for (int b = 0; b < blocks; b++)
-        {
-            var p0 = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Nibbles(w + b * 16), Avx.LoadVector256(x + b * Block)), ones);
-            acc0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0), Vector256.Create(ws[b] * xs[b]), acc0);
-            corr += ws[b] * xc[b];
-        }
-        return Vector256.Sum(acc0) - corr;
-    }
-
-    /// <summary>
-    /// <see cref="DotQ8"/> of one weight row with four activation rows (prefill, batched decoding), sharing each weight
-    /// load; every result is bit-identical to the single-row call. <paramref name="x"/>[t] / <paramref name="xs"/>[t] are
-    /// the rows' quants and scales.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void DotQ8x4(sbyte* w, float* ws, sbyte** x, float** xs, int blocks, float* result)
-    {
-        if (!UseVnni)
-        {
-            for (int t = 0; t < 4; t++) result[t] = DotQ8(w, ws, x[t], xs[t], blocks);
-            return;
-        }
-        float* sc = stackalloc float[32];
-        sbyte* x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
-        Vector256<float> a0 = default, b0 = default, a1 = default, b1 = default, a2 = default, b2 = default, a3 = default, b3 = default;
-        int b = 0;
-        for (; b + 8 <= blocks; b += 8)
-        {
-            var wsv = Avx.LoadVector256(ws + b);
-            Avx.Store(sc, wsv * Avx.LoadVector256(xs[0] + b));
-            Avx.Store(sc + 8, wsv * Avx.LoadVector256(xs[1] + b));
-            Avx.Store(sc + 16, wsv * Avx.LoadVector256(xs[2] + b));
-            Avx.Store(sc + 24, wsv * Avx.LoadVector256(xs[3] + b));
-            for (int i = 0; i < 8; i += 2)
-            {
-                int o = (b + i) * Block;
-                var wa = Avx.LoadVector256(w + o);
-                var wb = Avx.LoadVector256(w + o + Block);
-                var ua = Avx2.Abs(wa);
-                var ub = Avx2.Abs(wb);
-                a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ua, Avx2.Sign(Avx.LoadVector256(x0 + o), wa))), Vector256.Create(sc[i]), a0);
-                b0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ub, Avx2.Sign(Avx.LoadVector256(x0 + o + Block), wb))), Vector256.Create(sc[i + 1]), b0);
-                a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ua, Avx2.Sign(Avx.LoadVector256(x1 + o), wa))), Vector256.Create(sc[8 + i]), a1);
-                b1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ub, Avx2.Sign(Avx.LoadVector256(x1 + o + Block), wb))), Vector256.Create(sc[8 + i + 1]), b1);
-                a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ua, Avx2.Sign(Avx.LoadVector256(x2 + o), wa))), Vector256.Create(sc[16 + i]), a2);
-                b2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ub, Avx2.Sign(Avx.LoadVector256(x2 + o + Block), wb))), Vector256.Create(sc[16 + i + 1]), b2);
-                a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ua, Avx2.Sign(Avx.LoadVector256(x3 + o), wa))), Vector256.Create(sc[24 + i]), a3);
-                b3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, ub, Avx2.Sign(Avx.LoadVector256(x3 + o + Block), wb))), Vector256.Create(sc[24 + i + 1]), b3);
-            }
-        }
-        for (; b < blocks; b++)
-        {
-            int o = b * Block;
-            float d = ws[b];
-            a0 = BlockQ8Vnni(w + o, x0 + o, d * xs[0][b], a0);
-            a1 = BlockQ8Vnni(w + o, x1 + o, d * xs[1][b], a1);
-            a2 = BlockQ8Vnni(w + o, x2 + o, d * xs[2][b], a2);
-            a3 = BlockQ8Vnni(w + o, x3 + o, d * xs[3][b], a3);
-        }
-        result[0] = Vector256.Sum(a0 + b0);
-        result[1] = Vector256.Sum(a1 + b1);
-        result[2] = Vector256.Sum(a2 + b2);
-        result[3] = Vector256.Sum(a3 + b3);
-    }
-
-    /// <summary><see cref="DotQ4"/> of one weight row with four activation rows, unpacking each block's nibbles once; bit-identical to single-row calls.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void DotQ4x4(byte* w, float* ws, sbyte** x, float** xs, float** xc, int blocks, float* result)
-    {
-        if (!UseVnni)
-        {
-            for (int t = 0; t < 4; t++) result[t] = DotQ4(w, ws, x[t], xs[t], xc[t], blocks);
-            return;
-        }
-        float* sc = stackalloc float[32];
-        sbyte* x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
-        Vector256<float> a0 = default, b0 = default, a1 = default, b1 = default, a2 = default, b2 = default, a3 = default, b3 = default;
-        Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default;
-        float t0 = 0, t1 = 0, t2 = 0, t3 = 0;
-        int b = 0;
-        for (; b + 8 <= blocks; b += 8)
-        {
-            var wsv = Avx.LoadVector256(ws + b);
-            Avx.Store(sc, wsv * Avx.LoadVector256(xs[0] + b));
-            Avx.Store(sc + 8, wsv * Avx.LoadVector256(xs[1] + b));
-            Avx.Store(sc + 16, wsv * Avx.LoadVector256(xs[2] + b));
-            Avx.Store(sc + 24, wsv * Avx.LoadVector256(xs[3] + b));
-            c0 = Fma.MultiplyAdd(wsv, Avx.LoadVector256(xc[0] + b), c0);
-            c1 = Fma.MultiplyAdd(wsv, Avx.LoadVector256(xc[1] + b), c1);
-            c2 = Fma.MultiplyAdd(wsv, Avx.LoadVector256(xc[2] + b), c2);
-            c3 = Fma.MultiplyAdd(wsv, Avx.LoadVector256(xc[3] + b), c3);
-            for (int i = 0; i < 8; i += 2)
-            {
-                var (n0, n1) = Nibbles2(w + (b + i) * 16);
-                int o = (b + i) * Block;
-                a0 = PairVnni(n0, x0 + o, sc[i], a0); b0 = PairVnni(n1, x0 + o + Block, sc[i + 1], b0);
-                a1 = PairVnni(n0, x1 + o, sc[8 + i], a1); b1 = PairVnni(n1, x1 + o + Block, sc[8 + i + 1], b1);
-                a2 = PairVnni(n0, x2 + o, sc[16 + i], a2); b2 = PairVnni(n1, x2 + o + Block, sc[16 + i + 1], b2);
-                a3 = PairVnni(n0, x3 + o, sc[24 + i], a3); b3 = PairVnni(n1, x3 + o + Block, sc[24 + i + 1], b3);
-            }
-        }
-        for (; b < blocks; b++)
-        {
-            var n = Nibbles(w + b * 16);
-            int o = b * Block;
-            float d = ws[b];
-            a0 = PairVnni(n, x0 + o, d * xs[0][b], a0); t0 += d * xc[0][b];
-            a1 = PairVnni(n, x1 + o, d * xs[1][b], a1); t1 += d * xc[1][b];
-            a2 = PairVnni(n, x2 + o, d * xs[2][b], a2); t2 += d * xc[2][b];
-            a3 = PairVnni(n, x3 + o, d * xs[3][b], a3); t3 += d * xc[3][b];
-        }
-        result[0] = Vector256.Sum(a0 + b0) - (Vector256.Sum(c0) + t0);
-        result[1] = Vector256.Sum(a1 + b1) - (Vector256.Sum(c1) + t1);
-        result[2] = Vector256.Sum(a2 + b2) - (Vector256.Sum(c2) + t2);
-        result[3] = Vector256.Sum(a3 + b3) - (Vector256.Sum(c3) + t3);
-    }
-
     /// <summary>
     /// Quantizes <paramref name="n"/> floats to int8 blocks of 32 (the last block zero-padded): per block d = max|x|/127,
-    /// q = round(x/d); also each block's int4 offset correction 8·d·Σq. <paramref name="q"/> holds ceil(n/32)·32 bytes.
+    /// q = round(x/d) (to nearest, ties to even). <paramref name="q"/> holds ceil(n/32)·32 bytes. Whole blocks take an
+    /// AVX2 path that gives exactly <see cref="QuantizeActivationsScalar"/>'s bytes and scales.
     /// </summary>
-    public static void QuantizeActivations(float* x, int n, sbyte* q, float* scales, float* corrections)
+    public static void QuantizeActivations(float* x, int n, sbyte* q, float* scales)
+    {
+        int whole = UseAvx2 ? n / Block : 0;
+        for (int b = 0; b < whole; b++)
+        {
+            float* xb = x + b * Block;
+            var v0 = Vector256.Load(xb);
+            var v1 = Vector256.Load(xb + 8);
+            var v2 = Vector256.Load(xb + 16);
+            var v3 = Vector256.Load(xb + 24);
+            var m = Vector256.Max(Vector256.Max(Vector256.Abs(v0), Vector256.Abs(v1)), Vector256.Max(Vector256.Abs(v2), Vector256.Abs(v3)));
+            var m4 = Vector128.Max(m.GetLower(), m.GetUpper());
+            var m2 = Vector128.Max(m4, Sse.Shuffle(m4, m4, 0b_01_00_11_10));
+            float amax = MathF.Max(m2.GetElement(0), m2.GetElement(1));
+            float d = amax / 127f, id = d > 0 ? 1f / d : 0f;
+            var vid = Vector256.Create(id);
+            var i0 = Avx.ConvertToVector256Int32(Avx.RoundToNearestInteger(v0 * vid));
+            var i1 = Avx.ConvertToVector256Int32(Avx.RoundToNearestInteger(v1 * vid));
+            var i2 = Avx.ConvertToVector256Int32(Avx.RoundToNearestInteger(v2 * vid));
+            var i3 = Avx.ConvertToVector256Int32(Avx.RoundToNearestInteger(v3 * vid));
+            Vector256.Narrow(Vector256.Narrow(i0, i1), Vector256.Narrow(i2, i3)).Store(q + b * Block);
+            scales[b] = d;
+        }
+        if (whole * Block < n || n == 0) QuantizeActivationsScalar(x + whole * Block, n - whole * Block, q + whole * Block, scales + whole);
+    }
+
+    /// <summary>Scalar definition of <see cref="QuantizeActivations"/>.</summary>
+    public static void QuantizeActivationsScalar(float* x, int n, sbyte* q, float* scales)
     {
         int blocks = (n + Block - 1) / Block;
         for (int b = 0; b < blocks; b++)
@@ -370,15 +101,8 @@ public static unsafe class QuantDot
             float amax = 0;
             for (int j = 0; j < len; j++) amax = MathF.Max(amax, MathF.Abs(x[start + j]));
             float d = amax / 127f, id = d > 0 ? 1f / d : 0f;
-            int s = 0;
-            for (int j = 0; j < Block; j++)
-            {
-                int v = j < len ? (int)MathF.Round(x[start + j] * id) : 0;
-                q[start + j] = (sbyte)v;
-                s += v;
-            }
+            for (int j = 0; j < Block; j++) q[start + j] = (sbyte)(j < len ? (int)MathF.Round(x[start + j] * id) : 0);
             scales[b] = d;
-            corrections[b] = 8f * d * s;
         }
     }
 }

@@ -1,0 +1,379 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace OnDevice.Runtime.Llm.Kernels;
+
+/// <summary>
+/// Int4 weight rows dotted with int8 activations in an interleaved layout that puts one block in each 32-bit lane, so
+/// a group of 8 blocks needs no horizontal sum and no per-block scale broadcast: 8 vpdpbusd build the 8 blocks' integer
+/// sums side by side, one vector subtract removes the int4 offset, one convert and one FMA apply the 8 scale products.
+/// <para>
+/// Layout of a row of <c>blocks</c> blocks (16 bytes each, as in Q4_0: byte o holds element o in its low nibble and
+/// element o + 16 in its high nibble): each whole group of 8 blocks is a 4 × 8 transpose of 32-bit words — word
+/// <c>j·8 + i</c> of the group is word j of block i — so a 32-byte load j holds elements 4j..4j+3 of every block in its low
+/// nibbles and elements 16+4j..16+4j+3 in its high nibbles; the blocks after the last whole group stay as they are. The
+/// activations of a group (8 × 32 int8) are the 8 × 8 transpose of 32-bit words (<see cref="InterleaveActivations"/>), so
+/// 32-byte vector k holds elements 4k..4k+3 of every block. Scales stay one float per block in block order.
+/// </para>
+/// <para>
+/// Definition (<see cref="DotQ4Scalar"/>, equal to <see cref="QuantDot.DotQ4Scalar"/> on the un-interleaved row):
+/// Σ_b s_b·(d_w[b]·d_x[b]) in block order, s_b = Σ_j (q[b,j] − 8)·x[b,j] exactly. The SIMD paths compute every s_b
+/// exactly and sum the scaled block sums lane-wise over groups, then the tail blocks in order: they differ from the
+/// definition only in float summation order, and the single-row and four-token kernels are bit-identical to each other.
+/// </para>
+/// </summary>
+public static unsafe class GroupDot
+{
+    /// <summary>Blocks per interleaved group.</summary>
+    public const int Group = 8;
+
+    /// <summary>Elements per block.</summary>
+    public const int Block = QuantDot.Block;
+
+    /// <summary>Which instruction path <see cref="DotQ4"/> takes on this machine.</summary>
+    public static string Path => QuantDot.UseVnni ? "avx-vnni" : QuantDot.UseAvx2 ? "avx2" : "scalar";
+
+    /// <summary>Rearranges one int4 row (<paramref name="blocks"/> × 16 bytes, Q4_0 order) into the interleaved layout.</summary>
+    public static void InterleaveQ4(byte* src, int blocks, byte* dst)
+    {
+        int groups = blocks / Group;
+        uint* s = (uint*)src, d = (uint*)dst;
+        for (int g = 0; g < groups; g++)
+            for (int i = 0; i < Group; i++)
+                for (int j = 0; j < 4; j++)
+                    d[g * 32 + j * 8 + i] = s[(g * Group + i) * 4 + j];
+        Buffer.MemoryCopy(src + groups * Group * 16, dst + groups * Group * 16, (blocks - groups * Group) * 16, (blocks - groups * Group) * 16);
+    }
+
+    /// <summary>Byte <paramref name="o"/> (0..15) of block <paramref name="b"/> in an interleaved int4 row.</summary>
+    public static int Q4ByteOffset(int b, int o, int blocks) =>
+        b < blocks / Group * Group ? (b / Group) * 128 + (o >> 2) * 32 + (b % Group) * 4 + (o & 3) : b * 16 + o;
+
+    /// <summary>
+    /// Rearranges one row of int8 activations (<paramref name="blocks"/> × 32) into the interleaved layout and writes each
+    /// block's offset term <paramref name="c8"/>[b] = 8·Σ_j x[b,j] (what the +8 of the int4 code adds).
+    /// </summary>
+    public static void InterleaveActivations(sbyte* src, int blocks, sbyte* dst, int* c8)
+    {
+        InterleaveWords((uint*)src, blocks, (uint*)dst);
+        for (int b = 0; b < blocks; b++)
+        {
+            int sum = 0;
+            for (int j = 0; j < Block; j++) sum += src[b * Block + j];
+            c8[b] = 8 * sum;
+        }
+    }
+
+    /// <summary>Element <paramref name="e"/> (0..31) of block <paramref name="b"/> in an interleaved activation row.</summary>
+    public static int ActivationOffset(int b, int e, int blocks) =>
+        b < blocks / Group * Group ? (b / Group) * 256 + (e >> 2) * 32 + (b % Group) * 4 + (e & 3) : b * Block + e;
+
+    /// <summary>
+    /// Σ_b d_w[b]·d_x[b]·Σ_j (q[b,j] − 8)·x[b,j] of an interleaved int4 row <paramref name="w"/> and an interleaved int8
+    /// activation row <paramref name="x"/> (<paramref name="c8"/> from <see cref="InterleaveActivations"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float DotQ4(byte* w, float* ws, sbyte* x, float* xs, int* c8, int blocks) =>
+        QuantDot.UseVnni ? DotQ4Vnni(w, ws, x, xs, c8, blocks) : QuantDot.UseAvx2 ? DotQ4Avx2(w, ws, x, xs, c8, blocks) : DotQ4Scalar(w, ws, x, xs, c8, blocks);
+
+    /// <summary>Scalar definition of <see cref="DotQ4"/>: blocks in order, each block's sum exact.</summary>
+    public static float DotQ4Scalar(byte* w, float* ws, sbyte* x, float* xs, int* c8, int blocks)
+    {
+        float sum = 0;
+        for (int b = 0; b < blocks; b++)
+        {
+            int s = 0;
+            for (int o = 0; o < 16; o++)
+            {
+                byte packed = w[Q4ByteOffset(b, o, blocks)];
+                s += (packed & 15) * x[ActivationOffset(b, o, blocks)] + (packed >> 4) * x[ActivationOffset(b, o + 16, blocks)];
+            }
+            s -= c8[b];
+            sum += s * (ws[b] * xs[b]);
+        }
+        return sum;
+    }
+
+    /// <summary>The exact block sum Σ_j (q − 8)·x of one un-interleaved (tail) block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int TailBlock(byte* w, sbyte* x, int c8)
+    {
+        if (QuantDot.UseVnni)
+        {
+            var v = Sse2.LoadVector128(w);
+            var m = Vector128.Create((byte)15);
+            var nib = Vector256.Create(v & m, Sse2.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & m);
+            return Vector256.Sum(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, nib, Avx.LoadVector256(x))) - c8;
+        }
+        int s = 0;
+        for (int o = 0; o < 16; o++) s += (w[o] & 15) * x[o] + (w[o] >> 4) * x[o + 16];
+        return s - c8;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> GroupVnni(byte* wg, sbyte* xg, Vector256<byte> m)
+    {
+        var v0 = Avx.LoadVector256(wg);
+        var v1 = Avx.LoadVector256(wg + 32);
+        var v2 = Avx.LoadVector256(wg + 64);
+        var v3 = Avx.LoadVector256(wg + 96);
+        var p = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, v0 & m, Avx.LoadVector256(xg));
+        var q = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx2.AndNot(m, v0), Avx.LoadVector256(xg + 128));
+        p = AvxVnni.MultiplyWideningAndAdd(p, v1 & m, Avx.LoadVector256(xg + 32));
+        q = AvxVnni.MultiplyWideningAndAdd(q, Avx2.AndNot(m, v1), Avx.LoadVector256(xg + 160));
+        p = AvxVnni.MultiplyWideningAndAdd(p, v2 & m, Avx.LoadVector256(xg + 64));
+        q = AvxVnni.MultiplyWideningAndAdd(q, Avx2.AndNot(m, v2), Avx.LoadVector256(xg + 192));
+        p = AvxVnni.MultiplyWideningAndAdd(p, v3 & m, Avx.LoadVector256(xg + 96));
+        q = AvxVnni.MultiplyWideningAndAdd(q, Avx2.AndNot(m, v3), Avx.LoadVector256(xg + 224));
+        return p + Avx2.ShiftRightArithmetic(q, 4);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static float DotQ4Vnni(byte* w, float* ws, sbyte* x, float* xs, int* c8, int blocks)
+    {
+        var m = Vector256.Create((byte)15);
+        var acc = Vector256<float>.Zero;
+        int groups = blocks / Group;
+        for (int g = 0; g < groups; g++)
+        {
+            var s = GroupVnni(w + g * 128, x + g * 256, m) - Avx.LoadVector256(c8 + g * Group);
+            acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(s), Avx.LoadVector256(ws + g * Group) * Avx.LoadVector256(xs + g * Group), acc);
+        }
+        float sum = Vector256.Sum(acc);
+        for (int b = groups * Group; b < blocks; b++) sum += TailBlock(w + b * 16, x + b * Block, c8[b]) * (ws[b] * xs[b]);
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> PairsAvx2(Vector256<byte> nib, sbyte* x) =>
+        Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(nib, Avx.LoadVector256(x)), Vector256.Create((short)1));
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static float DotQ4Avx2(byte* w, float* ws, sbyte* x, float* xs, int* c8, int blocks)
+    {
+        var m = Vector256.Create((byte)15);
+        var acc = Vector256<float>.Zero;
+        int groups = blocks / Group;
+        for (int g = 0; g < groups; g++)
+        {
+            byte* wg = w + g * 128;
+            sbyte* xg = x + g * 256;
+            var s = Vector256<int>.Zero - Avx.LoadVector256(c8 + g * Group);
+            for (int j = 0; j < 4; j++)
+            {
+                var v = Avx.LoadVector256(wg + 32 * j);
+                // pmaddubsw cannot saturate here: 15·127·2 < 32767.
+                s += PairsAvx2(v & m, xg + 32 * j) + PairsAvx2(Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & m, xg + 128 + 32 * j);
+            }
+            acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(s), Avx.LoadVector256(ws + g * Group) * Avx.LoadVector256(xs + g * Group), acc);
+        }
+        float sum = Vector256.Sum(acc);
+        for (int b = groups * Group; b < blocks; b++) sum += TailBlock(w + b * 16, x + b * Block, c8[b]) * (ws[b] * xs[b]);
+        return sum;
+    }
+
+
+    /// <summary>
+    /// <see cref="DotQ4"/> of one weight row with four activation rows (prefill, batched decoding), unpacking the weights
+    /// once; every result is bit-identical to the single-row call.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void DotQ4x4(byte* w, float* ws, sbyte** x, float** xs, int** c8, int blocks, float* result)
+    {
+        if (!QuantDot.UseVnni)
+        {
+            for (int t = 0; t < 4; t++) result[t] = DotQ4(w, ws, x[t], xs[t], c8[t], blocks);
+            return;
+        }
+        var m = Vector256.Create((byte)15);
+        sbyte* x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        int groups = blocks / Group;
+        for (int g = 0; g < groups; g++)
+        {
+            byte* wg = w + g * 128;
+            int o = g * 256, so = g * Group;
+            var wsv = Avx.LoadVector256(ws + so);
+            Vector256<int> p0 = default, p1 = default, p2 = default, p3 = default, q0 = default, q1 = default, q2 = default, q3 = default;
+            for (int j = 0; j < 4; j++)
+            {
+                var v = Avx.LoadVector256(wg + 32 * j);
+                var lo = v & m;
+                var hi = Avx2.AndNot(m, v);
+                int ol = o + 32 * j, oh = o + 128 + 32 * j;
+                p0 = AvxVnni.MultiplyWideningAndAdd(p0, lo, Avx.LoadVector256(x0 + ol)); q0 = AvxVnni.MultiplyWideningAndAdd(q0, hi, Avx.LoadVector256(x0 + oh));
+                p1 = AvxVnni.MultiplyWideningAndAdd(p1, lo, Avx.LoadVector256(x1 + ol)); q1 = AvxVnni.MultiplyWideningAndAdd(q1, hi, Avx.LoadVector256(x1 + oh));
+                p2 = AvxVnni.MultiplyWideningAndAdd(p2, lo, Avx.LoadVector256(x2 + ol)); q2 = AvxVnni.MultiplyWideningAndAdd(q2, hi, Avx.LoadVector256(x2 + oh));
+                p3 = AvxVnni.MultiplyWideningAndAdd(p3, lo, Avx.LoadVector256(x3 + ol)); q3 = AvxVnni.MultiplyWideningAndAdd(q3, hi, Avx.LoadVector256(x3 + oh));
+            }
+            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0 + Avx2.ShiftRightArithmetic(q0, 4) - Avx.LoadVector256(c8[0] + so)), wsv * Avx.LoadVector256(xs[0] + so), a0);
+            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p1 + Avx2.ShiftRightArithmetic(q1, 4) - Avx.LoadVector256(c8[1] + so)), wsv * Avx.LoadVector256(xs[1] + so), a1);
+            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p2 + Avx2.ShiftRightArithmetic(q2, 4) - Avx.LoadVector256(c8[2] + so)), wsv * Avx.LoadVector256(xs[2] + so), a2);
+            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p3 + Avx2.ShiftRightArithmetic(q3, 4) - Avx.LoadVector256(c8[3] + so)), wsv * Avx.LoadVector256(xs[3] + so), a3);
+        }
+        float r0 = Vector256.Sum(a0), r1 = Vector256.Sum(a1), r2 = Vector256.Sum(a2), r3 = Vector256.Sum(a3);
+        for (int b = groups * Group; b < blocks; b++)
+        {
+            byte* wb = w + b * 16;
+            int o = b * Block;
+            float d = ws[b];
+            r0 += TailBlock(wb, x0 + o, c8[0][b]) * (d * xs[0][b]);
+            r1 += TailBlock(wb, x1 + o, c8[1][b]) * (d * xs[1][b]);
+            r2 += TailBlock(wb, x2 + o, c8[2][b]) * (d * xs[2][b]);
+            r3 += TailBlock(wb, x3 + o, c8[3][b]) * (d * xs[3][b]);
+        }
+        result[0] = r0; result[1] = r1; result[2] = r2; result[3] = r3;
+    }
+
+    // ---- int8 weights -------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Rearranges one int8 row (<paramref name="blocks"/> × 32) into the interleaved layout of the activations (the 8 × 8
+    /// transpose of 32-bit words per whole group) and stores each weight offset by +128 as an unsigned byte, so vpdpbusd
+    /// can take it as its unsigned operand: Σ (q + 128)·x − 128·Σ x = Σ q·x exactly (128·Σx = 16·<c>c8</c>).
+    /// </summary>
+    public static void InterleaveQ8(sbyte* src, int blocks, byte* dst)
+    {
+        int n = blocks * Block;
+        InterleaveWords((uint*)src, blocks, (uint*)dst);
+        for (int i = 0; i < n; i++) dst[i] ^= 0x80;
+    }
+
+    private static void InterleaveWords(uint* s, int blocks, uint* d)
+    {
+        int groups = blocks / Group;
+        for (int g = 0; g < groups; g++)
+            for (int i = 0; i < Group; i++)
+                for (int k = 0; k < 8; k++)
+                    d[g * 64 + k * 8 + i] = s[(g * Group + i) * 8 + k];
+        for (int w = groups * 64; w < blocks * 8; w++) d[w] = s[w];
+    }
+
+    /// <summary>Σ_b d_w[b]·d_x[b]·Σ_j q[b,j]·x[b,j] of an interleaved int8 row (<see cref="InterleaveQ8"/>) and an interleaved activation row.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float DotQ8(byte* w, float* ws, sbyte* x, float* xs, int* c8, int blocks) =>
+        QuantDot.UseVnni ? DotQ8Vnni(w, ws, x, xs, c8, blocks) : QuantDot.UseAvx2 ? DotQ8Avx2(w, ws, x, xs, c8, blocks) : DotQ8Scalar(w, ws, x, xs, blocks);
+
+    /// <summary>Scalar definition of <see cref="DotQ8"/> (equal to <see cref="QuantDot.DotQ8Scalar"/> on the un-interleaved row).</summary>
+    public static float DotQ8Scalar(byte* w, float* ws, sbyte* x, float* xs, int blocks)
+    {
+        float sum = 0;
+        for (int b = 0; b < blocks; b++)
+        {
+            int s = 0;
+            for (int e = 0; e < Block; e++)
+            {
+                int o = ActivationOffset(b, e, blocks);
+                s += (sbyte)(w[o] ^ 0x80) * x[o];
+            }
+            sum += s * (ws[b] * xs[b]);
+        }
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int TailBlockQ8(byte* w, sbyte* x, int c8)
+    {
+        // c8 = 8·Σx, so 16·c8 = 128·Σx, what the +128 offset of the weights adds.
+        if (QuantDot.UseVnni) return Vector256.Sum(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx.LoadVector256(w), Avx.LoadVector256(x))) - 16 * c8;
+        int s = 0;
+        for (int e = 0; e < Block; e++) s += (sbyte)(w[e] ^ 0x80) * x[e];
+        return s;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static float DotQ8Vnni(byte* w, float* ws, sbyte* x, float* xs, int* c8, int blocks)
+    {
+        var acc = Vector256<float>.Zero;
+        int groups = blocks / Group;
+        for (int g = 0; g < groups; g++)
+        {
+            byte* wg = w + g * 256;
+            sbyte* xg = x + g * 256;
+            var p = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx.LoadVector256(wg), Avx.LoadVector256(xg));
+            var q = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx.LoadVector256(wg + 32), Avx.LoadVector256(xg + 32));
+            for (int k = 2; k < 8; k += 2)
+            {
+                p = AvxVnni.MultiplyWideningAndAdd(p, Avx.LoadVector256(wg + 32 * k), Avx.LoadVector256(xg + 32 * k));
+                q = AvxVnni.MultiplyWideningAndAdd(q, Avx.LoadVector256(wg + 32 * k + 32), Avx.LoadVector256(xg + 32 * k + 32));
+            }
+            var s = p + q - Avx2.ShiftLeftLogical(Avx.LoadVector256(c8 + g * Group), 4);
+            acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(s), Avx.LoadVector256(ws + g * Group) * Avx.LoadVector256(xs + g * Group), acc);
+        }
+        float sum = Vector256.Sum(acc);
+        for (int b = groups * Group; b < blocks; b++) sum += TailBlockQ8(w + b * Block, x + b * Block, c8[b]) * (ws[b] * xs[b]);
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static float DotQ8Avx2(byte* w, float* ws, sbyte* x, float* xs, int* c8, int blocks)
+    {
+        var acc = Vector256<float>.Zero;
+        var flip = Vector256.Create((byte)0x80);
+        var ones = Vector256.Create((short)1);
+        int groups = blocks / Group;
+        for (int g = 0; g < groups; g++)
+        {
+            var s = Vector256<int>.Zero;
+            for (int k = 0; k < 8; k++)
+            {
+                // Back to signed q, then |q| · (x with q's sign): pmaddubsw cannot saturate (128·127·2 < 32767).
+                var q = (Avx.LoadVector256(w + g * 256 + 32 * k) ^ flip).AsSByte();
+                var xv = Avx.LoadVector256(x + g * 256 + 32 * k);
+                s += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(q), Avx2.Sign(xv, q)), ones);
+            }
+            acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(s), Avx.LoadVector256(ws + g * Group) * Avx.LoadVector256(xs + g * Group), acc);
+        }
+        float sum = Vector256.Sum(acc);
+        for (int b = groups * Group; b < blocks; b++) sum += TailBlockQ8(w + b * Block, x + b * Block, c8[b]) * (ws[b] * xs[b]);
+        return sum;
+    }
+
+
+    /// <summary><see cref="DotQ8"/> of one weight row with four activation rows; bit-identical to single-row calls.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void DotQ8x4(byte* w, float* ws, sbyte** x, float** xs, int** c8, int blocks, float* result)
+    {
+        if (!QuantDot.UseVnni)
+        {
+            for (int t = 0; t < 4; t++) result[t] = DotQ8(w, ws, x[t], xs[t], c8[t], blocks);
+            return;
+        }
+        sbyte* x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        int groups = blocks / Group;
+        for (int g = 0; g < groups; g++)
+        {
+            int o = g * 256, so = g * Group;
+            Vector256<int> p0 = default, p1 = default, p2 = default, p3 = default, q0 = default, q1 = default, q2 = default, q3 = default;
+            for (int k = 0; k < 8; k += 2)
+            {
+                var wa = Avx.LoadVector256(w + o + 32 * k);
+                var wb = Avx.LoadVector256(w + o + 32 * k + 32);
+                int oa = o + 32 * k, ob = oa + 32;
+                p0 = AvxVnni.MultiplyWideningAndAdd(p0, wa, Avx.LoadVector256(x0 + oa)); q0 = AvxVnni.MultiplyWideningAndAdd(q0, wb, Avx.LoadVector256(x0 + ob));
+                p1 = AvxVnni.MultiplyWideningAndAdd(p1, wa, Avx.LoadVector256(x1 + oa)); q1 = AvxVnni.MultiplyWideningAndAdd(q1, wb, Avx.LoadVector256(x1 + ob));
+                p2 = AvxVnni.MultiplyWideningAndAdd(p2, wa, Avx.LoadVector256(x2 + oa)); q2 = AvxVnni.MultiplyWideningAndAdd(q2, wb, Avx.LoadVector256(x2 + ob));
+                p3 = AvxVnni.MultiplyWideningAndAdd(p3, wa, Avx.LoadVector256(x3 + oa)); q3 = AvxVnni.MultiplyWideningAndAdd(q3, wb, Avx.LoadVector256(x3 + ob));
+            }
+            var wsv = Avx.LoadVector256(ws + so);
+            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0 + q0 - Avx2.ShiftLeftLogical(Avx.LoadVector256(c8[0] + so), 4)), wsv * Avx.LoadVector256(xs[0] + so), a0);
+            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p1 + q1 - Avx2.ShiftLeftLogical(Avx.LoadVector256(c8[1] + so), 4)), wsv * Avx.LoadVector256(xs[1] + so), a1);
+            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p2 + q2 - Avx2.ShiftLeftLogical(Avx.LoadVector256(c8[2] + so), 4)), wsv * Avx.LoadVector256(xs[2] + so), a2);
+            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p3 + q3 - Avx2.ShiftLeftLogical(Avx.LoadVector256(c8[3] + so), 4)), wsv * Avx.LoadVector256(xs[3] + so), a3);
+        }
+        float r0 = Vector256.Sum(a0), r1 = Vector256.Sum(a1), r2 = Vector256.Sum(a2), r3 = Vector256.Sum(a3);
+        for (int b = groups * Group; b < blocks; b++)
+        {
+            byte* wb = w + b * Block;
+            int o = b * Block;
+            float d = ws[b];
+            r0 += TailBlockQ8(wb, x0 + o, c8[0][b]) * (d * xs[0][b]);
+            r1 += TailBlockQ8(wb, x1 + o, c8[1][b]) * (d * xs[1][b]);
+            r2 += TailBlockQ8(wb, x2 + o, c8[2][b]) * (d * xs[2][b]);
+            r3 += TailBlockQ8(wb, x3 + o, c8[3][b]) * (d * xs[3][b]);
+        }
+        result[0] = r0; result[1] = r1; result[2] = r2; result[3] = r3;
+    }
+}
