@@ -11,16 +11,8 @@ command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2;
 dotnet build src/OnDevice.Cli -c Release -nologo -v quiet >/dev/null
 dotnet build bench/OnDevice.Bench.Delivery -c Release -nologo -v quiet >/dev/null
 cli="dotnet src/OnDevice.Cli/bin/Release/net10.0/ondevice.dll"
-work=$(mktemp -d /tmp/ondevice-delivery-bench.XXXXXX)
-pids=()
-pgdata=""
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  if [ -n "$pgdata" ]; then runuser -u postgres -- "$pgbin/pg_ctl" -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+. bench/lib/servers.sh
+bench_workdir delivery
 
 $cli keys init "$work/keys" >/dev/null
 head -c $((100*1024*1024)) /dev/urandom > "$work/model100.bin"
@@ -69,13 +61,7 @@ sqlite_port=$port
 serve sqlite-nocache "--db sqlite:$work/store-sqlite/delivery.db" "--timestamp-cache 0"
 measure "sqlite update-check uncached" "http://127.0.0.1:$port/v1/metadata/timestamp.json"
 
-pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-if [ -n "$pgbin" ]; then
-  mkdir -p "$work/pg" && chown postgres "$work/pg" && chmod 755 "$work"
-  pgdata="$work/pg/data"
-  pgport=$(free_port)
-  runuser -u postgres -- "$pgbin/initdb" -D "$pgdata" -A trust -U ondevice --no-sync --no-locale -E UTF8 >/dev/null
-  runuser -u postgres -- "$pgbin/pg_ctl" -D "$pgdata" -l "$work/pg/log" -w -o "-p $pgport -h 127.0.0.1 -k $work/pg -c max_connections=300" start >/dev/null
+if start_postgres; then
   serve postgres "--db postgres:Host=127.0.0.1;Port=$pgport;Username=ondevice;Database=postgres"
   measure "postgres update-check" "http://127.0.0.1:$port/v1/metadata/timestamp.json"
   measure "postgres resolve" "http://127.0.0.1:$port/v1/resolve/big" "$work/resolve.lua"

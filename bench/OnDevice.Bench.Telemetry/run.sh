@@ -9,16 +9,8 @@ dotnet build src/OnDevice.Cli -c Release -nologo -v quiet >/dev/null
 dotnet build bench/OnDevice.Bench.Telemetry -c Release -nologo -v quiet >/dev/null
 cli="dotnet src/OnDevice.Cli/bin/Release/net10.0/ondevice.dll"
 bench="dotnet bench/OnDevice.Bench.Telemetry/bin/Release/net10.0/OnDevice.Bench.Telemetry.dll"
-work=$(mktemp -d /tmp/ondevice-telemetry-bench.XXXXXX)
-pids=()
-pgdata=""
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  if [ -n "$pgdata" ]; then runuser -u postgres -- "$pgbin/pg_ctl" -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+. bench/lib/servers.sh
+bench_workdir telemetry
 serve() { # name db-arg; sets $port
   port=$(free_port)
   $cli serve --store "$work/store-$1" --keys "$work/keys" --urls "http://127.0.0.1:$port" --telemetry-rate 100000 $2 > "$work/serve-$1.log" 2>&1 &
@@ -32,13 +24,7 @@ serve sqlite ""
 $bench http "http://127.0.0.1:$port" --batches 2000 --clients 16 --runs "$runs"
 $bench guards "sqlite:$work/guards.db" --runs "$runs"
 
-pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-if [ -n "$pgbin" ]; then
-  mkdir -p "$work/pg" && chown postgres "$work/pg" && chmod 755 "$work"
-  pgdata="$work/pg/data"
-  pgport=$(free_port)
-  runuser -u postgres -- "$pgbin/initdb" -D "$pgdata" -A trust -U ondevice --no-sync --no-locale -E UTF8 >/dev/null
-  runuser -u postgres -- "$pgbin/pg_ctl" -D "$pgdata" -l "$work/pg/log" -w -o "-p $pgport -h 127.0.0.1 -k $work/pg -c max_connections=300" start >/dev/null
+if start_postgres; then
   pg() { echo "postgres:Host=127.0.0.1;Port=$pgport;Username=ondevice;Database=$1"; }
   for db in store http guards; do runuser -u postgres -- "$pgbin/psql" -h 127.0.0.1 -p "$pgport" -U ondevice -d postgres -qc "CREATE DATABASE $db" >/dev/null; done
   $bench store "$(pg store)" --batches 2000 --writers 8 --runs "$runs"

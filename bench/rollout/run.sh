@@ -11,16 +11,8 @@ runs=${2:-3}
 command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 1; }
 dotnet build src/OnDevice.Cli -c Release -nologo -v quiet >/dev/null
 cli="dotnet src/OnDevice.Cli/bin/Release/net10.0/ondevice.dll"
-work=$(mktemp -d /tmp/ondevice-rollout-bench.XXXXXX)
-pids=()
-pgdata=""
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  if [ -n "$pgdata" ]; then runuser -u postgres -- "$pgbin/pg_ctl" -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+. bench/lib/servers.sh
+bench_workdir rollout
 
 $cli keys init "$work/keys" >/dev/null
 for v in 1.0 2.0; do
@@ -86,13 +78,7 @@ measure "sqlite assign new-installs" "http://127.0.0.1:$port/v1/assign/m" "$work
 measure "sqlite assign repeated-polls" "http://127.0.0.1:$port/v1/assign/m" "$work/poll.lua"
 $cli rollout status m --server "http://127.0.0.1:$port" --token-file "$work/token-sqlite" | grep devices || true
 
-pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-if [ -n "$pgbin" ]; then
-  mkdir -p "$work/pg" && chown postgres "$work/pg" && chmod 755 "$work"
-  pgdata="$work/pg/data"
-  pgport=$(free_port)
-  runuser -u postgres -- "$pgbin/initdb" -D "$pgdata" -A trust -U ondevice --no-sync --no-locale -E UTF8 >/dev/null
-  runuser -u postgres -- "$pgbin/pg_ctl" -D "$pgdata" -l "$work/pg/log" -w -o "-p $pgport -h 127.0.0.1 -k $work/pg -c max_connections=300" start >/dev/null
+if start_postgres; then
   serve postgres "--db postgres:Host=127.0.0.1;Port=$pgport;Username=ondevice;Database=postgres"
   measure "postgres resolve" "http://127.0.0.1:$port/v1/resolve/m" "$work/resolve.lua"
   measure "postgres assign new-installs" "http://127.0.0.1:$port/v1/assign/m" "$work/assign.lua"
