@@ -210,7 +210,7 @@ public class FaultInjectionTests(ITestOutputHelper output)
         Assert.Equal(UpdateStatus.Failed, big.Status);
         Assert.Equal(Roles.Timestamp, Assert.IsType<MetadataTooLargeException>(big.Error).Role);
 
-        var endless = new EndlessStream();
+        var endless = new EndlessStream(7);
         mitm.Intercept = r => r.RequestUri!.AbsolutePath.Contains("/v1/blobs/")
             ? new System.Net.Http.HttpResponseMessage(System.Net.HttpStatusCode.OK) { Content = new StreamContent(endless) }
             : null;
@@ -223,26 +223,6 @@ public class FaultInjectionTests(ITestOutputHelper output)
 
         mitm.Intercept = null;
         Assert.Equal(UpdateStatus.Installed, (await u.UpdateAsync()).Status);
-    }
-
-    private sealed class EndlessStream : Stream
-    {
-        public long Served { get; private set; }
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => Served; set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override int Read(byte[] buffer, int offset, int count)
-        {
-            Array.Fill(buffer, (byte)7, offset, count);
-            Served += count;
-            return count;
-        }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     private static async Task<bool> TryRun(string file, params string[] args)
