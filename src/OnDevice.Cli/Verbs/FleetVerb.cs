@@ -128,7 +128,7 @@ public static class FleetVerb
     }
 
     /// <summary>One line per change: rollout status/stage/halts, and per class the share on the candidate.</summary>
-    private static string Describe(FleetTick t, string candidate)
+    internal static string Describe(FleetTick t, string candidate)
     {
         var parts = new List<string>();
         if (t.Rollout is { } r)
