@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using OnDevice.Delivery;
 using OnDevice.Server.Rollouts;
 
@@ -16,17 +15,8 @@ public static class AssignApi
     {
         app.MapPost("/v1/assign/{model}", async Task<IResult> (string model, HttpContext http, RolloutService rollouts, CancellationToken ct) =>
         {
-            AssignmentRequest request;
-            try
-            {
-                var node = await JsonNode.ParseAsync(http.Request.Body, cancellationToken: ct) as JsonObject
-                    ?? throw new MalformedMetadataException("the body must be a JSON object");
-                request = AssignmentRequest.FromJson(node);
-            }
-            catch (Exception e) when (e is System.Text.Json.JsonException or MalformedMetadataException)
-            {
-                return TypedResults.Problem(e.Message, statusCode: StatusCodes.Status400BadRequest);
-            }
+            var (request, error) = await JsonBody.ReadObjectAsync(http.Request, "the body must be a JSON object", AssignmentRequest.FromJson, ct);
+            if (request is null) return TypedResults.Problem(error, statusCode: StatusCodes.Status400BadRequest);
             return TypedResults.Ok(await rollouts.AssignAsync(model, request.Channel, request.InstallId, request.Device, request.InstalledVersion, ct));
         });
         return app;

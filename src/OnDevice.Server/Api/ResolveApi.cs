@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using OnDevice.Delivery;
 
 namespace OnDevice.Server.Api;
@@ -11,17 +10,8 @@ public static class ResolveApi
     {
         app.MapPost("/v1/resolve/{model}", async Task<IResult> (string model, HttpContext http, DeliveryRepository repo, CancellationToken ct) =>
         {
-            DeviceDescription device;
-            try
-            {
-                var node = await JsonNode.ParseAsync(http.Request.Body, cancellationToken: ct) as JsonObject
-                    ?? throw new MalformedMetadataException("the device description must be a JSON object");
-                device = DeviceDescription.FromJson(node);
-            }
-            catch (Exception e) when (e is System.Text.Json.JsonException or MalformedMetadataException)
-            {
-                return TypedResults.BadRequest(e.Message);
-            }
+            var (device, error) = await JsonBody.ReadObjectAsync(http.Request, "the device description must be a JSON object", DeviceDescription.FromJson, ct);
+            if (device is null) return TypedResults.BadRequest(error);
             var releases = await repo.ReleasesOfAsync(model, ct);
             if (releases.Count == 0) return TypedResults.NotFound($"no releases of {model}");
             var choice = VariantSelector.Select(releases, model, device);
