@@ -284,7 +284,7 @@ public static class DemoVerb
     }
 
     /// <summary>
-    /// 48 simulated devices on the 1.1.0 release; once they run it, 1.2.0 is rolled out in stages with latency and
+    /// 36 simulated devices on the 1.1.0 release; once they run it, 1.2.0 is rolled out in stages with latency and
     /// crash guards. The simulated 1.2.0 is slow on old phones only (scenario slow-on-old): the guard halts and rolls
     /// back that class, whose devices return to their cached 1.1.0, while the other classes reach 100%.
     /// </summary>
@@ -296,13 +296,14 @@ public static class DemoVerb
         int patched = 0;
         long patchBytes = 0, patchedFullBytes = 0;
         bool started = false;
+        int settledOn = 0;
         var onFirst = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        const int devices = 48;
+        const int devices = 36;
         var options = new FleetOptions
         {
             Server = serverUri, Model = Model, TrustedRoot = File.ReadAllBytes(Path.Combine(keys, "root.json")), Scenario = scenario, Candidate = Second,
             WorkDirectory = Path.Combine(demoDir, "fleet"), Devices = devices, FailureRate = 0.02, Tick = TimeSpan.FromSeconds(0.25),
-            CheckEvery = TimeSpan.FromSeconds(1), TelemetryEvery = TimeSpan.FromSeconds(0.25), InferencesPerTick = 50, Concurrency = 16,
+            CheckEvery = TimeSpan.FromSeconds(1), TelemetryEvery = TimeSpan.FromSeconds(0.5), InferencesPerTick = 50, Concurrency = 16,
             Duration = TimeSpan.FromSeconds(90), Observer = observer.ReadAsync,
             UpdaterFactory = d =>
             {
@@ -326,7 +327,7 @@ public static class DemoVerb
         var sim = new FleetSimulator(options);
         var run = sim.RunAsync(t =>
         {
-            if (t.Count(First) >= devices * 9 / 10) onFirst.TrySetResult();
+            if (t.Count(First) >= devices * 9 / 10 && onFirst.TrySetResult()) Volatile.Write(ref settledOn, t.Count(First));
             if (!Volatile.Read(ref started)) return;
             var line = FleetVerb.Describe(t, Second);
             if (line == last) return;
@@ -339,7 +340,7 @@ public static class DemoVerb
             if (run.IsFaulted) run.GetAwaiter().GetResult();
             throw new CliException($"demo: the fleet did not settle on {First} within 60 s");
         }
-        Console.WriteLine($"  {devices * 9 / 10} or more of the {devices} devices run {First}; start the staged rollout of {Second}:");
+        Console.WriteLine($"  {Volatile.Read(ref settledOn)} of the {devices} devices run {First} (the rest are still downloading or retrying); start the staged rollout of {Second}:");
         Sub(RolloutVerb.Create(), "start", Model, Second, "--schedule", Schedule, "--guard", Guards[0], "--guard", Guards[1], "--on-failure", "rollback",
             "--server", server.Url, "--token-file", server.TokenFile);
         Volatile.Write(ref started, true);
