@@ -18,6 +18,41 @@ public class SqliteServerTests
     }
 
     [Fact]
+    public async Task Malformed_device_bodies_on_resolve_and_assign_are_refused_with_the_reason()
+    {
+        using var world = await DeliveryWorld.CreateAsync();
+        await using var server = await ServerProcess.StartAsync(world.Store(), world.Keys);
+        using var http = server.Http();
+        async Task<(HttpStatusCode Status, string? Type, JsonElement Body)> Post(string path, string body)
+        {
+            using var r = await http.PostAsync(path, new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
+            return (r.StatusCode, r.Content.Headers.ContentType?.MediaType, JsonSerializer.Deserialize<JsonElement>(await r.Content.ReadAsStringAsync()));
+        }
+
+        // resolve: 400 with the reason as a JSON string, before any release lookup (the model does not even exist).
+        foreach (var (body, reason) in new[] { ("[1, 2]", "the device description must be a JSON object"), ("{\"ram_bytes\": \"lots\"}", "ram_bytes"), ("{not json", "") })
+        {
+            var (status, type, answer) = await Post("/v1/resolve/nothing-published", body);
+            Assert.Equal(HttpStatusCode.BadRequest, status);
+            Assert.Equal("application/json", type);
+            Assert.Equal(JsonValueKind.String, answer.ValueKind);
+            Assert.Contains(reason, answer.GetString());
+            Assert.NotEmpty(answer.GetString()!);
+        }
+
+        // assign: 400 problem details with the reason in "detail".
+        foreach (var (body, reason) in new[] { ("\"text\"", "the body must be a JSON object"), ("{\"channel\": \"stable\"}", "install_id is required"), ("{\"install_id\": \"installation-1\", \"device\": 7}", "device"), ("{not json", "") })
+        {
+            var (status, type, answer) = await Post("/v1/assign/m", body);
+            Assert.Equal(HttpStatusCode.BadRequest, status);
+            Assert.Equal("application/problem+json", type);
+            Assert.Equal(400, answer.GetProperty("status").GetInt32());
+            Assert.Contains(reason, answer.GetProperty("detail").GetString());
+            Assert.NotEmpty(answer.GetProperty("detail").GetString()!);
+        }
+    }
+
+    [Fact]
     public async Task Tokens_roles_conflicts_and_verification_on_publish()
     {
         using var world = await DeliveryWorld.CreateAsync();
