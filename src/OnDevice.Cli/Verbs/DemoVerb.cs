@@ -119,7 +119,7 @@ public static class DemoVerb
         {
             var phone = ServeAndUpdate(server, demoDir, keys, pkg);
 
-            steps.Begin(11, $"Release {Second}: int8 with its least accurate layer left float; a {First} phone gets a patch, not the file");
+            steps.Begin(11, $"Release {Second}: int8 with its least accurate layer left float, and the patch a {First} phone downloads instead of the file");
             var int8v2 = Path.Combine(demoDir, "rec-int8-v2.onnx");
             SecondRelease(server, paths["paddleocr-rec"], int8, int8v2, keys, phone);
 
@@ -162,21 +162,8 @@ public static class DemoVerb
     }
 
     /// <summary>A delivery server in this process (SQLite in the work folder, free loopback port), stopped on dispose.</summary>
-    private sealed class DemoServer : IDisposable
+    private sealed record DemoServer(Microsoft.AspNetCore.Builder.WebApplication App, string Url, string TokenFile, string Store) : IDisposable
     {
-        private readonly Microsoft.AspNetCore.Builder.WebApplication _app;
-
-        private DemoServer(Microsoft.AspNetCore.Builder.WebApplication app, string url, string tokenFile, string store)
-        {
-            _app = app;
-            Url = url;
-            TokenFile = tokenFile;
-            Store = store;
-        }
-
-        public string Url { get; }
-        public string TokenFile { get; }
-        public string Store { get; }
         public string Token => File.ReadAllText(TokenFile).Trim();
 
         public static DemoServer Start(string demoDir, string keys)
@@ -195,8 +182,8 @@ public static class DemoVerb
 
         public void Dispose()
         {
-            _app.StopAsync().GetAwaiter().GetResult();
-            _app.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            App.StopAsync().GetAwaiter().GetResult();
+            App.DisposeAsync().AsTask().GetAwaiter().GetResult();
         }
     }
 
@@ -293,6 +280,7 @@ public static class DemoVerb
         var serverUri = new Uri(server.Url + "/");
         using var observer = new RolloutObserver(serverUri, server.Token, Model);
         var scenario = FleetScenario.Named("slow-on-old");
+        var root = File.ReadAllBytes(Path.Combine(keys, "root.json"));
         int patched = 0;
         long patchBytes = 0, patchedFullBytes = 0;
         bool started = false;
@@ -301,15 +289,15 @@ public static class DemoVerb
         const int devices = 36;
         var options = new FleetOptions
         {
-            Server = serverUri, Model = Model, TrustedRoot = File.ReadAllBytes(Path.Combine(keys, "root.json")), Scenario = scenario, Candidate = Second,
+            Server = serverUri, Model = Model, TrustedRoot = root, Scenario = scenario, Candidate = Second,
             WorkDirectory = Path.Combine(demoDir, "fleet"), Devices = devices, FailureRate = 0.02, Tick = TimeSpan.FromSeconds(0.25),
             CheckEvery = TimeSpan.FromSeconds(1), TelemetryEvery = TimeSpan.FromSeconds(0.5), InferencesPerTick = 50, Concurrency = 16,
             Duration = TimeSpan.FromSeconds(90), Observer = observer.ReadAsync,
-            UpdaterFactory = d =>
+            UpdaterFactory = d => // the simulator's default updater, and a count of the patches it applies
             {
                 var u = new ModelUpdater(new ModelUpdaterOptions
                 {
-                    Server = serverUri, Model = Model, CacheDirectory = Path.Combine(d.CacheDirectory, "models"), TrustedRoot = File.ReadAllBytes(Path.Combine(keys, "root.json")),
+                    Server = serverUri, Model = Model, CacheDirectory = Path.Combine(d.CacheDirectory, "models"), TrustedRoot = root,
                     Device = d.Device, Http = d.Http, MaxAttempts = 2, InitialBackoff = TimeSpan.FromMilliseconds(50), InstallId = d.InstallId,
                 });
                 u.Deltas.Applied += (_, e) =>
