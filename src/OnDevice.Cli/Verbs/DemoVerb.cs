@@ -175,7 +175,7 @@ public static class DemoVerb
             {
                 Store = store, Keys = keys, Urls = url, AdminTokenFile = tokenFile,
                 RolloutTick = TimeSpan.FromSeconds(0.5), // the engine decides every half second (default 30 s)
-            }).GetAwaiter().GetResult();
+            }, ["--Logging:Console:LogLevel:Microsoft.Hosting.Lifetime=Warning"]).GetAwaiter().GetResult(); // the demo says where the server listens
             app.StartAsync().GetAwaiter().GetResult();
             return new DemoServer(app, url, tokenFile, store);
         }
