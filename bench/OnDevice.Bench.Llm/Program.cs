@@ -15,7 +15,7 @@ namespace OnDevice.Bench.Llm;
 /// hidden 5632, vocab 32000, random weights) as GGUF F32 / Q8_0 / Q4_0 into the cache ($ONDEVICE_CACHE or
 /// ~/.cache/ondevice, never the repo), measures decode tokens/s at fp32/int8/int4 on 1 and 2 threads against the
 /// memory-bandwidth roofline measured in the same run, then quality (KL, top-1) and speculative decoding on stories260K.
-/// Usage: dotnet run -c Release --project bench/OnDevice.Bench.Llm [-- --tokens N] [--formats fp32,int8,int4] [--threads 1,2] [--skip-tiny] [--skip-stories] [--breakdown]
+/// Usage: dotnet run -c Release --project bench/OnDevice.Bench.Llm [-- --tokens N] [--formats fp32,int8,int4] [--threads 1,2] [--skip-tiny] [--skip-stories] [--breakdown] [--no-hugepages]
 /// </summary>
 public static class Program
 {
@@ -26,8 +26,11 @@ public static class Program
         int tokens = ArgInt(args, "--tokens", 24);
         var formats = Arg(args, "--formats", "fp32,int8,int4").Split(',');
         var threads = Arg(args, "--threads", "1,2").Split(',').Select(int.Parse).ToArray();
-        Console.WriteLine($"cpus={Environment.ProcessorCount} kernels={QuantDot.Path} {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}");
+        if (args.Contains("--no-hugepages")) WeightBuffer.UseHugePages = false;
+        Console.WriteLine($"cpus={Environment.ProcessorCount} kernels={QuantDot.Path} {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription} hugepages={WeightBuffer.UseHugePages}");
         if (args.Contains("--breakdown")) { Breakdown(formats, tokens); return; }
+        if (args.Contains("--ab-prefetch")) { AbPrefetch(formats, threads, ArgInt(args, "--rounds", 30), Arg(args, "--variants", "0:0,1024:0,2048:0,4096:0,2048:1")); return; }
+        if (args.Contains("--ab")) { AbHugePages(formats, threads, ArgInt(args, "--rounds", 30)); return; }
         if (!args.Contains("--skip-tiny")) TinyLlama(tokens, formats, threads);
         if (!args.Contains("--skip-stories")) Stories();
     }
@@ -58,17 +61,19 @@ public static class Program
         return path;
     }
 
-    /// <summary>Read bandwidth over a 512 MiB buffer, GB/s, median of 5.</summary>
+    /// <summary>
+    /// Read bandwidth over a 512 MiB buffer, GB/s, median of 5. The buffer is allocated like the weights
+    /// (<see cref="WeightBuffer"/>, huge pages when <paramref name="hugePages"/>), so the roofline compares like with like.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe double Bandwidth(int threads)
+    private static unsafe double Bandwidth(int threads, bool hugePages)
     {
         long n = 1L << 29;
-        var buf = GC.AllocateArray<byte>((int)n, pinned: true);
-        for (long i = 0; i < n; i += 4096) buf[i] = 1;
+        using var buf = new WeightBuffer(n, hugePages);
+        for (long i = 0; i < n; i += 4096) buf.Pointer[i] = 1;
         var times = new List<double>();
-        fixed (byte* p = buf)
         {
-            byte* basePtr = p;
+            byte* basePtr = buf.Pointer;
             for (int run = 0; run < 6; run++)
             {
                 var sw = Stopwatch.StartNew();
@@ -99,14 +104,18 @@ public static class Program
     private static void TinyLlama(int tokens, string[] formats, int[] threads)
     {
         Console.WriteLine("Roofline: bytes/token ÷ read bandwidth, both the bandwidth measured just before each row (this run, shared machine) and the machine's nominal 16 GB/s (1 thread) / 30 GB/s (2 threads).");
-        Console.WriteLine("| weights | threads | decode tokens/s | bytes/token (weights+KV) | bandwidth now | fraction of roofline now | fraction of nominal roofline | prefill 32 tokens/s | load avg |");
-        Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
+        Console.WriteLine("Bandwidth now: probed with the weights' page size (huge pages unless --no-hugepages); the last two columns use the other page size.");
+        string other = WeightBuffer.UseHugePages ? "4 KiB pages" : "huge pages";
+        Console.WriteLine($"| weights | threads | decode tokens/s | bytes/token (weights+KV) | bandwidth now | fraction of roofline now | fraction of nominal roofline | prefill 32 tokens/s | load avg | bandwidth, {other} | fraction, {other} |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var f in formats)
         {
             var path = EnsureGguf(f);
             var ck = GgufFile.ReadLlama(path);
             var weights = f switch { "fp32" => LlmWeights.Fp32, "int8" => LlmWeights.Int8, _ => LlmWeights.Int4 };
             var model = LlamaModel.Load(ck, weights);
+            using var owned = model;
+            Console.WriteLine($"<!-- {f}: {model.WeightBytesPerToken / 1e9:0.000} GB weights; process AnonHugePages {AnonHugeTotal()} -->");
             foreach (var t in threads)
             {
                 var engine = new LlamaEngine(model, new KvCacheOptions(MaxPositions: 512), t);
@@ -128,10 +137,12 @@ public static class Program
                 times.Sort();
                 double median = times[times.Count / 2];
                 long bytes = model.WeightBytesPerToken + engine.Cache.BytesRead(prompt.Length + tokens / 2);
-                double bw = Bandwidth(t), nominal = t == 1 ? 16 : 30;
+                double bw = Bandwidth(t, WeightBuffer.UseHugePages), nominal = t == 1 ? 16 : 30;
+                double bwOther = Bandwidth(t, !WeightBuffer.UseHugePages);
                 string load = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?";
-                Console.WriteLine(string.Format(Inv, "| {0} | {1} | {2:0.00} | {3:0.000} GB | {4:0.0} GB/s | {5:P0} | {6:P0} | {7:0.0} | {8} |",
-                    f, t, 1 / median, bytes / 1e9, bw, (1 / median) / (bw * 1e9 / bytes), (1 / median) / (nominal * 1e9 / bytes), prefillTps, load));
+                Console.WriteLine(string.Format(Inv, "| {0} | {1} | {2:0.00} | {3:0.000} GB | {4:0.0} GB/s | {5:P0} | {6:P0} | {7:0.0} | {8} | {9:0.0} GB/s | {10:P0} |",
+                    f, t, 1 / median, bytes / 1e9, bw, (1 / median) / (bw * 1e9 / bytes), (1 / median) / (nominal * 1e9 / bytes), prefillTps, load,
+                    bwOther, (1 / median) / (bwOther * 1e9 / bytes)));
             }
             if (f == "fp32" && formats.Contains("int4"))
             {
@@ -249,6 +260,83 @@ public static class Program
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// In-process A/B of decode steps: the same checkpoint loaded twice, weights on 4 KiB pages and on huge pages, one
+    /// decode step of each in turn for <paramref name="rounds"/> rounds (so both see the same moments of a shared
+    /// machine); per variant the fastest and the median step, as tokens/s and weight GB/s.
+    /// </summary>
+    private static void AbHugePages(string[] formats, int[] threads, int rounds)
+    {
+        foreach (var f in formats)
+        {
+            var ck = GgufFile.ReadLlama(EnsureGguf(f));
+            var weights = f switch { "fp32" => LlmWeights.Fp32, "int8" => LlmWeights.Int8, _ => LlmWeights.Int4 };
+            var variants = new List<(string Name, LlamaModel Model)>();
+            foreach (bool huge in new[] { false, true })
+            {
+                WeightBuffer.UseHugePages = huge;
+                variants.Add((huge ? "huge pages" : "4 KiB pages", LlamaModel.Load(ck, weights)));
+            }
+            WeightBuffer.UseHugePages = true;
+            Console.WriteLine($"<!-- {f}: process AnonHugePages {AnonHugeTotal()} -->");
+            foreach (int t in threads)
+                Ab($"{f}, {t} thread(s)", variants, t, rounds);
+            foreach (var v in variants) v.Model.Dispose();
+        }
+    }
+
+    /// <summary>In-process A/B of software-prefetch settings (distance:kind, kind 0 t0, 1 nta, 2 t1) on one model.</summary>
+    private static void AbPrefetch(string[] formats, int[] threads, int rounds, string spec)
+    {
+        var settings = spec.Split(',').Select(v => v.Split(':')).Select(p => (Distance: int.Parse(p[0], Inv), Kind: int.Parse(p[1], Inv))).ToArray();
+        foreach (var f in formats)
+        {
+            var weights = f switch { "fp32" => LlmWeights.Fp32, "int8" => LlmWeights.Int8, _ => LlmWeights.Int4 };
+            using var model = LlamaModel.Load(GgufFile.ReadLlama(EnsureGguf(f)), weights);
+            var variants = settings.Select(p => ($"prefetch {p.Distance} B kind {p.Kind}", model)).ToList();
+            foreach (int t in threads)
+                Ab($"{f}, {t} thread(s)", variants, t, rounds, i => { GroupDot.PrefetchDistance = settings[i].Distance; GroupDot.PrefetchKind = settings[i].Kind; });
+        }
+    }
+
+    private static void Ab(string label, List<(string Name, LlamaModel Model)> variants, int threads, int rounds, Action<int>? before = null)
+    {
+        var engines = variants.Select(v => new LlamaEngine(v.Model, new KvCacheOptions(MaxPositions: 512), threads)).ToArray();
+        var rng = new Random(1);
+        var prompt = Enumerable.Range(0, 32).Select(_ => rng.Next(3, 32000)).ToArray();
+        var toks = engines.Select(e => Sampler.ArgMax(e.Prefill(prompt))).ToArray();
+        var times = variants.Select(_ => new List<double>()).ToArray();
+        for (int r = 0; r < rounds; r++)
+            for (int i = 0; i < engines.Length; i++)
+            {
+                int pos = prompt.Length + r % (480 - prompt.Length);
+                before?.Invoke(i);
+                long t0 = Stopwatch.GetTimestamp();
+                var logits = engines[i].Step(toks[i], pos);
+                times[i].Add(Stopwatch.GetElapsedTime(t0).TotalSeconds);
+                toks[i] = Sampler.ArgMax(logits);
+            }
+        string load = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?";
+        Console.WriteLine($"### A/B {label}, {rounds} alternating decode steps per variant, load average {load}");
+        Console.WriteLine("| variant | fastest step tokens/s | median tokens/s | weight GB/s at the fastest step | at the median |");
+        Console.WriteLine("|---|---|---|---|---|");
+        for (int i = 0; i < engines.Length; i++)
+        {
+            double best = times[i].Min(), med = Median(times[i]);
+            long bytes = variants[i].Model.WeightBytesPerToken;
+            Console.WriteLine(string.Format(Inv, "| {0} | {1:0.00} | {2:0.00} | {3:0.0} | {4:0.0} |", variants[i].Name, 1 / best, 1 / med, bytes / best / 1e9, bytes / med / 1e9));
+        }
+    }
+
+    /// <summary>The process's AnonHugePages from /proc/self/smaps_rollup (how much memory transparent huge pages back).</summary>
+    private static string AnonHugeTotal()
+    {
+        const string path = "/proc/self/smaps_rollup";
+        if (!File.Exists(path)) return "?";
+        var line = File.ReadLines(path).FirstOrDefault(l => l.StartsWith("AnonHugePages:", StringComparison.Ordinal));
+        return line is null ? "?" : string.Format(Inv, "{0:0.000} GB", long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], Inv) * 1024 / 1e9);
     }
 
     private static double Median(List<double> v) { var s = v.OrderBy(a => a).ToList(); return s[s.Count / 2]; }

@@ -86,7 +86,7 @@ public sealed unsafe class LlmActivations
 /// to the tokens one at a time. Low-bit matrices are dotted against int8-quantized activations without expanding the
 /// weights to fp32.
 /// </summary>
-public abstract unsafe class WeightMatrix
+public abstract unsafe class WeightMatrix : IDisposable
 {
     /// <summary>Output features.</summary>
     public int Rows { get; }
@@ -108,6 +108,9 @@ public abstract unsafe class WeightMatrix
 
     /// <summary>Row <paramref name="r"/> of W in fp32 (the embedding lookup).</summary>
     public abstract void ReadRow(int r, Span<float> dst);
+
+    /// <summary>Frees native weight memory (low-bit matrices); products on a disposed matrix throw <see cref="ObjectDisposedException"/>.</summary>
+    public virtual void Dispose() { }
 
     /// <summary>
     /// Converts a checkpoint tensor to <paramref name="format"/>. fp32 tensors used at fp32 stay in the memory mapping;
@@ -219,25 +222,36 @@ public sealed unsafe class F32Matrix : WeightMatrix
 /// </summary>
 public sealed unsafe class Q8Matrix : WeightMatrix
 {
-    private readonly byte[] _q;
-    private readonly float[] _s;
+    private readonly WeightBuffer _buf;
+    private readonly byte* _q;
+    private readonly float* _s;
     private readonly int _blocks;
 
-    // q arrives row-major in block order and is rearranged row by row into GroupDot's interleaved layout (same size).
+    // q arrives row-major in block order and is rearranged row by row into GroupDot's interleaved layout (same size),
+    // in one native buffer (huge pages) followed by the scales.
     private Q8Matrix(int rows, int cols, sbyte[] q, float[] s) : base(rows, cols)
     {
         _blocks = (cols + 31) / 32;
-        _s = s;
-        _q = GC.AllocateArray<byte>(q.Length, pinned: true);
-        fixed (sbyte* src = q) fixed (byte* dst = _q)
-            for (int r = 0; r < rows; r++) GroupDot.InterleaveQ8(src + (long)r * _blocks * 32, _blocks, dst + (long)r * _blocks * 32);
+        long qBytes = (long)rows * _blocks * 32;
+        _buf = new WeightBuffer(qBytes + 4L * s.Length);
+        _q = _buf.Pointer;
+        _s = (float*)(_buf.Pointer + qBytes);
+        s.CopyTo(new Span<float>(_s, s.Length));
+        fixed (sbyte* src = q)
+            for (int r = 0; r < rows; r++) GroupDot.InterleaveQ8(src + (long)r * _blocks * 32, _blocks, _q + (long)r * _blocks * 32);
     }
 
     /// <inheritdoc/>
     public override LlmWeights Format => LlmWeights.Int8;
 
     /// <inheritdoc/>
-    public override long Bytes => _q.LongLength + 4L * _s.Length;
+    public override long Bytes => _buf.Length;
+
+    /// <summary>The native buffer holding the quants and scales.</summary>
+    public WeightBuffer Buffer => _buf;
+
+    /// <inheritdoc/>
+    public override void Dispose() => _buf.Dispose();
 
     /// <summary>Round-to-nearest symmetric quantization: per block d = max|w|/127, q = round(w/d).</summary>
     public static Q8Matrix Quantize(ReadOnlySpan<float> w, int rows, int cols)
@@ -280,13 +294,15 @@ public sealed unsafe class Q8Matrix : WeightMatrix
     /// <inheritdoc/>
     public override void Multiply(LlmActivations x, float* y, int ldy, int r0, int r1)
     {
+        using var lease = _buf.Acquire();
         x.EnsureInterleaved();
         sbyte** xq = stackalloc sbyte*[4];
         float** xsc = stackalloc float*[4];
         int** xc = stackalloc int*[4];
         float* res = stackalloc float[4];
         long rowBytes = (long)_blocks * 32;
-        fixed (byte* q = _q) fixed (float* s = _s)
+        byte* q = _q;
+        float* s = _s;
         {
             int full = x.Count / 4 * 4;
             for (int r = r0; r < r1; r++)
@@ -311,8 +327,9 @@ public sealed unsafe class Q8Matrix : WeightMatrix
     /// <inheritdoc/>
     public override void ReadRow(int r, Span<float> dst)
     {
+        using var lease = _buf.Acquire();
         for (int c = 0; c < Cols; c++)
-            dst[c] = (sbyte)(_q[(long)r * _blocks * 32 + GroupDot.ActivationOffset(c / 32, c % 32, _blocks)] ^ 0x80) * _s[r * _blocks + c / 32];
+            dst[c] = (sbyte)(_q[(long)r * _blocks * 32 + GroupDot.ActivationOffset(c / 32, c % 32, _blocks)] ^ 0x80) * _s[(long)r * _blocks + c / 32];
     }
 }
 
@@ -322,25 +339,36 @@ public sealed unsafe class Q8Matrix : WeightMatrix
 /// </summary>
 public sealed unsafe class Q4Matrix : WeightMatrix
 {
-    private readonly byte[] _q;
-    private readonly float[] _s;
+    private readonly WeightBuffer _buf;
+    private readonly byte* _q;
+    private readonly float* _s;
     private readonly int _blocks;
 
-    // q arrives in Q4_0 order and is rearranged row by row into GroupDot's interleaved layout (same size).
+    // q arrives in Q4_0 order and is rearranged row by row into GroupDot's interleaved layout (same size), in one
+    // native buffer (huge pages) followed by the scales.
     private Q4Matrix(int rows, int cols, byte[] q, float[] s) : base(rows, cols)
     {
         _blocks = (cols + 31) / 32;
-        _s = s;
-        _q = GC.AllocateArray<byte>(q.Length, pinned: true);
-        fixed (byte* src = q, dst = _q)
-            for (int r = 0; r < rows; r++) GroupDot.InterleaveQ4(src + (long)r * _blocks * 16, _blocks, dst + (long)r * _blocks * 16);
+        long qBytes = (long)rows * _blocks * 16;
+        _buf = new WeightBuffer(qBytes + 4L * s.Length);
+        _q = _buf.Pointer;
+        _s = (float*)(_buf.Pointer + qBytes);
+        s.CopyTo(new Span<float>(_s, s.Length));
+        fixed (byte* src = q)
+            for (int r = 0; r < rows; r++) GroupDot.InterleaveQ4(src + (long)r * _blocks * 16, _blocks, _q + (long)r * _blocks * 16);
     }
 
     /// <inheritdoc/>
     public override LlmWeights Format => LlmWeights.Int4;
 
     /// <inheritdoc/>
-    public override long Bytes => _q.LongLength + 4L * _s.Length;
+    public override long Bytes => _buf.Length;
+
+    /// <summary>The native buffer holding the quants and scales.</summary>
+    public WeightBuffer Buffer => _buf;
+
+    /// <inheritdoc/>
+    public override void Dispose() => _buf.Dispose();
 
     /// <summary>Round-to-nearest quantization as in Q4_0: per block, m = the value of largest magnitude, d = m/−8, q = clamp(⌊w/d + 8.5⌋, 0, 15).</summary>
     public static Q4Matrix Quantize(ReadOnlySpan<float> w, int rows, int cols)
@@ -388,12 +416,14 @@ public sealed unsafe class Q4Matrix : WeightMatrix
     /// <inheritdoc/>
     public override void Multiply(LlmActivations x, float* y, int ldy, int r0, int r1)
     {
+        using var lease = _buf.Acquire();
         x.EnsureInterleaved();
         sbyte** xq = stackalloc sbyte*[4];
         float** xsc = stackalloc float*[4];
         int** xc = stackalloc int*[4];
         float* res = stackalloc float[4];
-        fixed (byte* q = _q) fixed (float* s = _s)
+        byte* q = _q;
+        float* s = _s;
         {
             int full = x.Count / 4 * 4;
             for (int r = r0; r < r1; r++)
@@ -423,12 +453,13 @@ public sealed unsafe class Q4Matrix : WeightMatrix
     /// <inheritdoc/>
     public override void ReadRow(int r, Span<float> dst)
     {
+        using var lease = _buf.Acquire();
         for (int c = 0; c < Cols; c++)
         {
             int b = c / 32, j = c % 32;
-            byte packed = _q[r * _blocks * 16 + GroupDot.Q4ByteOffset(b, j & 15, _blocks)];
+            byte packed = _q[(long)r * _blocks * 16 + GroupDot.Q4ByteOffset(b, j & 15, _blocks)];
             int qv = j < 16 ? packed & 15 : packed >> 4;
-            dst[c] = (qv - 8) * _s[r * _blocks + b];
+            dst[c] = (qv - 8) * _s[(long)r * _blocks + b];
         }
     }
 }
