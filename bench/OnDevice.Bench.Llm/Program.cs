@@ -30,6 +30,8 @@ public static class Program
         Console.WriteLine($"cpus={Environment.ProcessorCount} kernels={QuantDot.Path} {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription} hugepages={WeightBuffer.UseHugePages}");
         if (args.Contains("--breakdown")) { Breakdown(formats, tokens); return; }
         if (args.Contains("--ab-prefetch")) { AbPrefetch(formats, threads, ArgInt(args, "--rounds", 30), Arg(args, "--variants", "0:0,1024:0,2048:0,4096:0,2048:1")); return; }
+        if (args.Contains("--probes")) { Probes(ArgInt(args, "--rounds", 15)); return; }
+        if (args.Contains("--ab-layout")) { AbLayout(formats, threads, ArgInt(args, "--rounds", 30)); return; }
         if (args.Contains("--ab")) { AbHugePages(formats, threads, ArgInt(args, "--rounds", 30)); return; }
         if (!args.Contains("--skip-tiny")) TinyLlama(tokens, formats, threads);
         if (!args.Contains("--skip-stories")) Stories();
@@ -283,6 +285,62 @@ public static class Program
             Console.WriteLine($"<!-- {f}: process AnonHugePages {AnonHugeTotal()} -->");
             foreach (int t in threads)
                 Ab($"{f}, {t} thread(s)", variants, t, rounds);
+            foreach (var v in variants) v.Model.Dispose();
+        }
+    }
+
+    /// <summary>One-thread read probes alternated: one sequential stream vs two streams read 4:1 (int4 quants and scales).</summary>
+    private static unsafe void Probes(int rounds)
+    {
+        long n = 1L << 29;
+        using var buf = new WeightBuffer(n, true);
+        byte* p = buf.Pointer;
+        for (long i = 0; i < n; i += 4096) p[i] = 1;
+        var one = new List<double>();
+        var two = new List<double>();
+        long qn = n / 5 * 4 & ~127L, sn = qn / 4;
+        for (int r = 0; r < rounds; r++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            Sum(p, n);
+            one.Add(n / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9);
+            t0 = Stopwatch.GetTimestamp();
+            Sum2(p, qn, p + qn, sn);
+            two.Add((qn + sn) / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9);
+        }
+        Console.WriteLine(string.Format(Inv, "one stream: best {0:0.0} median {1:0.0} GB/s; two streams 4:1: best {2:0.0} median {3:0.0} GB/s",
+            one.Max(), Median(one), two.Max(), Median(two)));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe long Sum2(byte* q, long qn, byte* s, long sn)
+    {
+        var a0 = Vector256<long>.Zero; var a1 = a0; var a2 = a0; var a3 = a0; var a4 = a0;
+        for (long i = 0, j = 0; i < qn; i += 128, j += 32)
+        {
+            a0 += Vector256.Load((long*)(q + i)); a1 += Vector256.Load((long*)(q + i + 32));
+            a2 += Vector256.Load((long*)(q + i + 64)); a3 += Vector256.Load((long*)(q + i + 96));
+            a4 += Vector256.Load((long*)(s + j));
+        }
+        return Vector256.Sum(a0 + a1 + a2 + a3 + a4);
+    }
+
+    /// <summary>In-process A/B of the low-bit storage layout: scales after all quants (two streams) vs after each row's quants (one stream).</summary>
+    private static void AbLayout(string[] formats, int[] threads, int rounds)
+    {
+        foreach (var f in formats)
+        {
+            var ck = GgufFile.ReadLlama(EnsureGguf(f));
+            var weights = f switch { "fp32" => LlmWeights.Fp32, "int8" => LlmWeights.Int8, _ => LlmWeights.Int4 };
+            var variants = new List<(string Name, LlamaModel Model)>();
+            foreach (bool inline in new[] { true, false })
+            {
+                QuantRows.InlineScales = inline;
+                variants.Add((inline ? "scales inline per row" : "scales after all quants", LlamaModel.Load(ck, weights)));
+                Console.WriteLine($"<!-- loaded {variants[^1].Name}: process AnonHugePages {AnonHugeTotal()} -->");
+            }
+            QuantRows.InlineScales = true;
+            foreach (int t in threads) Ab($"{f}, {t} thread(s)", variants, t, rounds);
             foreach (var v in variants) v.Model.Dispose();
         }
     }
