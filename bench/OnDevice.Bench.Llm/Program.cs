@@ -29,9 +29,9 @@ public static class Program
         if (args.Contains("--no-hugepages")) WeightBuffer.UseHugePages = false;
         Console.WriteLine($"cpus={Environment.ProcessorCount} kernels={QuantDot.Path} {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription} hugepages={WeightBuffer.UseHugePages}");
         if (args.Contains("--breakdown")) { Breakdown(formats, tokens); return; }
-        if (args.Contains("--ab-prefetch")) { AbPrefetch(formats, threads, ArgInt(args, "--rounds", 30), Arg(args, "--variants", "0:0,1024:0,2048:0,4096:0,2048:1")); return; }
+        if (args.Contains("--kernel")) { KernelAb(formats, ArgInt(args, "--rounds", 15), Layouts(args)); return; }
         if (args.Contains("--probes")) { Probes(ArgInt(args, "--rounds", 15)); return; }
-        if (args.Contains("--ab-layout")) { AbLayout(formats, threads, ArgInt(args, "--rounds", 30)); return; }
+        if (args.Contains("--ab-layout")) { AbLayout(formats, threads, ArgInt(args, "--rounds", 30), Layouts(args)); return; }
         if (args.Contains("--ab")) { AbHugePages(formats, threads, ArgInt(args, "--rounds", 30)); return; }
         if (!args.Contains("--skip-tiny")) TinyLlama(tokens, formats, threads);
         if (!args.Contains("--skip-stories")) Stories();
@@ -289,6 +289,61 @@ public static class Program
         }
     }
 
+    /// <summary>
+    /// Layouts alternated on one thread: every product of a token in engine order streamed from memory (per pass, best and
+    /// median GB/s), and the compute speed on an L2-resident slice of the first gate matrix.
+    /// </summary>
+    private static unsafe void KernelAb(string[] formats, int rounds, QuantLayout[] layouts)
+    {
+        foreach (var f in formats)
+        {
+            var variants = LoadLayouts(f, layouts);
+            var model0 = variants[0].Model;
+            var rng = new Random(1);
+            var x = GC.AllocateArray<float>(model0.Config.HiddenDim, pinned: true);
+            for (int i = 0; i < x.Length; i++) x[i] = rng.NextSingle() * 2 - 1;
+            var y = GC.AllocateArray<float>(model0.Config.VocabSize, pinned: true);
+            var acts = new[] { new LlmActivations(), new LlmActivations() };
+            var stream = variants.Select(_ => new List<double>()).ToArray();
+            var hot = variants.Select(_ => new List<double>()).ToArray();
+            long bytes = 0;
+            fixed (float* px = x, py = y)
+            {
+                acts[0].Set(px, 1, model0.Config.Dim, model0.Config.Dim);
+                acts[1].Set(px, 1, model0.Config.HiddenDim, model0.Config.HiddenDim);
+                foreach (var a in acts) a.EnsureInterleaved();
+                for (int r = 0; r < rounds; r++)
+                    for (int v = 0; v < variants.Count; v++)
+                    {
+                        var model = variants[v].Model;
+                        var mats = model.Layers.SelectMany(l => new[] { l.Wq, l.Wk, l.Wv, l.Wo, l.W1, l.W3, l.W2 }).Append(model.Classifier).ToArray();
+                        bytes = mats.Sum(m => m.Bytes);
+                        long t0 = Stopwatch.GetTimestamp();
+                        foreach (var m in mats) m.Multiply(m.Cols == model.Config.Dim ? acts[0] : acts[1], py, m.Rows, 0, m.Rows);
+                        stream[v].Add(bytes / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9);
+                        var slice = model.Layers[0].W1;
+                        int rows = (int)Math.Min(slice.Rows, (1L << 18) * slice.Rows / slice.Bytes) & ~15;
+                        slice.Multiply(acts[0], py, slice.Rows, 0, rows);
+                        double best = double.MaxValue;
+                        for (int k = 0; k < 20; k++)
+                        {
+                            t0 = Stopwatch.GetTimestamp();
+                            for (int i = 0; i < 5; i++) slice.Multiply(acts[0], py, slice.Rows, 0, rows);
+                            best = Math.Min(best, Stopwatch.GetElapsedTime(t0).TotalSeconds / 5);
+                        }
+                        hot[v].Add((double)slice.Bytes * rows / slice.Rows / best / 1e9);
+                    }
+            }
+            string load = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?";
+            Console.WriteLine($"### {f}: layouts, 1 thread, {rounds} alternating passes over every product of a token ({bytes / 1e9:0.000} GB), load average {load}");
+            Console.WriteLine("| layout | stream GB/s best | median | L2-resident GB/s best | median |");
+            Console.WriteLine("|---|---|---|---|---|");
+            for (int v = 0; v < variants.Count; v++)
+                Console.WriteLine(string.Format(Inv, "| {0} | {1:0.0} | {2:0.0} | {3:0.0} | {4:0.0} |", variants[v].Name, stream[v].Max(), Median(stream[v]), hot[v].Max(), Median(hot[v])));
+            foreach (var v in variants) v.Model.Dispose();
+        }
+    }
+
     /// <summary>One-thread read probes alternated: one sequential stream vs two streams read 4:1 (int4 quants and scales).</summary>
     private static unsafe void Probes(int rounds)
     {
@@ -325,37 +380,32 @@ public static class Program
         return Vector256.Sum(a0 + a1 + a2 + a3 + a4);
     }
 
-    /// <summary>In-process A/B of the low-bit storage layout: scales after all quants (two streams) vs after each row's quants (one stream).</summary>
-    private static void AbLayout(string[] formats, int[] threads, int rounds)
+    private static QuantLayout[] Layouts(string[] args) =>
+        Arg(args, "--layouts", "Rows,FourRows").Split(',').Select(Enum.Parse<QuantLayout>).ToArray();
+
+    private static List<(string Name, LlamaModel Model)> LoadLayouts(string f, QuantLayout[] layouts)
     {
-        foreach (var f in formats)
+        var ck = GgufFile.ReadLlama(EnsureGguf(f));
+        var weights = f switch { "int8" => LlmWeights.Int8, _ => LlmWeights.Int4 };
+        var variants = new List<(string Name, LlamaModel Model)>();
+        foreach (var layout in layouts)
         {
-            var ck = GgufFile.ReadLlama(EnsureGguf(f));
-            var weights = f switch { "fp32" => LlmWeights.Fp32, "int8" => LlmWeights.Int8, _ => LlmWeights.Int4 };
-            var variants = new List<(string Name, LlamaModel Model)>();
-            foreach (bool inline in new[] { true, false })
-            {
-                QuantRows.InlineScales = inline;
-                variants.Add((inline ? "scales inline per row" : "scales after all quants", LlamaModel.Load(ck, weights)));
-                Console.WriteLine($"<!-- loaded {variants[^1].Name}: process AnonHugePages {AnonHugeTotal()} -->");
-            }
-            QuantRows.InlineScales = true;
-            foreach (int t in threads) Ab($"{f}, {t} thread(s)", variants, t, rounds);
-            foreach (var v in variants) v.Model.Dispose();
+            QuantRows.Force = layout;
+            variants.Add(($"layout {layout}", LlamaModel.Load(ck, weights)));
         }
+        QuantRows.Force = null;
+        Console.WriteLine($"<!-- {f}: loaded {string.Join(", ", layouts)}; process AnonHugePages {AnonHugeTotal()} -->");
+        return variants;
     }
 
-    /// <summary>In-process A/B of software-prefetch settings (distance:kind, kind 0 t0, 1 nta, 2 t1) on one model.</summary>
-    private static void AbPrefetch(string[] formats, int[] threads, int rounds, string spec)
+    /// <summary>In-process A/B of the low-bit storage layouts (<see cref="QuantLayout"/>), alternating decode steps.</summary>
+    private static void AbLayout(string[] formats, int[] threads, int rounds, QuantLayout[] layouts)
     {
-        var settings = spec.Split(',').Select(v => v.Split(':')).Select(p => (Distance: int.Parse(p[0], Inv), Kind: int.Parse(p[1], Inv))).ToArray();
         foreach (var f in formats)
         {
-            var weights = f switch { "fp32" => LlmWeights.Fp32, "int8" => LlmWeights.Int8, _ => LlmWeights.Int4 };
-            using var model = LlamaModel.Load(GgufFile.ReadLlama(EnsureGguf(f)), weights);
-            var variants = settings.Select(p => ($"prefetch {p.Distance} B kind {p.Kind}", model)).ToList();
-            foreach (int t in threads)
-                Ab($"{f}, {t} thread(s)", variants, t, rounds, i => { GroupDot.PrefetchDistance = settings[i].Distance; GroupDot.PrefetchKind = settings[i].Kind; });
+            var variants = LoadLayouts(f, layouts);
+            foreach (int t in threads) Ab($"{f}, {t} thread(s)", variants, t, rounds);
+            foreach (var v in variants) v.Model.Dispose();
         }
     }
 

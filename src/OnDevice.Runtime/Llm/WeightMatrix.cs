@@ -227,12 +227,17 @@ public sealed unsafe class Q8Matrix : WeightMatrix
     private readonly int _blocks;
 
     // q arrives row-major in block order and is rearranged row by row into GroupDot's interleaved layout (same size).
-    private Q8Matrix(int rows, int cols, sbyte[] q, float[] s) : base(rows, cols)
+    private Q8Matrix(int rows, int cols, sbyte[] q, float[] s, QuantLayout? layout = null) : base(rows, cols)
     {
         _blocks = (cols + 31) / 32;
-        _m = new QuantRows(rows, _blocks, _blocks * 32, s);
-        fixed (sbyte* src = q)
-            for (int r = 0; r < rows; r++) GroupDot.InterleaveQ8(src + (long)r * _blocks * 32, _blocks, _m.Quants(r));
+        _m = new QuantRows(rows, _blocks, _blocks * 32, s, layout);
+        var row = new byte[_blocks * 32];
+        fixed (sbyte* src = q) fixed (byte* tmp = row)
+            for (int r = 0; r < rows; r++)
+            {
+                GroupDot.InterleaveQ8(src + (long)r * _blocks * 32, _blocks, tmp);
+                _m.Store(r, tmp);
+            }
     }
 
     /// <inheritdoc/>
@@ -244,11 +249,15 @@ public sealed unsafe class Q8Matrix : WeightMatrix
     /// <summary>The native buffer holding the quants and scales.</summary>
     public WeightBuffer Buffer => _m.Buffer;
 
+    internal QuantLayout Layout => _m.Layout;
+
     /// <inheritdoc/>
     public override void Dispose() => _m.Buffer.Dispose();
 
     /// <summary>Round-to-nearest symmetric quantization: per block d = max|w|/127, q = round(w/d).</summary>
-    public static Q8Matrix Quantize(ReadOnlySpan<float> w, int rows, int cols)
+    public static Q8Matrix Quantize(ReadOnlySpan<float> w, int rows, int cols) => Quantize(w, rows, cols, null);
+
+    internal static Q8Matrix Quantize(ReadOnlySpan<float> w, int rows, int cols, QuantLayout? layout)
     {
         int blocks = (cols + 31) / 32;
         var q = new sbyte[rows * blocks * 32];
@@ -264,7 +273,7 @@ public sealed unsafe class Q8Matrix : WeightMatrix
                 s[r * blocks + b] = d;
                 for (int j = 0; j < len; j++) q[(r * blocks + b) * 32 + j] = (sbyte)Math.Clamp((int)MathF.Round(src[j] * id), -127, 127);
             }
-        return new Q8Matrix(rows, cols, q, s);
+        return new Q8Matrix(rows, cols, q, s, layout);
     }
 
     /// <summary>Repacks GGUF Q8_0 blocks (fp16 scale + 32 int8) into separate quant and scale arrays.</summary>
@@ -300,7 +309,7 @@ public sealed unsafe class Q8Matrix : WeightMatrix
                 for (int t = 0; t < full; t += 4)
                 {
                     for (int i = 0; i < 4; i++) { xq[i] = x.Interleaved(t + i); xsc[i] = x.Scales(t + i); xc[i] = x.Offsets(t + i); }
-                    GroupDot.DotQ8x4(_m.Quants(r), _m.Scales(r), xq, xsc, xc, _blocks, res);
+                    GroupDot.DotQ8x4(_m.Quants(r), _m.Scales(r), xq, xsc, xc, _blocks, res, _m.WStride, _m.SStride);
                     for (int i = 0; i < 4; i++) y[(long)(t + i) * ldy + r] = res[i];
                 }
             // The remaining activation rows (all of them when decoding): one weight row at a time (one sequential stream).
@@ -310,7 +319,13 @@ public sealed unsafe class Q8Matrix : WeightMatrix
                 float* st = x.Scales(t);
                 int* ct = x.Offsets(t);
                 float* yt = y + (long)t * ldy;
-                for (int r = r0; r < r1; r++) yt[r] = GroupDot.DotQ8(_m.Quants(r), _m.Scales(r), xt, st, ct, _blocks);
+                int r = r0;
+                if (_m.Layout == QuantLayout.FourRows)
+                    // Whole fours: one sequential stream, each activation load shared by four rows.
+                    for (; r < r1 && (r & 3) != 0; r++) yt[r] = GroupDot.DotQ8(_m.Quants(r), _m.Scales(r), xt, st, ct, _blocks, _m.WStride, _m.SStride);
+                if (_m.Layout == QuantLayout.FourRows)
+                    for (; r + 4 <= r1; r += 4) GroupDot.DotQ8Rows4(_m.Quants(r), _m.Scales(r), xt, st, ct, _blocks, yt + r);
+                for (; r < r1; r++) yt[r] = GroupDot.DotQ8(_m.Quants(r), _m.Scales(r), xt, st, ct, _blocks, _m.WStride, _m.SStride);
             }
         }
     }
@@ -320,7 +335,7 @@ public sealed unsafe class Q8Matrix : WeightMatrix
     {
         using var lease = _m.Buffer.Acquire();
         for (int c = 0; c < Cols; c++)
-            dst[c] = (sbyte)(_m.Quants(r)[GroupDot.ActivationOffset(c / 32, c % 32, _blocks)] ^ 0x80) * _m.Scales(r)[c / 32];
+            dst[c] = (sbyte)(_m.Quants(r)[GroupDot.Q8ByteOffset(c / 32, c % 32, _blocks, _m.WStride)] ^ 0x80) * _m.Scales(r)[GroupDot.ScaleIndex(c / 32, _blocks, _m.SStride)];
     }
 }
 
@@ -334,12 +349,17 @@ public sealed unsafe class Q4Matrix : WeightMatrix
     private readonly int _blocks;
 
     // q arrives in Q4_0 order and is rearranged row by row into GroupDot's interleaved layout (same size).
-    private Q4Matrix(int rows, int cols, byte[] q, float[] s) : base(rows, cols)
+    private Q4Matrix(int rows, int cols, byte[] q, float[] s, QuantLayout? layout = null) : base(rows, cols)
     {
         _blocks = (cols + 31) / 32;
-        _m = new QuantRows(rows, _blocks, _blocks * 16, s);
-        fixed (byte* src = q)
-            for (int r = 0; r < rows; r++) GroupDot.InterleaveQ4(src + (long)r * _blocks * 16, _blocks, _m.Quants(r));
+        _m = new QuantRows(rows, _blocks, _blocks * 16, s, layout);
+        var row = new byte[_blocks * 16];
+        fixed (byte* src = q, tmp = row)
+            for (int r = 0; r < rows; r++)
+            {
+                GroupDot.InterleaveQ4(src + (long)r * _blocks * 16, _blocks, tmp);
+                _m.Store(r, tmp);
+            }
     }
 
     /// <inheritdoc/>
@@ -351,11 +371,15 @@ public sealed unsafe class Q4Matrix : WeightMatrix
     /// <summary>The native buffer holding the quants and scales.</summary>
     public WeightBuffer Buffer => _m.Buffer;
 
+    internal QuantLayout Layout => _m.Layout;
+
     /// <inheritdoc/>
     public override void Dispose() => _m.Buffer.Dispose();
 
     /// <summary>Round-to-nearest quantization as in Q4_0: per block, m = the value of largest magnitude, d = m/−8, q = clamp(⌊w/d + 8.5⌋, 0, 15).</summary>
-    public static Q4Matrix Quantize(ReadOnlySpan<float> w, int rows, int cols)
+    public static Q4Matrix Quantize(ReadOnlySpan<float> w, int rows, int cols) => Quantize(w, rows, cols, null);
+
+    internal static Q4Matrix Quantize(ReadOnlySpan<float> w, int rows, int cols, QuantLayout? layout)
     {
         int blocks = (cols + 31) / 32;
         var q = new byte[rows * blocks * 16];
@@ -377,7 +401,7 @@ public sealed unsafe class Q4Matrix : WeightMatrix
                     q[(r * blocks + b) * 16 + j] = (byte)(lo | hi << 4);
                 }
             }
-        return new Q4Matrix(rows, cols, q, s);
+        return new Q4Matrix(rows, cols, q, s, layout);
     }
 
     /// <summary>Repacks GGUF Q4_0 blocks (fp16 scale + 16 bytes) into separate quant and scale arrays.</summary>
@@ -415,7 +439,7 @@ public sealed unsafe class Q4Matrix : WeightMatrix
                 for (int t = 0; t < full; t += 4)
                 {
                     for (int i = 0; i < 4; i++) { xq[i] = x.Interleaved(t + i); xsc[i] = x.Scales(t + i); xc[i] = x.Offsets(t + i); }
-                    GroupDot.DotQ4x4(wr, sr, xq, xsc, xc, _blocks, res);
+                    GroupDot.DotQ4x4(wr, sr, xq, xsc, xc, _blocks, res, _m.WStride, _m.SStride);
                     for (int i = 0; i < 4; i++) y[(long)(t + i) * ldy + r] = res[i];
                 }
             }
@@ -427,7 +451,13 @@ public sealed unsafe class Q4Matrix : WeightMatrix
                 float* st = x.Scales(t);
                 int* ct = x.Offsets(t);
                 float* yt = y + (long)t * ldy;
-                for (int r = r0; r < r1; r++) yt[r] = GroupDot.DotQ4(_m.Quants(r), _m.Scales(r), xt, st, ct, _blocks);
+                int r = r0;
+                if (_m.Layout == QuantLayout.FourRows)
+                    // Whole fours: one sequential stream, each activation load shared by four rows.
+                    for (; r < r1 && (r & 3) != 0; r++) yt[r] = GroupDot.DotQ4(_m.Quants(r), _m.Scales(r), xt, st, ct, _blocks, _m.WStride, _m.SStride);
+                if (_m.Layout == QuantLayout.FourRows)
+                    for (; r + 4 <= r1; r += 4) GroupDot.DotQ4Rows4(_m.Quants(r), _m.Scales(r), xt, st, ct, _blocks, yt + r);
+                for (; r < r1; r++) yt[r] = GroupDot.DotQ4(_m.Quants(r), _m.Scales(r), xt, st, ct, _blocks, _m.WStride, _m.SStride);
             }
         }
     }
@@ -439,58 +469,116 @@ public sealed unsafe class Q4Matrix : WeightMatrix
         for (int c = 0; c < Cols; c++)
         {
             int b = c / 32, j = c % 32;
-            byte packed = _m.Quants(r)[GroupDot.Q4ByteOffset(b, j & 15, _blocks)];
+            byte packed = _m.Quants(r)[GroupDot.Q4ByteOffset(b, j & 15, _blocks, _m.WStride)];
             int qv = j < 16 ? packed & 15 : packed >> 4;
-            dst[c] = (qv - 8) * _m.Scales(r)[b];
+            dst[c] = (qv - 8) * _m.Scales(r)[GroupDot.ScaleIndex(b, _blocks, _m.SStride)];
         }
     }
 }
 
+/// <summary>How a low-bit matrix's interleaved rows are placed in its buffer.</summary>
+internal enum QuantLayout
+{
+    /// <summary>Row after row (each row's whole groups contiguous), then every row's scales: two sequential streams.</summary>
+    Rows,
+    /// <summary>
+    /// Rows in fours, their groups interleaved: group g of rows 4k..4k+3 side by side, then group g + 1; scales likewise
+    /// (8 per row per group). A four-row decode kernel then reads one sequential stream and loads each activation vector
+    /// once for four rows. Needs rows % 4 == 0 and whole groups (blocks % 8 == 0).
+    /// </summary>
+    FourRows,
+    /// <summary>Each row's quants followed by its scales, rows 64-byte aligned (kept for the benchmark's A/B: slower).</summary>
+    InlineScales,
+}
+
 /// <summary>
-/// Storage of a low-bit matrix in one <see cref="WeightBuffer"/>: all rows' quants (in <see cref="GroupDot"/>'s
-/// interleaved layout), then all rows' float scales — two sequential streams per product. The alternative kept for the
-/// benchmark's A/B (<see cref="InlineScales"/>: each row's scales right after its quants, rows 64-byte aligned) measured
-/// ~40 % slower decode: the back-and-forth within each row defeats the hardware prefetchers, while two clean streams
-/// read as fast as one (bench/results/llm-bw.md).
+/// Storage of a low-bit matrix in one <see cref="WeightBuffer"/> (huge pages), in one of the <see cref="QuantLayout"/>s:
+/// <see cref="QuantLayout.FourRows"/> when the shape allows, otherwise <see cref="QuantLayout.Rows"/>. Measured
+/// (bench/results/llm-bw.md): per-row inline scales were ~40 % slower than two clean streams — going back and forth within
+/// each row defeats the hardware prefetchers.
 /// </summary>
 internal sealed unsafe class QuantRows
 {
-    /// <summary>Layout of new matrices: scales after each row's quants (true) or after all quants (false, the default).</summary>
-    internal static bool InlineScales;
+    /// <summary>Forces the layout of new matrices (benchmark A/B; <see cref="QuantLayout.FourRows"/> still needs a fitting shape).</summary>
+    internal static QuantLayout? Force;
 
     private readonly byte* _base;
-    private readonly long _qStride, _sBase, _sStride;
+    private readonly long _qRow, _sBase;
+    private readonly int _blocks, _groupBytes;
 
     public WeightBuffer Buffer { get; }
+
+    public QuantLayout Layout { get; }
+
+    /// <summary>Bytes between consecutive whole groups of one row.</summary>
+    public int WStride { get; }
+
+    /// <summary>Floats between consecutive groups' scales of one row.</summary>
+    public int SStride { get; }
 
     /// <summary>Bytes of quants and scales (without padding): what a product reads.</summary>
     public long DataBytes { get; }
 
-    public QuantRows(int rows, int blocks, int quantBytesPerRow, float[] scales)
+    /// <summary>Allocates the layout (<paramref name="layout"/>, else <see cref="Force"/>, else the best that fits) and stores the scales.</summary>
+    public QuantRows(int rows, int blocks, int quantBytesPerRow, float[] scales, QuantLayout? layout = null)
     {
         if (scales.Length != (long)rows * blocks) throw new ArgumentException($"{scales.Length} scales for {rows} rows of {blocks} blocks");
+        _blocks = blocks;
+        _qRow = quantBytesPerRow;
+        _groupBytes = quantBytesPerRow / blocks * GroupDot.Group;
         long sRow = 4L * blocks;
         DataBytes = (long)rows * (quantBytesPerRow + sRow);
-        if (InlineScales)
+        bool fits = rows % 4 == 0 && blocks % GroupDot.Group == 0;
+        Layout = (layout ?? Force) switch
         {
-            _qStride = _sStride = (quantBytesPerRow + sRow + 63) & ~63L;
+            QuantLayout.FourRows or null when fits => QuantLayout.FourRows,
+            QuantLayout.InlineScales => QuantLayout.InlineScales,
+            _ => QuantLayout.Rows,
+        };
+        WStride = Layout == QuantLayout.FourRows ? 4 * _groupBytes : _groupBytes;
+        SStride = Layout == QuantLayout.FourRows ? 4 * GroupDot.Group : GroupDot.Group;
+        if (Layout == QuantLayout.InlineScales)
+        {
+            _qRow = (quantBytesPerRow + sRow + 63) & ~63L;
             _sBase = quantBytesPerRow;
-            Buffer = new WeightBuffer(rows * _qStride);
+            Buffer = new WeightBuffer(rows * _qRow);
         }
         else
         {
-            _qStride = quantBytesPerRow;
             _sBase = (long)rows * quantBytesPerRow;
-            _sStride = sRow;
             Buffer = new WeightBuffer(DataBytes);
         }
         _base = Buffer.Pointer;
-        for (int r = 0; r < rows; r++) scales.AsSpan(r * blocks, blocks).CopyTo(new Span<float>(Scales(r), blocks));
+        for (int r = 0; r < rows; r++)
+        {
+            float* sr = Scales(r);
+            for (int b = 0; b < blocks; b++) sr[GroupDot.ScaleIndex(b, blocks, SStride)] = scales[(long)r * blocks + b];
+        }
     }
 
+    /// <summary>Row <paramref name="r"/>'s first whole group (its groups are <see cref="WStride"/> bytes apart).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public byte* Quants(int r) => _base + r * _qStride;
+    public byte* Quants(int r) => Layout == QuantLayout.FourRows
+        ? _base + (r >> 2) * 4 * _qRow + (r & 3) * _groupBytes
+        : _base + r * _qRow;
 
+    /// <summary>Row <paramref name="r"/>'s first group's scales (groups <see cref="SStride"/> floats apart).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public float* Scales(int r) => (float*)(_base + _sBase + r * _sStride);
+    public float* Scales(int r) => Layout switch
+    {
+        QuantLayout.FourRows => (float*)(_base + _sBase) + (r >> 2) * 4L * _blocks + (r & 3) * GroupDot.Group,
+        QuantLayout.InlineScales => (float*)(_base + r * _qRow + _sBase),
+        _ => (float*)(_base + _sBase) + (long)r * _blocks,
+    };
+
+    /// <summary>Stores row <paramref name="r"/> from its contiguous interleaved form (whole groups, then tail blocks).</summary>
+    public void Store(int r, byte* row)
+    {
+        byte* dst = Quants(r);
+        int groups = _blocks / GroupDot.Group;
+        for (int g = 0; g < groups; g++) System.Buffer.MemoryCopy(row + (long)g * _groupBytes, dst + (long)g * WStride, _groupBytes, _groupBytes);
+        long tail = _qRow - (long)groups * _groupBytes;
+        if (Layout == QuantLayout.InlineScales) tail = _sBase - (long)groups * _groupBytes;
+        if (tail > 0) System.Buffer.MemoryCopy(row + (long)groups * _groupBytes, dst + (long)groups * WStride, tail, tail);
+    }
 }
