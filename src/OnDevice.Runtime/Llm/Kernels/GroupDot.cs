@@ -197,26 +197,16 @@ public static unsafe class GroupDot
             byte* wg = w + g * 512;
             sbyte* xg = x + g * 256;
             float* sg = ws + g * 32;
-            Vector256<int> p0 = default, p1 = default, p2 = default, p3 = default, q0 = default, q1 = default, q2 = default, q3 = default;
-            for (int j = 0; j < 4; j++)
-            {
-                var xl = Avx.LoadVector256(xg + 32 * j);
-                var xh = Avx.LoadVector256(xg + 128 + 32 * j);
-                var v0 = Avx.LoadVector256(wg + 32 * j);
-                var v1 = Avx.LoadVector256(wg + 128 + 32 * j);
-                var v2 = Avx.LoadVector256(wg + 256 + 32 * j);
-                var v3 = Avx.LoadVector256(wg + 384 + 32 * j);
-                p0 = AvxVnni.MultiplyWideningAndAdd(p0, v0 & m, xl); q0 = AvxVnni.MultiplyWideningAndAdd(q0, Avx2.AndNot(m, v0), xh);
-                p1 = AvxVnni.MultiplyWideningAndAdd(p1, v1 & m, xl); q1 = AvxVnni.MultiplyWideningAndAdd(q1, Avx2.AndNot(m, v1), xh);
-                p2 = AvxVnni.MultiplyWideningAndAdd(p2, v2 & m, xl); q2 = AvxVnni.MultiplyWideningAndAdd(q2, Avx2.AndNot(m, v2), xh);
-                p3 = AvxVnni.MultiplyWideningAndAdd(p3, v3 & m, xl); q3 = AvxVnni.MultiplyWideningAndAdd(q3, Avx2.AndNot(m, v3), xh);
-            }
+            // The group's activations once, then each row's 128 bytes in address order (the prefetchers see one
+            // ascending stream; loads that hop between the four rows measured ~10 % slower from memory).
+            var x0 = Avx.LoadVector256(xg); var x1 = Avx.LoadVector256(xg + 32); var x2 = Avx.LoadVector256(xg + 64); var x3 = Avx.LoadVector256(xg + 96);
+            var h0 = Avx.LoadVector256(xg + 128); var h1 = Avx.LoadVector256(xg + 160); var h2 = Avx.LoadVector256(xg + 192); var h3 = Avx.LoadVector256(xg + 224);
             var c = Avx.LoadVector256(c8 + g * Group);
             var xsv = Avx.LoadVector256(xs + g * Group);
-            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0 + Avx2.ShiftRightArithmetic(q0, 4) - c), Avx.LoadVector256(sg) * xsv, a0);
-            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p1 + Avx2.ShiftRightArithmetic(q1, 4) - c), Avx.LoadVector256(sg + 8) * xsv, a1);
-            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p2 + Avx2.ShiftRightArithmetic(q2, 4) - c), Avx.LoadVector256(sg + 16) * xsv, a2);
-            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p3 + Avx2.ShiftRightArithmetic(q3, 4) - c), Avx.LoadVector256(sg + 24) * xsv, a3);
+            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Row4(wg, m, x0, x1, x2, x3, h0, h1, h2, h3) - c), Avx.LoadVector256(sg) * xsv, a0);
+            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Row4(wg + 128, m, x0, x1, x2, x3, h0, h1, h2, h3) - c), Avx.LoadVector256(sg + 8) * xsv, a1);
+            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Row4(wg + 256, m, x0, x1, x2, x3, h0, h1, h2, h3) - c), Avx.LoadVector256(sg + 16) * xsv, a2);
+            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Row4(wg + 384, m, x0, x1, x2, x3, h0, h1, h2, h3) - c), Avx.LoadVector256(sg + 24) * xsv, a3);
         }
         result[0] = Vector256.Sum(a0); result[1] = Vector256.Sum(a1); result[2] = Vector256.Sum(a2); result[3] = Vector256.Sum(a3);
     }
@@ -224,6 +214,27 @@ public static unsafe class GroupDot
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> PairsAvx2(Vector256<byte> nib, sbyte* x) =>
         Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(nib, Avx.LoadVector256(x)), Vector256.Create((short)1));
+
+    // One row's group (128 bytes) against activations already in registers; the same chains as GroupVnni.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Row4(byte* wg, Vector256<byte> m, Vector256<sbyte> x0, Vector256<sbyte> x1, Vector256<sbyte> x2, Vector256<sbyte> x3,
+        Vector256<sbyte> h0, Vector256<sbyte> h1, Vector256<sbyte> h2, Vector256<sbyte> h3)
+    {
+        var v0 = Avx.LoadVector256(wg);
+        var v1 = Avx.LoadVector256(wg + 32);
+        var v2 = Avx.LoadVector256(wg + 64);
+        var v3 = Avx.LoadVector256(wg + 96);
+        // Four chains of two (the integer sums are exact, so any grouping gives the same result as GroupVnni).
+        var p = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, v0 & m, x0);
+        var q = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx2.AndNot(m, v0), h0);
+        var p1 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, v1 & m, x1);
+        var q1 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx2.AndNot(m, v1), h1);
+        p = AvxVnni.MultiplyWideningAndAdd(p, v2 & m, x2);
+        q = AvxVnni.MultiplyWideningAndAdd(q, Avx2.AndNot(m, v2), h2);
+        p1 = AvxVnni.MultiplyWideningAndAdd(p1, v3 & m, x3);
+        q1 = AvxVnni.MultiplyWideningAndAdd(q1, Avx2.AndNot(m, v3), h3);
+        return (p + p1) + Avx2.ShiftRightArithmetic(q + q1, 4);
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float DotQ4Avx2(byte* w, float* ws, sbyte* x, float* xs, int* c8, int blocks, int wStride, int sStride)
@@ -409,24 +420,33 @@ public static unsafe class GroupDot
             byte* wg = w + g * 1024;
             sbyte* xg = x + g * 256;
             float* sg = ws + g * 32;
-            Vector256<int> p0 = default, p1 = default, p2 = default, p3 = default, q0 = default, q1 = default, q2 = default, q3 = default;
-            for (int k = 0; k < 8; k += 2)
-            {
-                var xa = Avx.LoadVector256(xg + 32 * k);
-                var xb = Avx.LoadVector256(xg + 32 * k + 32);
-                p0 = AvxVnni.MultiplyWideningAndAdd(p0, Avx.LoadVector256(wg + 32 * k), xa); q0 = AvxVnni.MultiplyWideningAndAdd(q0, Avx.LoadVector256(wg + 32 * k + 32), xb);
-                p1 = AvxVnni.MultiplyWideningAndAdd(p1, Avx.LoadVector256(wg + 256 + 32 * k), xa); q1 = AvxVnni.MultiplyWideningAndAdd(q1, Avx.LoadVector256(wg + 256 + 32 * k + 32), xb);
-                p2 = AvxVnni.MultiplyWideningAndAdd(p2, Avx.LoadVector256(wg + 512 + 32 * k), xa); q2 = AvxVnni.MultiplyWideningAndAdd(q2, Avx.LoadVector256(wg + 512 + 32 * k + 32), xb);
-                p3 = AvxVnni.MultiplyWideningAndAdd(p3, Avx.LoadVector256(wg + 768 + 32 * k), xa); q3 = AvxVnni.MultiplyWideningAndAdd(q3, Avx.LoadVector256(wg + 768 + 32 * k + 32), xb);
-            }
+            // The group's activations once, then each row's 256 bytes in address order (one ascending stream).
+            var x0 = Avx.LoadVector256(xg); var x1 = Avx.LoadVector256(xg + 32); var x2 = Avx.LoadVector256(xg + 64); var x3 = Avx.LoadVector256(xg + 96);
+            var x4 = Avx.LoadVector256(xg + 128); var x5 = Avx.LoadVector256(xg + 160); var x6 = Avx.LoadVector256(xg + 192); var x7 = Avx.LoadVector256(xg + 224);
             var c = Avx2.ShiftLeftLogical(Avx.LoadVector256(c8 + g * Group), 4);
             var xsv = Avx.LoadVector256(xs + g * Group);
-            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0 + q0 - c), Avx.LoadVector256(sg) * xsv, a0);
-            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p1 + q1 - c), Avx.LoadVector256(sg + 8) * xsv, a1);
-            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p2 + q2 - c), Avx.LoadVector256(sg + 16) * xsv, a2);
-            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p3 + q3 - c), Avx.LoadVector256(sg + 24) * xsv, a3);
+            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Row8(wg, x0, x1, x2, x3, x4, x5, x6, x7) - c), Avx.LoadVector256(sg) * xsv, a0);
+            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Row8(wg + 256, x0, x1, x2, x3, x4, x5, x6, x7) - c), Avx.LoadVector256(sg + 8) * xsv, a1);
+            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Row8(wg + 512, x0, x1, x2, x3, x4, x5, x6, x7) - c), Avx.LoadVector256(sg + 16) * xsv, a2);
+            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Row8(wg + 768, x0, x1, x2, x3, x4, x5, x6, x7) - c), Avx.LoadVector256(sg + 24) * xsv, a3);
         }
         result[0] = Vector256.Sum(a0); result[1] = Vector256.Sum(a1); result[2] = Vector256.Sum(a2); result[3] = Vector256.Sum(a3);
+    }
+
+    // One int8 row's group (256 bytes) against activations in registers; the same chains as DotQ8Vnni (even / odd vectors).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Row8(byte* wg, Vector256<sbyte> x0, Vector256<sbyte> x1, Vector256<sbyte> x2, Vector256<sbyte> x3,
+        Vector256<sbyte> x4, Vector256<sbyte> x5, Vector256<sbyte> x6, Vector256<sbyte> x7)
+    {
+        var p = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx.LoadVector256(wg), x0);
+        var q = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx.LoadVector256(wg + 32), x1);
+        p = AvxVnni.MultiplyWideningAndAdd(p, Avx.LoadVector256(wg + 64), x2);
+        q = AvxVnni.MultiplyWideningAndAdd(q, Avx.LoadVector256(wg + 96), x3);
+        p = AvxVnni.MultiplyWideningAndAdd(p, Avx.LoadVector256(wg + 128), x4);
+        q = AvxVnni.MultiplyWideningAndAdd(q, Avx.LoadVector256(wg + 160), x5);
+        p = AvxVnni.MultiplyWideningAndAdd(p, Avx.LoadVector256(wg + 192), x6);
+        q = AvxVnni.MultiplyWideningAndAdd(q, Avx.LoadVector256(wg + 224), x7);
+        return p + q;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
