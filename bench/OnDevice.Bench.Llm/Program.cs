@@ -265,8 +265,8 @@ public static class Program
     }
 
     /// <summary>
-    /// In-process A/B of decode steps: the same checkpoint loaded twice, weights on 4 KiB pages and on huge pages, one
-    /// decode step of each in turn for <paramref name="rounds"/> rounds (so both see the same moments of a shared
+    /// In-process A/B of decode steps: the same checkpoint loaded four times (4 KiB or huge pages × row or four-row
+    /// layout), one decode step of each in turn for <paramref name="rounds"/> rounds (so both see the same moments of a shared
     /// machine); per variant the fastest and the median step, as tokens/s and weight GB/s.
     /// </summary>
     private static void AbHugePages(string[] formats, int[] threads, int rounds)
@@ -276,12 +276,15 @@ public static class Program
             var ck = GgufFile.ReadLlama(EnsureGguf(f));
             var weights = f switch { "fp32" => LlmWeights.Fp32, "int8" => LlmWeights.Int8, _ => LlmWeights.Int4 };
             var variants = new List<(string Name, LlamaModel Model)>();
-            foreach (bool huge in new[] { false, true })
+            // 4 KiB pages + row layout is the code before this work (pinned GC arrays, rows); then each change alone, then both.
+            foreach (var (huge, layout) in new[] { (false, QuantLayout.Rows), (true, QuantLayout.Rows), (false, QuantLayout.FourRows), (true, QuantLayout.FourRows) })
             {
                 WeightBuffer.UseHugePages = huge;
-                variants.Add((huge ? "huge pages" : "4 KiB pages", LlamaModel.Load(ck, weights)));
+                QuantRows.Force = layout;
+                variants.Add(($"{(huge ? "huge pages" : "4 KiB pages")}, {layout} layout", LlamaModel.Load(ck, weights)));
             }
             WeightBuffer.UseHugePages = true;
+            QuantRows.Force = null;
             Console.WriteLine($"<!-- {f}: process AnonHugePages {AnonHugeTotal()} -->");
             foreach (int t in threads)
                 Ab($"{f}, {t} thread(s)", variants, t, rounds);
