@@ -219,7 +219,8 @@ public sealed unsafe class F32Matrix : WeightMatrix
 
 /// <summary>
 /// Int8 weights in blocks of 32 along each row, one float scale per block (rows padded to whole blocks with zeros); each
-/// row is stored in <see cref="GroupDot"/>'s interleaved layout as unsigned bytes q + 128.
+/// row is stored in <see cref="GroupDot"/>'s interleaved layout as unsigned bytes q + 128, in a <see cref="WeightBuffer"/>
+/// (huge pages), groups of four rows interleaved when rows % 4 == 0 and cols % 256 == 0 (see <see cref="GroupDot.DotQ8Rows4"/>).
 /// </summary>
 public sealed unsafe class Q8Matrix : WeightMatrix
 {
@@ -312,7 +313,8 @@ public sealed unsafe class Q8Matrix : WeightMatrix
                     GroupDot.DotQ8x4(_m.Quants(r), _m.Scales(r), xq, xsc, xc, _blocks, res, _m.WStride, _m.SStride);
                     for (int i = 0; i < 4; i++) y[(long)(t + i) * ldy + r] = res[i];
                 }
-            // The remaining activation rows (all of them when decoding): one weight row at a time (one sequential stream).
+            // The remaining activation rows (all of them when decoding): four weight rows at a time in the four-row layout,
+            // otherwise one (either way one sequential stream of weights).
             for (int t = full; t < x.Count; t++)
             {
                 sbyte* xt = x.Interleaved(t);
@@ -321,10 +323,11 @@ public sealed unsafe class Q8Matrix : WeightMatrix
                 float* yt = y + (long)t * ldy;
                 int r = r0;
                 if (_m.Layout == QuantLayout.FourRows)
+                {
                     // Whole fours: one sequential stream, each activation load shared by four rows.
                     for (; r < r1 && (r & 3) != 0; r++) yt[r] = GroupDot.DotQ8(_m.Quants(r), _m.Scales(r), xt, st, ct, _blocks, _m.WStride, _m.SStride);
-                if (_m.Layout == QuantLayout.FourRows)
                     for (; r + 4 <= r1; r += 4) GroupDot.DotQ8Rows4(_m.Quants(r), _m.Scales(r), xt, st, ct, _blocks, yt + r);
+                }
                 for (; r < r1; r++) yt[r] = GroupDot.DotQ8(_m.Quants(r), _m.Scales(r), xt, st, ct, _blocks, _m.WStride, _m.SStride);
             }
         }
@@ -341,7 +344,9 @@ public sealed unsafe class Q8Matrix : WeightMatrix
 
 /// <summary>
 /// Int4 weights in blocks of 32 along each row (16 bytes: element j low nibble, j+16 high nibble; value (q − 8)·d), one
-/// float scale per block; each row's blocks are stored in <see cref="GroupDot"/>'s interleaved layout (groups of 8).
+/// float scale per block; each row's blocks are stored in <see cref="GroupDot"/>'s interleaved layout (groups of 8), in a
+/// <see cref="WeightBuffer"/> (huge pages), groups of four rows interleaved when rows % 4 == 0 and cols % 256 == 0 (see
+/// <see cref="GroupDot.DotQ4Rows4"/>).
 /// </summary>
 public sealed unsafe class Q4Matrix : WeightMatrix
 {
@@ -443,8 +448,9 @@ public sealed unsafe class Q4Matrix : WeightMatrix
                     for (int i = 0; i < 4; i++) y[(long)(t + i) * ldy + r] = res[i];
                 }
             }
-            // The remaining activation rows (all of them when decoding): one weight row at a time, a single sequential
-            // stream (measured faster from memory than four rows side by side, whose four streams prefetch worse).
+            // The remaining activation rows (all of them when decoding): four weight rows at a time in the four-row layout
+            // (one sequential stream; four separately stored rows side by side were four streams and prefetched worse),
+            // otherwise one row at a time.
             for (int t = full; t < x.Count; t++)
             {
                 sbyte* xt = x.Interleaved(t);
@@ -453,10 +459,11 @@ public sealed unsafe class Q4Matrix : WeightMatrix
                 float* yt = y + (long)t * ldy;
                 int r = r0;
                 if (_m.Layout == QuantLayout.FourRows)
+                {
                     // Whole fours: one sequential stream, each activation load shared by four rows.
                     for (; r < r1 && (r & 3) != 0; r++) yt[r] = GroupDot.DotQ4(_m.Quants(r), _m.Scales(r), xt, st, ct, _blocks, _m.WStride, _m.SStride);
-                if (_m.Layout == QuantLayout.FourRows)
                     for (; r + 4 <= r1; r += 4) GroupDot.DotQ4Rows4(_m.Quants(r), _m.Scales(r), xt, st, ct, _blocks, yt + r);
+                }
                 for (; r < r1; r++) yt[r] = GroupDot.DotQ4(_m.Quants(r), _m.Scales(r), xt, st, ct, _blocks, _m.WStride, _m.SStride);
             }
         }
