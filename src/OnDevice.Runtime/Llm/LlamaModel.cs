@@ -16,8 +16,10 @@ public sealed record LlamaLayer(float[] AttnNorm, WeightMatrix Wq, WeightMatrix 
     float[] FfnNorm, WeightMatrix W1, WeightMatrix W2, WeightMatrix W3);
 
 /// <summary>The weights of a LLaMA decoder at one precision, shared by every engine (and sequence) that runs it.</summary>
-public sealed class LlamaModel
+public sealed class LlamaModel : IDisposable
 {
+    private readonly bool _ownsWeights = true;
+
     /// <summary>Shape.</summary>
     public LlamaConfig Config { get; }
 
@@ -73,7 +75,22 @@ public sealed class LlamaModel
     public LlamaModel FirstLayers(int layers)
     {
         if (layers < 1 || layers > Layers.Count) throw new ArgumentOutOfRangeException(nameof(layers), $"the model has {Layers.Count} layers; asked for the first {layers}");
-        return new LlamaModel(Config with { Layers = layers }, Embedding, Layers.Take(layers).ToArray(), FinalNorm, Classifier, Weights, Vocabulary);
+        return new LlamaModel(Config with { Layers = layers }, Embedding, Layers.Take(layers).ToArray(), FinalNorm, Classifier, Weights, Vocabulary, owns: false);
+    }
+
+    private LlamaModel(LlamaConfig config, WeightMatrix embedding, IReadOnlyList<LlamaLayer> layers, float[] finalNorm, WeightMatrix classifier, LlmWeights weights, LlamaVocabulary? vocabulary, bool owns)
+        : this(config, embedding, layers, finalNorm, classifier, weights, vocabulary) => _ownsWeights = owns;
+
+    /// <summary>
+    /// Frees the native memory of the low-bit weight matrices (a model from <see cref="FirstLayers"/> shares its parent's
+    /// weights and frees nothing). Engines still running the model then throw <see cref="ObjectDisposedException"/>.
+    /// </summary>
+    public void Dispose()
+    {
+        if (!_ownsWeights) return;
+        foreach (var l in Layers) foreach (var m in new[] { l.Wq, l.Wk, l.Wv, l.Wo, l.W1, l.W2, l.W3 }) m.Dispose();
+        Embedding.Dispose();
+        Classifier.Dispose();
     }
 
     /// <summary>Bytes of weights read to decode one token (every layer matrix, the classifier, one embedding row, norms).</summary>

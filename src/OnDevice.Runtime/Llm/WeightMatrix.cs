@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using OnDevice.Formats;
 using OnDevice.Formats.Llm;
@@ -86,7 +87,7 @@ public sealed unsafe class LlmActivations
 /// to the tokens one at a time. Low-bit matrices are dotted against int8-quantized activations without expanding the
 /// weights to fp32.
 /// </summary>
-public abstract unsafe class WeightMatrix
+public abstract unsafe class WeightMatrix : IDisposable
 {
     /// <summary>Output features.</summary>
     public int Rows { get; }
@@ -108,6 +109,9 @@ public abstract unsafe class WeightMatrix
 
     /// <summary>Row <paramref name="r"/> of W in fp32 (the embedding lookup).</summary>
     public abstract void ReadRow(int r, Span<float> dst);
+
+    /// <summary>Frees native weight memory (low-bit matrices); products on a disposed matrix throw <see cref="ObjectDisposedException"/>.</summary>
+    public virtual void Dispose() { }
 
     /// <summary>
     /// Converts a checkpoint tensor to <paramref name="format"/>. fp32 tensors used at fp32 stay in the memory mapping;
@@ -215,32 +219,46 @@ public sealed unsafe class F32Matrix : WeightMatrix
 
 /// <summary>
 /// Int8 weights in blocks of 32 along each row, one float scale per block (rows padded to whole blocks with zeros); each
-/// row is stored in <see cref="GroupDot"/>'s interleaved layout as unsigned bytes q + 128.
+/// row is stored in <see cref="GroupDot"/>'s interleaved layout as unsigned bytes q + 128, in a <see cref="WeightBuffer"/>
+/// (huge pages), groups of four rows interleaved when rows % 4 == 0 and cols % 256 == 0 (see <see cref="GroupDot.DotQ8Rows4"/>).
 /// </summary>
 public sealed unsafe class Q8Matrix : WeightMatrix
 {
-    private readonly byte[] _q;
-    private readonly float[] _s;
+    private readonly QuantRows _m;
     private readonly int _blocks;
 
     // q arrives row-major in block order and is rearranged row by row into GroupDot's interleaved layout (same size).
-    private Q8Matrix(int rows, int cols, sbyte[] q, float[] s) : base(rows, cols)
+    private Q8Matrix(int rows, int cols, sbyte[] q, float[] s, QuantLayout? layout = null) : base(rows, cols)
     {
         _blocks = (cols + 31) / 32;
-        _s = s;
-        _q = GC.AllocateArray<byte>(q.Length, pinned: true);
-        fixed (sbyte* src = q) fixed (byte* dst = _q)
-            for (int r = 0; r < rows; r++) GroupDot.InterleaveQ8(src + (long)r * _blocks * 32, _blocks, dst + (long)r * _blocks * 32);
+        _m = new QuantRows(rows, _blocks, _blocks * 32, s, layout);
+        var row = new byte[_blocks * 32];
+        fixed (sbyte* src = q) fixed (byte* tmp = row)
+            for (int r = 0; r < rows; r++)
+            {
+                GroupDot.InterleaveQ8(src + (long)r * _blocks * 32, _blocks, tmp);
+                _m.Store(r, tmp);
+            }
     }
 
     /// <inheritdoc/>
     public override LlmWeights Format => LlmWeights.Int8;
 
     /// <inheritdoc/>
-    public override long Bytes => _q.LongLength + 4L * _s.Length;
+    public override long Bytes => _m.DataBytes;
+
+    /// <summary>The native buffer holding the quants and scales.</summary>
+    public WeightBuffer Buffer => _m.Buffer;
+
+    internal QuantLayout Layout => _m.Layout;
+
+    /// <inheritdoc/>
+    public override void Dispose() => _m.Buffer.Dispose();
 
     /// <summary>Round-to-nearest symmetric quantization: per block d = max|w|/127, q = round(w/d).</summary>
-    public static Q8Matrix Quantize(ReadOnlySpan<float> w, int rows, int cols)
+    public static Q8Matrix Quantize(ReadOnlySpan<float> w, int rows, int cols) => Quantize(w, rows, cols, null);
+
+    internal static Q8Matrix Quantize(ReadOnlySpan<float> w, int rows, int cols, QuantLayout? layout)
     {
         int blocks = (cols + 31) / 32;
         var q = new sbyte[rows * blocks * 32];
@@ -256,7 +274,7 @@ public sealed unsafe class Q8Matrix : WeightMatrix
                 s[r * blocks + b] = d;
                 for (int j = 0; j < len; j++) q[(r * blocks + b) * 32 + j] = (sbyte)Math.Clamp((int)MathF.Round(src[j] * id), -127, 127);
             }
-        return new Q8Matrix(rows, cols, q, s);
+        return new Q8Matrix(rows, cols, q, s, layout);
     }
 
     /// <summary>Repacks GGUF Q8_0 blocks (fp16 scale + 32 int8) into separate quant and scale arrays.</summary>
@@ -280,30 +298,37 @@ public sealed unsafe class Q8Matrix : WeightMatrix
     /// <inheritdoc/>
     public override void Multiply(LlmActivations x, float* y, int ldy, int r0, int r1)
     {
+        using var lease = _m.Buffer.Acquire();
         x.EnsureInterleaved();
         sbyte** xq = stackalloc sbyte*[4];
         float** xsc = stackalloc float*[4];
         int** xc = stackalloc int*[4];
         float* res = stackalloc float[4];
-        long rowBytes = (long)_blocks * 32;
-        fixed (byte* q = _q) fixed (float* s = _s)
         {
             int full = x.Count / 4 * 4;
             for (int r = r0; r < r1; r++)
                 for (int t = 0; t < full; t += 4)
                 {
                     for (int i = 0; i < 4; i++) { xq[i] = x.Interleaved(t + i); xsc[i] = x.Scales(t + i); xc[i] = x.Offsets(t + i); }
-                    GroupDot.DotQ8x4(q + r * rowBytes, s + (long)r * _blocks, xq, xsc, xc, _blocks, res);
+                    GroupDot.DotQ8x4(_m.Quants(r), _m.Scales(r), xq, xsc, xc, _blocks, res, _m.WStride, _m.SStride);
                     for (int i = 0; i < 4; i++) y[(long)(t + i) * ldy + r] = res[i];
                 }
-            // The remaining activation rows (all of them when decoding): one weight row at a time (one sequential stream).
+            // The remaining activation rows (all of them when decoding): four weight rows at a time in the four-row layout,
+            // otherwise one (either way one sequential stream of weights).
             for (int t = full; t < x.Count; t++)
             {
                 sbyte* xt = x.Interleaved(t);
                 float* st = x.Scales(t);
                 int* ct = x.Offsets(t);
                 float* yt = y + (long)t * ldy;
-                for (int r = r0; r < r1; r++) yt[r] = GroupDot.DotQ8(q + r * rowBytes, s + (long)r * _blocks, xt, st, ct, _blocks);
+                int r = r0;
+                if (_m.Layout == QuantLayout.FourRows)
+                {
+                    // Whole fours: one sequential stream, each activation load shared by four rows.
+                    for (; r < r1 && (r & 3) != 0; r++) yt[r] = GroupDot.DotQ8(_m.Quants(r), _m.Scales(r), xt, st, ct, _blocks, _m.WStride, _m.SStride);
+                    for (; r + 4 <= r1; r += 4) GroupDot.DotQ8Rows4(_m.Quants(r), _m.Scales(r), xt, st, ct, _blocks, yt + r);
+                }
+                for (; r < r1; r++) yt[r] = GroupDot.DotQ8(_m.Quants(r), _m.Scales(r), xt, st, ct, _blocks, _m.WStride, _m.SStride);
             }
         }
     }
@@ -311,39 +336,55 @@ public sealed unsafe class Q8Matrix : WeightMatrix
     /// <inheritdoc/>
     public override void ReadRow(int r, Span<float> dst)
     {
+        using var lease = _m.Buffer.Acquire();
         for (int c = 0; c < Cols; c++)
-            dst[c] = (sbyte)(_q[(long)r * _blocks * 32 + GroupDot.ActivationOffset(c / 32, c % 32, _blocks)] ^ 0x80) * _s[r * _blocks + c / 32];
+            dst[c] = (sbyte)(_m.Quants(r)[GroupDot.Q8ByteOffset(c / 32, c % 32, _blocks, _m.WStride)] ^ 0x80) * _m.Scales(r)[GroupDot.ScaleIndex(c / 32, _blocks, _m.SStride)];
     }
 }
 
 /// <summary>
 /// Int4 weights in blocks of 32 along each row (16 bytes: element j low nibble, j+16 high nibble; value (q − 8)·d), one
-/// float scale per block; each row's blocks are stored in <see cref="GroupDot"/>'s interleaved layout (groups of 8).
+/// float scale per block; each row's blocks are stored in <see cref="GroupDot"/>'s interleaved layout (groups of 8), in a
+/// <see cref="WeightBuffer"/> (huge pages), groups of four rows interleaved when rows % 4 == 0 and cols % 256 == 0 (see
+/// <see cref="GroupDot.DotQ4Rows4"/>).
 /// </summary>
 public sealed unsafe class Q4Matrix : WeightMatrix
 {
-    private readonly byte[] _q;
-    private readonly float[] _s;
+    private readonly QuantRows _m;
     private readonly int _blocks;
 
     // q arrives in Q4_0 order and is rearranged row by row into GroupDot's interleaved layout (same size).
-    private Q4Matrix(int rows, int cols, byte[] q, float[] s) : base(rows, cols)
+    private Q4Matrix(int rows, int cols, byte[] q, float[] s, QuantLayout? layout = null) : base(rows, cols)
     {
         _blocks = (cols + 31) / 32;
-        _s = s;
-        _q = GC.AllocateArray<byte>(q.Length, pinned: true);
-        fixed (byte* src = q, dst = _q)
-            for (int r = 0; r < rows; r++) GroupDot.InterleaveQ4(src + (long)r * _blocks * 16, _blocks, dst + (long)r * _blocks * 16);
+        _m = new QuantRows(rows, _blocks, _blocks * 16, s, layout);
+        var row = new byte[_blocks * 16];
+        fixed (byte* src = q, tmp = row)
+            for (int r = 0; r < rows; r++)
+            {
+                GroupDot.InterleaveQ4(src + (long)r * _blocks * 16, _blocks, tmp);
+                _m.Store(r, tmp);
+            }
     }
 
     /// <inheritdoc/>
     public override LlmWeights Format => LlmWeights.Int4;
 
     /// <inheritdoc/>
-    public override long Bytes => _q.LongLength + 4L * _s.Length;
+    public override long Bytes => _m.DataBytes;
+
+    /// <summary>The native buffer holding the quants and scales.</summary>
+    public WeightBuffer Buffer => _m.Buffer;
+
+    internal QuantLayout Layout => _m.Layout;
+
+    /// <inheritdoc/>
+    public override void Dispose() => _m.Buffer.Dispose();
 
     /// <summary>Round-to-nearest quantization as in Q4_0: per block, m = the value of largest magnitude, d = m/−8, q = clamp(⌊w/d + 8.5⌋, 0, 15).</summary>
-    public static Q4Matrix Quantize(ReadOnlySpan<float> w, int rows, int cols)
+    public static Q4Matrix Quantize(ReadOnlySpan<float> w, int rows, int cols) => Quantize(w, rows, cols, null);
+
+    internal static Q4Matrix Quantize(ReadOnlySpan<float> w, int rows, int cols, QuantLayout? layout)
     {
         int blocks = (cols + 31) / 32;
         var q = new byte[rows * blocks * 16];
@@ -365,7 +406,7 @@ public sealed unsafe class Q4Matrix : WeightMatrix
                     q[(r * blocks + b) * 16 + j] = (byte)(lo | hi << 4);
                 }
             }
-        return new Q4Matrix(rows, cols, q, s);
+        return new Q4Matrix(rows, cols, q, s, layout);
     }
 
     /// <summary>Repacks GGUF Q4_0 blocks (fp16 scale + 16 bytes) into separate quant and scale arrays.</summary>
@@ -388,34 +429,42 @@ public sealed unsafe class Q4Matrix : WeightMatrix
     /// <inheritdoc/>
     public override void Multiply(LlmActivations x, float* y, int ldy, int r0, int r1)
     {
+        using var lease = _m.Buffer.Acquire();
         x.EnsureInterleaved();
         sbyte** xq = stackalloc sbyte*[4];
         float** xsc = stackalloc float*[4];
         int** xc = stackalloc int*[4];
         float* res = stackalloc float[4];
-        fixed (byte* q = _q) fixed (float* s = _s)
         {
             int full = x.Count / 4 * 4;
             for (int r = r0; r < r1; r++)
             {
-                byte* wr = q + (long)r * _blocks * 16;
-                float* sr = s + (long)r * _blocks;
+                byte* wr = _m.Quants(r);
+                float* sr = _m.Scales(r);
                 for (int t = 0; t < full; t += 4)
                 {
                     for (int i = 0; i < 4; i++) { xq[i] = x.Interleaved(t + i); xsc[i] = x.Scales(t + i); xc[i] = x.Offsets(t + i); }
-                    GroupDot.DotQ4x4(wr, sr, xq, xsc, xc, _blocks, res);
+                    GroupDot.DotQ4x4(wr, sr, xq, xsc, xc, _blocks, res, _m.WStride, _m.SStride);
                     for (int i = 0; i < 4; i++) y[(long)(t + i) * ldy + r] = res[i];
                 }
             }
-            // The remaining activation rows (all of them when decoding): one weight row at a time, a single sequential
-            // stream (measured faster from memory than four rows side by side, whose four streams prefetch worse).
+            // The remaining activation rows (all of them when decoding): four weight rows at a time in the four-row layout
+            // (one sequential stream; four separately stored rows side by side were four streams and prefetched worse),
+            // otherwise one row at a time.
             for (int t = full; t < x.Count; t++)
             {
                 sbyte* xt = x.Interleaved(t);
                 float* st = x.Scales(t);
                 int* ct = x.Offsets(t);
                 float* yt = y + (long)t * ldy;
-                for (int r = r0; r < r1; r++) yt[r] = GroupDot.DotQ4(q + (long)r * _blocks * 16, s + (long)r * _blocks, xt, st, ct, _blocks);
+                int r = r0;
+                if (_m.Layout == QuantLayout.FourRows)
+                {
+                    // Whole fours: one sequential stream, each activation load shared by four rows.
+                    for (; r < r1 && (r & 3) != 0; r++) yt[r] = GroupDot.DotQ4(_m.Quants(r), _m.Scales(r), xt, st, ct, _blocks, _m.WStride, _m.SStride);
+                    for (; r + 4 <= r1; r += 4) GroupDot.DotQ4Rows4(_m.Quants(r), _m.Scales(r), xt, st, ct, _blocks, yt + r);
+                }
+                for (; r < r1; r++) yt[r] = GroupDot.DotQ4(_m.Quants(r), _m.Scales(r), xt, st, ct, _blocks, _m.WStride, _m.SStride);
             }
         }
     }
@@ -423,12 +472,120 @@ public sealed unsafe class Q4Matrix : WeightMatrix
     /// <inheritdoc/>
     public override void ReadRow(int r, Span<float> dst)
     {
+        using var lease = _m.Buffer.Acquire();
         for (int c = 0; c < Cols; c++)
         {
             int b = c / 32, j = c % 32;
-            byte packed = _q[r * _blocks * 16 + GroupDot.Q4ByteOffset(b, j & 15, _blocks)];
+            byte packed = _m.Quants(r)[GroupDot.Q4ByteOffset(b, j & 15, _blocks, _m.WStride)];
             int qv = j < 16 ? packed & 15 : packed >> 4;
-            dst[c] = (qv - 8) * _s[r * _blocks + b];
+            dst[c] = (qv - 8) * _m.Scales(r)[GroupDot.ScaleIndex(b, _blocks, _m.SStride)];
         }
+    }
+}
+
+/// <summary>How a low-bit matrix's interleaved rows are placed in its buffer.</summary>
+internal enum QuantLayout
+{
+    /// <summary>Row after row (each row's whole groups contiguous), then every row's scales: two sequential streams.</summary>
+    Rows,
+    /// <summary>
+    /// Rows in fours, their groups interleaved: group g of rows 4k..4k+3 side by side, then group g + 1; scales likewise
+    /// (8 per row per group). A four-row decode kernel then reads one sequential stream and loads each activation vector
+    /// once for four rows. Needs rows % 4 == 0 and whole groups (blocks % 8 == 0).
+    /// </summary>
+    FourRows,
+    /// <summary>Each row's quants followed by its scales, rows 64-byte aligned (kept for the benchmark's A/B: slower).</summary>
+    InlineScales,
+}
+
+/// <summary>
+/// Storage of a low-bit matrix in one <see cref="WeightBuffer"/> (huge pages), in one of the <see cref="QuantLayout"/>s:
+/// <see cref="QuantLayout.FourRows"/> when the shape allows, otherwise <see cref="QuantLayout.Rows"/>. Measured
+/// (bench/results/llm-bw.md): per-row inline scales were ~40 % slower than two clean streams — going back and forth within
+/// each row defeats the hardware prefetchers.
+/// </summary>
+internal sealed unsafe class QuantRows
+{
+    /// <summary>Forces the layout of new matrices (benchmark A/B; <see cref="QuantLayout.FourRows"/> still needs a fitting shape).</summary>
+    internal static QuantLayout? Force;
+
+    private readonly byte* _base;
+    private readonly long _qRow, _sBase;
+    private readonly int _blocks, _groupBytes;
+
+    public WeightBuffer Buffer { get; }
+
+    public QuantLayout Layout { get; }
+
+    /// <summary>Bytes between consecutive whole groups of one row.</summary>
+    public int WStride { get; }
+
+    /// <summary>Floats between consecutive groups' scales of one row.</summary>
+    public int SStride { get; }
+
+    /// <summary>Bytes of quants and scales (without padding): what a product reads.</summary>
+    public long DataBytes { get; }
+
+    /// <summary>Allocates the layout (<paramref name="layout"/>, else <see cref="Force"/>, else the best that fits) and stores the scales.</summary>
+    public QuantRows(int rows, int blocks, int quantBytesPerRow, float[] scales, QuantLayout? layout = null)
+    {
+        if (scales.Length != (long)rows * blocks) throw new ArgumentException($"{scales.Length} scales for {rows} rows of {blocks} blocks");
+        _blocks = blocks;
+        _qRow = quantBytesPerRow;
+        _groupBytes = quantBytesPerRow / blocks * GroupDot.Group;
+        long sRow = 4L * blocks;
+        DataBytes = (long)rows * (quantBytesPerRow + sRow);
+        bool fits = rows % 4 == 0 && blocks % GroupDot.Group == 0;
+        Layout = (layout ?? Force) switch
+        {
+            QuantLayout.FourRows or null when fits => QuantLayout.FourRows,
+            QuantLayout.InlineScales => QuantLayout.InlineScales,
+            _ => QuantLayout.Rows,
+        };
+        WStride = Layout == QuantLayout.FourRows ? 4 * _groupBytes : _groupBytes;
+        SStride = Layout == QuantLayout.FourRows ? 4 * GroupDot.Group : GroupDot.Group;
+        if (Layout == QuantLayout.InlineScales)
+        {
+            _qRow = (quantBytesPerRow + sRow + 63) & ~63L;
+            _sBase = quantBytesPerRow;
+            Buffer = new WeightBuffer(rows * _qRow);
+        }
+        else
+        {
+            _sBase = (long)rows * quantBytesPerRow;
+            Buffer = new WeightBuffer(DataBytes);
+        }
+        _base = Buffer.Pointer;
+        for (int r = 0; r < rows; r++)
+        {
+            float* sr = Scales(r);
+            for (int b = 0; b < blocks; b++) sr[GroupDot.ScaleIndex(b, blocks, SStride)] = scales[(long)r * blocks + b];
+        }
+    }
+
+    /// <summary>Row <paramref name="r"/>'s first whole group (its groups are <see cref="WStride"/> bytes apart).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public byte* Quants(int r) => Layout == QuantLayout.FourRows
+        ? _base + (r >> 2) * 4 * _qRow + (r & 3) * _groupBytes
+        : _base + r * _qRow;
+
+    /// <summary>Row <paramref name="r"/>'s first group's scales (groups <see cref="SStride"/> floats apart).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public float* Scales(int r) => Layout switch
+    {
+        QuantLayout.FourRows => (float*)(_base + _sBase) + (r >> 2) * 4L * _blocks + (r & 3) * GroupDot.Group,
+        QuantLayout.InlineScales => (float*)(_base + r * _qRow + _sBase),
+        _ => (float*)(_base + _sBase) + (long)r * _blocks,
+    };
+
+    /// <summary>Stores row <paramref name="r"/> from its contiguous interleaved form (whole groups, then tail blocks).</summary>
+    public void Store(int r, byte* row)
+    {
+        byte* dst = Quants(r);
+        int groups = _blocks / GroupDot.Group;
+        for (int g = 0; g < groups; g++) System.Buffer.MemoryCopy(row + (long)g * _groupBytes, dst + (long)g * WStride, _groupBytes, _groupBytes);
+        long tail = _qRow - (long)groups * _groupBytes;
+        if (Layout == QuantLayout.InlineScales) tail = _sBase - (long)groups * _groupBytes;
+        if (tail > 0) System.Buffer.MemoryCopy(row + (long)groups * _groupBytes, dst + (long)groups * WStride, tail, tail);
     }
 }

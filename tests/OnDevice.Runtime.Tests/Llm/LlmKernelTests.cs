@@ -72,8 +72,8 @@ public unsafe class LlmKernelTests
             // The interleaved scalar twin does the same integer sums and float operations in the same order.
             Assert.Equal(reference, GroupDot.DotQ8Scalar(pwi, pws, pxi, pxs, blocks));
             float tol = 1e-4f * MathF.Abs(reference) + 1e-5f;
-            if (Avx2.IsSupported) Assert.Equal(reference, GroupDot.DotQ8Avx2(pwi, pws, pxi, pxs, pc, blocks), tol);
-            if (AvxVnni.IsSupported) Assert.Equal(reference, GroupDot.DotQ8Vnni(pwi, pws, pxi, pxs, pc, blocks), tol);
+            if (Avx2.IsSupported) Assert.Equal(reference, GroupDot.DotQ8Avx2(pwi, pws, pxi, pxs, pc, blocks, 256, 8), tol);
+            if (AvxVnni.IsSupported) Assert.Equal(reference, GroupDot.DotQ8Vnni(pwi, pws, pxi, pxs, pc, blocks, 256, 8), tol);
             Assert.Equal(reference, GroupDot.DotQ8(pwi, pws, pxi, pxs, pc, blocks), tol);
         }
     }
@@ -101,8 +101,8 @@ public unsafe class LlmKernelTests
             Assert.NotEqual(0f, reference);
             Assert.Equal(reference, GroupDot.DotQ4Scalar(pwi, pws, pxi, pxs, pc, blocks));
             float tol = 1e-4f * MathF.Abs(reference) + 1e-5f;
-            if (Avx2.IsSupported) Assert.Equal(reference, GroupDot.DotQ4Avx2(pwi, pws, pxi, pxs, pc, blocks), tol);
-            if (AvxVnni.IsSupported) Assert.Equal(reference, GroupDot.DotQ4Vnni(pwi, pws, pxi, pxs, pc, blocks), tol);
+            if (Avx2.IsSupported) Assert.Equal(reference, GroupDot.DotQ4Avx2(pwi, pws, pxi, pxs, pc, blocks, 128, 8), tol);
+            if (AvxVnni.IsSupported) Assert.Equal(reference, GroupDot.DotQ4Vnni(pwi, pws, pxi, pxs, pc, blocks, 128, 8), tol);
             Assert.Equal(reference, GroupDot.DotQ4(pwi, pws, pxi, pxs, pc, blocks), tol);
         }
     }
