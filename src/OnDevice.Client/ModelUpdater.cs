@@ -172,7 +172,8 @@ public sealed class ModelUpdater : IDisposable
                 var current = GetInstalledModel();
                 return new UpdateResult(current?.Path != before?.Path ? UpdateStatus.Switched : UpdateStatus.UpToDate, current, choice, null);
             }
-            var part = (_o.UseDeltas ? await Deltas.TryAsync(choice, GetInstalledModel(), progress, cancellationToken).ConfigureAwait(false) : null)
+            var part = CopyLocal(choice)
+                ?? (_o.UseDeltas ? await Deltas.TryAsync(choice, GetInstalledModel(), progress, cancellationToken).ConfigureAwait(false) : null)
                 ?? await DownloadAsync(choice, progress, cancellationToken).ConfigureAwait(false);
             var installed = Install(choice, part);
             DownloadFinished?.Invoke(this, new DownloadEventArgs(choice.Path, choice.File.Length, choice.File.Length));
@@ -238,6 +239,29 @@ public sealed class ModelUpdater : IDisposable
 
     private bool IsInstalled(VariantChoice c) =>
         ReadManifest().Any(m => m.Sha256 == c.File.Sha256 && m.Version == c.Target.Version && Verifies(m));
+
+    /// <summary>
+    /// The same bytes already verified on the device (another version or the bundled file with the signed hash, e.g. a
+    /// release that changed another variant only): copied into a part file and re-hashed, no download. Null when none.
+    /// </summary>
+    private string? CopyLocal(VariantChoice c)
+    {
+        var candidates = ReadManifest().AsEnumerable();
+        if (_o.Bundled is { } b) candidates = candidates.Append(new InstalledModel(_o.Model, b.Version, b.Variant, b.Path, b.Sha256, -1, DateTimeOffset.MinValue, Bundled: true));
+        var source = candidates.FirstOrDefault(m => m.Sha256 == c.File.Sha256 && Verifies(m));
+        if (source is null) return null;
+        var part = PartPath(c);
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(part)!);
+            File.Copy(source.Path, part, overwrite: true);
+            using var s = new FileStream(part, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+            if (s.Length == c.File.Length && Convert.ToHexStringLower(SHA256.HashData(s)) == c.File.Sha256) return part;
+        }
+        catch (IOException) { } // copying failed (e.g. disk full): the download path reports cache errors properly
+        try { File.Delete(part); } catch (IOException) { }
+        return null;
+    }
 
     private string PartPath(VariantChoice c) => Path.Combine(_o.CacheDirectory, "tmp", c.File.Sha256 + ".part");
 

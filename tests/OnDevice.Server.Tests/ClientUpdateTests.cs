@@ -92,6 +92,38 @@ public class ClientUpdateTests
     }
 
     [Fact]
+    public async Task A_release_with_an_unchanged_file_installs_from_the_local_copy_without_downloading()
+    {
+        using var world = await DeliveryWorld.CreateAsync();
+        await using var server = await ServerProcess.StartAsync(world.Store(), world.Keys);
+        using var u = Clients.Updater(world, server.BaseUrl, "m", Clients.Device(4 * Clients.GiB), "same");
+        int started = 0;
+        u.DownloadStarted += (_, _) => Interlocked.Increment(ref started);
+        var a = world.RandomFile("a.bin", 50_000, 1);
+        await world.PublishAsync(server, await world.PackAsync("m", "1.0", $"a={a}"));
+        Assert.Equal(UpdateStatus.Installed, (await u.UpdateAsync()).Status);
+        Assert.Equal(1, started);
+
+        // 1.1 ships the same bytes (a release that changed another variant, or only metadata).
+        await world.PublishAsync(server, await world.PackAsync("m", "1.1", $"a={a}"));
+        var r = await u.UpdateAsync();
+        Assert.Equal(UpdateStatus.Installed, r.Status);
+        Assert.Equal("1.1", r.Current!.Version);
+        Assert.Equal(1, started); // no second download
+        Assert.Equal(DeliveryWorld.Sha256(a), DeliveryWorld.Sha256(r.Current.Path));
+        Assert.Equal(["1.1", "1.0"], u.ListInstalled().Select(m => m.Version));
+        Clients.AssertInvariant(u, [DeliveryWorld.Sha256(a)]);
+
+        // A corrupted local copy is never reused: 1.2 (same bytes again) is downloaded.
+        foreach (var m in u.ListInstalled()) File.WriteAllBytes(m.Path, new byte[50_000]);
+        await world.PublishAsync(server, await world.PackAsync("m", "1.2", $"a={a}"));
+        var again = await u.UpdateAsync();
+        Assert.Equal(UpdateStatus.Installed, again.Status);
+        Assert.Equal(2, started);
+        Assert.Equal(DeliveryWorld.Sha256(a), DeliveryWorld.Sha256(again.Current!.Path));
+    }
+
+    [Fact]
     public async Task Many_clients_update_concurrently()
     {
         using var world = await DeliveryWorld.CreateAsync();
