@@ -39,6 +39,7 @@ public static class GraphOptimizer
     [
         new EliminateNoOps(),
         new FuseQdq(), // before folding, which would dequantize constant weights to float
+        new FoldQdqPairs(), // Q→DQ pairs FuseQdq left between float ops: an element-wise fake quantization the float kernels absorb
         new FoldConstants(),
         new FoldBatchNormIntoConv(),
         new FuseElementwiseChains(),
