@@ -39,6 +39,7 @@ public static class GraphOptimizer
     [
         new EliminateNoOps(),
         new FuseQdq(), // before folding, which would dequantize constant weights to float
+        new FuseQdqConvFloatOutput(), // DQ(x) → pointwise Conv(DQ(w)) with a float result: int8 GEMM, float epilogue
         new FoldQdqPairs(), // Q→DQ pairs FuseQdq left between float ops: an element-wise fake quantization the float kernels absorb
         new FoldConstants(),
         new FoldBatchNormIntoConv(),
