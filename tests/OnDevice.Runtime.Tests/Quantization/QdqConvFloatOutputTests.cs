@@ -11,7 +11,7 @@ namespace OnDevice.Runtime.Tests.Quantization;
 /// every partial sum, so the tolerance is a few float ulps of the output's magnitude — far below one quantization step.
 /// </summary>
 [Trait("Category", "Agreement")]
-public class QdqConvFloatOutputTests
+public class QdqConvFloatOutputTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private static Model Net(bool withBatchNorm, bool dqBias, DType xType)
     {
@@ -61,6 +61,11 @@ public class QdqConvFloatOutputTests
         Assert.True(yu.Distinct().Count() > 100 && scale > 0.1f, "the output is nearly constant");
         for (int i = 0; i < yu.Length; i++)
             Assert.True(MathF.Abs(yf[i] - yu[i]) <= 2e-6f * scale + 1e-6f, $"[{i}] {yf[i]} vs {yu[i]}");
+        var ort = OrtPeer.Run(model, inputs, out var why);
+        if (ort is null) { output.WriteLine($"SKIPPED ONNX Runtime comparison: {why}"); return; }
+        var yo = ort[name].ToFloatArray();
+        for (int i = 0; i < yo.Length; i++)
+            Assert.True(MathF.Abs(yf[i] - yo[i]) <= 2e-6f * scale + 1e-6f, $"ONNX Runtime [{i}] {yf[i]} vs {yo[i]}");
     }
 
     [Fact]
