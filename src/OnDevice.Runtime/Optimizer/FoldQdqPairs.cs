@@ -10,7 +10,7 @@ namespace OnDevice.Runtime.Optimizer;
 /// <see cref="FuseConvEpilogue"/> then run inside the neighbouring float kernels instead of two extra passes over
 /// memory and a byte tensor. Same values as the pair for finite inputs: QuantizeLinear computes
 /// clamp(round-half-even(x / s) + zp) and DequantizeLinear (q − zp)·s, and (r + zp) − zp = r exactly for the
-/// integers involved. Runs after <see cref="FuseQdq"/>, so pairs it can turn into integer kernels are never touched.
+/// integers involved. Runs last in each round, after every integer fusion, so pairs those can use are never touched.
 /// </summary>
 internal sealed class FoldQdqPairs : IGraphPass
 {

@@ -12,7 +12,8 @@ namespace OnDevice.Runtime.Optimizer;
 /// A BatchNormalization that is the convolution's only reader folds into the per-channel scale and bias.
 /// Not bit-identical to the float convolution (which rounds every partial sum; the integer sum is exact), the
 /// difference is float rounding, far below one quantization step. Runs after <see cref="FuseQdq"/>, which keeps
-/// the Conv → QuantizeLinear cases fully integer, and before constant folding, which would dequantize the weights.
+/// the Conv → QuantizeLinear cases fully integer (a result read by QuantizeLinear, directly or through Relu, is left
+/// alone for those fusions), and before constant folding, which would dequantize the weights.
 /// </summary>
 internal sealed class FuseQdqConvFloatOutput : IGraphPass
 {
@@ -35,6 +36,9 @@ internal sealed class FuseQdqConvFloatOutput : IGraphPass
     private static bool TryFuse(Graph g, OptimizerContext ctx, ShapeInferenceResult facts, Node conv)
     {
         if (conv.Inputs.Count < 2 || conv.Outputs.Count != 1 || conv.GetInt("group", 1) != 1) return false;
+        // A result that is quantized right away (directly or through Relu) belongs to the fully integer fusions.
+        foreach (var r in g.Nodes.Where(n => n.Inputs.Contains(conv.Outputs[0])))
+            if (r is { OpType: "QuantizeLinear" } || r is { OpType: "Relu" } && g.Nodes.Any(n => n.OpType == "QuantizeLinear" && n.Inputs.Contains(r.Outputs[0]))) return false;
         if (conv.Attr("auto_pad") is { } ap && ap.AsString() is not ("NOTSET" or "")) return false;
         if (conv.Attributes.Values.Any(a => a.Name is "strides" or "dilations" && a.AsInts().Any(v => v != 1))) return false;
         if (conv.Attr("pads") is { } pads && pads.AsInts().Any(v => v != 0)) return false;

@@ -40,11 +40,11 @@ public static class GraphOptimizer
         new EliminateNoOps(),
         new FuseQdq(), // before folding, which would dequantize constant weights to float
         new FuseQdqConvFloatOutput(), // DQ(x) → pointwise Conv(DQ(w)) with a float result: int8 GEMM, float epilogue
-        new FoldQdqPairs(), // Q→DQ pairs FuseQdq left between float ops: an element-wise fake quantization the float kernels absorb
         new FoldConstants(),
         new FoldBatchNormIntoConv(),
         new FuseElementwiseChains(),
         new FuseConvEpilogue(),
+        new FoldQdqPairs(), // last: Q→DQ pairs no integer fusion took become an element-wise fake quantization (fused in the next round)
     ];
 
     /// <summary>
