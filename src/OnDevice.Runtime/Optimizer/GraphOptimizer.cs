@@ -38,6 +38,7 @@ public static class GraphOptimizer
     private static readonly IGraphPass[] Passes =
     [
         new EliminateNoOps(),
+        new FuseFlattenSoftmax(), // Flatten → Softmax → Reshape(Shape(x)) is a last-axis Softmax
         new FuseQdq(), // before folding, which would dequantize constant weights to float
         new FuseQdqConvFloatOutput(), // DQ(x) → pointwise Conv(DQ(w)) with a float result: int8 GEMM, float epilogue
         new FoldConstants(),
