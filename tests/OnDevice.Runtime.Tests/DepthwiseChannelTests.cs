@@ -51,4 +51,36 @@ public class DepthwiseChannelTests
             }
         Assert.Equal(expected, y);
     }
+
+    [Theory]
+    [InlineData(12, 80, 5, 5, 1, 1, 2, 2, true)]
+    [InlineData(6, 80, 5, 5, 2, 1, 2, 2, false)]
+    [InlineData(12, 160, 3, 3, 1, 2, 1, 1, true)]   // stride 2 columns: the scalar conversion path
+    [InlineData(7, 70, 3, 2, 2, 3, 0, 1, false)]
+    public unsafe void ChannelFromBytes_EqualsChannelOnTheConvertedValues(int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, bool signedX)
+    {
+        int oh = (h + 2 * ph - kh) / sh + 1, ow = (w + 2 * pw - kw) / sw + 1;
+        var s = new DepthwiseConv.Shape(h, w, kh, kw, sh, sw, ph, pw, 1, 1, oh, ow);
+        var rnd = new Random(h + w);
+        var xb = new byte[h * w];
+        rnd.NextBytes(xb);
+        int zx = signedX ? -7 : 131;
+        var xf = xb.Select(b => (float)((signedX ? (sbyte)b : b) - zx)).ToArray();
+        var k = Enumerable.Range(0, kh * kw).Select(_ => (float)rnd.Next(-127, 128)).ToArray();
+        var a = new float[oh * ow];
+        var b = new float[oh * ow];
+        var scratch = new float[s.PlaneFloats + 64];
+        fixed (byte* pxb = xb)
+        fixed (float* pxf = xf)
+        fixed (float* pk = k)
+        fixed (float* pa = a)
+        fixed (float* pb = b)
+        fixed (float* ps = scratch)
+        {
+            DepthwiseConv.Channel(s, pxf, pk, 0f, default, pa, ps);
+            DepthwiseConv.ChannelFromBytes(s, pxb, signedX, zx, pk, 0f, default, pb, ps);
+        }
+        Assert.Equal(a, b);
+        Assert.True(a.Distinct().Count() > 10);
+    }
 }

@@ -38,7 +38,17 @@ public static unsafe class DepthwiseConv
     }
 
     /// <summary>y[oy, ox] = act(bias + Σ w[ky, kx]·x[oy·sh − pt + ky·dh, ox·sw − pl + kx·dw]) for one channel.</summary>
-    public static void Channel(in Shape s, float* x, float* w, float bias, FusedActivation act, float* y, float* scratch)
+    public static void Channel(in Shape s, float* x, float* w, float bias, FusedActivation act, float* y, float* scratch) =>
+        Compute(s, x, null, false, 0, w, bias, act, y, scratch);
+
+    /// <summary>
+    /// <see cref="Channel"/> on 8-bit inputs: x − <paramref name="zx"/> (exact in float) is converted while the padded
+    /// plane is built, so the integer path needs no separate dequantized copy of the channel.
+    /// </summary>
+    public static void ChannelFromBytes(in Shape s, byte* x, bool signedX, int zx, float* w, float bias, FusedActivation act, float* y, float* scratch) =>
+        Compute(s, null, x, signedX, zx, w, bias, act, y, scratch);
+
+    private static void Compute(in Shape s, float* x, byte* xb, bool signedX, int zx, float* w, float bias, FusedActivation act, float* y, float* scratch)
     {
         if (s.OH <= 0 || s.OW <= 0) return;
         int rows = s.PaddedRows, L = s.PhaseRow, sw = s.SW;
@@ -50,6 +60,7 @@ public static unsafe class DepthwiseConv
             int iy = r - s.PadTop;
             bool inside = (uint)iy < (uint)s.H;
             float* src = x + (nint)iy * s.W;
+            byte* srcb = xb + (nint)iy * s.W;
             for (int p = 0; p < sw; p++)
             {
                 float* dst = plane + ((nint)r * sw + p) * L;
@@ -64,7 +75,17 @@ public static unsafe class DepthwiseConv
                 int hi = s.W - first <= 0 ? 0 : Math.Min(L, (s.W - first + sw - 1) / sw);
                 if (hi < lo) hi = lo;
                 new Span<float>(dst, lo).Clear();
-                if (sw == 1) Gemm.Copy(src + first + lo, dst + lo, hi - lo);
+                if (xb != null)
+                {
+                    if (sw == 1) QuantizeVectors.Dequantize(new ReadOnlySpan<byte>(srcb + first + lo, hi - lo), signedX, 1f, zx, new Span<float>(dst + lo, hi - lo));
+                    else
+                        for (int c = lo; c < hi; c++)
+                        {
+                            byte v = srcb[first + (nint)c * sw];
+                            dst[c] = (signedX ? (sbyte)v : v) - zx;
+                        }
+                }
+                else if (sw == 1) Gemm.Copy(src + first + lo, dst + lo, hi - lo);
                 else if (sw == 2) Strided.Deinterleave2(src + first + 2 * lo, dst + lo, hi - lo);
                 else
                     for (int c = lo; c < hi; c++) dst[c] = src[first + (nint)c * sw];

@@ -304,11 +304,12 @@ internal sealed unsafe class IntegerConvCore
                 for (int job = j0; job < j1; job++)
                 {
                     int img = job / _group, g = job % _group;
-                    QuantizeVectors.Dequantize(new ReadOnlySpan<byte>((byte*)px + ((nint)img * c + g) * inSize, inSize), sx, 1f, zx, new Span<float>(xf, inSize));
+                    byte* xc = (byte*)px + ((nint)img * c + g) * inSize;
                     for (int j = 0; j < mg; j++)
                     {
                         int oc = g * mg + j;
-                        DepthwiseConv.Channel(shape, xf, (float*)pw + (nint)oc * taps, 0f, default, yf, planeScratch);
+                        // x − zx goes straight into the kernel's padded plane (no dequantized copy of the channel).
+                        DepthwiseConv.ChannelFromBytes(shape, xc, sx, zx, (float*)pw + (nint)oc * taps, 0f, default, yf, planeScratch);
                         byte* dst = (byte*)py + ((nint)img * m + oc) * outSize;
                         Requantize.FromFloat(yf, outSize, q.Bias[oc], q.Multipliers[oc], q.Zy, q.Min, q.Max, dst);
                         if (q.LookupRows > 0) ByteLookup.Apply(dst, dst, outSize, q.Lookup + (q.LookupRows == 1 ? 0 : oc * 256));
