@@ -35,7 +35,7 @@ public static partial class ShapeInference
         [("com.microsoft", "FastGelu")] = (c, n) => [Like(c.In(n, 0))],
         [("com.microsoft", "MatMulNBits")] = (c, n) => [Facts(c.In(n, 0)?.DType, c.In(n, 0)?.Shape is { Rank: > 0 } s ? new Shape([.. s.Dims.Take(s.Rank - 1), Dim.Of(n.GetInt("N", -1))]) : null)],
         [("com.microsoft", "QLinearConv")] = (c, n) => [Conv(c, n, weightInput: 3)[0] is { } f ? Facts(c.In(n, 7)?.DType, f.Shape) : null],
-        [("com.ondevice", "QLinearConv")] = (c, n) => [Conv(c, n, weightInput: 3)[0] is { } f ? Facts(c.In(n, 7)?.DType, f.Shape) : null],
+        [("com.ondevice", "QLinearConv")] = (c, n) => [Conv(c, n, weightInput: 3)[0] is { } f ? Facts(n.GetInt("dequantize", 0) != 0 ? DType.Float32 : c.In(n, 7)?.DType, f.Shape) : null],
         [("com.ondevice", "QLinearLookup")] = (c, n) => [Facts(c.In(n, 1)?.DType, c.In(n, 0)?.Shape)],
         [("com.ondevice", "QLinearMatMul")] = (c, n) => [MatMulShape(c.In(n, 0)?.Shape, c.In(n, 3)?.Shape) is { } s ? Facts(n.GetInt("dequantize", 0) != 0 ? DType.Float32 : c.In(n, 7)?.DType, s) : null],
         [("com.microsoft", "QLinearSigmoid")] = (c, n) => [Like(c.In(n, 0))],

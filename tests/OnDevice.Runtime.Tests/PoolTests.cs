@@ -23,6 +23,8 @@ public class PoolTests
         new Case("1-D", [2, 3, 19], [4], [3], [1, 2], [1], true),
         new Case("3-D", [1, 2, 5, 6, 7], [2, 3, 2], [1, 2, 2], [0, 1, 1, 1, 0, 0], [1, 1, 2], false),
         new Case("window larger than input", [1, 1, 2, 3], [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], false),
+        new Case("3x2 s3x2 no pad (PP-OCR rec neck)", [1, 5, 3, 80], [3, 2], [3, 2], [0, 0, 0, 0], [1, 1], false),
+        new Case("2x3 s1 dilated no pad, ragged right", [2, 3, 7, 37], [2, 3], [1, 2], [0, 0, 0, 0], [2, 1], false),
     };
 
     internal static Tensor T(float[] v, int[] shape) => Tensor.FromArray<float>(v, shape.Select(d => (long)d).ToArray());
@@ -97,6 +99,36 @@ public class PoolTests
             var y = NodeRunner.Run(node, [T(x, k.X)], opset: 18)[0];
             NodeRunner.Close(expected.Select(v => (float)v).ToArray(), y.ToFloatArray(), 1e-5f, 1e-6f);
         }
+    }
+
+    [Theory]
+    [InlineData(3, 80, 3, 2, 3, 2, 1, 1)]
+    [InlineData(7, 37, 2, 3, 1, 2, 2, 1)]
+    [InlineData(5, 70, 1, 1, 1, 1, 1, 1)]
+    [InlineData(9, 33, 3, 3, 2, 2, 1, 2)]
+    public unsafe void AveragePlane_VectorMatchesScalarTwin_AndDefinition(int h, int w, int kh, int kw, int sh, int sw, int dh, int dw)
+    {
+        int oh = (h - ((kh - 1) * dh + 1)) / sh + 1, ow = (w - ((kw - 1) * dw + 1)) / sw + 1;
+        var s = new Simd.PoolingAverage.Shape(h, w, kh, kw, sh, sw, dh, dw, oh, ow);
+        Assert.True(s.Inside);
+        var x = NodeRunner.Random(h * w, 9);
+        var vec = new float[oh * ow];
+        var sca = new float[oh * ow];
+        var scratch = new float[s.ScratchFloats];
+        fixed (float* px = x)
+        fixed (float* pv = vec)
+        fixed (float* ps = sca)
+        fixed (float* pt = scratch)
+        {
+            Simd.PoolingAverage.Plane(s, px, pv, pt);
+            Simd.PoolingAverage.PlaneScalar(s, px, ps);
+        }
+        Assert.Equal(sca, vec); // same summation order: bit-identical
+        var (expected, _) = PoolReference.Pool(x.Select(v => (double)v).ToArray(), [1, 1, h, w], PoolReference.Kind.AverageExcludePad,
+            [kh, kw], [sh, sw], [0, 0], [0, 0], [dh, dw], [oh, ow]);
+        NodeRunner.Close(expected.Select(v => (float)v).ToArray(), vec, 1e-5f, 1e-6f);
+        // A window reaching past the input is refused, not computed wrongly.
+        Assert.False((s with { OH = oh + 1 }).Inside);
     }
 
     [Theory]

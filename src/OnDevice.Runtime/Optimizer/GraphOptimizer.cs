@@ -38,11 +38,14 @@ public static class GraphOptimizer
     private static readonly IGraphPass[] Passes =
     [
         new EliminateNoOps(),
+        new FuseFlattenSoftmax(), // Flatten → Softmax → Reshape(Shape(x)) is a last-axis Softmax
         new FuseQdq(), // before folding, which would dequantize constant weights to float
+        new FuseQdqConvFloatOutput(), // DQ(x) → pointwise Conv(DQ(w)) with a float result: int8 GEMM, float epilogue
         new FoldConstants(),
         new FoldBatchNormIntoConv(),
         new FuseElementwiseChains(),
         new FuseConvEpilogue(),
+        new FoldQdqPairs(), // last: Q→DQ pairs no integer fusion took become an element-wise fake quantization (fused in the next round)
     ];
 
     /// <summary>

@@ -46,11 +46,14 @@ public interface IParameterizedUnaryOp
 /// <summary>
 /// The one place that owns element-wise loops: the widest accelerated vector does the bulk, narrower ones the
 /// remainder, the scalar definition the last few elements (Vector512 → Vector256 → Vector128 → scalar).
+/// The loops are compiled fully optimized on first use and never inlined into their callers: a tier-1 caller that
+/// inlined one ran out of inlining budget before the op's vector math (e.g. Exp inside Sigmoid), which then ran as
+/// separate tier-0 calls on every vector — 50–100× slower, in some processes and not others.
 /// </summary>
 public static class ElementwiseDriver
 {
     /// <summary>y[i] = op(x[i]). <paramref name="y"/> may be <paramref name="x"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
     public static void Unary<TOp>(ReadOnlySpan<float> x, Span<float> y) where TOp : IUnaryOp
     {
         if (y.Length < x.Length) throw new ArgumentException("destination too short");
@@ -67,7 +70,7 @@ public static class ElementwiseDriver
     }
 
     /// <summary>y[i] = op(x[i]) for an op carrying parameters. <paramref name="y"/> may be <paramref name="x"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
     public static void Unary<TOp>(TOp op, ReadOnlySpan<float> x, Span<float> y) where TOp : struct, IParameterizedUnaryOp
     {
         if (y.Length < x.Length) throw new ArgumentException("destination too short");
@@ -84,7 +87,7 @@ public static class ElementwiseDriver
     }
 
     /// <summary>z[i] = op(x[i], y[i]).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
     public static void Binary<TOp>(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> z) where TOp : IBinaryOp
     {
         if (y.Length < x.Length || z.Length < x.Length) throw new ArgumentException("operand lengths differ");
@@ -102,7 +105,7 @@ public static class ElementwiseDriver
     }
 
     /// <summary>z[i] = op(x[i], y) with a scalar right operand.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
     public static void BinaryScalarRight<TOp>(ReadOnlySpan<float> x, float y, Span<float> z) where TOp : IBinaryOp
     {
         if (z.Length < x.Length) throw new ArgumentException("destination too short");
@@ -128,7 +131,7 @@ public static class ElementwiseDriver
     }
 
     /// <summary>z[i] = op(x, y[i]) with a scalar left operand.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
     public static void BinaryScalarLeft<TOp>(float x, ReadOnlySpan<float> y, Span<float> z) where TOp : IBinaryOp
     {
         if (z.Length < y.Length) throw new ArgumentException("destination too short");

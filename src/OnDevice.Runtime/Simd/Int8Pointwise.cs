@@ -157,6 +157,13 @@ public static unsafe class Int8Pointwise
         public byte* Lookup;
         /// <summary>Rows of <see cref="Lookup"/>: 0 (none), 1 or M.</summary>
         public int LookupRows;
+        /// <summary>
+        /// Float output instead of bytes when set: per output channel x_scale·w_scale, and <see cref="OutBias"/> the float
+        /// bias; y[m, p] = fma(float(S + int32 bias), OutScales[m], OutBias[m]), y and its strides counted in floats.
+        /// </summary>
+        public float* OutScales;
+        /// <summary>Per output channel float bias (float output only).</summary>
+        public float* OutBias;
     }
 
     /// <summary>
@@ -178,7 +185,9 @@ public static unsafe class Int8Pointwise
         byte* y, nint yStride, int panel0, int panel1, byte* scratch)
     {
         if (!IsSupported(path)) throw new NotSupportedException($"pointwise int8 path {path} is not supported on this machine");
+        if (q.OutScales != null && q.LookupRows > 0) throw new ArgumentException("a lookup table needs byte output");
         int m = w.M, k = w.K, kp = w.KPadded, quads = kp / 4;
+        int es = q.OutScales != null ? sizeof(float) : 1; // bytes per output element
         bool vector = path != Int8GemmPath.Scalar;
         sbyte* panels = (sbyte*)(((nint)scratch + 63) & ~(nint)63);
         int* colSums = (int*)(panels + (nint)kp * Panel * PanelsPerBlock);
@@ -215,7 +224,7 @@ public static unsafe class Int8Pointwise
                         else if (rows == Int8Gemm.MR) Int8Gemm.TileVnni6(ar, kp, panel, quads, tile);
                         else for (int r = 0; r < rows; r++) Int8Gemm.TileVnni1(ar + (nint)r * kp, panel, quads, tile + r * Panel);
                         int c0 = (b0 + pi) * Panel, cols = Math.Min(Panel, positions - c0);
-                        Epilogue(tile, rows, r0, colSums + pi * Panel, w.Za, rc, q, y + c0, yStride, cols, vector);
+                        Epilogue(tile, rows, r0, colSums + pi * Panel, w.Za, rc, q, y + (nint)c0 * es, yStride, cols, vector);
                     }
                     if (q.LookupRows > 0)
                         for (int r = 0; r < rows; r++)
@@ -232,6 +241,11 @@ public static unsafe class Int8Pointwise
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Epilogue(int* tile, int rows, int r0, int* colSums, int[] za, int* rowConst, in Requant q, byte* y, nint stride, int cols, bool vector)
     {
+        if (q.OutScales != null)
+        {
+            EpilogueFloat(tile, rows, r0, colSums, za, rowConst, q.OutScales, q.OutBias, (float*)y, stride, cols, vector);
+            return;
+        }
         if (vector && Avx512F.IsSupported)
         {
             var cs = Vector512.Load(colSums);
@@ -263,6 +277,41 @@ public static unsafe class Int8Pointwise
             {
                 int acc = unchecked(tile[r * Panel + j] - za[i] * colSums[j] + rowConst[i]);
                 dst[j] = (byte)Kernels.Quantization.Requantize.OneFloat(acc, q.Multipliers[i], q.Zy, q.Min, q.Max);
+            }
+        }
+    }
+
+    /// <summary>Float output: y[r0 + r, j] = fma(float(S corrected), scale, bias) for a tile (vector path and scalar twin, identical).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void EpilogueFloat(int* tile, int rows, int r0, int* colSums, int[] za, int* rowConst, float* scales, float* bias, float* y, nint stride, int cols, bool vector)
+    {
+        if (vector && Avx512F.IsSupported)
+        {
+            var cs = Vector512.Load(colSums);
+            float* tmp = stackalloc float[16];
+            for (int r = 0; r < rows; r++)
+            {
+                int i = r0 + r;
+                var acc = Vector512.Load(tile + r * Panel) - Vector512.Create(za[i]) * cs + Vector512.Create(rowConst[i]);
+                var f = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(acc), Vector512.Create(scales[i]), Vector512.Create(bias[i]));
+                float* dst = y + i * stride;
+                if (cols == Panel) f.Store(dst);
+                else
+                {
+                    f.Store(tmp);
+                    for (int j = 0; j < cols; j++) dst[j] = tmp[j];
+                }
+            }
+            return;
+        }
+        for (int r = 0; r < rows; r++)
+        {
+            int i = r0 + r;
+            float* dst = y + i * stride;
+            for (int j = 0; j < cols; j++)
+            {
+                int acc = unchecked(tile[r * Panel + j] - za[i] * colSums[j] + rowConst[i]);
+                dst[j] = MathF.FusedMultiplyAdd(acc, scales[i], bias[i]);
             }
         }
     }

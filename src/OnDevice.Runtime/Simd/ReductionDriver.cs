@@ -30,7 +30,7 @@ public interface IAggregateOp : IBinaryOp
 public static class ReductionDriver
 {
     /// <summary>Folds <paramref name="x"/> into <c>TOp.Identity</c>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
     public static float Aggregate<TOp>(ReadOnlySpan<float> x) where TOp : IAggregateOp
     {
         ref float xs = ref MemoryMarshal.GetReference(x);
@@ -66,7 +66,7 @@ public static class ReductionDriver
     public static float Max(ReadOnlySpan<float> x) => Aggregate<ReductionOps.MaxOp>(x);
 
     /// <summary>y[i] = exp(x[i] − shift) and returns Σ y[i]. <paramref name="y"/> may be <paramref name="x"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
     public static float ExpShiftSum(ReadOnlySpan<float> x, float shift, Span<float> y)
     {
         if (y.Length < x.Length) throw new ArgumentException("destination too short");
@@ -81,7 +81,7 @@ public static class ReductionDriver
     public static void Subtract(ReadOnlySpan<float> x, float c, Span<float> y) => ElementwiseDriver.BinaryScalarRight<ReductionOps.SubOp>(x, c, y);
 
     /// <summary>y ← y + a·x over a row (the inner step of a row-by-row matrix product).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
     public static void MultiplyAdd(ReadOnlySpan<float> x, float a, Span<float> y)
     {
         if (y.Length < x.Length) throw new ArgumentException("destination too short");

@@ -70,6 +70,56 @@ public class Int8PointwiseTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public unsafe void PointwiseFloatOutput_EqualsTheScalarTwinAndTheDefinition(int m, int k, int positions)
+    {
+        var rng = new Random(m * 7 + k * 3 + positions);
+        foreach (var (signedX, signedW) in new[] { (false, true), (true, false) })
+        {
+            var x = new byte[k * positions];
+            rng.NextBytes(x);
+            var w = new byte[m * k];
+            rng.NextBytes(w);
+            int zx = signedX ? rng.Next(-20, 20) : rng.Next(100, 150);
+            var zw = Enumerable.Range(0, m).Select(_ => signedW ? rng.Next(-5, 5) : rng.Next(120, 136)).ToArray();
+            var scales = Enumerable.Range(0, m).Select(_ => (float)(rng.NextDouble() - 0.3) * 0.001f).ToArray(); // negative too (a folded BatchNormalization)
+            var bias = Enumerable.Range(0, m).Select(_ => (float)rng.NextDouble() * 4 - 2).ToArray();
+            var zeros = new int[m];
+            var weights = new Int8PointwiseWeights(w, signedW, m, k, zw);
+            int panels = (positions + 15) / 16;
+            var results = new List<float[]>();
+            foreach (var path in new[] { Int8GemmPath.Scalar, Int8GemmPath.AvxVnni })
+            {
+                if (!Int8Pointwise.IsSupported(path)) continue;
+                var y = new float[m * positions];
+                var scratch = new byte[Int8Pointwise.ScratchBytes(weights.KPadded)];
+                fixed (byte* px = x) fixed (float* py = y) fixed (byte* ps = scratch) fixed (int* pz = zeros) fixed (float* psc = scales) fixed (float* pb = bias)
+                {
+                    var q = new Int8Pointwise.Requant { Bias = pz, Multipliers = psc, OutScales = psc, OutBias = pb };
+                    Int8Pointwise.Run(path, weights, px, positions, signedX, zx, q, (byte*)py, 0, panels / 2, ps);
+                    Int8Pointwise.Run(path, weights, px, positions, signedX, zx, q, (byte*)py, panels / 2, panels, ps);
+                }
+                results.Add(y);
+            }
+            for (int i = 0; i < m; i++)
+                for (int p = 0; p < positions; p++)
+                {
+                    long acc = 0;
+                    for (int kk = 0; kk < k; kk++)
+                    {
+                        int xv = signedX ? (sbyte)x[kk * positions + p] : x[kk * positions + p];
+                        int wv = signedW ? (sbyte)w[i * k + kk] : w[i * k + kk];
+                        acc += (long)(xv - zx) * (wv - zw[i]);
+                    }
+                    float expected = MathF.FusedMultiplyAdd(acc, scales[i], bias[i]);
+                    foreach (var y in results)
+                        Assert.True(BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(y[i * positions + p]),
+                            $"m={m} k={k} P={positions} sx={signedX} sw={signedW}: [{i},{p}] {y[i * positions + p]} vs {expected}");
+                }
+        }
+    }
+
     [Fact]
     public unsafe void PackPanel_VectorEqualsScalar()
     {

@@ -61,6 +61,7 @@ internal sealed class ElementwiseProgram
     {
         "Add", "Sub", "Mul", "Div", "Max", "Min", "Pow", "Relu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish",
         "LeakyRelu", "Elu", "Clip", "Neg", "Abs", "Exp", "Log", "Sqrt", "Reciprocal", "Erf", "Softplus", "Mish", "Gelu",
+        "Round",
     };
 
     /// <summary>
@@ -265,6 +266,7 @@ internal sealed class ElementwiseProgram
             "Sqrt" => U<SqrtOp>(),
             "Reciprocal" => U<ReciprocalOp>(),
             "Erf" => U<ErfOp>(),
+            "Round" => U<RoundOp>(),
             "Clip" => opset < 11
                 ? P(new ClipOp(n.GetFloat("min", float.MinValue), n.GetFloat("max", float.MaxValue)))
                 : Const(1) is float.NaN || Const(2) is float.NaN ? null : P(new ClipOp(Const(1) ?? float.MinValue, Const(2) ?? float.MaxValue)),

@@ -103,13 +103,17 @@ internal sealed unsafe class PoolKernel : IKernel
             bool simdMax = mode == Mode.Max && typeof(T) == typeof(float) && ni == 0 && r <= 2;
             var shape = simdMax ? new PoolingMax.Shape(in3[1], in3[2], w.Kernel[1], w.Kernel[2], w.Strides[1], w.Strides[2],
                 w.PadBegin[1], w.PadBegin[2], w.Dilations[1], w.Dilations[2], w.Output[1], w.Output[2]) : default;
-            long per = simdMax ? PackedWeights.Lines(shape.PlaneFloats) : 0;
+            // Fast path: 2-D float average pooling whose windows all lie inside the input (no padding reached).
+            var avgShape = new PoolingAverage.Shape(in3[1], in3[2], w.Kernel[1], w.Kernel[2], w.Strides[1], w.Strides[2],
+                w.Dilations[1], w.Dilations[2], w.Output[1], w.Output[2]);
+            bool simdAvg = mode == Mode.Average && typeof(T) == typeof(float) && r <= 2 && w.PadBegin[1] == 0 && w.PadBegin[2] == 0 && avgShape.Inside;
+            long per = simdMax ? PackedWeights.Lines(shape.PlaneFloats) : simdAvg ? PackedWeights.Lines(avgShape.ScratchFloats) : 0;
             int chunk = PackedWeights.ChunkFor((long)outSize * w.Kernel[0] * w.Kernel[1] * w.Kernel[2]);
             int workers = PackedWeights.Workers(ctx, planes, chunk);
-            var scratch = simdMax ? ctx.Scratch(PackedWeights.ScratchBytes(per * workers)) : Memory<byte>.Empty;
+            var scratch = per > 0 ? ctx.Scratch(PackedWeights.ScratchBytes(per * workers)) : Memory<byte>.Empty;
             fixed (byte* ps = scratch.Span)
             {
-                nint ns = simdMax ? (nint)PackedWeights.Align(ps) : 0;
+                nint ns = per > 0 ? (nint)PackedWeights.Align(ps) : 0;
                 PackedWeights.ForWorkers(ctx, planes, chunk, (worker, begin, end) =>
                 {
                     for (int plane = begin; plane < end; plane++)
@@ -118,6 +122,8 @@ internal sealed unsafe class PoolKernel : IKernel
                         T* dst = (T*)ny + (nint)plane * outSize;
                         if (simdMax)
                             PoolingMax.Plane(shape, (float*)src, (float*)dst, (float*)ns + worker * per);
+                        else if (simdAvg)
+                            PoolingAverage.Plane(avgShape, (float*)src, (float*)dst, (float*)ns + worker * per);
                         else
                             Plane(src, dst, ni == 0 ? null : (long*)ni + (nint)plane * outSize, (long)plane * inSize, in3, w, mode, include, colMajor, p);
                     }

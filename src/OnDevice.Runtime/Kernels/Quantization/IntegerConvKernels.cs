@@ -120,6 +120,7 @@ internal sealed unsafe class IntegerConvCore
         int perWorker = Int8Pointwise.ScratchBytes(pw.KPadded);
         var scratch = ctx.Scratch(checked(perWorker * workers));
         bool signedX = x.DType == DType.Int8;
+        int es = q.OutScales != null ? sizeof(float) : 1; // float output (dequantize) or bytes
         fixed (byte* px0 = x.Memory.Span)
         fixed (byte* py0 = y.Memory.Span)
         fixed (byte* ps0 = scratch.Span)
@@ -132,7 +133,7 @@ internal sealed unsafe class IntegerConvCore
                     int img = job / blocks, blk = job % blocks;
                     int p0 = blk * Int8Pointwise.PanelsPerBlock, p1 = Math.Min(panels, p0 + Int8Pointwise.PanelsPerBlock);
                     Int8Pointwise.Run(Int8GemmPath.AvxVnni, pw, (byte*)px + (nint)img * k * positions, positions, signedX, zx, q,
-                        (byte*)py + (nint)img * m * positions, p0, p1, (byte*)ps + (nint)worker * perWorker);
+                        (byte*)py + (nint)img * m * positions * es, p0, p1, (byte*)ps + (nint)worker * perWorker);
                 }
             });
         }
@@ -303,11 +304,12 @@ internal sealed unsafe class IntegerConvCore
                 for (int job = j0; job < j1; job++)
                 {
                     int img = job / _group, g = job % _group;
-                    QuantizeVectors.Dequantize(new ReadOnlySpan<byte>((byte*)px + ((nint)img * c + g) * inSize, inSize), sx, 1f, zx, new Span<float>(xf, inSize));
+                    byte* xc = (byte*)px + ((nint)img * c + g) * inSize;
                     for (int j = 0; j < mg; j++)
                     {
                         int oc = g * mg + j;
-                        DepthwiseConv.Channel(shape, xf, (float*)pw + (nint)oc * taps, 0f, default, yf, planeScratch);
+                        // x − zx goes straight into the kernel's padded plane (no dequantized copy of the channel).
+                        DepthwiseConv.ChannelFromBytes(shape, xc, sx, zx, (float*)pw + (nint)oc * taps, 0f, default, yf, planeScratch);
                         byte* dst = (byte*)py + ((nint)img * m + oc) * outSize;
                         Requantize.FromFloat(yf, outSize, q.Bias[oc], q.Multipliers[oc], q.Zy, q.Min, q.Max, dst);
                         if (q.LookupRows > 0) ByteLookup.Apply(dst, dst, outSize, q.Lookup + (q.LookupRows == 1 ? 0 : oc * 256));
@@ -592,9 +594,15 @@ internal sealed unsafe class QLinearConvKernel(KernelBuildContext build) : IKern
     private readonly IntegerConvCore _core = new(build, 3, 5);
     private readonly int _group = checked((int)build.Node.GetInt("group", 1));
     private readonly bool _relu = build.Node.GetInt("relu", 0) != 0;
+    private readonly bool _dequantize = build.Node.GetInt("dequantize", 0) != 0;
 
     public void Execute(KernelContext ctx)
     {
+        if (_dequantize)
+        {
+            ExecuteFloat(ctx);
+            return;
+        }
         var x = ctx.Required(0);
         var w = ctx.Required(3);
         float sx = QuantValues.ScalarScale(ctx.Required(1), "x_scale");
@@ -639,6 +647,48 @@ internal sealed unsafe class QLinearConvKernel(KernelBuildContext build) : IKern
                 if (tableChannels > 0)
                     for (int j = 0; j < mg; j++)
                         ByteLookup.Apply(dst + (nint)j * outSize, dst + (nint)j * outSize, count, pt + (tableChannels == 1 ? 0 : (g * mg + j) * 256));
+            }
+        });
+    }
+
+    /// <summary>
+    /// The optimizer's float-output form (attribute <c>dequantize</c> = 1, from DequantizeLinear(x) → Conv(DequantizeLinear(w))
+    /// whose result stays float): y = fma(Σ (x − zx)(w − zw[oc]), x_scale·w_scale[oc], bias[oc]) with input 8 an optional
+    /// float32 bias; inputs 6 and 7 (y_scale, y_zero_point) are unused.
+    /// </summary>
+    private void ExecuteFloat(KernelContext ctx)
+    {
+        var x = ctx.Required(0);
+        var w = ctx.Required(3);
+        float sx = QuantValues.ScalarScale(ctx.Required(1), "x_scale");
+        int zx = QuantValues.ScalarZeroPoint(ctx.Required(2), "x_zero_point");
+        var shape = _core.OutputShape(x, w, out var win);
+        int m = shape[1], mg = m / _group;
+        var sw = QuantValues.ScaleVector(ctx.Required(4), m, "w_scale");
+        var bias = ctx.Input(8) is { } bb ? bb.DType == DType.Float32 && bb.Length == m ? bb.Span<float>().ToArray()
+            : throw new InvalidOperationException($"QLinearConv (float output) bias must be float32[{m}], got {bb}") : new float[m];
+        var scales = new float[m];
+        for (int j = 0; j < m; j++) scales[j] = sx * sw[j];
+        var y = ctx.Output(0, DType.Float32, shape);
+        int outSize = y.Length / Math.Max(1, shape[0] * m);
+        var zeros = new int[m];
+        fixed (int* pz = zeros)
+        fixed (float* ps = scales)
+        fixed (float* pb = bias)
+        {
+            var q = new Int8Pointwise.Requant { Bias = pz, Multipliers = ps, OutScales = ps, OutBias = pb };
+            if (_group == 1 && _core.TryPointwise(ctx, x, zx, w, win, q, y)) return;
+        }
+        var ym = y.Memory;
+        _core.Compute(ctx, x, zx, w, win, (img, g, p0, count, sums) =>
+        {
+            var ys = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(ym.Span);
+            int* s = (int*)sums;
+            for (int j = 0; j < mg; j++)
+            {
+                int oc = g * mg + j;
+                var dst = ys.Slice((img * m + oc) * outSize + p0, count);
+                for (int p = 0; p < count; p++) dst[p] = MathF.FusedMultiplyAdd(s[p * mg + j], scales[oc], bias[oc]);
             }
         });
     }
