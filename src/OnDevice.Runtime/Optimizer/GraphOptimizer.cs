@@ -39,6 +39,7 @@ public static class GraphOptimizer
     [
         new EliminateNoOps(),
         new FuseQdq(), // before folding, which would dequantize constant weights to float
+        new FuseQdqNeck(), // ConvTranspose and the FPN neck of QDQ graphs, also before folding
         new FoldConstants(),
         new FoldBatchNormIntoConv(),
         new FuseElementwiseChains(),

@@ -1,0 +1,178 @@
+using OnDevice.Core;
+using OnDevice.Runtime.Kernels.Quantization;
+using Attr = OnDevice.Core.Attribute;
+
+namespace OnDevice.Runtime.Tests.Quantization;
+
+/// <summary>
+/// The QDQ fusions of <c>FuseQdqNeck</c> (ConvTranspose, FPN neck): generated QDQ models run fused and unfused
+/// (Optimize = false: every DequantizeLinear/QuantizeLinear in float) and in ONNX Runtime; the integer kernels are
+/// also checked byte for byte against their scalar reference twins.
+/// </summary>
+[Trait("Category", "Agreement")]
+public class QdqNeckFusionTests(Xunit.Abstractions.ITestOutputHelper output)
+{
+    private static Tensor Bytes(Random rng, DType t, params long[] dims)
+    {
+        var b = new byte[dims.Aggregate(1L, (p, d) => p * d)];
+        for (int i = 0; i < b.Length; i++) b[i] = t == DType.Int8 ? (byte)(sbyte)rng.Next(-100, 100) : (byte)rng.Next(30, 230);
+        return Tensor.FromBytes(t, dims, b);
+    }
+
+    /// <summary>The largest difference in output steps, and the share of equal values.</summary>
+    private static void Within(float[] expected, float[] actual, float step, string what, double minEqual = 0.9)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        int exact = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            float d = Math.Abs(expected[i] - actual[i]);
+            Assert.True(d <= step * 1.01f + 1e-5f, $"{what}[{i}]: {actual[i]} vs {expected[i]} (step {step})");
+            if (d < 1e-6f) exact++;
+        }
+        Assert.True(exact >= expected.Length * minEqual, $"{what}: only {exact} of {expected.Length} equal");
+    }
+
+    /// <summary>
+    /// x → Q/DQ → ConvTranspose(DQ(w [8, 5, k, k] per output channel on axis 1 or per tensor), bias) → Q → DQ →
+    /// BatchNormalization → Relu → Q → DQ: the ConvTranspose must run as QLinearConvTranspose with the island after it
+    /// as its lookup.
+    /// </summary>
+    internal static Model ConvTransposeNet(int seed, bool signedActivations, int kernel, int stride, int pad, bool perChannel)
+    {
+        var rng = new Random(seed);
+        var b = new QOperatorOrtTests.Builder();
+        b.G.Inputs.Add(ValueInfo.Tensor("x", DType.Float32, Shape.Of(2, 8, 5, 37)));
+        var at = signedActivations ? DType.Int8 : DType.UInt8;
+        string Z(int v) => b.C(Tensor.FromBytes(at, [], new byte[] { (byte)(signedActivations ? v - 128 : v) }));
+        string Qdq(string v, float s, int z) => b.Op("DequantizeLinear", [b.Op("QuantizeLinear", [v, b.F(s), Z(z)]), b.F(s), Z(z)]);
+        string PerChannel(int c, float lo, float hi) => b.C(Tensor.FromArray<float>(Enumerable.Range(0, c).Select(_ => lo + (float)rng.NextDouble() * (hi - lo)).ToArray(), [c]));
+        var x = Qdq("x", 0.02f, 128);
+        string w = perChannel
+            ? b.Op("DequantizeLinear", [b.C(Bytes(rng, DType.Int8, 8, 5, kernel, kernel)), b.C(Tensor.FromArray<float>(Enumerable.Range(0, 5).Select(i => 0.004f + 0.001f * i).ToArray(), [5])),
+                b.C(Tensor.FromBytes(DType.Int8, [5], new byte[5]))], "", Attr.Of("axis", 1L))
+            : b.Op("DequantizeLinear", [b.C(Bytes(rng, DType.UInt8, 8, 5, kernel, kernel)), b.F(0.005f), b.U8(128)]);
+        var ct = b.Op("ConvTranspose", [x, w, PerChannel(5, -0.3f, 0.3f)], "", Attr.Of("kernel_shape", new long[] { kernel, kernel }),
+            Attr.Of("strides", new long[] { stride, stride }), Attr.Of("pads", new long[] { pad, pad, pad, pad }));
+        var c1 = Qdq(ct, 0.04f, 128);
+        // Scale/√var ≤ 0.6: one step of the ConvTranspose's output (0.04) moves the island's output by less than one of its steps (0.03).
+        var bn = b.Op("BatchNormalization", [c1, PerChannel(5, 0.3f, 0.6f), PerChannel(5, -0.5f, 0.5f), PerChannel(5, -0.2f, 0.2f), PerChannel(5, 1f, 2f)]);
+        var y = Qdq(b.Op("Relu", [bn]), 0.03f, 10);
+        var m = b.Model(y);
+        m.OpsetImports[0] = new OpsetImport("", 13);
+        return m;
+    }
+
+    [Theory]
+    [InlineData(false, 2, 2, 0, true)]
+    [InlineData(true, 2, 2, 0, true)]
+    [InlineData(false, 3, 3, 0, false)]
+    [InlineData(true, 3, 2, 1, true)]
+    public void ConvTransposeQdq_RunsAsQLinearConvTranspose_AndAgreesWithUnfusedAndOnnxRuntime(bool signedActivations, int kernel, int stride, int pad, bool perChannel)
+    {
+        var model = ConvTransposeNet(7, signedActivations, kernel, stride, pad, perChannel);
+        var x = Tensor.FromArray<float>(NodeRunner.Random(2 * 8 * 5 * 37, 11, -2f, 2f), [2, 8, 5, 37], "x");
+        var inputs = new Dictionary<string, Tensor> { ["x"] = x };
+        var fused = new InferenceSession(model, new SessionOptions { Threads = 2 });
+        var ops = fused.OptimizedGraph.Nodes.Select(n => $"{n.Domain}.{n.OpType}").ToList();
+        output.WriteLine(string.Join(", ", ops));
+        Assert.Contains("com.ondevice.QLinearConvTranspose", ops);
+        Assert.DoesNotContain(".ConvTranspose", ops);
+        Assert.DoesNotContain(ops, o => o.EndsWith(".BatchNormalization") || o.EndsWith("QLinearLookup")); // the island is the kernel's lookup
+        var unfused = new InferenceSession(model, new SessionOptions { Threads = 1, Optimize = false });
+        var yName = model.Graph.Outputs[0].Name;
+        var yf = fused.Run(inputs)[yName].ToFloatArray();
+        var yu = unfused.Run(inputs)[yName].ToFloatArray();
+        Assert.True(yu.Distinct().Count() > 8, "the unfused output is nearly constant");
+        // Integer sums requantized in float vs the float ConvTranspose's rounding: one step of its output at most, which
+        // the island maps to at most one output step.
+        Within(yu, yf, 0.03f, "fused vs unfused");
+        var ort = OrtPeer.Run(model, inputs, out var why);
+        if (ort is null) { output.WriteLine($"SKIPPED ONNX Runtime comparison: {why}"); return; }
+        Within(ort[yName].ToFloatArray(), yf, 0.03f, "fused vs ONNX Runtime");
+    }
+
+    public static TheoryData<int, int, int, int, int, int, bool, int> KernelCases() => new()
+    {
+        // c, m, kernel (= stride), h, w, images, signed x, lookup rows (0, 1 or m)
+        { 24, 24, 2, 7, 70, 1, false, 24 },
+        { 24, 1, 2, 9, 33, 2, false, 0 },
+        { 5, 3, 2, 3, 17, 1, true, 1 },
+        { 13, 7, 3, 4, 50, 2, true, 7 },
+        { 16, 16, 2, 40, 40, 1, false, 0 }, // several GEMM bands
+    };
+
+    /// <summary>The GEMM + interleave path (kernel = stride) gives exactly the bytes of the direct definition.</summary>
+    [Theory]
+    [MemberData(nameof(KernelCases))]
+    public unsafe void QLinearConvTranspose_Blockwise_MatchesReferenceTwin(int c, int m, int k, int h, int w, int images, bool signedX, int lookupRows)
+    {
+        var rng = new Random(c * 31 + m * 7 + k + h + w);
+        var xt = signedX ? DType.Int8 : DType.UInt8;
+        var x = Bytes(rng, xt, images, c, h, w);
+        var wq = Bytes(rng, DType.Int8, c, m, k, k);
+        var ws = Enumerable.Range(0, m).Select(i => 0.002f + 0.0005f * i).ToArray();
+        var zw = new byte[m];
+        var bias = Enumerable.Range(0, m).Select(_ => rng.Next(-3000, 3000)).ToArray();
+        float sx = 0.03f, sy = 0.05f;
+        byte zx = signedX ? (byte)0xFD : (byte)120, zy = 118; // int8 −3 or uint8 120
+        var table = new byte[Math.Max(1, lookupRows) * 256];
+        rng.NextBytes(table);
+        var inits = new Dictionary<string, Tensor>
+        {
+            ["sx"] = Tensor.Scalar(sx), ["zx"] = Tensor.FromBytes(xt, [], new[] { zx }), ["w"] = wq, ["sw"] = Tensor.FromArray<float>(ws, [m]),
+            ["zw"] = Tensor.FromBytes(DType.Int8, [m], zw), ["sy"] = Tensor.Scalar(sy), ["zy"] = Tensor.FromBytes(DType.UInt8, [], new[] { zy }),
+            ["b"] = Tensor.FromArray<int>(bias, [m]),
+        };
+        var inputs = new List<string> { "x", "sx", "zx", "w", "sw", "zw", "sy", "zy", "b" };
+        if (lookupRows > 0)
+        {
+            inits["t"] = Tensor.FromBytes(DType.UInt8, lookupRows == 1 ? [256] : [lookupRows, 256], table);
+            inputs.Add("t");
+        }
+        var g = new Graph { Name = "ct" };
+        g.Inputs.Add(ValueInfo.Tensor("x", xt, null));
+        foreach (var (name, t) in inits) g.AddInitializer(t.Clone(name));
+        var node = new Node("QLinearConvTranspose", inputs, ["y"], "ct", "com.ondevice")
+            .With(Attr.Of("kernel_shape", new long[] { k, k })).With(Attr.Of("strides", new long[] { k, k }));
+        g.Nodes.Add(node);
+        g.Outputs.Add(new ValueInfo("y"));
+        var model = new Model(g);
+        model.OpsetImports.Add(new OpsetImport("", 17));
+        model.OpsetImports.Add(new OpsetImport("com.ondevice", 1));
+        var y = new InferenceSession(model, new SessionOptions { Threads = 2 }).Run(new Dictionary<string, Tensor> { ["x"] = x })["y"];
+        Assert.Equal(new long[] { images, m, h * k, w * k }, y.Dims);
+
+        var multipliers = ws.Select(s => sx * s / sy).ToArray();
+        var expected = new byte[y.ElementCount];
+        fixed (byte* px = x.Bytes)
+        fixed (byte* pw = wq.Bytes)
+        fixed (byte* pt = table)
+        fixed (byte* pe = expected)
+            QLinearConvTransposeKernel.Reference(px, signedX, images, c, h, w, signedX ? -3 : 120, pw, true, m, k, k, new int[m], [k, k], [1, 1], [0, 0],
+                h * k, w * k, new QLinearConvTransposeKernel.Requant(bias, multipliers, zy, 0, 255), pt, lookupRows, pe);
+        Assert.Equal(expected, y.Bytes.ToArray());
+        Assert.True(expected.Distinct().Count() > 16, "the expected output is nearly constant");
+    }
+
+    /// <summary>The vector interleave (kw = 2) against its scalar loop on lengths around the 32-byte step.</summary>
+    [Theory]
+    [InlineData(31)]
+    [InlineData(32)]
+    [InlineData(70)]
+    [InlineData(160)]
+    public unsafe void Interleave_Vector_MatchesScalar(int width)
+    {
+        var src = new byte[2 * width];
+        new Random(width).NextBytes(src);
+        var got = new byte[2 * width];
+        fixed (byte* ps = src)
+        fixed (byte* pg = got)
+            QLinearConvTransposeKernel.Interleave(ps, width, 2, width, pg);
+        for (int i = 0; i < width; i++)
+        {
+            Assert.Equal(src[i], got[2 * i]);
+            Assert.Equal(src[width + i], got[2 * i + 1]);
+        }
+    }
+}
