@@ -41,5 +41,6 @@ internal static class KernelFamilies
         Quantization.QLinearKernels.Register(r);
         Quantization.MatMulNBitsKernel.Register(r);
         Quantization.QLinearConvTransposeKernel.Register(r);
+        Quantization.TableKernels.Register(r);
     }
 }

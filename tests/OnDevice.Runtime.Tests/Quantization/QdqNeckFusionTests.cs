@@ -175,4 +175,106 @@ public class QdqNeckFusionTests(Xunit.Abstractions.ITestOutputHelper output)
             Assert.Equal(src[width + i], got[2 * i + 1]);
         }
     }
+
+    /// <summary>
+    /// An FPN neck as in PP-OCR det, batch 2: two levels with squeeze-excitation (x + x·HardSigmoid(GlobalAveragePool(x))),
+    /// the coarse level quantized, upsampled (nearest, ×2) and added to the fine one, and a Concat of an upsampled and a
+    /// full-size branch quantized at the end.
+    /// </summary>
+    internal static Model NeckNet(bool signedActivations)
+    {
+        var b = new QOperatorOrtTests.Builder();
+        b.G.Inputs.Add(ValueInfo.Tensor("x0", DType.Float32, Shape.Of(2, 8, 8, 12)));
+        b.G.Inputs.Add(ValueInfo.Tensor("x1", DType.Float32, Shape.Of(2, 8, 4, 6)));
+        var at = signedActivations ? DType.Int8 : DType.UInt8;
+        string Z(int v) => b.C(Tensor.FromBytes(at, [], new byte[] { (byte)(signedActivations ? v - 128 : v) }));
+        string Q(string v, float s, int z) => b.Op("QuantizeLinear", [v, b.F(s), Z(z)]);
+        string Dq(string v, float s, int z) => b.Op("DequantizeLinear", [v, b.F(s), Z(z)]);
+        string Se(string x, string gate) => b.Op("Add", [x, b.Op("Mul", [x, b.Op(gate, [b.Op("GlobalAveragePool", [x])])])]);
+        string Up(string v) => b.Op("Resize", [v, b.C(Tensor.FromArray<float>([], [0])), b.C(Tensor.FromArray<float>([1, 1, 2, 2], [4]))], "",
+            Attr.Of("mode", "nearest"), Attr.Of("coordinate_transformation_mode", "asymmetric"), Attr.Of("nearest_mode", "floor"));
+        var dq0 = Dq(Q("x0", 0.05f, 128), 0.05f, 128);
+        var dq1 = Dq(Q("x1", 0.04f, 120), 0.04f, 120);
+        var a0 = Se(dq0, "HardSigmoid");
+        var a1 = Se(dq1, "HardSigmoid");
+        var up = Up(Dq(Q(a1, 0.06f, 128), 0.06f, 128));
+        var dp0 = Dq(Q(b.Op("Add", [a0, up]), 0.07f, 128), 0.07f, 128);
+        var b0 = Se(dp0, "HardSigmoid");
+        var b1 = Se(dq1, "Sigmoid");
+        var y = Dq(Q(b.Op("Concat", [Up(b1), b0], "", Attr.Of("axis", 1L)), 0.05f, 128), 0.05f, 128);
+        var m = b.Model(y);
+        m.OpsetImports[0] = new OpsetImport("", 13);
+        return m;
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void FpnNeck_RunsAsTables_BitExactWithUnfused_AndAgreesWithOnnxRuntime(bool signedActivations)
+    {
+        var model = NeckNet(signedActivations);
+        var inputs = new Dictionary<string, Tensor>
+        {
+            ["x0"] = Tensor.FromArray<float>(NodeRunner.Random(2 * 8 * 8 * 12, 21, -3f, 3f), [2, 8, 8, 12], "x0"),
+            ["x1"] = Tensor.FromArray<float>(NodeRunner.Random(2 * 8 * 4 * 6, 22, -2f, 2.5f), [2, 8, 4, 6], "x1"),
+        };
+        var fused = new InferenceSession(model, new SessionOptions { Threads = 2 });
+        var ops = fused.OptimizedGraph.Nodes.Select(n => $"{n.Domain}.{n.OpType}").ToList();
+        output.WriteLine(string.Join(", ", ops));
+        Assert.Equal(3, ops.Count(o => o == "com.ondevice.QLinearTableLookup")); // Q(a1), and b1, b0 after the Concat
+        Assert.Equal(1, ops.Count(o => o == "com.ondevice.QLinearTableAdd"));   // Q(a0 + up(DQ(Q(a1))))
+        Assert.Contains(fused.OptimizedGraph.Nodes, n => n.OpType == "QLinearTableAdd" && n.GetInts("upsample") is [2, 2]);
+        // Left in float: only the per-channel gates and the islands' copies on the [1, C, 1, 256] probes.
+        var shapes = fused.OptimizedGraph.Nodes.Where(n => n.OpType is "Mul" or "Add").Select(n => n.Outputs[0]).ToList();
+        Assert.All(shapes, o => Assert.Contains("_probe", o));
+        var unfused = new InferenceSession(model, new SessionOptions { Threads = 1, Optimize = false });
+        var yName = model.Graph.Outputs[0].Name;
+        var yf = fused.Run(inputs)[yName].ToFloatArray();
+        var yu = unfused.Run(inputs)[yName].ToFloatArray();
+        Assert.True(yu.Distinct().Count() > 16, "the unfused output is nearly constant");
+        // Every rewrite computes the same float operations on the same values: identical bytes.
+        Assert.Equal(yu, yf);
+        var ort = OrtPeer.Run(model, inputs, out var why);
+        if (ort is null) { output.WriteLine($"SKIPPED ONNX Runtime comparison: {why}"); return; }
+        // ONNX Runtime's own QuantizeLinear/float kernels may round a value the other way: one step, rarely.
+        Within(ort[yName].ToFloatArray(), yf, 0.05f, "fused vs ONNX Runtime", 0.95);
+    }
+
+    /// <summary>The 256-entry float lookup (AVX-512 permute tree) and the ×2 row widening against their scalar twins.</summary>
+    [Theory]
+    [InlineData(15)]
+    [InlineData(16)]
+    [InlineData(77)]
+    [InlineData(300)]
+    public unsafe void TableLookupAndWiden_Vector_MatchScalar(int count)
+    {
+        var rng = new Random(count);
+        var table = Enumerable.Range(0, 256).Select(_ => (float)rng.NextDouble() * 10 - 5).ToArray();
+        var idx = new byte[count];
+        rng.NextBytes(idx);
+        var start = Enumerable.Range(0, count).Select(i => i * 0.25f).ToArray();
+        foreach (bool accumulate in new[] { false, true })
+        {
+            var vec = start.ToArray();
+            var sca = start.ToArray();
+            fixed (byte* pi = idx)
+            fixed (float* pt = table)
+            fixed (float* pv = vec)
+            fixed (float* ps = sca)
+            {
+                TableAddKernel.Lookup(pi, count, pt, pv, accumulate);
+                TableAddKernel.Lookup(pi, count, pt, ps, accumulate, vector: false);
+            }
+            Assert.Equal(sca, vec);
+            for (int i = 0; i < count; i++) Assert.Equal(accumulate ? start[i] + table[idx[i]] : table[idx[i]], sca[i]);
+        }
+        foreach (int f in new[] { 2, 3 })
+        {
+            var wide = new byte[count];
+            fixed (byte* pi = idx)
+            fixed (byte* pw = wide)
+                TableAddKernel.Widen(pi, f, count, pw);
+            for (int j = 0; j < count; j++) Assert.Equal(idx[j / f], wide[j]);
+        }
+    }
 }
