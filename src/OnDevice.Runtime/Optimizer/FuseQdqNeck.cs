@@ -20,6 +20,8 @@ namespace OnDevice.Runtime.Optimizer;
 /// <item>QuantizeLinear(Add(island(DequantizeLinear(a)), island(DequantizeLinear(b)) or nearest integer upsampling of
 /// DequantizeLinear(b))) becomes <c>com.ondevice.QLinearTableAdd</c>: both islands as float tables computed the same
 /// way, one float add and the QuantizeLinear per element (the FPN top-down path).</item>
+/// <item>A graph output computed by such an island (no QuantizeLinear after it) becomes a QLinearTableLookup with a
+/// float table.</item>
 /// </list>
 /// Runs before constant folding, which would otherwise turn the DequantizeLinear of the weight into a float tensor.
 /// </summary>
@@ -56,6 +58,8 @@ internal sealed class FuseQdqNeck : IGraphPass
             if (q is not { OpType: "QuantizeLinear", IsDefaultDomain: true } || !graph.Nodes.Contains(q)) continue;
             if (TryTableLookup(graph, ctx, facts2, q) || TryTableAdd(graph, ctx, facts2, q)) changed++;
         }
+        foreach (var o in graph.Outputs.ToList())
+            if (TryFloatTable(graph, ctx, facts2, o.Name)) changed++;
         return changed;
     }
 
@@ -313,8 +317,8 @@ internal sealed class FuseQdqNeck : IGraphPass
         foreach (var n in region)
         {
             var o = n.Outputs[0];
-            if (Rewrite.IsGraphOutput(g, o)) return null;
             if (o == value) continue;
+            if (Rewrite.IsGraphOutput(g, o)) return null;
             if (g.Nodes.Any(r => !region.Contains(r) && (r.Inputs.Contains(o) || GraphAlgorithms.ImplicitInputs(r).Contains(o)))) return null;
         }
         return new Island(value, root, xType.Value, rank, channels, g.Nodes.Where(region.Contains).ToList(), sides);
@@ -362,6 +366,22 @@ internal sealed class FuseQdqNeck : IGraphPass
         string table = NewName(g, label + "_table");
         g.Nodes.Insert(g.Nodes.IndexOf(q), CopyOf(q, [probeValue, .. q.Inputs.Skip(1)], [table], table));
         g.Nodes[g.Nodes.IndexOf(q)] = new Node("QLinearTableLookup", [island.Root.X, table], [q.Outputs[0]], label + "+table", FusedElementwiseKernels.Domain);
+        RemoveIsland(g, island);
+        return true;
+    }
+
+    /// <summary>
+    /// A graph output computed by an island from DequantizeLinear(x) (det's DQ → Add(bias) → Sigmoid probability map)
+    /// → QLinearTableLookup(x, float table): one pass reading bytes instead of a float pass per node.
+    /// </summary>
+    private static bool TryFloatTable(Graph g, OptimizerContext ctx, ShapeInferenceResult facts, string value)
+    {
+        if (Rewrite.UseCount(g, value) != 1 || g.Inputs.Any(i => i.Name == value)) return false;
+        if (FindIsland(g, ctx, facts, value) is not { } island || island.Region.Count == 0) return false;
+        var last = Producer(g, value)!;
+        string table = AddProbe(g, island, last, value);
+        g.Nodes[g.Nodes.IndexOf(last)] = new Node("QLinearTableLookup", [island.Root.X, table], [value], value + "+table", FusedElementwiseKernels.Domain);
+        island.Region.Remove(last);
         RemoveIsland(g, island);
         return true;
     }

@@ -277,4 +277,26 @@ public class QdqNeckFusionTests(Xunit.Abstractions.ITestOutputHelper output)
             for (int j = 0; j < count; j++) Assert.Equal(idx[j / f], wide[j]);
         }
     }
+
+    /// <summary>A float graph output computed from DequantizeLinear by constant element-wise ops (det's probability map):
+    /// one float lookup per byte, identical values.</summary>
+    [Fact]
+    public void DequantizedOutputIsland_RunsAsFloatTable_BitExact()
+    {
+        var b = new QOperatorOrtTests.Builder();
+        b.G.Inputs.Add(ValueInfo.Tensor("x", DType.Float32, Shape.Of(2, 3, 5, 40)));
+        var dq = b.Op("DequantizeLinear", [b.Op("QuantizeLinear", ["x", b.F(0.03f), b.U8(100)]), b.F(0.03f), b.U8(100)]);
+        var bias = b.C(Tensor.FromArray<float>([0.1f, -0.2f, 0.3f], [1, 3, 1, 1]));
+        var y = b.Op("Sigmoid", [b.Op("Add", [dq, bias])]);
+        var model = b.Model(y);
+        model.OpsetImports[0] = new OpsetImport("", 13);
+        var inputs = new Dictionary<string, Tensor> { ["x"] = Tensor.FromArray<float>(NodeRunner.Random(2 * 3 * 5 * 40, 5, -4f, 4f), [2, 3, 5, 40], "x") };
+        var fused = new InferenceSession(model, new SessionOptions { Threads = 2 });
+        Assert.Contains(fused.OptimizedGraph.Nodes, n => n.OpType == "QLinearTableLookup");
+        Assert.DoesNotContain(fused.OptimizedGraph.Nodes, n => n.OpType is "Sigmoid" or "DequantizeLinear" && !n.Outputs[0].Contains("_probe"));
+        var yf = fused.Run(inputs)[y].ToFloatArray();
+        var yu = new InferenceSession(model, new SessionOptions { Threads = 1, Optimize = false }).Run(inputs)[y].ToFloatArray();
+        Assert.True(yu.Distinct().Count() > 50);
+        Assert.Equal(yu, yf);
+    }
 }

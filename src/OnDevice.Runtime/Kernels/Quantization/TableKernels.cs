@@ -46,7 +46,7 @@ internal static class TableKernels
 
 /// <summary>
 /// <c>com.ondevice.QLinearTableLookup(x, table)</c>: y[n, c, …] = table[n, c][x[n, c, …]] (raw byte index), with a
-/// table per image and channel, per channel, or one for all; y has the table's type.
+/// table per image and channel, per channel, or one for all; y has the table's type (uint8, int8 or float32).
 /// </summary>
 internal sealed unsafe class TableLookupKernel : IKernel
 {
@@ -54,8 +54,9 @@ internal sealed unsafe class TableLookupKernel : IKernel
     {
         var x = ctx.Required(0);
         var table = ctx.Required(1);
-        if (x.DType is not (DType.UInt8 or DType.Int8) || table.DType is not (DType.UInt8 or DType.Int8))
-            throw new InvalidOperationException($"QLinearTableLookup: x and table must be uint8/int8, got {x.DType.Name()} and {table.DType.Name()}");
+        if (x.DType is not (DType.UInt8 or DType.Int8) || table.DType is not (DType.UInt8 or DType.Int8 or DType.Float32))
+            throw new InvalidOperationException($"QLinearTableLookup: x must be uint8/int8 and the table uint8/int8/float32, got {x.DType.Name()} and {table.DType.Name()}");
+        bool floats = table.DType == DType.Float32;
         var l = TableKernels.Layout(x.Shape, table, "QLinearTableLookup");
         var y = ctx.Output(0, table.DType, x.Shape);
         if (y.Length == 0) return;
@@ -71,7 +72,9 @@ internal sealed unsafe class TableLookupKernel : IKernel
                 for (int p = p0; p < p1; p++)
                 {
                     nint at = (nint)p * plane;
-                    ByteLookup.Apply((byte*)xs + at, (byte*)ys + at, plane, (byte*)ts + TableKernels.TableAt(l, p / c, p % c));
+                    int t = TableKernels.TableAt(l, p / c, p % c);
+                    if (floats) TableAddKernel.Lookup((byte*)xs + at, plane, (float*)ts + t, (float*)ys + at, accumulate: false);
+                    else ByteLookup.Apply((byte*)xs + at, (byte*)ys + at, plane, (byte*)ts + t);
                 }
             });
         }
