@@ -285,7 +285,10 @@ internal sealed class FuseQdqNeck : IGraphPass
             var v = pending.Pop();
             var p = Producer(g, v);
             if (p is null) return null;
-            if (ReadDq(g, ctx, p) is { XConst: null } d && facts.Get(d.X)?.Shape is { } xs && xs.Equals(outShape))
+            // The root: a DequantizeLinear of a run-time tensor shaped like the value (same rank and channels; the other
+            // inputs vary only along batch and channel, so the spatial axes are the root's own).
+            if (ReadDq(g, ctx, p) is { XConst: null } d && facts.Get(d.X)?.Shape is { } xs && xs.Rank == rank && xs[1].Equals(outShape[1])
+                && !ChannelOnly(xs.Dims, rank, channels, batchAllowed: true))
             {
                 if (root is not null && !ReferenceEquals(root.Node, d.Node)) return null;
                 root = d;
@@ -311,6 +314,9 @@ internal sealed class FuseQdqNeck : IGraphPass
             }
         }
         if (root is null || !Scalar(root.Scale) || (root.Zp is not null && !Scalar(root.Zp))) return null;
+        // A side with a batch axis may broadcast the root's batch: only when the shapes say the batch is the same.
+        if (!facts.Get(root.X)!.Shape![0].Equals(outShape[0])
+            && sides.Any(v => facts.Get(v)!.Shape!.Dims is var sd && sd.Count == rank && !(sd[0].IsKnown && sd[0].Value == 1))) return null;
         var xType = root.Zp?.DType ?? facts.Get(root.X)?.DType;
         if (xType is not (DType.UInt8 or DType.Int8)) return null;
         // Region values are read only inside the region (the island's value by its one reader).
