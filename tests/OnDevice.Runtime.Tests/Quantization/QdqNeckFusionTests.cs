@@ -299,4 +299,60 @@ public class QdqNeckFusionTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.True(yu.Distinct().Count() > 50);
         Assert.Equal(yu, yf);
     }
+
+    private static Model OneNode(Node node, Dictionary<string, Tensor> inits, params (string Name, DType Type)[] inputs)
+    {
+        var g = new Graph { Name = "one" };
+        foreach (var (name, type) in inputs) g.Inputs.Add(ValueInfo.Tensor(name, type, null));
+        foreach (var (name, t) in inits) g.AddInitializer(t.Clone(name));
+        g.Nodes.Add(node);
+        g.Outputs.Add(new ValueInfo(node.Outputs[0]));
+        var m = new Model(g);
+        m.OpsetImports.Add(new OpsetImport("", 17));
+        m.OpsetImports.Add(new OpsetImport("com.ondevice", 1));
+        return m;
+    }
+
+    /// <summary>Tables and inputs that do not fit fail with a message naming the op, before any output is written.</summary>
+    [Fact]
+    public void TableKernels_RejectMismatchedInputs()
+    {
+        var a = Tensor.FromBytes(DType.UInt8, [1, 4, 6, 8], new byte[4 * 6 * 8]);
+        var inits = new Dictionary<string, Tensor>
+        {
+            ["ta"] = Tensor.FromArray<float>(new float[4 * 256], [1, 4, 1, 256]),
+            ["tb3"] = Tensor.FromArray<float>(new float[3 * 256], [1, 3, 1, 256]), // 3 channels for 4
+            ["sy"] = Tensor.Scalar(0.1f), ["zy"] = Tensor.FromBytes(DType.UInt8, [], new byte[] { 128 }),
+        };
+        var wrongTable = OneNode(new Node("QLinearTableAdd", ["a", "ta", "b", "tb3", "sy", "zy"], ["y"], "add", "com.ondevice"), inits, ("a", DType.UInt8), ("b", DType.UInt8));
+        var e1 = Assert.Throws<InvalidOperationException>(() => new InferenceSession(wrongTable, new SessionOptions { Threads = 1 }).Run(new Dictionary<string, Tensor> { ["a"] = a, ["b"] = a }));
+        Assert.Contains("QLinearTableAdd", e1.Message);
+        var up = OneNode(new Node("QLinearTableAdd", ["a", "ta", "b", "ta", "sy", "zy"], ["y"], "add", "com.ondevice").With(Attr.Of("upsample", new long[] { 2, 2 })),
+            inits, ("a", DType.UInt8), ("b", DType.UInt8));
+        var e2 = Assert.Throws<InvalidOperationException>(() => new InferenceSession(up, new SessionOptions { Threads = 1 }).Run(new Dictionary<string, Tensor> { ["a"] = a, ["b"] = a }));
+        Assert.Contains("upsampled", e2.Message);
+        var lookup = OneNode(new Node("QLinearTableLookup", ["a", "t"], ["y"], "lut", "com.ondevice"),
+            new Dictionary<string, Tensor> { ["t"] = Tensor.FromBytes(DType.UInt8, [5, 256], new byte[5 * 256]) }, ("a", DType.UInt8));
+        var e3 = Assert.Throws<InvalidOperationException>(() => new InferenceSession(lookup, new SessionOptions { Threads = 1 }).Run(new Dictionary<string, Tensor> { ["a"] = a }));
+        Assert.Contains("does not fit", e3.Message);
+    }
+
+    /// <summary>A grouped or output_padding ConvTranspose is not fused (it stays float and still runs).</summary>
+    [Fact]
+    public void ConvTranspose_WithGroups_StaysFloat()
+    {
+        var rng = new Random(3);
+        var b = new QOperatorOrtTests.Builder();
+        b.G.Inputs.Add(ValueInfo.Tensor("x", DType.Float32, Shape.Of(1, 4, 3, 5)));
+        var x = b.Op("DequantizeLinear", [b.Op("QuantizeLinear", ["x", b.F(0.02f), b.U8(128)]), b.F(0.02f), b.U8(128)]);
+        var w = b.Op("DequantizeLinear", [b.C(Bytes(rng, DType.UInt8, 4, 2, 2, 2)), b.F(0.01f), b.U8(128)]);
+        var ct = b.Op("ConvTranspose", [x, w], "", Attr.Of("strides", new long[] { 2, 2 }), Attr.Of("group", 2L));
+        var y = b.Op("DequantizeLinear", [b.Op("QuantizeLinear", [ct, b.F(0.05f), b.U8(128)]), b.F(0.05f), b.U8(128)]);
+        var model = b.Model(y);
+        var s = new InferenceSession(model, new SessionOptions { Threads = 1 });
+        Assert.DoesNotContain(s.OptimizedGraph.Nodes, n => n.OpType == "QLinearConvTranspose");
+        var inputs = new Dictionary<string, Tensor> { ["x"] = Tensor.FromArray<float>(NodeRunner.Random(60, 4, -2f, 2f), [1, 4, 3, 5], "x") };
+        var expected = new InferenceSession(model, new SessionOptions { Threads = 1, Optimize = false }).Run(inputs)[y].ToFloatArray();
+        Assert.Equal(expected, s.Run(inputs)[y].ToFloatArray());
+    }
 }
