@@ -184,8 +184,8 @@ public class QdqNeckFusionTests(Xunit.Abstractions.ITestOutputHelper output)
     internal static Model NeckNet(bool signedActivations)
     {
         var b = new QOperatorOrtTests.Builder();
-        b.G.Inputs.Add(ValueInfo.Tensor("x0", DType.Float32, Shape.Of(2, 8, 8, 12)));
-        b.G.Inputs.Add(ValueInfo.Tensor("x1", DType.Float32, Shape.Of(2, 8, 4, 6)));
+        b.G.Inputs.Add(ValueInfo.Tensor("x0", DType.Float32, Shape.Of(2, 8, 8, 40)));
+        b.G.Inputs.Add(ValueInfo.Tensor("x1", DType.Float32, Shape.Of(2, 8, 4, 20)));
         var at = signedActivations ? DType.Int8 : DType.UInt8;
         string Z(int v) => b.C(Tensor.FromBytes(at, [], new byte[] { (byte)(signedActivations ? v - 128 : v) }));
         string Q(string v, float s, int z) => b.Op("QuantizeLinear", [v, b.F(s), Z(z)]);
@@ -215,8 +215,8 @@ public class QdqNeckFusionTests(Xunit.Abstractions.ITestOutputHelper output)
         var model = NeckNet(signedActivations);
         var inputs = new Dictionary<string, Tensor>
         {
-            ["x0"] = Tensor.FromArray<float>(NodeRunner.Random(2 * 8 * 8 * 12, 21, -3f, 3f), [2, 8, 8, 12], "x0"),
-            ["x1"] = Tensor.FromArray<float>(NodeRunner.Random(2 * 8 * 4 * 6, 22, -2f, 2.5f), [2, 8, 4, 6], "x1"),
+            ["x0"] = Tensor.FromArray<float>(NodeRunner.Random(2 * 8 * 8 * 40, 21, -3f, 3f), [2, 8, 8, 40], "x0"),
+            ["x1"] = Tensor.FromArray<float>(NodeRunner.Random(2 * 8 * 4 * 20, 22, -2f, 2.5f), [2, 8, 4, 20], "x1"),
         };
         var fused = new InferenceSession(model, new SessionOptions { Threads = 2 });
         var ops = fused.OptimizedGraph.Nodes.Select(n => $"{n.Domain}.{n.OpType}").ToList();
@@ -240,7 +240,7 @@ public class QdqNeckFusionTests(Xunit.Abstractions.ITestOutputHelper output)
         Within(ort[yName].ToFloatArray(), yf, 0.05f, "fused vs ONNX Runtime", 0.95);
     }
 
-    /// <summary>The 256-entry float lookup (AVX-512 permute tree) and the ×2 row widening against their scalar twins.</summary>
+    /// <summary>The 256-entry float lookup (AVX-512 permute tree) and the float row widening (×2 permutes) against their scalar twins.</summary>
     [Theory]
     [InlineData(15)]
     [InlineData(16)]
@@ -270,11 +270,17 @@ public class QdqNeckFusionTests(Xunit.Abstractions.ITestOutputHelper output)
         }
         foreach (int f in new[] { 2, 3 })
         {
-            var wide = new byte[count];
-            fixed (byte* pi = idx)
-            fixed (byte* pw = wide)
-                TableAddKernel.Widen(pi, f, count, pw);
-            for (int j = 0; j < count; j++) Assert.Equal(idx[j / f], wide[j]);
+            var wideF = new float[count];
+            var wideS = new float[count];
+            fixed (float* pt = table)
+            fixed (float* pf = wideF)
+            fixed (float* ps = wideS)
+            {
+                TableAddKernel.Widen(pt, f, Math.Min(count, 256 * f), pf);
+                TableAddKernel.Widen(pt, f, Math.Min(count, 256 * f), ps, vector: false);
+            }
+            for (int j = 0; j < Math.Min(count, 256 * f); j++) Assert.Equal(table[j / f], wideF[j]);
+            Assert.Equal(wideS, wideF);
         }
     }
 

@@ -118,7 +118,8 @@ internal sealed unsafe class TableAddKernel(KernelBuildContext build) : IKernel
         var (min, max) = QuantValues.Range(yzp.DType);
         var y = ctx.Output(0, yzp.DType, a.Shape);
         if (y.Length == 0) return;
-        int perWorker = w * (sizeof(float) + 1) + 64;
+        bool up = fx != 1 || fy != 1;
+        int perWorker = (2 * w + wb) * sizeof(float) + 64;
         int workers = PackedWeights.Workers(ctx, n * c, PackedWeights.ChunkFor((long)h * w * 4));
         var scratch = ctx.Scratch(perWorker * workers);
         fixed (byte* pa = a.Memory.Span)
@@ -132,7 +133,7 @@ internal sealed unsafe class TableAddKernel(KernelBuildContext build) : IKernel
             PackedWeights.ForWorkers(ctx, n * c, PackedWeights.ChunkFor((long)h * w * 4), (worker, p0, p1) =>
             {
                 float* sum = (float*)(nps + (nint)worker * perWorker);
-                byte* wide = (byte*)(sum + w);
+                float* bWide = sum + w, bNarrow = bWide + w;
                 for (int p = p0; p < p1; p++)
                 {
                     int img = p / c, ch = p % c;
@@ -144,12 +145,19 @@ internal sealed unsafe class TableAddKernel(KernelBuildContext build) : IKernel
                     {
                         int bi = i / fy;
                         byte* bRow = bPlane + (nint)bi * wb;
-                        if (fx != 1 && bi != lastRow)
+                        if (!up) Row(aPlane + (nint)i * w, bRow, w, tA, tB, sum);
+                        else
                         {
-                            Widen(bRow, fx, w, wide);
-                            lastRow = bi;
+                            // b's values once per b row (fy output rows share it), widened as floats.
+                            if (bi != lastRow)
+                            {
+                                Lookup(bRow, wb, tB, bNarrow, accumulate: false);
+                                Widen(bNarrow, fx, w, bWide);
+                                lastRow = bi;
+                            }
+                            Lookup(aPlane + (nint)i * w, w, tA, sum, accumulate: false);
+                            Add(sum, bWide, w);
                         }
-                        Row(aPlane + (nint)i * w, fx == 1 ? bRow : wide, w, tA, tB, sum);
                         QuantizeVectors.Quantize(new ReadOnlySpan<float>(sum, w), sy, zy, min, max, new Span<byte>(yPlane + (nint)i * w, w));
                     }
                 }
@@ -157,24 +165,30 @@ internal sealed unsafe class TableAddKernel(KernelBuildContext build) : IKernel
         }
     }
 
-    /// <summary>wide[j] = row[j / f] for j &lt; <paramref name="count"/> (nearest upsampling of one row); byte unpacks for f = 2.</summary>
-    internal static void Widen(byte* row, int f, int count, byte* wide)
+    /// <summary>wide[j] = row[j / f] for j &lt; <paramref name="count"/> (nearest upsampling of one row of floats); AVX-512 permutes for f = 2.</summary>
+    internal static void Widen(float* row, int f, int count, float* wide, bool vector = true)
     {
         int j = 0;
-        if (f == 2 && Avx2.IsSupported)
-            for (; j + 64 <= count; j += 64)
-            {
-                var v = Vector256.Load(row + j / 2);
-                var lo = Avx2.UnpackLow(v, v);
-                var hi = Avx2.UnpackHigh(v, v);
-                Avx2.Permute2x128(lo, hi, 0x20).Store(wide + j);
-                Avx2.Permute2x128(lo, hi, 0x31).Store(wide + j + 32);
-            }
+        if (vector && f == 2 && Avx512F.IsSupported)
+        {
+            var pairs = Vector512.Create(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+            for (; j + 16 <= count; j += 16)
+                Avx512F.PermuteVar16x32(Vector256.Load(row + j / 2).ToVector512Unsafe(), pairs).Store(wide + j);
+        }
         for (int src = j / f, k = j % f; j < count; j++)
         {
             wide[j] = row[src];
             if (++k == f) { k = 0; src++; }
         }
+    }
+
+    /// <summary>sum[j] += b[j] (one float add per element).</summary>
+    internal static void Add(float* sum, float* b, int count)
+    {
+        int j = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; j + 16 <= count; j += 16) (Vector512.Load(sum + j) + Vector512.Load(b + j)).Store(sum + j);
+        for (; j < count; j++) sum[j] += b[j];
     }
 
     private static bool Fits(int full, int small, int f) => small * f == full || (small == 1 && f == 1);
