@@ -22,6 +22,8 @@ namespace OnDevice.Runtime.Optimizer;
 /// way, one float add and the QuantizeLinear per element (the FPN top-down path).</item>
 /// <item>A graph output computed by such an island (no QuantizeLinear after it) becomes a QLinearTableLookup with a
 /// float table.</item>
+/// <item>GlobalAveragePool(DequantizeLinear(x)) (the squeeze-excitation pooling once its islands are tables) becomes
+/// <c>com.ondevice.DequantizeGlobalAveragePool</c>: plane by plane, same arithmetic, no float tensor.</item>
 /// </list>
 /// Runs before constant folding, which would otherwise turn the DequantizeLinear of the weight into a float tensor.
 /// </summary>
@@ -60,6 +62,8 @@ internal sealed class FuseQdqNeck : IGraphPass
         }
         foreach (var o in graph.Outputs.ToList())
             if (TryFloatTable(graph, ctx, facts2, o.Name)) changed++;
+        foreach (var gap in graph.Nodes.ToList())
+            if (gap is { OpType: "GlobalAveragePool", IsDefaultDomain: true } && TryDequantizedPool(graph, ctx, facts2, gap)) changed++;
         return changed;
     }
 
@@ -389,6 +393,19 @@ internal sealed class FuseQdqNeck : IGraphPass
         g.Nodes[g.Nodes.IndexOf(last)] = new Node("QLinearTableLookup", [island.Root.X, table], [value], value + "+table", FusedElementwiseKernels.Domain);
         island.Region.Remove(last);
         RemoveIsland(g, island);
+        return true;
+    }
+
+    /// <summary>GlobalAveragePool(DequantizeLinear(x) per tensor, read by nothing else) → DequantizeGlobalAveragePool(x): no float tensor.</summary>
+    private static bool TryDequantizedPool(Graph g, OptimizerContext ctx, ShapeInferenceResult facts, Node gap)
+    {
+        if (gap.Inputs.Count != 1 || gap.Outputs.Count != 1 || !SingleUse(g, gap.Inputs[0])) return false;
+        if (ReadDq(g, ctx, Producer(g, gap.Inputs[0])) is not { XConst: null, Scale.DType: DType.Float32 } dq || !Scalar(dq.Scale) || (dq.Zp is not null && !Scalar(dq.Zp))) return false;
+        if ((dq.Zp?.DType ?? facts.Get(dq.X)?.DType) is not (DType.UInt8 or DType.Int8)) return false;
+        var inputs = new List<string> { dq.X, dq.Node.Inputs[1] };
+        if (dq.Zp is not null) inputs.Add(dq.Node.Inputs[2]);
+        g.Nodes[g.Nodes.IndexOf(gap)] = new Node("DequantizeGlobalAveragePool", inputs, [gap.Outputs[0]], (gap.Name.Length > 0 ? gap.Name : gap.Outputs[0]) + "+dq", FusedElementwiseKernels.Domain);
+        RemoveIfUnused(g, dq.Node);
         return true;
     }
 

@@ -224,6 +224,8 @@ public class QdqNeckFusionTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.Equal(3, ops.Count(o => o == "com.ondevice.QLinearTableLookup")); // Q(a1), and b1, b0 after the Concat
         Assert.Equal(1, ops.Count(o => o == "com.ondevice.QLinearTableAdd"));   // Q(a0 + up(DQ(Q(a1))))
         Assert.Contains(fused.OptimizedGraph.Nodes, n => n.OpType == "QLinearTableAdd" && n.GetInts("upsample") is [2, 2]);
+        // The SE pooling of a dequantized tensor read by nothing else runs on the bytes (x1's DQ has two readers: stays).
+        Assert.Equal(2, ops.Count(o => o == "com.ondevice.DequantizeGlobalAveragePool"));
         // Left in float: only the per-channel gates and the islands' copies on the [1, C, 1, 256] probes.
         var shapes = fused.OptimizedGraph.Nodes.Where(n => n.OpType is "Mul" or "Add").Select(n => n.Outputs[0]).ToList();
         Assert.All(shapes, o => Assert.Contains("_probe", o));

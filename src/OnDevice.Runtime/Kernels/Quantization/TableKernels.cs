@@ -17,6 +17,7 @@ internal static class TableKernels
     {
         r.Add("QLinearTableLookup", 1, [DType.UInt8, DType.Int8], _ => new TableLookupKernel(), domain: Elementwise.FusedElementwiseKernels.Domain);
         r.Add("QLinearTableAdd", 1, [DType.UInt8, DType.Int8], ctx => new TableAddKernel(ctx), domain: Elementwise.FusedElementwiseKernels.Domain);
+        r.Add("DequantizeGlobalAveragePool", 1, [DType.UInt8, DType.Int8], _ => new DequantizeGlobalAveragePoolKernel(), domain: Elementwise.FusedElementwiseKernels.Domain);
     }
 
     /// <summary>
@@ -237,5 +238,46 @@ internal sealed unsafe class TableAddKernel(KernelBuildContext build) : IKernel
         }
         if (accumulate) for (; j < count; j++) dst[j] += table[idx[j]];
         else for (; j < count; j++) dst[j] = table[idx[j]];
+    }
+}
+
+/// <summary>
+/// <c>com.ondevice.DequantizeGlobalAveragePool(x, x_scale [, x_zero_point])</c>: GlobalAveragePool(DequantizeLinear(x))
+/// per tensor, without the float tensor: each plane is dequantized into a buffer (the same arithmetic as
+/// DequantizeLinear) and summed by the same reduction as GlobalAveragePool, so the result is identical.
+/// </summary>
+internal sealed unsafe class DequantizeGlobalAveragePoolKernel : IKernel
+{
+    public void Execute(KernelContext ctx)
+    {
+        var x = ctx.Required(0);
+        float scale = QuantValues.ScalarScale(ctx.Required(1), "x_scale");
+        var zpb = ctx.Input(2);
+        if (zpb is not null && zpb.DType != x.DType) throw new InvalidOperationException($"DequantizeGlobalAveragePool: zero point is {zpb.DType.Name()} but x is {x.DType.Name()}");
+        int zp = QuantValues.ScalarZeroPoint(zpb, "x_zero_point");
+        if (x.Rank < 2 || x.DType is not (DType.UInt8 or DType.Int8)) throw new InvalidOperationException($"DequantizeGlobalAveragePool: x must be uint8/int8 of rank >= 2, got {x}");
+        var y = ctx.Output(0, DType.Float32, x.Shape.Select((d, i) => i < 2 ? d : 1).ToArray());
+        int planes = x.Shape[0] * x.Shape[1];
+        if (planes == 0) return;
+        int size = x.Length / planes;
+        bool signed = x.DType == DType.Int8;
+        int perWorker = size * sizeof(float) + 64;
+        int minChunk = PackedWeights.ChunkFor(size);
+        var scratch = ctx.Scratch(checked(perWorker * PackedWeights.Workers(ctx, planes, minChunk)));
+        fixed (byte* px = x.Memory.Span)
+        fixed (float* py = y.Span<float>())
+        fixed (byte* ps = scratch.Span)
+        {
+            nint nx = (nint)px, ny = (nint)py, nps = (nint)ps;
+            PackedWeights.ForWorkers(ctx, planes, minChunk, (worker, begin, end) =>
+            {
+                var buffer = new Span<float>((float*)(nps + (nint)worker * perWorker), size);
+                for (int i = begin; i < end; i++)
+                {
+                    QuantizeVectors.Dequantize(new ReadOnlySpan<byte>((byte*)nx + (nint)i * size, size), signed, scale, zp, buffer);
+                    ((float*)ny)[i] = PlaneReduce.Sum(buffer) / size;
+                }
+            });
+        }
     }
 }
