@@ -204,7 +204,7 @@ internal sealed unsafe class TableAddKernel(KernelBuildContext build) : IKernel
     /// <summary>
     /// dst[j] = table[idx[j]] (or dst[j] += table[idx[j]]) for a 256-entry float table. AVX-512: the table in 16
     /// registers, eight two-register permutes (<c>vpermt2ps</c>, low 5 index bits) and a blend tree on bits 5–7, 16
-    /// values per step (gathers are slow on this CPU); the scalar loop (<paramref name="vector"/> false) is the twin.
+    /// values per step, the table held in registers instead of gathered; the scalar loop (<paramref name="vector"/> false) is the twin.
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     internal static void Lookup(byte* idx, int count, float* table, float* dst, bool accumulate, bool vector = true)
