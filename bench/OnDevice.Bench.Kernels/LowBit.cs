@@ -193,6 +193,45 @@ public static unsafe class LowBit
             var q = Node(ConvModel(true, cin, cout, k, group, stride), ConvInputs(true, cin, hw, hw), ops, runs, threads);
             Console.WriteLine($"Conv {what,-36} fp32 {f.Item1,7:F1} GFLOP/s   QLinearConv {q.Item1,7:F1} GOPS   int8/fp32 {q.Item1 / f.Item1,5:F2}x");
         }
+        // PP-OCRv4 det's head: 2×2 stride-2 transposed convolutions (float node vs the fused QDQ kernel).
+        foreach (var (cin, cout, hw) in new[] { (24, 24, 160), (24, 1, 320) })
+        {
+            double ops = 2.0 * cin * cout * 4 * hw * hw;
+            var f = Node(ConvTransposeModel(false, cin, cout), ConvInputs(false, cin, hw, hw), ops, runs, threads);
+            var q = Node(ConvTransposeModel(true, cin, cout), ConvInputs(true, cin, hw, hw), ops, runs, threads);
+            Console.WriteLine($"ConvTranspose {$"{cin}->{cout} 2x2 s2 @{hw}",-27} fp32 {f.Item1,7:F1} GFLOP/s   QLinearConvTranspose {q.Item1,7:F1} GOPS   int8/fp32 {q.Item1 / f.Item1,5:F2}x");
+        }
+    }
+
+    private static Model ConvTransposeModel(bool quantized, int cin, int cout)
+    {
+        var g = new Graph { Name = "convtranspose" };
+        long[] wd = [cin, cout, 2, 2];
+        Node node;
+        if (!quantized)
+        {
+            g.Inputs.Add(ValueInfo.Tensor("x", DType.Float32, null));
+            g.AddInitializer(Tensor.FromArray<float>(Floats(cin * cout * 4, 3), wd, "w"));
+            node = new Node("ConvTranspose", ["x", "w"], ["y"]);
+        }
+        else
+        {
+            g.Inputs.Add(ValueInfo.Tensor("x", DType.UInt8, null));
+            g.AddInitializer(Tensor.FromBytes(DType.Int8, wd, Bytes(cin * cout * 4, 3), "w"));
+            g.AddInitializer(Tensor.Scalar(0.02f, "sx"));
+            g.AddInitializer(Tensor.FromBytes(DType.UInt8, [], new byte[] { 128 }, "zx"));
+            g.AddInitializer(Tensor.FromArray<float>(Enumerable.Repeat(0.001f, cout).ToArray(), [cout], "sw"));
+            g.AddInitializer(Tensor.FromBytes(DType.Int8, [cout], new byte[cout], "zw"));
+            g.AddInitializer(Tensor.Scalar(0.5f, "sy"));
+            g.AddInitializer(Tensor.FromBytes(DType.UInt8, [], new byte[] { 128 }, "zy"));
+            node = new Node("QLinearConvTranspose", ["x", "sx", "zx", "w", "sw", "zw", "sy", "zy"], ["y"], "ct", "com.ondevice");
+        }
+        node.With(OnDevice.Core.Attribute.Of("kernel_shape", new long[] { 2, 2 })).With(OnDevice.Core.Attribute.Of("strides", new long[] { 2, 2 }));
+        g.Nodes.Add(node);
+        g.Outputs.Add(new ValueInfo("y"));
+        var m = Wrap(g);
+        m.OpsetImports.Add(new OpsetImport("com.ondevice", 1));
+        return m;
     }
 
     private static Model MatMulModel(int m, int k, int n)

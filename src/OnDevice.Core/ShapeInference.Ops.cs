@@ -37,6 +37,10 @@ public static partial class ShapeInference
         [("com.microsoft", "QLinearConv")] = (c, n) => [Conv(c, n, weightInput: 3)[0] is { } f ? Facts(c.In(n, 7)?.DType, f.Shape) : null],
         [("com.ondevice", "QLinearConv")] = (c, n) => [Conv(c, n, weightInput: 3)[0] is { } f ? Facts(n.GetInt("dequantize", 0) != 0 ? DType.Float32 : c.In(n, 7)?.DType, f.Shape) : null],
         [("com.ondevice", "QLinearLookup")] = (c, n) => [Facts(c.In(n, 1)?.DType, c.In(n, 0)?.Shape)],
+        [("com.ondevice", "QLinearConvTranspose")] = (c, n) => [ConvTranspose(c, Shadow(n, "ConvTranspose", 0, 3))[0] is { } f ? Facts(c.In(n, 7)?.DType, f.Shape) : null],
+        [("com.ondevice", "QLinearTableLookup")] = (c, n) => [Facts(c.In(n, 1)?.DType, c.In(n, 0)?.Shape)],
+        [("com.ondevice", "QLinearTableAdd")] = (c, n) => [Facts(c.In(n, 5)?.DType, c.In(n, 0)?.Shape)],
+        [("com.ondevice", "DequantizeGlobalAveragePool")] = (c, n) => [Facts(DType.Float32, c.In(n, 0)?.Shape is { Rank: >= 2 } s ? new Shape(s.Dims.Select((d, i) => i < 2 ? d : Dim.Of(1))) : null)],
         [("com.ondevice", "QLinearMatMul")] = (c, n) => [MatMulShape(c.In(n, 0)?.Shape, c.In(n, 3)?.Shape) is { } s ? Facts(n.GetInt("dequantize", 0) != 0 ? DType.Float32 : c.In(n, 7)?.DType, s) : null],
         [("com.microsoft", "QLinearSigmoid")] = (c, n) => [Like(c.In(n, 0))],
         [("com.microsoft", "QLinearLeakyRelu")] = (c, n) => [Like(c.In(n, 0))],
@@ -330,6 +334,14 @@ public static partial class ShapeInference
     }
 
     private static ValueFacts? Facts(DType? dtype, Shape? xs) => Facts(dtype, xs, null);
+
+    /// <summary>A stand-in node of type <paramref name="op"/> reading inputs <paramref name="inputs"/> of <paramref name="n"/>, with its attributes.</summary>
+    private static Node Shadow(Node n, string op, params int[] inputs)
+    {
+        var s = new Node(op, inputs.Select(i => i < n.Inputs.Count ? n.Inputs[i] : "").ToList(), n.Outputs.ToList(), n.Name);
+        foreach (var a in n.Attributes.Values) s.Attributes.Add(a.Name, a);
+        return s;
+    }
 
     private static ValueFacts?[] ConvTranspose(Context c, Node n)
     {

@@ -40,5 +40,7 @@ internal static class KernelFamilies
         Quantization.IntegerConvKernels.Register(r);
         Quantization.QLinearKernels.Register(r);
         Quantization.MatMulNBitsKernel.Register(r);
+        Quantization.QLinearConvTransposeKernel.Register(r);
+        Quantization.TableKernels.Register(r);
     }
 }

@@ -40,6 +40,7 @@ public static class GraphOptimizer
         new EliminateNoOps(),
         new FuseFlattenSoftmax(), // Flatten → Softmax → Reshape(Shape(x)) is a last-axis Softmax
         new FuseQdq(), // before folding, which would dequantize constant weights to float
+        new FuseQdqNeck(), // ConvTranspose and the FPN neck of QDQ graphs, also before folding
         new FuseQdqConvFloatOutput(), // DQ(x) → pointwise Conv(DQ(w)) with a float result: int8 GEMM, float epilogue
         new FoldConstants(),
         new FoldBatchNormIntoConv(),
