@@ -79,12 +79,13 @@ public static class QuantizeVerb
         var gptqSequential = new Option<bool>("--gptq-sequential") { Description = "GPTQ: true-sequential — each layer's Hessian from the model whose earlier layers are already quantized (one calibration pass per layer)" };
         var gptqClip = new Option<bool>("--gptq-clip-search") { Description = "GPTQ: choose each scale group's scale by a clip search (least Hessian-weighted rounding error over shrunk ranges)" };
         var keepSensitive = new Option<int>("--keep-sensitive") { Description = "Keep the N most sensitive sites (static activations, sub-8-bit weights; measured on --calibration) at higher precision: activations float, weights int8" };
+        var keepMaxParams = new Option<long>("--keep-sensitive-max-params") { Description = "With --keep-sensitive: only weights with at most this many elements are raised to int8 (small layers; 0 = any)" };
         var reportFile = new Option<string?>("--report") { Description = "Write the per-layer report (JSON) to this file" };
         var json = new Option<bool>("--json") { Description = "Print one JSON object (sizes and the per-layer table)" };
         var cmd = new Command("quantize", "Quantize weights (int8/uint8/int4/uint4) and optionally activations; write QDQ, QOperator or MatMulNBits ONNX")
         {
             model, output, weights, granularity, symmetric, fp16Scales, method, activations, calibration, calibrator, format, exclude, maxSize, keepSensitive, reportFile, json,
-            gptqActOrder, gptqDamp, gptqSequential, gptqClip,
+            gptqActOrder, gptqDamp, gptqSequential, gptqClip, keepMaxParams,
         };
         cmd.SetAction(r =>
         {
@@ -162,7 +163,9 @@ public static class QuantizeVerb
                 var budget = Wrap(() => SizeBudget.Choose(m, mb, options.Exclude, weightsByLayer));
                 options = options with { PerLayer = budget.Plans };
             }
-            if (keep > 0) options = options with { KeepSensitive = keep };
+            long keepMax = r.GetValue(keepMaxParams);
+            if (keepMax < 0) throw new CliException($"--keep-sensitive-max-params must be 0 or more, not {keepMax}");
+            if (keep > 0) options = options with { KeepSensitive = keep, KeepSensitiveMaxParameters = keepMax };
             var result = sequential
                 // A fresh sequential rounder per quantization (sensitivity probing quantizes twice); its passes run inside.
                 ? Wrap(() => WithStages(asJson, "GPTQ (sequential)", p => Quantizer.Quantize(m, options with
