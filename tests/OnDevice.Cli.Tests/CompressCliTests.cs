@@ -87,6 +87,33 @@ public class CompressCliTests
     }
 
     [Fact]
+    public void Quantize_GptqOptions_SequentialClipSearchActOrderDamp()
+    {
+        using var dir = new TempDir();
+        var cal = ClsCalibration(dir);
+        var g = CliRunner.Run("quantize", "paddleocr-cls", "-o", dir.File("g.onnx"), "--weights", "int4", "--granularity", "block:32",
+            "--method", "gptq", "--gptq-sequential", "--gptq-clip-search", "--gptq-act-order", "--gptq-damp", "0.05", "--calibration", cal, "--json");
+        Assert.True(g.ExitCode == 0, g.Stderr);
+        using (var doc = JsonDocument.Parse(g.Stdout))
+        {
+            Assert.Equal("gptq", doc.RootElement.GetProperty("method").GetString());
+            Assert.Equal(54, doc.RootElement.GetProperty("layers").GetArrayLength()); // 53 Conv + the MatMul
+        }
+        var m = OnDevice.Formats.Onnx.OnnxReader.Read(dir.File("g.onnx"));
+        Assert.Contains(m.Graph.Nodes, n => n.OpType == "DequantizeLinear");
+        foreach (var args in new[] { new[] { "--gptq-act-order" }, new[] { "--gptq-damp", "0.1" }, new[] { "--gptq-sequential" } })
+        {
+            var bad = CliRunner.Run(new[] { "quantize", "paddleocr-cls", "-o", dir.File("b.onnx"), "--weights", "int4" }.Concat(args).ToArray());
+            Assert.Equal(1, bad.ExitCode);
+            Assert.Contains("need --method gptq", bad.Stderr);
+        }
+        var damp = CliRunner.Run("quantize", "paddleocr-cls", "-o", dir.File("b.onnx"), "--method", "gptq", "--calibration", cal, "--gptq-damp", "20");
+        Assert.Equal(1, damp.ExitCode);
+        Assert.Contains("--gptq-damp must be in [0, 10]", damp.Stderr);
+        Assert.False(File.Exists(dir.File("b.onnx")));
+    }
+
+    [Fact]
     public void Quantize_KeepSensitive_ListsTheKeptActivations_AndLeavesThemFloat()
     {
         using var dir = new TempDir();

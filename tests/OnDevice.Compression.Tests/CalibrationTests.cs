@@ -76,14 +76,15 @@ public class CalibrationHistogramTests
     }
 
     /// <summary>
-    /// The entropy search written out independently, pytorch-quantization style: a one-shot histogram of |x| over
-    /// [0, max|x|], each candidate's bins digitized onto levels with a linspace, KL via normalized densities.
+    /// The entropy search of one side written out independently, pytorch-quantization style: a one-shot histogram of
+    /// <paramref name="side"/> (magnitudes) over [0, max], each candidate's bins digitized onto levels with a linspace,
+    /// KL via normalized densities; candidates clipping more than <paramref name="allowed"/> values are skipped.
     /// </summary>
-    private static double ReferenceEntropyThreshold(float[] values, int bins, int levels)
+    private static double ReferenceEntropyThreshold(float[] side, int bins, int levels, double allowed)
     {
-        double amax = values.Max(v => Math.Abs((double)v));
+        double amax = side.Max(v => (double)v);
         var hist = new double[bins];
-        foreach (var v in values) hist[Math.Min(bins - 1, (int)(Math.Abs((double)v) / amax * bins))]++;
+        foreach (var v in side) hist[Math.Min(bins - 1, (int)(v / amax * bins))]++;
         double total = hist.Sum(), bestKl = double.MaxValue;
         int best = bins;
         int used = Array.FindLastIndex(hist, c => c > 0) + 1;
@@ -91,7 +92,7 @@ public class CalibrationHistogramTests
         for (int i = levels; i <= used; i++)
         {
             double clipped = hist.Skip(i).Sum();
-            if (clipped > 0.01 * total) continue;
+            if (clipped > allowed) continue;
             var reference = hist.Take(i).ToArray();
             reference[i - 1] += clipped;
             int nl = Math.Min(levels, i);
@@ -112,6 +113,9 @@ public class CalibrationHistogramTests
         return best * amax / bins;
     }
 
+    private static float[] Positives(float[] x) => x.Where(v => v > 0).ToArray();
+    private static float[] NegativeMagnitudes(float[] x) => x.Where(v => v < 0).Select(v => -v).ToArray();
+
     [Fact]
     public void Entropy_ClipsOutliers_ButKeepsTheBulkOfAGaussian()
     {
@@ -123,9 +127,13 @@ public class CalibrationHistogramTests
         var e = h.Entropy();
         Assert.Equal(-40f, h.MinMax().Min);
         Assert.InRange(e.Max, 2.5f, 8f);       // far below the outliers, above the 2.5σ bulk
-        Assert.Equal(-e.Max, e.Min, 5);        // two-sided data folds to a symmetric |x| threshold
-        double reference = ReferenceEntropyThreshold(x, 2048, 128);
-        Assert.InRange(e.Max, reference * 0.8, reference * 1.25);
+        Assert.InRange(-e.Min, 2.5f, 8f);
+        Assert.InRange(-e.Min / e.Max, 0.8, 1.25); // each side searched on its own: a symmetric bulk gives near-symmetric thresholds
+        double allowed = ValueHistogram.DefaultMaxClippedShare * x.Length;
+        double refPos = ReferenceEntropyThreshold(Positives(x), 2048, 128, allowed);
+        double refNeg = ReferenceEntropyThreshold(NegativeMagnitudes(x), 2048, 128, allowed);
+        Assert.InRange(e.Max, refPos * 0.8, refPos * 1.25);
+        Assert.InRange(-e.Min, refNeg * 0.8, refNeg * 1.25);
 
         // Without outliers the threshold sits in the Gaussian's tail, above 2.5σ and below its maximum.
         var clean = Gaussian(200_000, 9);
@@ -133,8 +141,27 @@ public class CalibrationHistogramTests
         hc.Add(clean);
         var ec = hc.Entropy();
         Assert.InRange(ec.Max, 2.5f, hc.Max + 1e-6f);
-        double refClean = ReferenceEntropyThreshold(clean, 2048, 128);
+        double refClean = ReferenceEntropyThreshold(Positives(clean), 2048, 128, allowed);
         Assert.InRange(ec.Max, refClean * 0.9, refClean * 1.1);
+    }
+
+    [Fact]
+    public void Entropy_NeverClipsMoreThanTheAllowedShare()
+    {
+        // A sparse, heavy-tailed bulk (most values near zero): KL alone keeps shrinking the threshold.
+        var rng = new Random(21);
+        var x = Enumerable.Range(0, 300_000).Select(_ => (float)(rng.NextDouble() < 0.97 ? Math.Abs(TestModels.NextGaussian(rng)) * 0.05 : -Math.Log(1 - rng.NextDouble()))).ToArray();
+        var h = new ValueHistogram();
+        h.Add(x);
+        var sorted = x.Order().ToArray();
+        foreach (var share in new[] { 1e-2, 1e-3, 1e-4 })
+        {
+            var r = h.Entropy(share);
+            long clipped = x.LongCount(v => v > r.Max);
+            Assert.True(clipped <= share * x.Length + 5, $"{share}: clipped {clipped} of {x.Length} at {r.Max}");
+            Assert.True(r.Max >= sorted[(int)((1 - share) * (x.Length - 1))] - 2 * h.Width, $"{share}: {r.Max} below the {1 - share:P2} quantile");
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => h.Entropy(1.5));
     }
 
     [Theory]
@@ -162,7 +189,7 @@ public class CalibrationHistogramTests
         var e = h.Entropy();
         Assert.Equal(0f, e.Min);
         Assert.InRange(e.Max, 2f, 10f);
-        double reference = ReferenceEntropyThreshold(x, 2048, 256);
+        double reference = ReferenceEntropyThreshold(Positives(x), 2048, 256, ValueHistogram.DefaultMaxClippedShare * x.Length);
         Assert.InRange(e.Max, reference * 0.8, reference * 1.25);
     }
 
@@ -320,5 +347,99 @@ public class CalibrationSampleModelTests(Xunit.Abstractions.ITestOutputHelper ou
                 Assert.True(r.Min >= mm.Min && r.Max <= mm.Max, $"{method} {name}: {r} outside {mm}");
                 Assert.True(r.Max - r.Min > 0.05 * (mm.Max - mm.Min), $"{method} {name}: {r} collapsed inside {mm}");
             }
+    }
+}
+
+/// <summary>
+/// The entropy calibrator on real tensor distributions: histograms of two PP-OCRv4 recognizer values over 256
+/// calibration text lines (Data/*.hist, recorded with ValueHistogram(4096)) on which the former entropy calibrator
+/// (1 % clipping, both sides folded to |x|) made the model read nothing (100 % CER).
+/// </summary>
+public class EntropyRealDistributionTests
+{
+    /// <summary>Reads a fixture: '#' comments, then "bins width min max count batches", then "p|n bin count" lines.</summary>
+    internal static ValueHistogram Load(string name)
+    {
+        var lines = File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "Data", name + ".hist")).Where(l => !l.StartsWith('#')).ToList();
+        var head = lines[0].Split(' ');
+        int bins = int.Parse(head[0], System.Globalization.CultureInfo.InvariantCulture);
+        var pos = new long[bins];
+        var neg = new long[bins];
+        foreach (var l in lines.Skip(1))
+        {
+            var f = l.Split(' ');
+            (f[0] == "p" ? pos : neg)[int.Parse(f[1], System.Globalization.CultureInfo.InvariantCulture)] = long.Parse(f[2], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        var h = ValueHistogram.FromCounts(pos, neg, double.Parse(head[1], System.Globalization.CultureInfo.InvariantCulture),
+            float.Parse(head[2], System.Globalization.CultureInfo.InvariantCulture), float.Parse(head[3], System.Globalization.CultureInfo.InvariantCulture),
+            long.Parse(head[5], System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(long.Parse(head[4], System.Globalization.CultureInfo.InvariantCulture), h.Count);
+        return h;
+    }
+
+    /// <summary>The former search: both sides folded to |x|, 128 levels, up to 1 % clipped.</summary>
+    private static double FormerThreshold(ValueHistogram h)
+    {
+        var abs = new double[h.Bins / 2];
+        for (int i = 0; i < h.Bins; i++) abs[i / 2] += h.Positive[i] + h.Negative[i];
+        int used = Array.FindLastIndex(abs, c => c > 0) + 1;
+        return ValueHistogram.EntropyThresholdBins(abs[..used], 128) * 2 * h.Width;
+    }
+
+    [Fact]
+    public void GatedFeatureMap_KeepsItsLargeValues()
+    {
+        // p2o.Mul.141: a feature map times its squeeze-excitation gate, [1, 480, 6, W]: −0.94…4.35, nearly all mass near 0.
+        var h = Load("p2o.Mul.141");
+        Assert.Equal(256, h.Batches);
+        Assert.True(h.ValuesPerBatch > 100_000);
+        double former = FormerThreshold(h);
+        Assert.True(former < 1.0, $"the former calibrator's threshold {former} should reproduce the failure (±0.79)");
+        var r = h.Entropy();
+        Assert.True(r.Max >= h.Quantile(1 - ValueHistogram.DefaultMaxClippedShare) - 2 * h.Width, $"{r} clips below the 99.9th percentile {h.Quantile(0.999)}");
+        Assert.True(r.Max > 2.0f && r.Max <= h.Max, $"{r}");
+        // The short negative side is searched on its own and is not cut to the positive side's threshold or vice versa.
+        Assert.True(r.Min < -0.9f, $"{r}");
+        // With the former 1 % bound, even the per-side search cuts the positive side to a tenth of its range.
+        Assert.True(h.Entropy(0.01).Max < 0.5f);
+    }
+
+    [Fact]
+    public void SqueezeExcitationVector_IsNotClipped()
+    {
+        // relu_1.tmp_0: the ReLU of a squeeze-excitation reduction, [1, 120, 1, 1]: 120 values per line, each a channel summary.
+        var h = Load("relu_1.tmp_0");
+        Assert.Equal(120, h.ValuesPerBatch, 6);
+        Assert.True(FormerThreshold(h) < 5, "the former calibrator cut 0…19.2 to 0…4.7");
+        var options = new ActivationCalibrationOptions { Method = CalibrationMethod.Entropy };
+        Assert.Equal(h.MinMax(), ActivationCalibrator.Choose(h, options));
+        // Told that the value is large (more elements per sample than the guard), the 0.1 % bound alone still keeps the top.
+        var r = ActivationCalibrator.Choose(h, options with { EntropyMinValuesPerSample = 0 });
+        Assert.True(r.Max >= h.Quantile(0.999) - 2 * h.Width, $"{r}");
+    }
+
+    [Fact]
+    public void BoundedProducers_KeepTheirObservedRange()
+    {
+        var g = new Graph { Name = "b" };
+        g.Inputs.Add(ValueInfo.Tensor("x", DType.Float32, new Shape([Dim.Of(1), Dim.Of(4)])));
+        g.AddInitializer(Tensor.FromArray<float>([0f], [], "lo"));
+        g.AddInitializer(Tensor.FromArray<float>([6f], [], "hi"));
+        g.Nodes.Add(new Node("Sigmoid", ["x"], ["s"], "sig"));
+        g.Nodes.Add(new Node("Clip", ["x", "lo", "hi"], ["c6"], "relu6"));
+        g.Nodes.Add(new Node("Clip", ["x", "lo"], ["c0"], "relu"));
+        g.Nodes.Add(new Node("Relu", ["x"], ["r"], "r"));
+        var bounded = ActivationCalibrator.BoundedValues(g);
+        Assert.Equal(["c6", "s"], bounded.Order());
+
+        // A ReLU6 output saturating at 6 in 0.05 % of the values: entropy alone cuts below the bound.
+        var rng = new Random(4);
+        var v = Enumerable.Range(0, 100_000).Select(_ => rng.NextDouble() < 0.0005 ? 6f : (float)Math.Min(6, Math.Abs(TestModels.NextGaussian(rng)) * 0.3)).ToArray();
+        var h = new ValueHistogram();
+        h.Add(v);
+        var options = new ActivationCalibrationOptions { Method = CalibrationMethod.Entropy, EntropyMinValuesPerSample = 0 };
+        Assert.True(ActivationCalibrator.Choose(h, options).Max < 6f);
+        Assert.Equal(h.MinMax(), ActivationCalibrator.Choose(h, options, bounded: true));
+        Assert.Equal(6f, h.MinMax().Max);
     }
 }

@@ -135,6 +135,24 @@ public class GptqSampleModelTests(ITestOutputHelper output)
         Assert.True(gptq < 0.9 * rtn, $"mean relative error GPTQ {gptq / report.Layers.Count:E3} vs RTN {rtn / report.Layers.Count:E3}");
     }
 
+    /// <summary>The recommended int4 setting for the rec (asymmetric block 32, act-order, clip search) keeps the guarantee too.</summary>
+    [Theory]
+    [InlineData("paddleocr-rec", 6)]
+    [InlineData("paddleocr-cls", 8)]
+    public void GptqWithClipSearchAndActOrder_IsNotWorseThanRtnOnAnyLayer_AsymmetricInt4Block32(string sample, int samples)
+    {
+        var model = OnnxReader.Read(SampleModels.Path(sample));
+        var set = CalibrationSet.FromFeeds(model.Graph, SampleLikeInputs.For(sample, model.Graph, samples));
+        var scheme = new QuantScheme(4, true, false, Granularity.Blocked, Axis: 1, BlockSize: 32);
+        var report = LayerErrors.CompareRtnGptq(model, set, scheme, new GptqOptions { ClipSearch = true, ActOrder = true }, new HessianOptions { Threads = 2 });
+        var plain = LayerErrors.CompareRtnGptq(model, set, scheme, new GptqOptions(), new HessianOptions { Threads = 2 });
+        Assert.Empty(report.GptqWorse);
+        double rtn = report.Layers.Sum(l => l.RtnError), gptq = report.Layers.Sum(l => l.GptqError), gptqPlain = plain.Layers.Sum(l => l.GptqError);
+        output.WriteLine($"{sample}: mean layer error RTN {rtn / report.Layers.Count:E3}, GPTQ {gptqPlain / report.Layers.Count:E3}, GPTQ + act-order + clip search {gptq / report.Layers.Count:E3}");
+        Assert.True(gptq < 0.9 * rtn, $"GPTQ {gptq:E3} vs RTN {rtn:E3}");
+        Assert.True(gptq < gptqPlain, $"clip search + act-order {gptq:E3} vs plain GPTQ {gptqPlain:E3}");
+    }
+
     /// <summary>
     /// GPTQ fits the calibration inputs; on held-out inputs (other seeds) it must still beat RTN on the model overall,
     /// and a set with fewer rows than a layer's reduction length is flagged.

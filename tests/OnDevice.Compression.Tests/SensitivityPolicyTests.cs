@@ -95,6 +95,22 @@ public class SensitivityPolicyTests
     }
 
     [Fact]
+    public void KeepSensitive_MaxParameters_RaisesOnlySmallLayers()
+    {
+        var m = TestModels.Small();
+        var feeds = TestModels.SmallFeeds(4);
+        var options = new QuantizeOptions { Scheme = S(4, Granularity.Blocked, 16), Calibration = TestModels.Calibration(m, feeds) };
+        var plain = Quantizer.Quantize(m, options);
+        var kept = Quantizer.Quantize(m, options with { KeepSensitive = 2, KeepSensitiveMaxParameters = 600 });
+        // Only layers of at most 600 weights compete: the most sensitive two of them are raised.
+        var top = plain.Report.Layers.Where(l => l.Parameters <= 600).OrderByDescending(l => l.ModelErrorAlone).Take(2).Select(l => l.Layer).Order(StringComparer.Ordinal);
+        Assert.Equal(top, kept.Report.KeptAtHigherPrecision.Select(k => k.Name).Order(StringComparer.Ordinal));
+        Assert.All(kept.Report.SensitivityRanking, k => Assert.True(plain.Report.Layers.Single(l => l.Layer == k.Name).Parameters <= 600));
+        Assert.Contains(plain.Report.Layers, l => l.Parameters > 600);
+        Assert.Throws<CompressionException>(() => Quantizer.Quantize(m, options with { KeepSensitive = 1, KeepSensitiveMaxParameters = -1 }));
+    }
+
+    [Fact]
     public void KeepSensitive_BadInput_FailsBeforeWork()
     {
         var m = TestModels.Small();

@@ -16,8 +16,8 @@ public static class QuantizeVerb
 {
     /// <summary>Builds the GPTQ rounder for <c>--method gptq</c>: layer statistics over the calibration set, RTN for
     /// weights GPTQ does not cover. Progress goes to <paramref name="progress"/>.</summary>
-    internal static IWeightRounder Gptq(Model m, CalibrationSet cal, IProgress<StageProgress>? progress) =>
-        GptqRounder.Calibrate(m, cal, new GptqOptions { Progress = progress }, new HessianOptions { Progress = progress }, fallback: RtnRounder.Instance);
+    internal static IWeightRounder Gptq(Model m, CalibrationSet cal, IProgress<StageProgress>? progress, GptqOptions? options = null) =>
+        GptqRounder.Calibrate(m, cal, (options ?? new GptqOptions()) with { Progress = progress }, new HessianOptions { Progress = progress }, fallback: RtnRounder.Instance);
 
     /// <summary>Activation ranges for <c>--activations</c> with the named calibrator; warnings go to stderr.</summary>
     internal static IReadOnlyDictionary<string, ActivationRange> Calibrate(Model m, CalibrationSet cal, string calibrator, bool quiet)
@@ -74,12 +74,18 @@ public static class QuantizeVerb
         var format = new Option<string>("--format") { Description = "qdq, qoperator or matmulnbits", DefaultValueFactory = _ => "qdq" };
         var exclude = new Option<string[]>("--exclude") { Description = "Leave layers matching this glob (node or weight name) in float (repeatable)" };
         var maxSize = new Option<string?>("--max-size") { Description = "Choose per-layer precision (fp16/int8/int4/4-bit palette) to fit this size, e.g. 4MB or 4000000" };
+        var gptqActOrder = new Option<bool>("--gptq-act-order") { Description = "GPTQ: quantize columns in order of decreasing Hessian diagonal (act-order)" };
+        var gptqDamp = new Option<double>("--gptq-damp") { Description = "GPTQ: dampening added to the Hessian diagonal, as a share of its mean (default 0.01)", DefaultValueFactory = _ => 0.01 };
+        var gptqSequential = new Option<bool>("--gptq-sequential") { Description = "GPTQ: true-sequential — each layer's Hessian from the model whose earlier layers are already quantized (one calibration pass per layer)" };
+        var gptqClip = new Option<bool>("--gptq-clip-search") { Description = "GPTQ: choose each scale group's scale by a clip search (least Hessian-weighted rounding error over shrunk ranges)" };
         var keepSensitive = new Option<int>("--keep-sensitive") { Description = "Keep the N most sensitive sites (static activations, sub-8-bit weights; measured on --calibration) at higher precision: activations float, weights int8" };
+        var keepMaxParams = new Option<long>("--keep-sensitive-max-params") { Description = "With --keep-sensitive: only weights with at most this many elements are raised to int8 (small layers; 0 = any)" };
         var reportFile = new Option<string?>("--report") { Description = "Write the per-layer report (JSON) to this file" };
         var json = new Option<bool>("--json") { Description = "Print one JSON object (sizes and the per-layer table)" };
         var cmd = new Command("quantize", "Quantize weights (int8/uint8/int4/uint4) and optionally activations; write QDQ, QOperator or MatMulNBits ONNX")
         {
             model, output, weights, granularity, symmetric, fp16Scales, method, activations, calibration, calibrator, format, exclude, maxSize, keepSensitive, reportFile, json,
+            gptqActOrder, gptqDamp, gptqSequential, gptqClip, keepMaxParams,
         };
         cmd.SetAction(r =>
         {
@@ -117,6 +123,12 @@ public static class QuantizeVerb
             if (keep < 0) throw new CliException($"--keep-sensitive must be 0 or more, not {keep}");
             if (keep > 0 && r.GetValue(calibration) is null) throw new CliException("--keep-sensitive needs --calibration DIR (sensitivity is measured on calibration samples)");
             if (methodName == "gptq" && r.GetValue(calibration) is null) throw new CliException("--method gptq needs --calibration DIR (its Hessians come from calibration activations)");
+            double damp = r.GetValue(gptqDamp);
+            if (!(damp >= 0 && damp <= 10)) throw new CliException($"--gptq-damp must be in [0, 10], not {damp.ToString(CultureInfo.InvariantCulture)}");
+            bool sequential = r.GetValue(gptqSequential);
+            if (methodName != "gptq" && (r.GetValue(gptqActOrder) || sequential || r.GetValue(gptqClip) || r.GetResult(gptqDamp) is { Implicit: false }))
+                throw new CliException("--gptq-act-order, --gptq-damp, --gptq-sequential and --gptq-clip-search need --method gptq");
+            var gptqOptions = new GptqOptions { ActOrder = r.GetValue(gptqActOrder), PercDamp = damp, ClipSearch = r.GetValue(gptqClip) };
             long? max = r.GetValue(maxSize) is { } ms ? Wrap(() => SizeBudget.ParseSize(ms)) : null;
             if (max is not null && fmt != QuantFormat.Qdq) throw new CliException("--max-size mixes fp16, int8, int4 and palettized layers, which only --format qdq can hold");
             var scheme = new QuantScheme(bits, signed, r.GetValue(symmetric), gran, gran == Granularity.Blocked ? 1 : 0, block, r.GetValue(fp16Scales));
@@ -133,9 +145,9 @@ public static class QuantizeVerb
             options = options with { Calibration = cal };
             if (actType is { } at)
                 options = options with { ActivationType = at, ActivationRanges = Wrap(() => Calibrate(m, cal!, calibratorName, asJson)) };
-            if (methodName == "gptq")
+            if (methodName == "gptq" && !sequential)
             {
-                var rounder = Wrap(() => WithStages(asJson, "GPTQ", p => Gptq(m, cal!, p)));
+                var rounder = Wrap(() => WithStages(asJson, "GPTQ", p => Gptq(m, cal!, p, gptqOptions)));
                 options = options with { RounderFactory = (_, _) => rounder };
             }
             if (max is { } mb)
@@ -151,8 +163,16 @@ public static class QuantizeVerb
                 var budget = Wrap(() => SizeBudget.Choose(m, mb, options.Exclude, weightsByLayer));
                 options = options with { PerLayer = budget.Plans };
             }
-            if (keep > 0) options = options with { KeepSensitive = keep };
-            var result = Wrap(() => Cli.WithStatus(asJson, "quantizing", () => Quantizer.Quantize(m, options)));
+            long keepMax = r.GetValue(keepMaxParams);
+            if (keepMax < 0) throw new CliException($"--keep-sensitive-max-params must be 0 or more, not {keepMax}");
+            if (keep > 0) options = options with { KeepSensitive = keep, KeepSensitiveMaxParameters = keepMax };
+            var result = sequential
+                // A fresh sequential rounder per quantization (sensitivity probing quantizes twice); its passes run inside.
+                ? Wrap(() => WithStages(asJson, "GPTQ (sequential)", p => Quantizer.Quantize(m, options with
+                {
+                    RounderFactory = (fm, c) => new SequentialGptqRounder(fm, c ?? cal!, gptqOptions with { Progress = p }, new HessianOptions { Progress = p }, RtnRounder.Instance),
+                })))
+                : Wrap(() => Cli.WithStatus(asJson, "quantizing", () => Quantizer.Quantize(m, options)));
             Wrap(() => result.Save(outPath, max));
             Finish(result, path, outPath, reportPath, asJson, max);
             return 0;

@@ -32,6 +32,20 @@ public sealed record ActivationCalibrationOptions
     /// <summary>Share of values the percentile calibrator keeps, in percent (default 99.99).</summary>
     public double Percentile { get; init; } = 99.99;
 
+    /// <summary>
+    /// Largest share of a value's elements the entropy calibrator may clip (default
+    /// <see cref="ValueHistogram.DefaultMaxClippedShare"/>, 0.01 %): its threshold never lies below the range that
+    /// holds nearly all the mass.
+    /// </summary>
+    public double EntropyMaxClippedShare { get; init; } = ValueHistogram.DefaultMaxClippedShare;
+
+    /// <summary>
+    /// Values with at most this many elements per sample (pooled squeeze-excitation vectors, classifier inputs) are
+    /// not clipped by the entropy calibrator: each element is a whole channel's summary, so clipping even one per
+    /// sample saturates a channel (default 1024).
+    /// </summary>
+    public int EntropyMinValuesPerSample { get; init; } = 1024;
+
     /// <summary>Histogram bins per sign (default 4096: after the range doubles, at least 2048 stay in use).</summary>
     public int Bins { get; init; } = 4096;
 
@@ -109,6 +123,7 @@ public static class ActivationCalibrator
             throw new ArgumentOutOfRangeException(nameof(options), $"percentile must be in (50, 100], got {o.Percentile}");
         if (o.Bins < 256 || o.Bins % 2 != 0) throw new ArgumentOutOfRangeException(nameof(options), $"bins must be even and at least 256, got {o.Bins}");
         if (!(o.SettleFraction > 0 && o.SettleFraction < 1)) throw new ArgumentOutOfRangeException(nameof(options), $"settle fraction must be in (0, 1), got {o.SettleFraction}");
+        if (!(o.EntropyMaxClippedShare >= 0 && o.EntropyMaxClippedShare < 1)) throw new ArgumentOutOfRangeException(nameof(options), $"the entropy clipped share must be in [0, 1), got {o.EntropyMaxClippedShare}");
         if (set.Count == 0) throw new CalibrationSetException("the calibration set is empty: give at least one sample");
 
         var sw = Stopwatch.StartNew();
@@ -123,6 +138,7 @@ public static class ActivationCalibrator
             wanted = new HashSet<string>(values, StringComparer.Ordinal);
         }
 
+        var bounded = BoundedValues(graph);
         var hists = new Dictionary<string, ValueHistogram>(StringComparer.Ordinal);
         void Observe(string name, ReadOnlySpan<float> data)
         {
@@ -144,12 +160,12 @@ public static class ActivationCalibrator
                 if (buffer.DType == DType.Float32) Observe(name, buffer.Span<float>());
             });
             done++;
-            if (done == checkpoint) early = hists.ToDictionary(kv => kv.Key, kv => Choose(kv.Value, o), StringComparer.Ordinal);
+            if (done == checkpoint) early = hists.ToDictionary(kv => kv.Key, kv => Choose(kv.Value, o, bounded.Contains(kv.Key)), StringComparer.Ordinal);
             o.Progress?.Report(new StageProgress("calibrate", done, n));
         }
 
         var ranges = new Dictionary<string, ActivationRange>(StringComparer.Ordinal);
-        foreach (var (name, h) in hists) ranges[name] = Choose(h, o);
+        foreach (var (name, h) in hists) ranges[name] = Choose(h, o, bounded.Contains(name));
 
         var warnings = new List<string>();
         var unsettled = new List<(string Name, double Moved)>();
@@ -180,14 +196,37 @@ public static class ActivationCalibrator
         return new CalibrationResult(ranges, warnings, unsettled.Select(u => u.Name).ToList(), n, hists.Values.Sum(h => h.Bytes), sw.Elapsed.TotalSeconds);
     }
 
-    /// <summary>The range <paramref name="options"/> choose from a histogram.</summary>
-    public static ActivationRange Choose(ValueHistogram histogram, ActivationCalibrationOptions options) => options.Method switch
+    /// <summary>
+    /// The range <paramref name="options"/> choose from a histogram. The entropy calibrator keeps the observed range of
+    /// a value whose producer bounds it (<paramref name="bounded"/>: Sigmoid, HardSigmoid, Tanh, Softmax, Clip — the
+    /// bound already limits its outliers, and saturated values sit on it) and of a value with few elements per sample
+    /// (<see cref="ActivationCalibrationOptions.EntropyMinValuesPerSample"/>).
+    /// </summary>
+    public static ActivationRange Choose(ValueHistogram histogram, ActivationCalibrationOptions options, bool bounded = false) => options.Method switch
     {
         CalibrationMethod.MinMax => histogram.MinMax(),
         CalibrationMethod.Percentile => histogram.Percentile(options.Percentile),
-        CalibrationMethod.Entropy => histogram.Entropy(),
+        CalibrationMethod.Entropy when bounded || histogram.ValuesPerBatch <= options.EntropyMinValuesPerSample => histogram.MinMax(),
+        CalibrationMethod.Entropy => histogram.Entropy(options.EntropyMaxClippedShare),
         _ => throw new ArgumentOutOfRangeException(nameof(options), $"unknown calibration method {options.Method}"),
     };
+
+    /// <summary>Op types whose output lies in a fixed interval whatever their input.</summary>
+    private static readonly HashSet<string> BoundingOps = new(StringComparer.Ordinal) { "Sigmoid", "HardSigmoid", "Tanh", "Softmax", "Clip" };
+
+    /// <summary>Values produced by a bounding op (<see cref="BoundingOps"/>; Clip only with a max), in every graph.</summary>
+    public static IReadOnlySet<string> BoundedValues(Graph graph)
+    {
+        var result = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var g in graph.SelfAndSubgraphs())
+            foreach (var n in g.Nodes)
+            {
+                if (!n.IsDefaultDomain || !BoundingOps.Contains(n.OpType) || n.Outputs.Count == 0 || n.Outputs[0].Length == 0) continue;
+                if (n.OpType == "Clip" && !(n.Inputs.Count > 2 && n.Inputs[2].Length > 0) && !n.Attributes.ContainsKey("max")) continue;
+                result.Add(n.Outputs[0]);
+            }
+        return result;
+    }
 
     /// <summary>Parses a calibrator name as the CLI spells it: minmax, percentile, entropy (case-insensitive).</summary>
     public static CalibrationMethod ParseMethod(string name) => name.Trim().ToLowerInvariant() switch

@@ -99,6 +99,12 @@ public sealed record QuantizeOptions
     /// </summary>
     public int KeepSensitive { get; init; }
 
+    /// <summary>
+    /// With <see cref="KeepSensitive"/>: only weights with at most this many elements are candidates (0 = any size), so
+    /// the layers raised to int8 are small ones (stem, depthwise, squeeze-excitation) and the model stays near int4 size.
+    /// </summary>
+    public long KeepSensitiveMaxParameters { get; init; }
+
     /// <summary>Progress of long stages (sensitivity measurement).</summary>
     public IProgress<StageProgress>? Progress { get; init; }
 
@@ -106,6 +112,7 @@ public sealed record QuantizeOptions
     public void Validate()
     {
         if (KeepSensitive < 0) throw new CompressionException($"--keep-sensitive must be 0 or more, not {KeepSensitive}");
+        if (KeepSensitiveMaxParameters < 0) throw new CompressionException($"--keep-sensitive-max-params must be 0 or more, not {KeepSensitiveMaxParameters}");
         if (KeepSensitive > 0 && Calibration is null)
             throw new CompressionException("--keep-sensitive needs --calibration DIR (sensitivity is measured on calibration samples)");
         var s = Scheme;

@@ -97,7 +97,8 @@ public static class SensitivityPolicy
         {
             var probe = Quantizer.Quantize(input, inner with { MeasureSensitivity = true, ActivationRanges = null });
             foreach (var l in probe.Report.Layers)
-                if (l.ModelErrorAlone is { } e && options.PerLayer?.ContainsKey(l.Layer) != true && l.Scheme.Contains("int4", StringComparison.Ordinal))
+                if (l.ModelErrorAlone is { } e && options.PerLayer?.ContainsKey(l.Layer) != true && l.Scheme.Contains("int4", StringComparison.Ordinal)
+                    && (options.KeepSensitiveMaxParameters <= 0 || l.Parameters <= options.KeepSensitiveMaxParameters))
                     candidates.Add(("weight", l.Layer, e));
         }
         var ranked = candidates.OrderByDescending(c => c.Error).ThenBy(c => c.Name, StringComparer.Ordinal).ToList();
