@@ -111,6 +111,31 @@ public class SensitivityPolicyTests
     }
 
     [Fact]
+    public void KeepSensitive_MaxParameters_KeepsOnlyActivationsReadByCheapLayers()
+    {
+        var m = TestModels.Small();
+        var feeds = TestModels.SmallFeeds(6);
+        var ranges = TestModels.MinMax(m, feeds);
+        var bad = new Dictionary<string, ActivationRange>(ranges)
+        {
+            ["g1"] = new(ranges["g1"].Min / 10, ranges["g1"].Max / 10), // read by Relu only
+            ["m1"] = new(ranges["m1"].Min / 10, ranges["m1"].Max / 10), // read by gemm2 (16 × 32 = 512 weights)
+        };
+        var options = new QuantizeOptions { Scheme = S(8, Granularity.PerChannel), ActivationRanges = bad, Calibration = TestModels.Calibration(m, feeds), MeasureSensitivity = false };
+        var readers = SensitivityPolicy.ReaderWeightElements(m, []);
+        Assert.Equal(512, readers["m1"]);
+        Assert.Equal(16 * 32 * 64, readers["f"]);
+        Assert.False(readers.ContainsKey("g1"));
+
+        var any = Quantizer.Quantize(m, options with { KeepSensitive = 2 });
+        Assert.Equal(["g1", "m1"], any.Report.KeptAtHigherPrecision.Select(k => k.Name).Order(StringComparer.Ordinal));
+        var cheap = Quantizer.Quantize(m, options with { KeepSensitive = 2, KeepSensitiveMaxParameters = 500 });
+        Assert.Contains(cheap.Report.KeptAtHigherPrecision, k => k.Name == "g1");
+        Assert.DoesNotContain(cheap.Report.SensitivityRanking, k => readers.GetValueOrDefault(k.Name) > 500);
+        Assert.Equal(1, QuantizeLinearOn(cheap.Model, "m1"));
+    }
+
+    [Fact]
     public void KeepSensitive_BadInput_FailsBeforeWork()
     {
         var m = TestModels.Small();

@@ -79,7 +79,7 @@ public static class QuantizeVerb
         var gptqSequential = new Option<bool>("--gptq-sequential") { Description = "GPTQ: true-sequential — each layer's Hessian from the model whose earlier layers are already quantized (one calibration pass per layer)" };
         var gptqClip = new Option<bool>("--gptq-clip-search") { Description = "GPTQ: choose each scale group's scale by a clip search (least Hessian-weighted rounding error over shrunk ranges)" };
         var keepSensitive = new Option<int>("--keep-sensitive") { Description = "Keep the N most sensitive sites (static activations, sub-8-bit weights; measured on --calibration) at higher precision: activations float, weights int8" };
-        var keepMaxParams = new Option<long>("--keep-sensitive-max-params") { Description = "With --keep-sensitive: only weights with at most this many elements are raised to int8 (small layers; 0 = any)" };
+        var keepMaxParams = new Option<long>("--keep-sensitive-max-params") { Description = "With --keep-sensitive: only weights with at most this many elements are raised to int8, and only activations read by layers that small stay float (cheap sites; 0 = any)" };
         var reportFile = new Option<string?>("--report") { Description = "Write the per-layer report (JSON) to this file" };
         var json = new Option<bool>("--json") { Description = "Print one JSON object (sizes and the per-layer table)" };
         var cmd = new Command("quantize", "Quantize weights (int8/uint8/int4/uint4) and optionally activations; write QDQ, QOperator or MatMulNBits ONNX")

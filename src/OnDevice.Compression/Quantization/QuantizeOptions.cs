@@ -101,7 +101,9 @@ public sealed record QuantizeOptions
 
     /// <summary>
     /// With <see cref="KeepSensitive"/>: only weights with at most this many elements are candidates (0 = any size), so
-    /// the layers raised to int8 are small ones (stem, depthwise, squeeze-excitation) and the model stays near int4 size.
+    /// the layers raised to int8 are small ones (stem, depthwise, squeeze-excitation) and the model stays near int4 size;
+    /// likewise only activations whose reading layers have at most this many weights may stay float, so the layers
+    /// forced to run in float are cheap ones.
     /// </summary>
     public long KeepSensitiveMaxParameters { get; init; }
 

@@ -37,6 +37,21 @@ public static class SensitivityPolicy
     }
 
     /// <summary>
+    /// For each activation read by weight sites: the element count of the largest weight among them. An activation kept
+    /// float makes those layers run in float, so this is what keeping it costs.
+    /// </summary>
+    public static Dictionary<string, long> ReaderWeightElements(Model model, IReadOnlyList<string> exclude)
+    {
+        var copy = Quantizer.CopyModel(model);
+        var (sites, _) = WeightSites.Find(copy.Graph, exclude);
+        var result = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var s in sites)
+            if (s.Node.Inputs[0].Length > 0)
+                result[s.Node.Inputs[0]] = Math.Max(result.GetValueOrDefault(s.Node.Inputs[0]), s.Tensor.ElementCount);
+        return result;
+    }
+
+    /// <summary>
     /// Each activation's sensitivity: the relative L2 error of the model's float outputs (all together) when only that
     /// value passes through QuantizeLinear→DequantizeLinear on its range, over the first <paramref name="samples"/>
     /// calibration samples, in OnDevice.Runtime. Values without a range are not measured.
@@ -88,7 +103,9 @@ public static class SensitivityPolicy
         bool staticQdq = options.ActivationRanges is not null && options.Format == QuantFormat.Qdq;
         if (staticQdq)
         {
-            var values = QuantizedActivations(input, options.Exclude).Where(v => options.FloatActivations?.Contains(v) != true);
+            var readers = ReaderWeightElements(input, options.Exclude);
+            var values = QuantizedActivations(input, options.Exclude).Where(v => options.FloatActivations?.Contains(v) != true
+                && (options.KeepSensitiveMaxParameters <= 0 || readers.GetValueOrDefault(v) <= options.KeepSensitiveMaxParameters));
             foreach (var (v, e) in ActivationErrors(input, values, options.ActivationRanges!, options.ActivationType, cal, progress: options.Progress))
                 candidates.Add(("activation", v, e));
         }
