@@ -5,7 +5,7 @@ namespace OnDevice.Runtime.Tests;
 /// <summary>
 /// <see cref="DepthwiseConv.Channel"/> (64-wide blocks row by row, leftover vectors four rows at a time) against a
 /// scalar twin with the same arithmetic: bias and the even taps in one fused multiply-add chain, the odd taps in
-/// another, then their sum — so the results must be bit-identical, whatever the row/vector blocking.
+/// another, then their sum — so with AVX-512 the results must be bit-identical, whatever the row/vector blocking.
 /// </summary>
 [Trait("Category", "Kernels")]
 public class DepthwiseChannelTests
@@ -49,7 +49,15 @@ public class DepthwiseChannelTests
                 }
                 expected[oy * ow + ox] = a + e;
             }
-        Assert.Equal(expected, y);
+        if (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
+            Assert.Equal(expected, y);
+        else
+        {
+            // Without AVX-512 (the test.sh reruns) the 256/128-bit and scalar rows use MultiplyAddEstimate or a single
+            // unfused chain, so only closeness to the twin holds there.
+            for (int i = 0; i < y.Length; i++)
+                Assert.True(MathF.Abs(expected[i] - y[i]) <= 1e-5f * (1 + MathF.Abs(expected[i])), $"[{i}] {y[i]} vs twin {expected[i]}");
+        }
     }
 
     [Theory]
