@@ -1,4 +1,5 @@
 using OnDevice.Core;
+using static OnDevice.Runtime.Optimizer.Rewrite;
 
 namespace OnDevice.Runtime.Optimizer;
 
@@ -89,17 +90,4 @@ internal sealed class FoldQdqPairs : IGraphPass
         return ((float)s.GetDouble(0), z is null ? 0 : (int)z.GetDouble(0), type);
     }
 
-    private static string NewName(Graph g, string hint)
-    {
-        var name = hint;
-        for (int i = 1; g.Initializers.ContainsKey(name) || g.Nodes.Any(n => n.Outputs.Contains(name)) || g.Inputs.Any(v => v.Name == name); i++) name = $"{hint}_{i}";
-        return name;
-    }
-
-    private static string AddConst(Graph g, string hint, Tensor t)
-    {
-        var name = NewName(g, hint);
-        g.Initializers.Add(name, t.Clone(name));
-        return name;
-    }
 }

@@ -1,5 +1,6 @@
 using OnDevice.Core;
 using OnDevice.Runtime.Kernels.Elementwise;
+using static OnDevice.Runtime.Optimizer.Rewrite;
 
 namespace OnDevice.Runtime.Optimizer;
 
@@ -58,10 +59,6 @@ internal sealed class FuseQdq : IGraphPass
         return changed;
     }
 
-    private static Node? Producer(Graph g, string name) => name.Length == 0 ? null : g.Nodes.FirstOrDefault(n => n.Outputs.Contains(name));
-
-    private static bool SingleUse(Graph g, string name) => Rewrite.UseCount(g, name) == 1 && !Rewrite.IsGraphOutput(g, name);
-
     /// <summary>A DequantizeLinear node's parts: quantized input, scale, zero point (constants where known), axis, block size.</summary>
     private sealed record Dq(Node Node, string X, Tensor? XConst, Tensor Scale, Tensor? Zp, long Axis, long BlockSize);
 
@@ -73,22 +70,6 @@ internal sealed class FuseQdq : IGraphPass
         if (n.Inputs.Count > 2 && n.Inputs[2].Length > 0 && (zp = ctx.ConstantOf(g, n.Inputs[2])) is null) return null;
         return new Dq(n, n.Inputs[0], ctx.ConstantOf(g, n.Inputs[0]), scale, zp, n.GetInt("axis", 1), n.GetInt("block_size", 0));
     }
-
-    private string NewName(Graph g, string hint)
-    {
-        var name = hint;
-        for (int i = 1; g.Initializers.ContainsKey(name) || g.Nodes.Any(n => n.Outputs.Contains(name)) || g.Inputs.Any(v => v.Name == name); i++) name = $"{hint}_{i}";
-        return name;
-    }
-
-    private string AddConst(Graph g, string hint, Tensor t)
-    {
-        var name = NewName(g, hint);
-        g.Initializers.Add(name, t.Clone(name));
-        return name;
-    }
-
-    private static bool Scalar(Tensor t) => t.ElementCount == 1 && t.Dims.Length <= 1;
 
     private bool TryFuseQuantized(Graph g, OptimizerContext ctx, ShapeInferenceResult facts, Node q)
     {
@@ -160,11 +141,6 @@ internal sealed class FuseQdq : IGraphPass
         RemoveIfUnused(g, w.Node);
         if (conv && op.Inputs.Count > 2 && Producer(g, op.Inputs[2]) is { OpType: "DequantizeLinear" } bdq) RemoveIfUnused(g, bdq);
         return true;
-    }
-
-    private static void RemoveIfUnused(Graph g, Node n)
-    {
-        if (n.Outputs.All(o => o.Length == 0 || Rewrite.UseCount(g, o) == 0)) g.Nodes.Remove(n);
     }
 
     /// <summary>Float bias values from a float constant or a DequantizeLinear of a constant.</summary>

@@ -1,5 +1,6 @@
 using OnDevice.Core;
 using OnDevice.Runtime.Kernels.Elementwise;
+using static OnDevice.Runtime.Optimizer.Rewrite;
 
 namespace OnDevice.Runtime.Optimizer;
 
@@ -28,10 +29,6 @@ internal sealed class FuseQdqConvFloatOutput : IGraphPass
             if (conv is { OpType: "Conv", IsDefaultDomain: true } && graph.Nodes.Contains(conv) && TryFuse(graph, ctx, facts, conv)) changed++;
         return changed;
     }
-
-    private static Node? Producer(Graph g, string name) => name.Length == 0 ? null : g.Nodes.FirstOrDefault(n => n.Outputs.Contains(name));
-
-    private static bool Scalar(Tensor t) => t.ElementCount == 1 && t.Dims.Length <= 1;
 
     private static bool TryFuse(Graph g, OptimizerContext ctx, ShapeInferenceResult facts, Node conv)
     {
@@ -112,11 +109,6 @@ internal sealed class FuseQdqConvFloatOutput : IGraphPass
         return true;
     }
 
-    private static void RemoveIfUnused(Graph g, Node n)
-    {
-        if (n.Outputs.All(o => o.Length == 0 || Rewrite.UseCount(g, o) == 0) && !n.Outputs.Any(o => Rewrite.IsGraphOutput(g, o))) g.Nodes.Remove(n);
-    }
-
     /// <summary>Float bias values from a float constant or a DequantizeLinear of a constant (per tensor or per element).</summary>
     private static double[]? BiasValues(Graph g, OptimizerContext ctx, string name)
     {
@@ -136,11 +128,4 @@ internal sealed class FuseQdqConvFloatOutput : IGraphPass
         return r;
     }
 
-    private static string AddConst(Graph g, string hint, Tensor t)
-    {
-        var name = hint;
-        for (int i = 1; g.Initializers.ContainsKey(name) || g.Nodes.Any(n => n.Outputs.Contains(name)) || g.Inputs.Any(v => v.Name == name); i++) name = $"{hint}_{i}";
-        g.Initializers.Add(name, t.Clone(name));
-        return name;
-    }
 }

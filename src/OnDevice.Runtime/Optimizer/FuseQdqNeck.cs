@@ -1,5 +1,6 @@
 using OnDevice.Core;
 using OnDevice.Runtime.Kernels.Elementwise;
+using static OnDevice.Runtime.Optimizer.Rewrite;
 
 namespace OnDevice.Runtime.Optimizer;
 
@@ -67,17 +68,6 @@ internal sealed class FuseQdqNeck : IGraphPass
         return changed;
     }
 
-    private static Node? Producer(Graph g, string name) => name.Length == 0 ? null : g.Nodes.FirstOrDefault(n => n.Outputs.Contains(name));
-
-    private static bool SingleUse(Graph g, string name) => Rewrite.UseCount(g, name) == 1 && !Rewrite.IsGraphOutput(g, name);
-
-    private static bool Scalar(Tensor t) => t.ElementCount == 1 && t.Dims.Length <= 1;
-
-    private static void RemoveIfUnused(Graph g, Node n)
-    {
-        if (n.Outputs.All(o => o.Length == 0 || Rewrite.UseCount(g, o) == 0)) g.Nodes.Remove(n);
-    }
-
     /// <summary>A DequantizeLinear node's parts (scale and zero point constant, no block size), or null.</summary>
     private sealed record Dq(Node Node, string X, Tensor? XConst, Tensor Scale, Tensor? Zp, long Axis);
 
@@ -88,14 +78,6 @@ internal sealed class FuseQdqNeck : IGraphPass
         Tensor? zp = null;
         if (n.Inputs.Count > 2 && n.Inputs[2].Length > 0 && (zp = ctx.ConstantOf(g, n.Inputs[2])) is null) return null;
         return new Dq(n, n.Inputs[0], ctx.ConstantOf(g, n.Inputs[0]), scale, zp, n.GetInt("axis", 1));
-    }
-
-    private static string AddConst(Graph g, string hint, Tensor t)
-    {
-        var name = hint;
-        for (int i = 1; g.Initializers.ContainsKey(name) || g.Nodes.Any(n => n.Outputs.Contains(name)) || g.Inputs.Any(v => v.Name == name); i++) name = $"{hint}_{i}";
-        g.Initializers.Add(name, t.Clone(name));
-        return name;
     }
 
     /// <summary>The scalar output parameters of a QuantizeLinear (scale, zero point name or null, type), or null.</summary>
@@ -195,13 +177,6 @@ internal sealed class FuseQdqNeck : IGraphPass
         op.Outputs[0] = lut.Outputs[0];
         g.Nodes.Remove(lut);
         return true;
-    }
-
-    private static string NewName(Graph g, string hint)
-    {
-        var name = hint;
-        for (int i = 1; g.Initializers.ContainsKey(name) || g.Nodes.Any(n => n.Outputs.Contains(name)) || g.Inputs.Any(v => v.Name == name); i++) name = $"{hint}_{i}";
-        return name;
     }
 
     private static Node CopyOf(Node n, List<string> inputs, List<string> outputs, string name)

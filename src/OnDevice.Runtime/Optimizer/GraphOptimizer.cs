@@ -142,6 +142,36 @@ internal static class Rewrite
         }
         return c;
     }
+    /// <summary>The node producing <paramref name="name"/>, or null (graph input, initializer, empty name).</summary>
+    public static Node? Producer(Graph g, string name) => name.Length == 0 ? null : g.Nodes.FirstOrDefault(n => n.Outputs.Contains(name));
+
+    /// <summary>True when exactly one node reads <paramref name="name"/> and it is not a graph output.</summary>
+    public static bool SingleUse(Graph g, string name) => UseCount(g, name) == 1 && !IsGraphOutput(g, name);
+
+    /// <summary>A one-element tensor of rank 0 or 1 (a per-tensor scale or zero point).</summary>
+    public static bool Scalar(Tensor t) => t.ElementCount == 1 && t.Dims.Length <= 1;
+
+    /// <summary>Removes <paramref name="n"/> when nothing reads any of its outputs (graph outputs count as reads).</summary>
+    public static void RemoveIfUnused(Graph g, Node n)
+    {
+        if (n.Outputs.All(o => o.Length == 0 || UseCount(g, o) == 0)) g.Nodes.Remove(n);
+    }
+
+    /// <summary><paramref name="hint"/>, or hint_1, hint_2, … : a name no initializer, node output or graph input uses.</summary>
+    public static string NewName(Graph g, string hint)
+    {
+        var name = hint;
+        for (int i = 1; g.Initializers.ContainsKey(name) || g.Nodes.Any(n => n.Outputs.Contains(name)) || g.Inputs.Any(v => v.Name == name); i++) name = $"{hint}_{i}";
+        return name;
+    }
+
+    /// <summary>Adds a copy of <paramref name="t"/> as an initializer under a fresh name; returns the name.</summary>
+    public static string AddConst(Graph g, string hint, Tensor t)
+    {
+        var name = NewName(g, hint);
+        g.Initializers.Add(name, t.Clone(name));
+        return name;
+    }
 }
 
 /// <summary>Removes Identity, inference-mode Dropout, Casts to the type a value already has, and Reshape chains.</summary>

@@ -11,12 +11,7 @@ namespace OnDevice.Runtime.Tests.Quantization;
 [Trait("Category", "Agreement")]
 public class QdqFusionTests(Xunit.Abstractions.ITestOutputHelper output)
 {
-    private static Tensor Q8(Random rng, DType t, params long[] dims)
-    {
-        var b = new byte[dims.Aggregate(1L, (p, d) => p * d)];
-        for (int i = 0; i < b.Length; i++) b[i] = t == DType.Int8 ? (byte)(sbyte)rng.Next(-100, 100) : (byte)rng.Next(40, 220);
-        return Tensor.FromBytes(t, dims, b);
-    }
+    private static Tensor Q8(Random rng, DType t, params long[] dims) => QdqTestData.RandomBytes(rng, t, 40, 220, dims);
 
     /// <summary>x → Q → DQ → Conv(DQ(w per-channel), DQ(int32 bias)) → Relu → Q → DQ → Conv(depthwise) → Q → DQ → Flatten → Q → DQ → MatMul(DQ(w)) → Q → DQ.</summary>
     internal static Model ConvNet(int seed, long opset = 13)
@@ -47,19 +42,6 @@ public class QdqFusionTests(Xunit.Abstractions.ITestOutputHelper output)
         return m;
     }
 
-    private static void Within(float[] expected, float[] actual, float step, string what)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        int exact = 0;
-        for (int i = 0; i < expected.Length; i++)
-        {
-            float d = Math.Abs(expected[i] - actual[i]);
-            Assert.True(d <= step * 1.01f + 1e-5f, $"{what}[{i}]: {actual[i]} vs {expected[i]} (step {step})");
-            if (d < 1e-6f) exact++;
-        }
-        Assert.True(exact >= expected.Length * 0.9, $"{what}: only {exact} of {expected.Length} equal");
-    }
-
     [Fact]
     public void QdqConvNetwork_RunsFused_AndAgreesWithUnfusedAndOnnxRuntime()
     {
@@ -78,10 +60,10 @@ public class QdqFusionTests(Xunit.Abstractions.ITestOutputHelper output)
         var yf = fused.Run(inputs)[yName].ToFloatArray();
         var yu = unfused.Run(inputs)[yName].ToFloatArray();
         Assert.True(yu.Distinct().Count() > 4, "the unfused output is nearly constant");
-        Within(yu, yf, 0.1f, "fused vs unfused");
+        QdqTestData.Within(yu, yf, 0.1f, "fused vs unfused");
         var ort = OrtPeer.Run(model, inputs, out var why);
         if (ort is null) { output.WriteLine($"SKIPPED ONNX Runtime comparison: {why}"); return; }
-        Within(ort[yName].ToFloatArray(), yf, 0.1f, "fused vs ONNX Runtime");
+        QdqTestData.Within(ort[yName].ToFloatArray(), yf, 0.1f, "fused vs ONNX Runtime");
     }
 
     /// <summary>
@@ -133,10 +115,10 @@ public class QdqFusionTests(Xunit.Abstractions.ITestOutputHelper output)
         var yf = fused.Run(inputs)[yName].ToFloatArray();
         var yu = unfused.Run(inputs)[yName].ToFloatArray();
         Assert.True(yu.Distinct().Count() > 8, "the unfused output is nearly constant");
-        Within(yu, yf, 0.02f, "fused vs unfused");
+        QdqTestData.Within(yu, yf, 0.02f, "fused vs unfused");
         var ort = OrtPeer.Run(model, inputs, out var why);
         if (ort is null) { output.WriteLine($"SKIPPED ONNX Runtime comparison: {why}"); return; }
-        Within(ort[yName].ToFloatArray(), yf, 0.02f, "fused vs ONNX Runtime");
+        QdqTestData.Within(ort[yName].ToFloatArray(), yf, 0.02f, "fused vs ONNX Runtime");
     }
 
     [Fact]

@@ -12,26 +12,7 @@ namespace OnDevice.Runtime.Tests.Quantization;
 [Trait("Category", "Agreement")]
 public class QdqNeckFusionTests(Xunit.Abstractions.ITestOutputHelper output)
 {
-    private static Tensor Bytes(Random rng, DType t, params long[] dims)
-    {
-        var b = new byte[dims.Aggregate(1L, (p, d) => p * d)];
-        for (int i = 0; i < b.Length; i++) b[i] = t == DType.Int8 ? (byte)(sbyte)rng.Next(-100, 100) : (byte)rng.Next(30, 230);
-        return Tensor.FromBytes(t, dims, b);
-    }
-
-    /// <summary>The largest difference in output steps, and the share of equal values.</summary>
-    private static void Within(float[] expected, float[] actual, float step, string what, double minEqual = 0.9)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        int exact = 0;
-        for (int i = 0; i < expected.Length; i++)
-        {
-            float d = Math.Abs(expected[i] - actual[i]);
-            Assert.True(d <= step * 1.01f + 1e-5f, $"{what}[{i}]: {actual[i]} vs {expected[i]} (step {step})");
-            if (d < 1e-6f) exact++;
-        }
-        Assert.True(exact >= expected.Length * minEqual, $"{what}: only {exact} of {expected.Length} equal");
-    }
+    private static Tensor Bytes(Random rng, DType t, params long[] dims) => QdqTestData.RandomBytes(rng, t, 30, 230, dims);
 
     /// <summary>
     /// x → Q/DQ → ConvTranspose(DQ(w [8, 5, k, k] per output channel on axis 1 or per tensor), bias) → Q → DQ →
@@ -86,10 +67,10 @@ public class QdqNeckFusionTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.True(yu.Distinct().Count() > 8, "the unfused output is nearly constant");
         // Integer sums requantized in float vs the float ConvTranspose's rounding: one step of its output at most, which
         // the island maps to at most one output step.
-        Within(yu, yf, 0.03f, "fused vs unfused");
+        QdqTestData.Within(yu, yf, 0.03f, "fused vs unfused");
         var ort = OrtPeer.Run(model, inputs, out var why);
         if (ort is null) { output.WriteLine($"SKIPPED ONNX Runtime comparison: {why}"); return; }
-        Within(ort[yName].ToFloatArray(), yf, 0.03f, "fused vs ONNX Runtime");
+        QdqTestData.Within(ort[yName].ToFloatArray(), yf, 0.03f, "fused vs ONNX Runtime");
     }
 
     public static TheoryData<int, int, int, int, int, int, bool, int> KernelCases() => new()
@@ -239,7 +220,7 @@ public class QdqNeckFusionTests(Xunit.Abstractions.ITestOutputHelper output)
         var ort = OrtPeer.Run(model, inputs, out var why);
         if (ort is null) { output.WriteLine($"SKIPPED ONNX Runtime comparison: {why}"); return; }
         // ONNX Runtime's own QuantizeLinear/float kernels may round a value the other way: one step, rarely.
-        Within(ort[yName].ToFloatArray(), yf, 0.05f, "fused vs ONNX Runtime", 0.95);
+        QdqTestData.Within(ort[yName].ToFloatArray(), yf, 0.05f, "fused vs ONNX Runtime", 0.95);
     }
 
     /// <summary>The 256-entry float lookup (AVX-512 permute tree) and the float row widening (×2 permutes) against their scalar twins.</summary>
