@@ -63,7 +63,9 @@ public class DepthwiseChannelTests
     [Theory]
     [InlineData(12, 80, 5, 5, 1, 1, 2, 2, true)]
     [InlineData(6, 80, 5, 5, 2, 1, 2, 2, false)]
-    [InlineData(12, 160, 3, 3, 1, 2, 1, 1, true)]   // stride 2 columns: the scalar conversion path
+    [InlineData(12, 160, 3, 3, 1, 2, 1, 1, true)]   // stride 2 columns: even-byte gathers, then the vector conversion
+    [InlineData(5, 641, 3, 3, 2, 2, 1, 1, false)]   // odd width, many 16-byte gather steps and a scalar tail
+    [InlineData(3, 9001, 3, 3, 2, 2, 1, 1, true)]   // phase rows over 4096 bytes: the scalar conversion loop
     [InlineData(7, 70, 3, 2, 2, 3, 0, 1, false)]
     public unsafe void ChannelFromBytes_EqualsChannelOnTheConvertedValues(int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, bool signedX)
     {

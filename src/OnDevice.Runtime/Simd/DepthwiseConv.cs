@@ -54,6 +54,13 @@ public static unsafe class DepthwiseConv
         int rows = s.PaddedRows, L = s.PhaseRow, sw = s.SW;
         float* plane = scratch;
         int* offsets = (int*)(scratch + rows * sw * L);
+        // A phase row's bytes for the strided byte path (the scalar conversion cost more than the convolution itself).
+        byte* gathered = null;
+        if (xb != null && sw > 1 && L <= 4096)
+        {
+            byte* buffer = stackalloc byte[L];
+            gathered = buffer;
+        }
         // Padded, phase-split copy of the plane.
         for (int r = 0; r < rows; r++)
         {
@@ -78,6 +85,13 @@ public static unsafe class DepthwiseConv
                 if (xb != null)
                 {
                     if (sw == 1) QuantizeVectors.Dequantize(new ReadOnlySpan<byte>(srcb + first + lo, hi - lo), signedX, 1f, zx, new Span<float>(dst + lo, hi - lo));
+                    else if (gathered != null)
+                    {
+                        // Strided: the phase's bytes gathered first (vector even-byte gathers for stride 2), then the same
+                        // vector conversion as stride 1 (x − zx is exact in float: identical values to the scalar loop).
+                        Kernels.Quantization.IntegerConvCore.CopyStrided(srcb + first + (nint)lo * sw, sw, gathered, hi - lo);
+                        QuantizeVectors.Dequantize(new ReadOnlySpan<byte>(gathered, hi - lo), signedX, 1f, zx, new Span<float>(dst + lo, hi - lo));
+                    }
                     else
                         for (int c = lo; c < hi; c++)
                         {
