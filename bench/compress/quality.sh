@@ -44,7 +44,7 @@ want() { [[ " $ROWS " == *" $1 "* ]]; }
 
 cp "$M" "$W/fp32.onnx"
 ! want int8-wo || $OD quantize "$M" -o "$W/int8-wo.onnx" --weights int8 --granularity channel --symmetric --json > "$W/int8-wo.json"
-! want int8-static || $OD quantize "$M" -o "$W/int8-static.onnx" --weights int8 --granularity channel --symmetric --activations int8 --calibration "$W/calmix" --calibrator percentile --keep-sensitive ${KEEP_STATIC:-16} --keep-sensitive-max-params ${KEEP_STATIC_MAX_PARAMS:-16384} --json > "$W/int8-static.json"
+! want int8-static || $OD quantize "$M" -o "$W/int8-static.onnx" --weights int8 --granularity channel --symmetric --activations int8 --calibration "$W/calmix" --calibrator percentile --keep-sensitive ${KEEP_STATIC:-16} --keep-sensitive-max-params ${KEEP_STATIC_MAX_PARAMS:-600} --json > "$W/int8-static.json"
 ! want int8-static-entropy || $OD quantize "$M" -o "$W/int8-static-entropy.onnx" --weights int8 --granularity channel --symmetric --activations int8 --calibration "$W/calmix" --calibrator entropy --keep-sensitive ${KEEP_ENTROPY:-0} --json > "$W/int8-static-entropy.json"
 ! want int4-rtn || $OD quantize "$M" -o "$W/int4-rtn.onnx" --weights int4 --granularity block:32 --symmetric --json > "$W/int4-rtn.json"
 ! want int4-rtn-asym || $OD quantize "$M" -o "$W/int4-rtn-asym.onnx" --weights int4 --granularity block:32 --json > "$W/int4-rtn-asym.json"
