@@ -218,31 +218,19 @@ public sealed unsafe class F32Matrix : WeightMatrix
 }
 
 /// <summary>
-/// Int8 weights in blocks of 32 along each row, one float scale per block (rows padded to whole blocks with zeros); each
-/// row is stored in <see cref="GroupDot"/>'s interleaved layout as unsigned bytes q + 128, in a <see cref="WeightBuffer"/>
-/// (huge pages), groups of four rows interleaved when rows % 4 == 0 and cols % 256 == 0 (see <see cref="GroupDot.DotQ8Rows4"/>).
+/// Shared storage of the block-quantized matrices (<see cref="Q8Matrix"/>, <see cref="Q4Matrix"/>): 32-value blocks with
+/// one fp32 scale each, the quants and scales of every row in one <see cref="WeightBuffer"/> (<see cref="QuantRows"/>).
 /// </summary>
-public sealed unsafe class Q8Matrix : WeightMatrix
+public abstract unsafe class BlockQuantMatrix : WeightMatrix
 {
-    private readonly QuantRows _m;
-    private readonly int _blocks;
+    private protected readonly QuantRows _m;
+    private protected readonly int _blocks;
 
-    // q arrives row-major in block order and is rearranged row by row into GroupDot's interleaved layout (same size).
-    private Q8Matrix(int rows, int cols, sbyte[] q, float[] s, QuantLayout? layout = null) : base(rows, cols)
+    private protected BlockQuantMatrix(int rows, int cols, int rowQuantBytesPerBlock, float[] scales, QuantLayout? layout) : base(rows, cols)
     {
         _blocks = (cols + 31) / 32;
-        _m = new QuantRows(rows, _blocks, _blocks * 32, s, layout);
-        var row = new byte[_blocks * 32];
-        fixed (sbyte* src = q) fixed (byte* tmp = row)
-            for (int r = 0; r < rows; r++)
-            {
-                GroupDot.InterleaveQ8(src + (long)r * _blocks * 32, _blocks, tmp);
-                _m.Store(r, tmp);
-            }
+        _m = new QuantRows(rows, _blocks, _blocks * rowQuantBytesPerBlock, scales, layout);
     }
-
-    /// <inheritdoc/>
-    public override LlmWeights Format => LlmWeights.Int8;
 
     /// <inheritdoc/>
     public override long Bytes => _m.DataBytes;
@@ -254,6 +242,29 @@ public sealed unsafe class Q8Matrix : WeightMatrix
 
     /// <inheritdoc/>
     public override void Dispose() => _m.Buffer.Dispose();
+}
+
+/// <summary>
+/// Int8 weights in blocks of 32 along each row, one float scale per block (rows padded to whole blocks with zeros); each
+/// row is stored in <see cref="GroupDot"/>'s interleaved layout as unsigned bytes q + 128, in a <see cref="WeightBuffer"/>
+/// (huge pages), groups of four rows interleaved when rows % 4 == 0 and cols % 256 == 0 (see <see cref="GroupDot.DotQ8Rows4"/>).
+/// </summary>
+public sealed unsafe class Q8Matrix : BlockQuantMatrix
+{
+    // q arrives row-major in block order and is rearranged row by row into GroupDot's interleaved layout (same size).
+    private Q8Matrix(int rows, int cols, sbyte[] q, float[] s, QuantLayout? layout = null) : base(rows, cols, 32, s, layout)
+    {
+        var row = new byte[_blocks * 32];
+        fixed (sbyte* src = q) fixed (byte* tmp = row)
+            for (int r = 0; r < rows; r++)
+            {
+                GroupDot.InterleaveQ8(src + (long)r * _blocks * 32, _blocks, tmp);
+                _m.Store(r, tmp);
+            }
+    }
+
+    /// <inheritdoc/>
+    public override LlmWeights Format => LlmWeights.Int8;
 
     /// <summary>Round-to-nearest symmetric quantization: per block d = max|w|/127, q = round(w/d).</summary>
     public static Q8Matrix Quantize(ReadOnlySpan<float> w, int rows, int cols) => Quantize(w, rows, cols, null);
@@ -348,16 +359,11 @@ public sealed unsafe class Q8Matrix : WeightMatrix
 /// <see cref="WeightBuffer"/> (huge pages), groups of four rows interleaved when rows % 4 == 0 and cols % 256 == 0 (see
 /// <see cref="GroupDot.DotQ4Rows4"/>).
 /// </summary>
-public sealed unsafe class Q4Matrix : WeightMatrix
+public sealed unsafe class Q4Matrix : BlockQuantMatrix
 {
-    private readonly QuantRows _m;
-    private readonly int _blocks;
-
     // q arrives in Q4_0 order and is rearranged row by row into GroupDot's interleaved layout (same size).
-    private Q4Matrix(int rows, int cols, byte[] q, float[] s, QuantLayout? layout = null) : base(rows, cols)
+    private Q4Matrix(int rows, int cols, byte[] q, float[] s, QuantLayout? layout = null) : base(rows, cols, 16, s, layout)
     {
-        _blocks = (cols + 31) / 32;
-        _m = new QuantRows(rows, _blocks, _blocks * 16, s, layout);
         var row = new byte[_blocks * 16];
         fixed (byte* src = q, tmp = row)
             for (int r = 0; r < rows; r++)
@@ -369,17 +375,6 @@ public sealed unsafe class Q4Matrix : WeightMatrix
 
     /// <inheritdoc/>
     public override LlmWeights Format => LlmWeights.Int4;
-
-    /// <inheritdoc/>
-    public override long Bytes => _m.DataBytes;
-
-    /// <summary>The native buffer holding the quants and scales.</summary>
-    public WeightBuffer Buffer => _m.Buffer;
-
-    internal QuantLayout Layout => _m.Layout;
-
-    /// <inheritdoc/>
-    public override void Dispose() => _m.Buffer.Dispose();
 
     /// <summary>Round-to-nearest quantization as in Q4_0: per block, m = the value of largest magnitude, d = m/−8, q = clamp(⌊w/d + 8.5⌋, 0, 15).</summary>
     public static Q4Matrix Quantize(ReadOnlySpan<float> w, int rows, int cols) => Quantize(w, rows, cols, null);
