@@ -1,6 +1,7 @@
 using OnDevice.Core;
 using OnDevice.Runtime.Kernels.Elementwise;
 using static OnDevice.Runtime.Optimizer.Rewrite;
+using static OnDevice.Runtime.Optimizer.QdqValues;
 
 namespace OnDevice.Runtime.Optimizer;
 
@@ -57,18 +58,6 @@ internal sealed class FuseQdq : IGraphPass
             if (TryFoldLookupIntoConv(graph, ctx, lut)) changed++;
         }
         return changed;
-    }
-
-    /// <summary>A DequantizeLinear node's parts: quantized input, scale, zero point (constants where known), axis, block size.</summary>
-    private sealed record Dq(Node Node, string X, Tensor? XConst, Tensor Scale, Tensor? Zp, long Axis, long BlockSize);
-
-    private static Dq? ReadDq(Graph g, OptimizerContext ctx, Node? n)
-    {
-        if (n is not { OpType: "DequantizeLinear", IsDefaultDomain: true } || n.Inputs.Count < 2) return null;
-        if (ctx.ConstantOf(g, n.Inputs[1]) is not { DType: DType.Float32 or DType.Float16 } scale) return null;
-        Tensor? zp = null;
-        if (n.Inputs.Count > 2 && n.Inputs[2].Length > 0 && (zp = ctx.ConstantOf(g, n.Inputs[2])) is null) return null;
-        return new Dq(n, n.Inputs[0], ctx.ConstantOf(g, n.Inputs[0]), scale, zp, n.GetInt("axis", 1), n.GetInt("block_size", 0));
     }
 
     private bool TryFuseQuantized(Graph g, OptimizerContext ctx, ShapeInferenceResult facts, Node q)
@@ -141,24 +130,6 @@ internal sealed class FuseQdq : IGraphPass
         RemoveIfUnused(g, w.Node);
         if (conv && op.Inputs.Count > 2 && Producer(g, op.Inputs[2]) is { OpType: "DequantizeLinear" } bdq) RemoveIfUnused(g, bdq);
         return true;
-    }
-
-    /// <summary>Float bias values from a float constant or a DequantizeLinear of a constant.</summary>
-    private static double[]? BiasValues(Graph g, OptimizerContext ctx, string name)
-    {
-        if (ctx.ConstantOf(g, name) is { } t) return t.DType.IsFloatingPoint() ? Enumerable.Range(0, (int)t.ElementCount).Select(i => t.GetDouble(i)).ToArray() : null;
-        var dq = ReadDq(g, ctx, Producer(g, name));
-        if (dq?.XConst is not { } xc || dq.BlockSize != 0) return null;
-        int n = (int)xc.ElementCount;
-        if (!Scalar(dq.Scale) && dq.Scale.ElementCount != n) return null;
-        var r = new double[n];
-        for (int i = 0; i < n; i++)
-        {
-            int si = Scalar(dq.Scale) ? 0 : i;
-            double z = dq.Zp is null ? 0 : dq.Zp.GetDouble(si);
-            r[i] = (xc.GetDouble(i) - z) * dq.Scale.GetDouble(si);
-        }
-        return r;
     }
 
     /// <summary>The tensor as 8-bit values: uint8/int8 as is, uint4/int4 widened; null for other types.</summary>

@@ -1,6 +1,7 @@
 using OnDevice.Core;
 using OnDevice.Runtime.Kernels.Elementwise;
 using static OnDevice.Runtime.Optimizer.Rewrite;
+using static OnDevice.Runtime.Optimizer.QdqValues;
 
 namespace OnDevice.Runtime.Optimizer;
 
@@ -107,25 +108,6 @@ internal sealed class FuseQdqConvFloatOutput : IGraphPass
         RemoveIfUnused(g, wdq);
         if (conv.Inputs.Count > 2 && Producer(g, conv.Inputs[2]) is { OpType: "DequantizeLinear" } bdq) RemoveIfUnused(g, bdq);
         return true;
-    }
-
-    /// <summary>Float bias values from a float constant or a DequantizeLinear of a constant (per tensor or per element).</summary>
-    private static double[]? BiasValues(Graph g, OptimizerContext ctx, string name)
-    {
-        if (ctx.ConstantOf(g, name) is { } t) return t.DType.IsFloatingPoint() ? Enumerable.Range(0, (int)t.ElementCount).Select(i => t.GetDouble(i)).ToArray() : null;
-        var dq = Producer(g, name);
-        if (dq is not { OpType: "DequantizeLinear", IsDefaultDomain: true } || dq.GetInt("block_size", 0) != 0) return null;
-        if (ctx.ConstantOf(g, dq.Inputs[0]) is not { } xc || ctx.ConstantOf(g, dq.Inputs[1]) is not { } s) return null;
-        Tensor? z = dq.Inputs.Count > 2 && dq.Inputs[2].Length > 0 ? ctx.ConstantOf(g, dq.Inputs[2]) : null;
-        int n = (int)xc.ElementCount;
-        if (!Scalar(s) && s.ElementCount != n) return null;
-        var r = new double[n];
-        for (int i = 0; i < n; i++)
-        {
-            int si = Scalar(s) ? 0 : i;
-            r[i] = (xc.GetDouble(i) - (z is null ? 0 : z.GetDouble(si))) * s.GetDouble(si);
-        }
-        return r;
     }
 
 }

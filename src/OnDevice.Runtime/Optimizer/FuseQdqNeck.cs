@@ -1,6 +1,7 @@
 using OnDevice.Core;
 using OnDevice.Runtime.Kernels.Elementwise;
 using static OnDevice.Runtime.Optimizer.Rewrite;
+using static OnDevice.Runtime.Optimizer.QdqValues;
 
 namespace OnDevice.Runtime.Optimizer;
 
@@ -68,17 +69,8 @@ internal sealed class FuseQdqNeck : IGraphPass
         return changed;
     }
 
-    /// <summary>A DequantizeLinear node's parts (scale and zero point constant, no block size), or null.</summary>
-    private sealed record Dq(Node Node, string X, Tensor? XConst, Tensor Scale, Tensor? Zp, long Axis);
-
-    private static Dq? ReadDq(Graph g, OptimizerContext ctx, Node? n)
-    {
-        if (n is not { OpType: "DequantizeLinear", IsDefaultDomain: true } || n.Inputs.Count < 2 || n.GetInt("block_size", 0) != 0) return null;
-        if (ctx.ConstantOf(g, n.Inputs[1]) is not { DType: DType.Float32 or DType.Float16 } scale) return null;
-        Tensor? zp = null;
-        if (n.Inputs.Count > 2 && n.Inputs[2].Length > 0 && (zp = ctx.ConstantOf(g, n.Inputs[2])) is null) return null;
-        return new Dq(n, n.Inputs[0], ctx.ConstantOf(g, n.Inputs[0]), scale, zp, n.GetInt("axis", 1));
-    }
+    /// <summary>A DequantizeLinear per tensor or per axis (blocked ones are not fused here).</summary>
+    private static Dq? ReadDq(Graph g, OptimizerContext ctx, Node? n) => QdqValues.ReadDq(g, ctx, n) is { BlockSize: 0 } d ? d : null;
 
     /// <summary>The scalar output parameters of a QuantizeLinear (scale, zero point name or null, type), or null.</summary>
     private static (Tensor Scale, Tensor? Zp, DType Type)? ReadQ(Graph g, OptimizerContext ctx, Node q)
@@ -140,26 +132,6 @@ internal sealed class FuseQdqNeck : IGraphPass
         RemoveIfUnused(g, w.Node);
         if (biasDq is not null) RemoveIfUnused(g, biasDq);
         return true;
-    }
-
-    /// <summary>Float bias values from a float constant or a DequantizeLinear of a constant.</summary>
-    private static double[]? BiasValues(Graph g, OptimizerContext ctx, string name, out Node? dqNode)
-    {
-        dqNode = null;
-        if (ctx.ConstantOf(g, name) is { } t) return t.DType.IsFloatingPoint() ? Enumerable.Range(0, (int)t.ElementCount).Select(i => t.GetDouble(i)).ToArray() : null;
-        var dq = ReadDq(g, ctx, Producer(g, name));
-        if (dq?.XConst is not { } xc) return null;
-        int n = (int)xc.ElementCount;
-        if (!Scalar(dq.Scale) && dq.Scale.ElementCount != n) return null;
-        var r = new double[n];
-        for (int i = 0; i < n; i++)
-        {
-            int si = Scalar(dq.Scale) ? 0 : i;
-            double z = dq.Zp is null ? 0 : dq.Zp.GetDouble(si);
-            r[i] = (xc.GetDouble(i) - z) * dq.Scale.GetDouble(si);
-        }
-        dqNode = dq.Node;
-        return r;
     }
 
     /// <summary>QLinearConvTranspose (single reader) → QLinearLookup: the table becomes its input 9.</summary>
