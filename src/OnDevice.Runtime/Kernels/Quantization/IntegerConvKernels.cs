@@ -282,10 +282,12 @@ internal sealed unsafe class IntegerConvCore
         }
         var shape = new DepthwiseConv.Shape(in3[1], in3[2], w3.Kernel[1], w3.Kernel[2], w3.Strides[1], w3.Strides[2], w3.PadBegin[1], w3.PadBegin[2],
             w3.Dilations[1], w3.Dilations[2], w3.Output[1], w3.Output[2]);
+        // The integer sums (DepthwiseInt8) when every w − zw fits a signed byte; otherwise the float kernel on exact integers.
+        var (dwi, plan) = DepthwiseInt8Weights(ctx, w, m, shape);
         int jobs = n * _group;
         int chunkJobs = PackedWeights.ChunkFor((long)outSize * taps * mg);
         int workers = PackedWeights.Workers(ctx, jobs, chunkJobs);
-        long perWorker = PackedWeights.Lines(inSize) + PackedWeights.Lines(outSize) + PackedWeights.Lines(shape.PlaneFloats) + 16;
+        long perWorker = PackedWeights.Lines(inSize) + PackedWeights.Lines(outSize) + PackedWeights.Lines(Math.Max(shape.PlaneFloats, (plan?.ScratchBytes ?? 0) / 4 + 16)) + 16;
         var scratch = ctx.Scratch(checked((int)(perWorker * workers * sizeof(float) + 64)));
         var xm = x.Memory;
         fixed (byte* px0 = xm.Span)
@@ -309,7 +311,8 @@ internal sealed unsafe class IntegerConvCore
                     {
                         int oc = g * mg + j;
                         // x − zx goes straight into the kernel's padded plane (no dequantized copy of the channel).
-                        DepthwiseConv.ChannelFromBytes(shape, xc, sx, zx, (float*)pw + (nint)oc * taps, 0f, default, yf, planeScratch);
+                        if (plan is not null) DepthwiseInt8.Channel(DepthwiseInt8.Best, plan, xc, sx, zx, dwi!, oc, yf, (byte*)planeScratch);
+                        else DepthwiseConv.ChannelFromBytes(shape, xc, sx, zx, (float*)pw + (nint)oc * taps, 0f, default, yf, planeScratch);
                         byte* dst = (byte*)py + ((nint)img * m + oc) * outSize;
                         Requantize.FromFloat(yf, outSize, q.Bias[oc], q.Multipliers[oc], q.Zy, q.Min, q.Max, dst);
                         if (q.LookupRows > 0) ByteLookup.Apply(dst, dst, outSize, q.Lookup + (q.LookupRows == 1 ? 0 : oc * 256));
@@ -318,6 +321,32 @@ internal sealed unsafe class IntegerConvCore
             });
         }
         return true;
+    }
+
+    private DepthwiseInt8.Weights? _depthwiseInt8;
+    private DepthwiseInt8.Plan? _depthwisePlan;
+    private bool _depthwiseInt8Refused;
+
+    /// <summary>The weights prepared for <see cref="DepthwiseInt8"/> (cached when constant) and a plan for this geometry;
+    /// (null, null) when some w − zw does not fit a signed byte.</summary>
+    private (DepthwiseInt8.Weights?, DepthwiseInt8.Plan?) DepthwiseInt8Weights(KernelContext ctx, TensorBuffer w, int m, DepthwiseConv.Shape shape)
+    {
+        var prepared = _depthwiseInt8 is { } cached && _wConstant && w.Shape.AsSpan().SequenceEqual(_wShape) && cached.Channels == m ? cached : null;
+        if (prepared is null)
+        {
+            if (_depthwiseInt8Refused) return (null, null);
+            var zwb = ctx.Input(_wZpInput);
+            var zw = zwb is null ? [] : QuantValues.ZeroPointVector(zwb, m, "weight zero point");
+            prepared = DepthwiseInt8.Prepare(w.Memory.Span, w.DType == DType.Int8, zw, m, shape.KH, shape.KW);
+            if (prepared is null)
+            {
+                _depthwiseInt8Refused = _wConstant;
+                return (null, null);
+            }
+            if (_wConstant) _depthwiseInt8 = prepared;
+        }
+        var plan = _depthwisePlan is { } p && p.Shape == shape ? p : _depthwisePlan = new DepthwiseInt8.Plan(shape);
+        return (prepared, plan);
     }
 
     /// <summary>
