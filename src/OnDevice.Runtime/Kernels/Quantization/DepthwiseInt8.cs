@@ -221,6 +221,7 @@ public static unsafe class DepthwiseInt8
     }
 
     /// <summary>The padded row of unsigned bytes: pad everywhere, the input row (sign bit flipped if signed) at PadLeft.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PadRow(in DepthwiseConv.Shape s, byte* src, bool signedX, byte pad, byte* dst, int len)
     {
         if (src == null)
