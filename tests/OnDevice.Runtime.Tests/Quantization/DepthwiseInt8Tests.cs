@@ -45,6 +45,9 @@ public class DepthwiseInt8Tests
         new("tall: several bands", 300, 96, 3, 3, 1, 1, 1, 1, 1, 1),
         new("padding wider than the row", 4, 3, 3, 9, 1, 1, 1, 6, 1, 6),
         new("16x16 window (256 taps)", 18, 24, 16, 16, 1, 1, 7, 7, 8, 8),
+        new("9x5: three groups of column quads", 15, 70, 9, 5, 1, 1, 4, 2, 4, 2),
+        new("5x1: column quads only, dilated rows", 16, 45, 5, 1, 1, 1, 4, 0, 4, 0, 2, 1),
+        new("5x5 s[2,1] dilated (column rows 2 apart)", 14, 90, 5, 5, 2, 1, 4, 4, 4, 4, 2, 2),
     ];
 
     public static TheoryData<Int8GemmPath, Geometry> PathsAndGeometries()
