@@ -14,9 +14,8 @@ namespace OnDevice.Runtime.Kernels.Quantization;
 /// E[r][q][ox] = the 4 bytes x[r][ox·sw + (4q + b)·dw], b = 0..3 (one <c>vpermb</c> per 16 outputs). An output row is then
 /// Σ over (ky, q) of dot4(E[oy·sh + ky·dh][q][ox..], w[ky][q]): aligned loads only, one <c>vpdpbusd</c> (AVX-VNNI)
 /// per 8 outputs and quad, or on AVX-512BW / AVX2 the quad bytes split into even and odd int16 lanes and two
-/// <c>vpmaddwd</c> (no saturation: |u8·s8 + u8·s8| ≤ 65280). When KW = 1, 5, 9, … the last quad of a row would hold one
-/// tap, so that column instead gets column quads (4 window rows of column KW − 1, built with two <c>vpermt2b</c>):
-/// 5×5 takes 7 quads per output instead of 10. The unsigned bytes make the zero point a constant per
+/// <c>vpmaddwd</c> (no saturation: |u8·s8 + u8·s8| ≤ 65280). When sw divides 4·dw (strides 1, 2, 4) quad q is quad 0
+/// shifted by 4q·dw/sw outputs, so only quad 0 is expanded. The unsigned bytes make the zero point a constant per
 /// channel: Σ (xu − zxu)·w = Σ xu·w − zxu·Σ w, padding included. Weights must satisfy −128 ≤ w − zw ≤ 127
 /// (<see cref="Prepare"/> returns null otherwise). The scalar path is the twin every vector path is tested against.
 /// </para>
@@ -83,9 +82,7 @@ public static unsafe class DepthwiseInt8
     {
         if (channels <= 0 || kh <= 0 || kw <= 0 || (long)kh * kw > MaxTaps || w.Length != channels * kh * kw) return null;
         if (zw.Length is not (0 or 1) && zw.Length != channels) return null;
-        int quads = (kw + 3) / 4, per = TapCount(kh, kw);
-        bool columns = Columns(kw);
-        int rowQuads = columns ? quads - 1 : quads;
+        int quads = (kw + 3) / 4, per = kh * quads;
         var q4 = new int[channels * per];
         var even = new int[channels * per];
         var odd = new int[channels * per];
@@ -95,42 +92,31 @@ public static unsafe class DepthwiseInt8
         {
             int z = zw.Length == 0 ? 0 : zw.Length == 1 ? zw[0] : zw[c];
             int sum = 0;
-            // Tap list: (ky, q) row quads, then (when the last quad would hold one tap) column quads of the last column.
-            for (int t = 0; t < per; t++)
-            {
-                for (int b = 0; b < 4; b++)
+            for (int ky = 0; ky < kh; ky++)
+                for (int q = 0; q < quads; q++)
                 {
-                    int ky, kx;
-                    if (t < kh * rowQuads) (ky, kx) = (t / rowQuads, 4 * (t % rowQuads) + b);
-                    else (ky, kx) = (4 * (t - kh * rowQuads) + b, kw - 1);
-                    int val = 0;
-                    if (kx < kw && ky < kh)
+                    for (int b = 0; b < 4; b++)
                     {
-                        byte raw = w[(c * kh + ky) * kw + kx];
-                        val = (signedW ? (sbyte)raw : raw) - z;
-                        if (val is < -128 or > 127) return null;
+                        int kx = 4 * q + b;
+                        int val = 0;
+                        if (kx < kw)
+                        {
+                            byte raw = w[(c * kh + ky) * kw + kx];
+                            val = (signedW ? (sbyte)raw : raw) - z;
+                            if (val is < -128 or > 127) return null;
+                        }
+                        v[b] = val;
+                        sum += val;
                     }
-                    v[b] = val;
-                    sum += val;
+                    int i = c * per + ky * quads + q;
+                    q4[i] = (byte)v[0] | (byte)v[1] << 8 | (byte)v[2] << 16 | (byte)v[3] << 24;
+                    even[i] = (ushort)v[0] | (ushort)v[2] << 16;
+                    odd[i] = (ushort)v[1] | (ushort)v[3] << 16;
                 }
-                int i = c * per + t;
-                q4[i] = (byte)v[0] | (byte)v[1] << 8 | (byte)v[2] << 16 | (byte)v[3] << 24;
-                even[i] = (ushort)v[0] | (ushort)v[2] << 16;
-                odd[i] = (ushort)v[1] | (ushort)v[3] << 16;
-            }
             sums[c] = sum;
         }
         return new Weights(channels, kh, kw, q4, even, odd, sums);
     }
-
-    /// <summary>
-    /// True when the window's last column gets column quads (4 window rows of that column in one quad) instead of row
-    /// quads holding a single tap: KW = 1, 5, 9, … (5×5: 7 quads per output instead of 10).
-    /// </summary>
-    private static bool Columns(int kw) => kw % 4 == 1;
-
-    /// <summary>Quads per output: KH row quads per full quad column, plus ⌈KH / 4⌉ column quads or KH partial row quads.</summary>
-    private static int TapCount(int kh, int kw) => Columns(kw) ? kh * (kw / 4) + (kh + 3) / 4 : kh * ((kw + 3) / 4);
 
     /// <summary>Geometry-dependent tables of one depthwise layer (computed once per layer, shared by its channels).</summary>
     public sealed class Plan
@@ -143,53 +129,34 @@ public static unsafe class DepthwiseInt8
             Shape = s;
             Quads = (s.KW + 3) / 4;
             PaddedOutputs = Math.Max(16, (s.OW + 15) / 16 * 16);
-            int reach = (PaddedOutputs - 1) * s.SW + (4 * Quads - 1) * s.DW + 1;
-            RowBytes = (Math.Max(Math.Max(reach, s.PadLeft + s.W), (PaddedOutputs - 16) * s.SW + 64) + 63) / 64 * 64;
-            ExpandedRowBytes = Quads * PaddedOutputs * 4;
+            // Quad q reads columns ox·sw + 4q·dw + b·dw: when sw divides 4·dw that is quad 0 at output ox + q·shift, so only
+            // quad 0 is expanded (over a longer row) and the other quads read it shifted.
+            Shared = 4 * s.DW % s.SW == 0;
+            int shift = Shared ? 4 * s.DW / s.SW : 0;
+            ExpandedQuads = Shared ? 1 : Quads;
+            ExpandedOutputs = (PaddedOutputs + (Quads - 1) * shift + 15) / 16 * 16;
+            int reach = (ExpandedOutputs - 1) * s.SW + (4 * ExpandedQuads - 1) * s.DW + 1;
+            RowBytes = (Math.Max(Math.Max(reach, s.PadLeft + s.W), (ExpandedOutputs - 16) * s.SW + 64) + 63) / 64 * 64;
+            ExpandedRowBytes = ExpandedQuads * ExpandedOutputs * 4;
             Reach = (s.KH - 1) * s.DH + 1;
             long budget = 48 * 1024 / ExpandedRowBytes; // expanded input rows per band
             BandRows = (int)Math.Clamp((budget - Reach) / s.SH + 1, 1, Math.Max(1, s.OH));
             long inRows = (long)(BandRows - 1) * s.SH + Reach;
-            Columns = DepthwiseInt8.Columns(s.KW);
-            RowQuads = Columns ? Quads - 1 : Quads;
-            Taps = TapCount(s.KH, s.KW);
-            ExtraRows = Columns ? 3 * s.DH : 0;
-            ScratchBytes = checked((int)(inRows * ExpandedRowBytes + (inRows + ExtraRows) * RowBytes + 64));
-            Offsets = new int[Taps];
-            for (int t = 0; t < Taps; t++)
-                Offsets[t] = t < s.KH * RowQuads
-                    ? t / RowQuads * s.DH * ExpandedRowBytes + t % RowQuads * PaddedOutputs * 4
-                    : 4 * (t - s.KH * RowQuads) * s.DH * ExpandedRowBytes + RowQuads * PaddedOutputs * 4;
-            Vbmi = Avx512Vbmi.IsSupported && Vector512.IsHardwareAccelerated && 15 * s.SW + (4 * Quads - 1) * s.DW <= 63;
-            Control = new byte[64 * (Quads + 2)];
-            for (int q = 0; q < Quads; q++)
+            ScratchBytes = checked((int)(inRows * ExpandedRowBytes + RowBytes + 64));
+            Offsets = new int[s.KH * Quads];
+            for (int ky = 0; ky < s.KH; ky++)
+                for (int q = 0; q < Quads; q++)
+                    Offsets[ky * Quads + q] = ky * s.DH * ExpandedRowBytes + (Shared ? q * shift * 4 : q * ExpandedOutputs * 4);
+            Vbmi = Avx512Vbmi.IsSupported && Vector512.IsHardwareAccelerated && 15 * s.SW + (4 * ExpandedQuads - 1) * s.DW <= 63;
+            Control = new byte[64 * ExpandedQuads];
+            for (int q = 0; q < ExpandedQuads; q++)
                 for (int i = 0; i < 16; i++)
                     for (int b = 0; b < 4; b++)
                     {
                         int kx = 4 * q + b;
                         Control[q * 64 + 4 * i + b] = (byte)(kx < s.KW ? Math.Min(63, i * s.SW + kx * s.DW) : 0);
                     }
-            // Column quads (vpermt2b over two padded rows each): byte 4i + b ← row b's column i·sw + (KW − 1)·dw.
-            for (int i = 0; i < 16; i++)
-                for (int b = 0; b < 4; b++)
-                {
-                    int col = Math.Min(63, i * s.SW + (s.KW - 1) * s.DW);
-                    Control[Quads * 64 + 4 * i + b] = (byte)(col + (b == 1 ? 64 : 0));
-                    Control[(Quads + 1) * 64 + 4 * i + b] = (byte)(col + (b == 3 ? 64 : 0));
-                }
         }
-
-        /// <summary>True when the last window column is covered by column quads (KW = 1, 5, 9, …).</summary>
-        public bool Columns { get; }
-
-        /// <summary>Row quads per window row expanded into each row (the last one is the column section when <see cref="Columns"/>).</summary>
-        public int RowQuads { get; }
-
-        /// <summary>Quads (dot products of 4) per output.</summary>
-        public int Taps { get; }
-
-        /// <summary>Padded rows kept past a band's input rows (column quads read 3·dh rows further).</summary>
-        public int ExtraRows { get; }
 
         /// <summary>The geometry.</summary>
         public DepthwiseConv.Shape Shape { get; }
@@ -199,6 +166,15 @@ public static unsafe class DepthwiseInt8
 
         /// <summary>Outputs per row rounded up to whole 16-output expansion blocks.</summary>
         public int PaddedOutputs { get; }
+
+        /// <summary>True when only quad 0 is expanded and the others read it shifted (sw divides 4·dw).</summary>
+        public bool Shared { get; }
+
+        /// <summary>Quads expanded per input row (1 when <see cref="Shared"/>).</summary>
+        public int ExpandedQuads { get; }
+
+        /// <summary>Outputs per expanded quad row (covers the shifted reads).</summary>
+        public int ExpandedOutputs { get; }
 
         /// <summary>Bytes of one padded input row (every byte an expansion block may read).</summary>
         public int RowBytes { get; }
@@ -234,11 +210,10 @@ public static unsafe class DepthwiseInt8
         if (s.KH != w.KH || s.KW != w.KW) throw new ArgumentException($"depthwise geometry {s.KH}x{s.KW} differs from the prepared weights {w.KH}x{w.KW}");
         if ((uint)channel >= (uint)w.Channels) throw new ArgumentOutOfRangeException(nameof(channel));
         if (!Int8Gemm.IsSupported(path)) throw new PlatformNotSupportedException($"{path} is not supported on this machine");
-        int quads = plan.Quads, owp = plan.PaddedOutputs, rowLen = plan.RowBytes, eRow = plan.ExpandedRowBytes;
-        int band = plan.BandRows, reach = plan.Reach, per = plan.Taps, extra = plan.ExtraRows;
-        if (w.QuadWeights.Length != w.Channels * per) throw new ArgumentException("prepared weights do not match the plan");
-        byte* e = (byte*)(((nint)scratch + 63) & ~(nint)63);
-        byte* prows = e + (nint)((band - 1) * s.SH + reach) * eRow;
+        int quads = plan.Quads, owp = plan.ExpandedOutputs, rowLen = plan.RowBytes, eRow = plan.ExpandedRowBytes;
+        int band = plan.BandRows, reach = plan.Reach, per = s.KH * quads;
+        byte* prow = (byte*)(((nint)scratch + 63) & ~(nint)63);
+        byte* e = prow + rowLen;
         int zxu = signedX ? zx + 128 : zx;
         int corr = zxu * w.Sums[channel];
         byte pad = (byte)zxu;
@@ -251,59 +226,30 @@ public static unsafe class DepthwiseInt8
             {
                 int nb = Math.Min(band, s.OH - oy0);
                 int inRows = (nb - 1) * s.SH + reach;
-                for (int rr = 0; rr < inRows + extra; rr++)
-                {
-                    int iy = oy0 * s.SH + rr - s.PadTop;
-                    PadRow(s, (uint)iy < (uint)s.H ? x + (nint)iy * s.W : null, signedX, pad, prows + (nint)rr * rowLen, rowLen);
-                }
                 for (int rr = 0; rr < inRows; rr++)
                 {
-                    byte* dst = e + (nint)rr * eRow;
-                    byte* p = prows + (nint)rr * rowLen;
-                    Expand(s, p, plan.RowQuads, owp, ctrl, vbmi, dst);
-                    if (plan.Columns)
-                        ExpandColumn(s, p, (nint)s.DH * rowLen, owp, ctrl + quads * 64, vbmi, dst + (nint)plan.RowQuads * owp * 4);
+                    int iy = oy0 * s.SH + rr - s.PadTop;
+                    PadRow(s, (uint)iy < (uint)s.H ? x + (nint)iy * s.W : null, signedX, pad, prow, rowLen);
+                    Expand(s, prow, plan.ExpandedQuads, owp, ctrl, vbmi, e + (nint)rr * eRow);
                 }
                 Sums(path, s, e, eRow, offs, per, wq, we, wo, corr, nb, y + (nint)oy0 * s.OW);
             }
         }
     }
 
-    /// <summary>C[ox] = the bytes of the last window column (KW − 1) in padded rows p, p + step, p + 2·step, p + 3·step.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ExpandColumn(in DepthwiseConv.Shape s, byte* p, nint step, int owp, byte* ctrl, bool vbmi, byte* dst)
-    {
-        if (vbmi)
-        {
-            var c01 = Vector512.Load(ctrl);
-            var c23 = Vector512.Load(ctrl + 64);
-            // Bytes 4i + 2 and 4i + 3 come from the second permute.
-            var high = Vector512.Create(0xFFFF0000u).AsByte();
-            for (int ox = 0; ox < owp; ox += 16)
-            {
-                byte* a = p + (nint)ox * s.SW;
-                var t01 = Avx512Vbmi.PermuteVar64x8x2(Vector512.Load(a), c01, Vector512.Load(a + step));
-                var t23 = Avx512Vbmi.PermuteVar64x8x2(Vector512.Load(a + 2 * step), c23, Vector512.Load(a + 3 * step));
-                Vector512.ConditionalSelect(high, t23, t01).Store(dst + (nint)ox * 4);
-            }
-            return;
-        }
-        int col = (s.KW - 1) * s.DW;
-        for (int ox = 0; ox < owp; ox++)
-            for (int b = 0; b < 4; b++) dst[ox * 4 + b] = p[b * step + ox * s.SW + col];
-    }
-
     /// <summary>The padded row of unsigned bytes: pad everywhere, the input row (sign bit flipped if signed) at PadLeft.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PadRow(in DepthwiseConv.Shape s, byte* src, bool signedX, byte pad, byte* dst, int len)
     {
-        if (src == null)
+        // len is a multiple of 64: the whole row as pad first, then the image row over it.
+        if (Vector256.IsHardwareAccelerated)
         {
-            new Span<byte>(dst, len).Fill(pad);
-            return;
+            var pv = Vector256.Create(pad);
+            for (int i = 0; i < len; i += 32) pv.Store(dst + i);
         }
+        else new Span<byte>(dst, len).Fill(pad);
+        if (src == null) return;
         int left = Math.Min(s.PadLeft, len), count = Math.Min(s.W, len - left);
-        new Span<byte>(dst, left).Fill(pad);
         if (!signedX) Buffer.MemoryCopy(src, dst + left, count, count);
         else
         {
@@ -315,7 +261,6 @@ public static unsafe class DepthwiseInt8
             }
             for (; i < count; i++) dst[left + i] = (byte)(src[i] ^ 0x80);
         }
-        new Span<byte>(dst + left + count, len - left - count).Fill(pad);
     }
 
     /// <summary>E[q][ox] = 4 bytes of the padded row at ox·sw + (4q + b)·dw (taps past KW: column ox·sw, weight 0).</summary>
