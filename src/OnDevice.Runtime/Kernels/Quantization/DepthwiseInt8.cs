@@ -12,7 +12,7 @@ namespace OnDevice.Runtime.Kernels.Quantization;
 /// Layout: each row of the window is cut into quads of 4 taps (kx = 4q .. 4q+3, missing taps weigh 0). For a band of
 /// output rows, every padded input row r (unsigned bytes, the zero point outside the image) is expanded once into
 /// E[r][q][ox] = the 4 bytes x[r][ox·sw + (4q + b)·dw], b = 0..3 (one <c>vpermb</c> per 16 outputs). An output row is then
-/// Σ over (ky, q) of dot4(E[oy·sh + ky·dh][q][ox..], w[ky][q]): aligned loads only, one <c>vpdpbusd</c> (AVX-VNNI)
+/// Σ over (ky, q) of dot4(E[oy·sh + ky·dh][q][ox..], w[ky][q]): plain vector loads, one <c>vpdpbusd</c> (AVX-VNNI)
 /// per 8 outputs and quad, or on AVX-512BW / AVX2 the quad bytes split into even and odd int16 lanes and two
 /// <c>vpmaddwd</c> (no saturation: |u8·s8 + u8·s8| ≤ 65280). When sw divides 4·dw (strides 1, 2, 4) quad q is quad 0
 /// shifted by 4q·dw/sw outputs, so only quad 0 is expanded. The unsigned bytes make the zero point a constant per
@@ -136,7 +136,8 @@ public static unsafe class DepthwiseInt8
             ExpandedQuads = Shared ? 1 : Quads;
             ExpandedOutputs = (PaddedOutputs + (Quads - 1) * shift + 15) / 16 * 16;
             int reach = (ExpandedOutputs - 1) * s.SW + (4 * ExpandedQuads - 1) * s.DW + 1;
-            RowBytes = (Math.Max(Math.Max(reach, s.PadLeft + s.W), (ExpandedOutputs - 16) * s.SW + 64) + 63) / 64 * 64;
+            int vectorReach = Math.Max((ExpandedOutputs - 16) * s.SW + 64, (ExpandedOutputs - 4) * s.SW + 4 * (ExpandedQuads - 1) * s.DW + 16);
+            RowBytes = (Math.Max(Math.Max(reach, s.PadLeft + s.W), vectorReach) + 63) / 64 * 64;
             ExpandedRowBytes = ExpandedQuads * ExpandedOutputs * 4;
             Reach = (s.KH - 1) * s.DH + 1;
             long budget = 48 * 1024 / ExpandedRowBytes; // expanded input rows per band
@@ -148,6 +149,11 @@ public static unsafe class DepthwiseInt8
                 for (int q = 0; q < Quads; q++)
                     Offsets[ky * Quads + q] = ky * s.DH * ExpandedRowBytes + (Shared ? q * shift * 4 : q * ExpandedOutputs * 4);
             Vbmi = Avx512Vbmi.IsSupported && Vector512.IsHardwareAccelerated && 15 * s.SW + (4 * ExpandedQuads - 1) * s.DW <= 63;
+            // Without VBMI: vpshufb per 128-bit lane (4 outputs from 16 bytes at the lane's first column), when those fit.
+            Shuffle = !Vbmi && Avx2.IsSupported && 3 * s.SW + 3 * s.DW <= 15;
+            ShuffleControl = new byte[32];
+            for (int i = 0; i < 8; i++)
+                for (int b = 0; b < 4; b++) ShuffleControl[4 * i + b] = (byte)Math.Min(15, i % 4 * s.SW + b * s.DW);
             Control = new byte[64 * ExpandedQuads];
             for (int q = 0; q < ExpandedQuads; q++)
                 for (int i = 0; i < 16; i++)
@@ -196,6 +202,14 @@ public static unsafe class DepthwiseInt8
         internal byte[] Control { get; }
 
         internal bool Vbmi { get; }
+
+        internal bool Shuffle { get; }
+
+        internal byte[] ShuffleControl { get; }
+
+        /// <summary>True when rows are expanded with vector permutes (VBMI or AVX2); otherwise a scalar loop does it,
+        /// which costs more than the float kernel would, so callers keep the float kernel then.</summary>
+        public bool VectorExpansion => Vbmi || Shuffle;
     }
 
     /// <summary>
@@ -219,7 +233,7 @@ public static unsafe class DepthwiseInt8
         byte pad = (byte)zxu;
         bool vbmi = path != Int8GemmPath.Scalar && plan.Vbmi;
         fixed (int* wq0 = w.QuadWeights, we0 = w.EvenWeights, wo0 = w.OddWeights, offs = plan.Offsets)
-        fixed (byte* ctrl = plan.Control)
+        fixed (byte* ctrl = plan.Control, shuf = plan.ShuffleControl)
         {
             int* wq = wq0 + channel * per, we = we0 + channel * per, wo = wo0 + channel * per;
             for (int oy0 = 0; oy0 < s.OH; oy0 += band)
@@ -230,7 +244,7 @@ public static unsafe class DepthwiseInt8
                 {
                     int iy = oy0 * s.SH + rr - s.PadTop;
                     PadRow(s, (uint)iy < (uint)s.H ? x + (nint)iy * s.W : null, signedX, pad, prow, rowLen);
-                    Expand(s, prow, plan.ExpandedQuads, owp, ctrl, vbmi, e + (nint)rr * eRow);
+                    Expand(s, prow, plan.ExpandedQuads, owp, ctrl, vbmi, path != Int8GemmPath.Scalar && plan.Shuffle ? shuf : null, e + (nint)rr * eRow);
                 }
                 Sums(path, s, e, eRow, offs, per, wq, we, wo, corr, nb, y + (nint)oy0 * s.OW);
             }
@@ -265,8 +279,26 @@ public static unsafe class DepthwiseInt8
 
     /// <summary>E[q][ox] = 4 bytes of the padded row at ox·sw + (4q + b)·dw (taps past KW: column ox·sw, weight 0).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Expand(in DepthwiseConv.Shape s, byte* prow, int quads, int owp, byte* ctrl, bool vbmi, byte* dst)
+    private static void Expand(in DepthwiseConv.Shape s, byte* prow, int quads, int owp, byte* ctrl, bool vbmi, byte* shuffle, byte* dst)
     {
+        if (shuffle != null)
+        {
+            // Lane 0: outputs ox..ox+3 from the 16 bytes at their first column; lane 1: ox+4..ox+7 likewise.
+            var c = Vector256.Load(shuffle);
+            nint half = 4 * s.SW;
+            for (int q = 0; q < quads; q++)
+            {
+                byte* d = dst + (nint)q * owp * 4;
+                byte* src = prow + (nint)4 * q * s.DW;
+                for (int ox = 0; ox < owp; ox += 8)
+                {
+                    byte* a = src + (nint)ox * s.SW;
+                    var v = Vector256.Create(Vector128.Load(a), Vector128.Load(a + half));
+                    Avx2.Shuffle(v, c).Store(d + (nint)ox * 4); // taps past KW pick some byte of the row; they weigh 0
+                }
+            }
+            return;
+        }
         if (vbmi)
         {
             for (int q = 0; q < quads; q++)

@@ -328,7 +328,7 @@ internal sealed unsafe class IntegerConvCore
     private bool _depthwiseInt8Refused;
 
     /// <summary>The weights prepared for <see cref="DepthwiseInt8"/> (cached when constant) and a plan for this geometry;
-    /// (null, null) when some w − zw does not fit a signed byte.</summary>
+    /// (null, null) when some w − zw does not fit a signed byte or the rows cannot be expanded with vector permutes.</summary>
     private (DepthwiseInt8.Weights?, DepthwiseInt8.Plan?) DepthwiseInt8Weights(KernelContext ctx, TensorBuffer w, int m, DepthwiseConv.Shape shape)
     {
         var prepared = _depthwiseInt8 is { } cached && _wConstant && w.Shape.AsSpan().SequenceEqual(_wShape) && cached.Channels == m ? cached : null;
@@ -346,7 +346,8 @@ internal sealed unsafe class IntegerConvCore
             if (_wConstant) _depthwiseInt8 = prepared;
         }
         var plan = _depthwisePlan is { } p && p.Shape == shape ? p : _depthwisePlan = new DepthwiseInt8.Plan(shape);
-        return (prepared, plan);
+        // Scalar row expansion (no VBMI/AVX2, or a window reach they cannot shuffle) is slower than the float kernel.
+        return plan.VectorExpansion && DepthwiseInt8.Best != Int8GemmPath.Scalar ? (prepared, plan) : (null, null);
     }
 
     /// <summary>
