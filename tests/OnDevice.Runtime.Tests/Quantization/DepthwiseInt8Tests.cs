@@ -79,9 +79,9 @@ public class DepthwiseInt8Tests
         return y;
     }
 
-    private static unsafe float[] Run(Int8GemmPath path, DepthwiseConv.Shape s, byte[] x, bool signedX, int zx, DepthwiseInt8.Weights w, int channel)
+    private static unsafe float[] Run(Int8GemmPath path, DepthwiseConv.Shape s, byte[] x, bool signedX, int zx, DepthwiseInt8.Weights w, int channel, bool allowVbmi = true)
     {
-        var plan = new DepthwiseInt8.Plan(s);
+        var plan = new DepthwiseInt8.Plan(s, allowVbmi);
         var y = new float[s.OH * s.OW];
         Array.Fill(y, float.NaN);
         var scratch = new byte[plan.ScratchBytes + 64];
@@ -118,11 +118,15 @@ public class DepthwiseInt8Tests
             for (int c = 0; c < channels; c++)
             {
                 var expected = Definition(s, x, signedX, zx, w.AsSpan(c * taps, taps).ToArray(), signedW, zw[c]);
-                var actual = Run(path, s, x, signedX, zx, prepared, c);
-                if (!expected.AsSpan().SequenceEqual(actual))
+                // With VBMI where the machine has it (vpermb expansion), and without (vpshufb or scalar expansion).
+                foreach (bool vbmi in new[] { true, false })
                 {
-                    int i = Enumerable.Range(0, expected.Length).First(j => expected[j] != actual[j]);
-                    Assert.Fail($"{path} {g.Name} signedX={signedX} signedW={signedW} channel {c}: [{i}] {actual[i]} vs {expected[i]}");
+                    var actual = Run(path, s, x, signedX, zx, prepared, c, vbmi);
+                    if (!expected.AsSpan().SequenceEqual(actual))
+                    {
+                        int i = Enumerable.Range(0, expected.Length).First(j => expected[j] != actual[j]);
+                        Assert.Fail($"{path} {g.Name} vbmi={vbmi} signedX={signedX} signedW={signedW} channel {c}: [{i}] {actual[i]} vs {expected[i]}");
+                    }
                 }
             }
         }

@@ -122,7 +122,13 @@ public static unsafe class DepthwiseInt8
     public sealed class Plan
     {
         /// <summary>Plans <paramref name="s"/>; vector paths expand with <c>vpermb</c> when AVX-512 VBMI is there and the window reach fits 64 bytes.</summary>
-        public Plan(in DepthwiseConv.Shape s)
+        public Plan(in DepthwiseConv.Shape s) : this(s, allowVbmi: true)
+        {
+        }
+
+        /// <summary>As the public constructor; <paramref name="allowVbmi"/> false plans the AVX2 shuffle expansion even where
+        /// VBMI exists (tests run both).</summary>
+        internal Plan(in DepthwiseConv.Shape s, bool allowVbmi)
         {
             if (s.KH <= 0 || s.KW <= 0 || s.SH <= 0 || s.SW <= 0 || s.DH <= 0 || s.DW <= 0 || (long)s.KH * s.KW > MaxTaps)
                 throw new ArgumentException($"depthwise geometry {s} is not supported");
@@ -148,7 +154,7 @@ public static unsafe class DepthwiseInt8
             for (int ky = 0; ky < s.KH; ky++)
                 for (int q = 0; q < Quads; q++)
                     Offsets[ky * Quads + q] = ky * s.DH * ExpandedRowBytes + (Shared ? q * shift * 4 : q * ExpandedOutputs * 4);
-            Vbmi = Avx512Vbmi.IsSupported && Vector512.IsHardwareAccelerated && 15 * s.SW + (4 * ExpandedQuads - 1) * s.DW <= 63;
+            Vbmi = allowVbmi && Avx512Vbmi.IsSupported && Vector512.IsHardwareAccelerated && 15 * s.SW + (4 * ExpandedQuads - 1) * s.DW <= 63;
             // Without VBMI: vpshufb per 128-bit lane (4 outputs from 16 bytes at the lane's first column), when those fit.
             Shuffle = !Vbmi && Avx2.IsSupported && 3 * s.SW + 3 * s.DW <= 15;
             ShuffleControl = new byte[32];
