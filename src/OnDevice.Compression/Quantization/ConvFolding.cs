@@ -40,6 +40,12 @@ public static class ConvFolding
                     Apply(g, index, conv, w, a, b);
                     conv.Outputs[0] = next.Outputs[0];
                     g.Nodes.Remove(next);
+                    foreach (var c in next.Inputs.Where(i => i != y))
+                        if (c.Length > 0 && g.Initializers.ContainsKey(c) && !g.Nodes.Any(x => x.Inputs.Contains(c)) && !g.Outputs.Any(o => o.Name == c))
+                        {
+                            g.Initializers.Remove(c);
+                            g.Inputs.RemoveAll(i => i.Name == c);
+                        }
                     folded++;
                     again = true;
                     break;
@@ -191,10 +197,12 @@ public static class CrossLayerEqualization
             Scale(g, p.First, scale, multiply: true);
             Scale(g, p.Depthwise, scale, multiply: false);
             double low = r.Where(x => x > 0).DefaultIfEmpty(top).Min();
-            done.Add(new Pair(p.First.Label, p.Depthwise.Label, p.Value, top / low));
+            done.Add(new Pair(Name(p.First), Name(p.Depthwise), p.Value, top / low));
         }
         return done;
     }
+
+    private static string Name(Node n) => n.Name.Length > 0 ? n.Name : n.Outputs[0];
 
     private sealed record Candidate(Node First, Node Depthwise, string Value, int Channels);
 
