@@ -145,7 +145,7 @@ public static class QuantizeVerb
             if (r.GetValue(equalize) && r.GetValue(calibration) is null) throw new CliException("--equalize needs --calibration DIR (per-channel ranges are measured on calibration samples)");
             var options = new QuantizeOptions
             {
-                Scheme = scheme, Format = fmt, Exclude = r.GetValue(exclude) ?? [], Placement = placement, FoldConvAffine = !r.GetValue(noFold), Equalize = r.GetValue(equalize),
+                Scheme = scheme, Format = fmt, Exclude = r.GetValue(exclude) ?? [], Placement = placement, FoldConvAffine = !r.GetValue(noFold),
             };
             Wrap(() => { options.Validate(); return 0; });
             string outPath = r.GetValue(output)!;
@@ -156,7 +156,7 @@ public static class QuantizeVerb
             var path = Cli.ResolveModel(r.GetValue(model)!, asJson);
             var m = OnnxReader.Read(path);
             CalibrationSet? cal = r.GetValue(calibration) is { } dir ? Wrap(() => CalibrationSet.Load(dir, m.Graph)) : null;
-            options = options with { Calibration = cal };
+            options = options with { Calibration = cal, Equalize = r.GetValue(equalize) };
             // Fold and equalize once, up front: ranges, GPTQ statistics and sensitivities are all taken on the model that is quantized.
             var (prepared, prepNotes) = Wrap(() => Quantizer.Prepare(m, options));
             m = prepared;

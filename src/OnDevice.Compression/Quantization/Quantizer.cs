@@ -98,7 +98,8 @@ public static class Quantizer
     /// The model the quantizer works on: a copy of <paramref name="input"/> with Conv affines folded
     /// (<see cref="QuantizeOptions.FoldConvAffine"/>) and Conv → depthwise pairs equalized (<see cref="QuantizeOptions.Equalize"/>),
     /// and notes on what changed. Calibrate activation ranges on this model (its values keep their names), then quantize
-    /// it with <see cref="QuantizeOptions.Equalize"/> off; folding again finds nothing to fold.
+    /// it with <see cref="QuantizeOptions.Equalize"/> off; folding again finds nothing to fold. Returns
+    /// <paramref name="input"/> itself when nothing was folded or equalized.
     /// </summary>
     public static (Model Model, List<string> Notes) Prepare(Model input, QuantizeOptions options)
     {
@@ -110,7 +111,8 @@ public static class Quantizer
             foreach (var p in CrossLayerEqualization.Equalize(model, cal))
                 notes.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture,
                     $"equalized {p.First} -> {p.Depthwise} on '{p.Value}' (per-channel max |x| spread {p.SpreadBefore:0.0}x before)"));
-        return (model, notes);
+        // Nothing changed: hand on the input itself (what the rounder factory and callers see stays the caller's model).
+        return (notes.Count == 0 ? input : model, notes);
     }
 
     /// <summary>Quantizes a model <see cref="Prepare"/> made (no further folding or equalization).</summary>
