@@ -151,7 +151,7 @@ public class QdqPlacementTests
         var m = Chain();
         var feeds = Feeds(6);
         var ranges = TestModels.MinMax(m, feeds); // taken on the unfolded model: folding keeps the names
-        var baseOptions = new QuantizeOptions { ActivationRanges = ranges, ActivationType = DType.UInt8, Calibration = TestModels.Calibration(m, feeds), MeasureSensitivity = false };
+        var baseOptions = new QuantizeOptions { ActivationRanges = ranges, ActivationType = DType.UInt8, Calibration = TestModels.Calibration(m, feeds), MeasureSensitivity = false, FoldConvAffine = true };
         var ops = Quantizer.Quantize(m, baseOptions);
         var act = Quantizer.Quantize(m, baseOptions with { Placement = QdqPlacement.Activations });
         string[] Quantized(Model q) => q.Graph.Nodes.Where(n => n.OpType == "QuantizeLinear" && !q.Graph.Initializers.ContainsKey(n.Inputs[0])).Select(n => n.Inputs[0]).Order(StringComparer.Ordinal).ToArray();
@@ -161,6 +161,21 @@ public class QdqPlacementTests
         double eOps = MaxError(m, ops.Model, feeds), eAct = MaxError(m, act.Model, feeds);
         Assert.True(eAct < 0.05, $"activations placement error {eAct:F4}");
         Assert.True(eOps < 0.05, $"ops placement error {eOps:F4}");
+    }
+
+    [Fact]
+    public void Folding_DefaultsOnForTheActivationsPlacementAndEqualization_OnlyThere()
+    {
+        Assert.False(new QuantizeOptions().Folds);
+        Assert.True(new QuantizeOptions { Placement = QdqPlacement.Activations }.Folds);
+        Assert.True(new QuantizeOptions { Equalize = true }.Folds);
+        Assert.False(new QuantizeOptions { Placement = QdqPlacement.Activations, FoldConvAffine = false }.Folds);
+        Assert.True(new QuantizeOptions { FoldConvAffine = true }.Folds);
+        // The ops placement leaves the graph as it was: the written model still has its BatchNormalization.
+        var m = Chain();
+        var r = Quantizer.Quantize(m, new QuantizeOptions());
+        Assert.Contains(r.Model.Graph.Nodes, n => n.OpType == "BatchNormalization");
+        Assert.DoesNotContain(r.Report.Notes, n => n.StartsWith("folded", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -81,7 +81,7 @@ public static class QuantizeVerb
         var keepSensitive = new Option<int>("--keep-sensitive") { Description = "Keep the N most sensitive sites (static activations, sub-8-bit weights; measured on --calibration) at higher precision: activations float, weights int8" };
         var keepMaxParams = new Option<long>("--keep-sensitive-max-params") { Description = "With --keep-sensitive: only weights with at most this many elements are raised to int8, and only activations read by layers that small stay float (cheap sites; 0 = any)" };
         var placementOpt = new Option<string>("--qdq-placement") { Description = "Static QDQ: quantize a layer's output on the op itself (ops) or after the element-wise chain that follows it (activations: one rounding point per layer)", DefaultValueFactory = _ => "ops" };
-        var noFold = new Option<bool>("--no-fold") { Description = "Do not fold BatchNormalization and constant per-channel Mul/Add into the Conv before them" };
+        var fold = new Option<string>("--fold") { Description = "Fold BatchNormalization and constant per-channel Mul/Add into the Conv before them: on, off, or auto (on with --qdq-placement activations or --equalize)", DefaultValueFactory = _ => "auto" };
         var equalize = new Option<bool>("--equalize") { Description = "Cross-layer equalization of Conv -> [Relu] -> depthwise Conv pairs on per-channel ranges from --calibration (exact in float)" };
         var reportFile = new Option<string?>("--report") { Description = "Write the per-layer report (JSON) to this file" };
         var json = new Option<bool>("--json") { Description = "Print one JSON object (sizes and the per-layer table)" };
@@ -89,7 +89,7 @@ public static class QuantizeVerb
         {
             model, output, weights, granularity, symmetric, fp16Scales, method, activations, calibration, calibrator, format, exclude, maxSize, keepSensitive, reportFile, json,
             gptqActOrder, gptqDamp, gptqSequential, gptqClip, keepMaxParams,
-            placementOpt, noFold, equalize,
+            placementOpt, fold, equalize,
         };
         cmd.SetAction(r =>
         {
@@ -143,9 +143,16 @@ public static class QuantizeVerb
                 var q => throw new CliException($"--qdq-placement must be ops or activations, not '{q}'"),
             };
             if (r.GetValue(equalize) && r.GetValue(calibration) is null) throw new CliException("--equalize needs --calibration DIR (per-channel ranges are measured on calibration samples)");
+            bool? folding = r.GetValue(fold)!.ToLowerInvariant() switch
+            {
+                "auto" => null,
+                "on" => true,
+                "off" => false,
+                var f => throw new CliException($"--fold must be on, off or auto, not '{f}'"),
+            };
             var options = new QuantizeOptions
             {
-                Scheme = scheme, Format = fmt, Exclude = r.GetValue(exclude) ?? [], Placement = placement, FoldConvAffine = !r.GetValue(noFold),
+                Scheme = scheme, Format = fmt, Exclude = r.GetValue(exclude) ?? [], Placement = placement, FoldConvAffine = folding,
             };
             Wrap(() => { options.Validate(); return 0; });
             string outPath = r.GetValue(output)!;

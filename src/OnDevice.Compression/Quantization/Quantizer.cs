@@ -105,7 +105,7 @@ public static class Quantizer
     {
         var model = CopyModel(input);
         var notes = new List<string>();
-        if (options.FoldConvAffine && ConvFolding.Fold(model.Graph) is var folded and > 0)
+        if (options.Folds && ConvFolding.Fold(model.Graph) is var folded and > 0)
             notes.Add($"folded {folded} BatchNormalization / constant Mul, Add, Sub, Div node(s) into the Conv before it");
         if (options.Equalize && options.Calibration is { } cal)
             foreach (var p in CrossLayerEqualization.Equalize(model, cal))
