@@ -128,6 +128,13 @@ public class QdqPlacementTests
         s.Graph.Outputs.Add(new ValueInfo("y1b", new TensorTypeInfo(DType.Float32, Shape.Of(1, 8, 12, 12))));
         Assert.Equal(0, ConvFolding.Fold(s.Graph));
         Assert.Contains(s.Graph.Nodes, x => x.OpType == "BatchNormalization");
+        // A bias computed at run time (here a graph input) cannot take the affine: no fold, no error.
+        var cb = Chain();
+        cb.Graph.Inputs.Add(new ValueInfo("bias_in", new TensorTypeInfo(DType.Float32, Shape.Of(8))));
+        cb.Graph.Nodes.Single(x => x.Name == "conv1").Inputs[2] = "bias_in";
+        cb.Graph.Initializers.Remove("b1");
+        Assert.Equal(0, ConvFolding.Fold(cb.Graph));
+        Assert.Contains(cb.Graph.Nodes, x => x.OpType == "BatchNormalization");
     }
 
     [Fact]

@@ -36,12 +36,15 @@ public static class ConvFolding
                     if (!g.Initializers.TryGetValue(conv.Inputs[1], out var w) || w.DType != DType.Float32 || w.Dims.Length < 3) continue;
                     if (index.Consumers(conv.Inputs[1]).Count != 1) continue;
                     int m = (int)w.Dims[0];
+                    if (conv.Inputs.Count > 2 && conv.Inputs[2].Length > 0
+                        && (!g.Initializers.TryGetValue(conv.Inputs[2], out var bt) || bt.DType != DType.Float32 || bt.ElementCount != m)) continue;
                     if (Affine(g, next, y, m, w.Dims.Length) is not var (a, b)) continue;
                     Apply(g, index, conv, w, a, b);
                     conv.Outputs[0] = next.Outputs[0];
                     g.Nodes.Remove(next);
                     foreach (var c in next.Inputs.Where(i => i != y))
-                        if (c.Length > 0 && g.Initializers.ContainsKey(c) && !g.Nodes.Any(x => x.Inputs.Contains(c)) && !g.Outputs.Any(o => o.Name == c))
+                        if (c.Length > 0 && g.Initializers.ContainsKey(c) && !g.Nodes.Any(x => x.Inputs.Contains(c) || (x.Subgraphs.Any() && GraphAlgorithms.ImplicitInputs(x).Contains(c)))
+                            && !g.Outputs.Any(o => o.Name == c))
                         {
                             g.Initializers.Remove(c);
                             g.Inputs.RemoveAll(i => i.Name == c);
@@ -121,12 +124,11 @@ public static class ConvFolding
         float[] bias = new float[m];
         string? biasName = conv.Inputs.Count > 2 && conv.Inputs[2].Length > 0 ? conv.Inputs[2] : null;
         bool ownBias = false;
-        if (biasName is not null && g.Initializers.TryGetValue(biasName, out var bt) && bt.DType == DType.Float32 && bt.ElementCount == m)
+        if (biasName is not null)
         {
-            bias = bt.ToFloatArray();
+            bias = g.Initializers[biasName].ToFloatArray(); // checked by the caller: a float constant of m values
             ownBias = index.Consumers(biasName).Count == 1;
         }
-        else if (biasName is not null) throw new CompressionException($"conv {conv.Label}: bias '{biasName}' is not a float constant of {m} values");
         for (int c = 0; c < m; c++) bias[c] = bias[c] * a[c] + b[c];
         string name = ownBias ? biasName! : Fresh(g, (biasName ?? conv.Inputs[1]) + "_folded_bias");
         g.Initializers[name] = Tensor.FromArray<float>(bias, [m], name);
