@@ -1,5 +1,6 @@
 using System.Runtime.Intrinsics;
 using OnDevice.Core;
+using OnDevice.Runtime.Kernels.Elementwise;
 using OnDevice.Runtime.Kernels.LinearAlgebra;
 using OnDevice.Runtime.Kernels.Nn;
 using OnDevice.Runtime.Simd;
@@ -100,8 +101,11 @@ internal sealed unsafe class IntegerConvCore
     /// <summary>
     /// Runs a pointwise convolution (constant 1×1 weights, stride 1, no padding, one group) on <see cref="Int8Pointwise"/>
     /// straight from and into NCHW, requantizing in the GEMM's epilogue; false (nothing done) when the call does not fit.
+    /// <paramref name="done"/>(image, firstChannel, endChannel, firstPosition, positions), when given, is called once each
+    /// block of output has been written (float output: the place for a further per-row epilogue while it is in cache).
     /// </summary>
-    public bool TryPointwise(KernelContext ctx, TensorBuffer x, int zx, TensorBuffer w, Window win, Int8Pointwise.Requant q, TensorBuffer y)
+    public bool TryPointwise(KernelContext ctx, TensorBuffer x, int zx, TensorBuffer w, Window win, Int8Pointwise.Requant q, TensorBuffer y,
+        Action<int, int, int, int, int>? done = null)
     {
         if (_pointwise is null || _wShape is null || !w.Shape.AsSpan().SequenceEqual(_wShape) || x.DType is not (DType.UInt8 or DType.Int8)) return false;
         for (int i = 0; i < win.Rank; i++)
@@ -134,6 +138,11 @@ internal sealed unsafe class IntegerConvCore
                     int p0 = blk * Int8Pointwise.PanelsPerBlock, p1 = Math.Min(panels, p0 + Int8Pointwise.PanelsPerBlock);
                     Int8Pointwise.Run(Int8GemmPath.AvxVnni, pw, (byte*)px + (nint)img * k * positions, positions, signedX, zx, q,
                         (byte*)py + (nint)img * m * positions * es, p0, p1, (byte*)ps + (nint)worker * perWorker);
+                    if (done is not null)
+                    {
+                        int c0 = p0 * Int8Pointwise.Panel;
+                        done(img, 0, m, c0, Math.Min(positions, p1 * Int8Pointwise.Panel) - c0);
+                    }
                 }
             });
         }
@@ -167,9 +176,11 @@ internal sealed unsafe class IntegerConvCore
     /// A 2-D convolution over few input channels (a stem: 3→16 3×3 stride 2) or to few output channels on
     /// <see cref="Int8Pointwise"/>: for each band of output rows, the im2col rows in the weights' own order (channel, ky, kx) × output columns are built from NCHW
     /// (copies for stride 1, even-byte gathers for stride 2, the zero point outside the image) and multiplied with the
-    /// weights, requantizing in the epilogue. False when the call does not fit.
+    /// weights, requantizing in the epilogue (or writing floats when <see cref="Int8Pointwise.Requant.OutScales"/> is set).
+    /// False when the call does not fit. <paramref name="done"/> as for <see cref="TryPointwise"/>.
     /// </summary>
-    public bool TryRowIm2Col(KernelContext ctx, TensorBuffer x, int zx, TensorBuffer w, Window win, Int8Pointwise.Requant q, TensorBuffer y)
+    public bool TryRowIm2Col(KernelContext ctx, TensorBuffer x, int zx, TensorBuffer w, Window win, Int8Pointwise.Requant q, TensorBuffer y,
+        Action<int, int, int, int, int>? done = null)
     {
         if (_pointwise is null || _wShape is null || _group != 1 || x.Rank != 4 || !w.Shape.AsSpan().SequenceEqual(_wShape) || x.DType is not (DType.UInt8 or DType.Int8)) return false;
         var pw = _pointwise;
@@ -190,6 +201,7 @@ internal sealed unsafe class IntegerConvCore
         var scratch = ctx.Scratch(checked(perWorker * workers + 64));
         bool signedX = x.DType == DType.Int8;
         byte pad = (byte)zx;
+        int es = q.OutScales != null ? sizeof(float) : 1; // float output (dequantize) or bytes
         fixed (byte* px0 = x.Memory.Span)
         fixed (byte* py0 = y.Memory.Span)
         fixed (byte* ps0 = scratch.Span)
@@ -221,8 +233,9 @@ internal sealed unsafe class IntegerConvCore
                                     new Span<byte>(dst + hi, ow - hi).Fill(pad);
                                     CopyStrided(src + lo * sw + off, sw, dst + lo, hi - lo);
                                 }
-                    Int8Pointwise.Run(Int8GemmPath.AvxVnni, pw, rows, cols, cols, signedX, zx, q, (byte*)py + (nint)img * m * outSize + (nint)oy0 * ow, outSize,
+                    Int8Pointwise.Run(Int8GemmPath.AvxVnni, pw, rows, cols, cols, signedX, zx, q, (byte*)py + ((nint)img * m * outSize + (nint)oy0 * ow) * es, outSize,
                         0, (cols + Int8Pointwise.Panel - 1) / Int8Pointwise.Panel, gemm);
+                    done?.Invoke(img, 0, m, oy0 * ow, cols);
                 }
             });
         }
@@ -253,10 +266,13 @@ internal sealed unsafe class IntegerConvCore
     /// <summary>
     /// Depthwise QLinearConv (2-D windows of at most 256 taps) straight to requantized bytes: per channel the float
     /// depthwise kernel on x − zx and w − zw (exact: every partial sum stays below 2^24), then one vectorized pass
-    /// from those exact sums to output bytes (bias, multiplier, zero point, clamp, optional lookup). False when the
-    /// call does not fit (then <see cref="Compute"/> runs).
+    /// from those exact sums to output bytes (bias, multiplier, zero point, clamp, optional lookup), or to floats
+    /// fma(sum, OutScales[c], OutBias[c]) when <see cref="Int8Pointwise.Requant.OutScales"/> is set. False when the
+    /// call does not fit (then <see cref="Compute"/> runs). <paramref name="done"/> as for <see cref="TryPointwise"/>,
+    /// once per output channel.
     /// </summary>
-    public bool TryDepthwise(KernelContext ctx, TensorBuffer x, int zx, TensorBuffer w, Window win, Int8Pointwise.Requant q, TensorBuffer y)
+    public bool TryDepthwise(KernelContext ctx, TensorBuffer x, int zx, TensorBuffer w, Window win, Int8Pointwise.Requant q, TensorBuffer y,
+        Action<int, int, int, int, int>? done = null)
     {
         if (_group <= 1 || w.Rank < 3 || w.Shape[1] != 1 || x.DType is not (DType.UInt8 or DType.Int8) || w.DType is not (DType.UInt8 or DType.Int8)) return false;
         var w3 = win.To3D();
@@ -310,9 +326,16 @@ internal sealed unsafe class IntegerConvCore
                         int oc = g * mg + j;
                         // x − zx goes straight into the kernel's padded plane (no dequantized copy of the channel).
                         DepthwiseConv.ChannelFromBytes(shape, xc, sx, zx, (float*)pw + (nint)oc * taps, 0f, default, yf, planeScratch);
+                        if (q.OutScales != null)
+                        {
+                            ConvFloatEpilogue.Affine(yf, outSize, q.OutScales[oc], q.OutBias[oc], (float*)py + ((nint)img * m + oc) * outSize);
+                            done?.Invoke(img, oc, oc + 1, 0, outSize);
+                            continue;
+                        }
                         byte* dst = (byte*)py + ((nint)img * m + oc) * outSize;
                         Requantize.FromFloat(yf, outSize, q.Bias[oc], q.Multipliers[oc], q.Zy, q.Min, q.Max, dst);
                         if (q.LookupRows > 0) ByteLookup.Apply(dst, dst, outSize, q.Lookup + (q.LookupRows == 1 ? 0 : oc * 256));
+                        done?.Invoke(img, oc, oc + 1, 0, outSize);
                     }
                 }
             });
@@ -595,10 +618,20 @@ internal sealed unsafe class QLinearConvKernel(KernelBuildContext build) : IKern
     private readonly int _group = checked((int)build.Node.GetInt("group", 1));
     private readonly bool _relu = build.Node.GetInt("relu", 0) != 0;
     private readonly bool _dequantize = build.Node.GetInt("dequantize", 0) != 0;
+    private readonly bool _floatEpilogue = build.Node.GetInt("float_epilogue", 0) != 0;
+    private readonly ElementwiseProgram? _program = EpilogueProgram(build.Node);
+
+    /// <summary>The fused element-wise chain of the float-epilogue forms (attribute <c>body</c>), or null.</summary>
+    internal static ElementwiseProgram? EpilogueProgram(Node node)
+    {
+        if (node.Attr("body")?.AsGraph() is not { } body) return null;
+        return ElementwiseProgram.Compile(body, (int)node.GetInt("rank", 4), node.GetInt("opset", 17), out var why)
+            ?? throw new NotSupportedException($"node {node.Label}: epilogue chain cannot run: {why}");
+    }
 
     public void Execute(KernelContext ctx)
     {
-        if (_dequantize)
+        if (_dequantize || _floatEpilogue)
         {
             ExecuteFloat(ctx);
             return;
@@ -652,9 +685,13 @@ internal sealed unsafe class QLinearConvKernel(KernelBuildContext build) : IKern
     }
 
     /// <summary>
-    /// The optimizer's float-output form (attribute <c>dequantize</c> = 1, from DequantizeLinear(x) → Conv(DequantizeLinear(w))
-    /// whose result stays float): y = fma(Σ (x − zx)(w − zw[oc]), x_scale·w_scale[oc], bias[oc]) with input 8 an optional
-    /// float32 bias; inputs 6 and 7 (y_scale, y_zero_point) are unused.
+    /// The optimizer's float-epilogue forms. Attribute <c>dequantize</c> = 1 (from DequantizeLinear(x) →
+    /// Conv(DequantizeLinear(w)) whose result stays float): y = fma(Σ (x − zx)(w − zw[oc]), x_scale·w_scale[oc], bias[oc])
+    /// with input 8 an optional float32 bias; inputs 6 and 7 (y_scale, y_zero_point) are unused. Attribute
+    /// <c>float_epilogue</c> = 1 (from DequantizeLinear → Conv → [BatchNormalization] → element-wise chain →
+    /// QuantizeLinear): the same float value, then the chain, then quantization with inputs 6 and 7, written as bytes.
+    /// Either may carry the chain as a <c>body</c> graph (with <c>rank</c> and <c>opset</c>, as FusedElementwise),
+    /// applied to each output channel's row right after the convolution wrote it.
     /// </summary>
     private void ExecuteFloat(KernelContext ctx)
     {
@@ -666,29 +703,87 @@ internal sealed unsafe class QLinearConvKernel(KernelBuildContext build) : IKern
         int m = shape[1], mg = m / _group;
         var sw = QuantValues.ScaleVector(ctx.Required(4), m, "w_scale");
         var bias = ctx.Input(8) is { } bb ? bb.DType == DType.Float32 && bb.Length == m ? bb.Span<float>().ToArray()
-            : throw new InvalidOperationException($"QLinearConv (float output) bias must be float32[{m}], got {bb}") : new float[m];
+            : throw new InvalidOperationException($"QLinearConv (float epilogue) bias must be float32[{m}], got {bb}") : new float[m];
+        if (_program?.CheckChannels(m) is { } bad) throw new InvalidOperationException($"node {ctx.Node.Label}: {bad}");
         var scales = new float[m];
         for (int j = 0; j < m; j++) scales[j] = sx * sw[j];
-        var y = ctx.Output(0, DType.Float32, shape);
-        int outSize = y.Length / Math.Max(1, shape[0] * m);
+        ConvFloatEpilogue? epi = null;
+        TensorBuffer y, yf;
+        byte[]? rented = null;
+        if (_floatEpilogue)
+        {
+            float sy = QuantValues.ScalarScale(ctx.Required(6), "y_scale");
+            var yzp = ctx.Required(7);
+            int zy = QuantValues.ScalarZeroPoint(yzp, "y_zero_point");
+            var (min, max) = QuantValues.Range(yzp.DType);
+            epi = new ConvFloatEpilogue(_program, true, sy, zy, min, max);
+            y = ctx.Output(0, yzp.DType, shape);
+            // The float result lives only between the convolution and the epilogue of each block.
+            rented = System.Buffers.ArrayPool<byte>.Shared.Rent(checked(y.Length * sizeof(float)));
+            yf = new TensorBuffer(DType.Float32, shape, rented);
+        }
+        else
+        {
+            y = ctx.Output(0, DType.Float32, shape);
+            yf = y;
+            if (_program is not null) epi = new ConvFloatEpilogue(_program, false, 1f, 0, 0, 0);
+        }
+        try
+        {
+            RunFloat(ctx, x, zx, w, win, scales, bias, m, mg, yf, y, epi);
+        }
+        finally
+        {
+            if (rented is not null) System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    private void RunFloat(KernelContext ctx, TensorBuffer x, int zx, TensorBuffer w, Window win, float[] scales, float[] bias, int m, int mg,
+        TensorBuffer yf, TensorBuffer y, ConvFloatEpilogue? epi)
+    {
+        int outSize = y.Length / Math.Max(1, y.Shape[0] * m);
         var zeros = new int[m];
         fixed (int* pz = zeros)
         fixed (float* ps = scales)
         fixed (float* pb = bias)
+        fixed (byte* pyf0 = yf.Memory.Span)
+        fixed (byte* py0 = y.Memory.Span)
         {
+            nint pyf = (nint)pyf0, py = (nint)py0;
+            // Rows [c0, c1) × positions [p0, p0 + count) of image img are final floats: chain and quantize them now.
+            Action<int, int, int, int, int>? done = epi is null ? null : (img, c0, c1, p0, count) =>
+            {
+                for (int c = c0; c < c1; c++)
+                {
+                    nint at = ((nint)img * m + c) * outSize + p0;
+                    epi.Row((float*)pyf + at, count, c, (byte*)py + at);
+                }
+            };
             var q = new Int8Pointwise.Requant { Bias = pz, Multipliers = ps, OutScales = ps, OutBias = pb };
-            if (_group == 1 && _core.TryPointwise(ctx, x, zx, w, win, q, y)) return;
+            if (_group == 1 && (_core.TryPointwise(ctx, x, zx, w, win, q, yf, done) || _core.TryRowIm2Col(ctx, x, zx, w, win, q, yf, done))) return;
+            if (_group > 1 && _core.TryDepthwise(ctx, x, zx, w, win, q, yf, done)) return;
         }
+        var yfm = yf.Memory;
         var ym = y.Memory;
         _core.Compute(ctx, x, zx, w, win, (img, g, p0, count, sums) =>
         {
-            var ys = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(ym.Span);
+            var ys = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(yfm.Span);
             int* s = (int*)sums;
             for (int j = 0; j < mg; j++)
             {
                 int oc = g * mg + j;
                 var dst = ys.Slice((img * m + oc) * outSize + p0, count);
                 for (int p = 0; p < count; p++) dst[p] = MathF.FusedMultiplyAdd(s[p * mg + j], scales[oc], bias[oc]);
+            }
+            if (epi is null) return;
+            fixed (byte* pf = yfm.Span)
+            fixed (byte* pq = ym.Span)
+            {
+                for (int j = 0; j < mg; j++)
+                {
+                    nint at = ((nint)img * m + g * mg + j) * outSize + p0;
+                    epi.Row((float*)pf + at, count, g * mg + j, pq + at);
+                }
             }
         });
     }
