@@ -117,9 +117,12 @@ internal sealed unsafe class IntegerConvCore
         for (int i = 2; i < x.Rank; i++) positions *= x.Shape[i];
         if ((long)n * positions == 0) return true;
         int panels = (positions + Int8Pointwise.Panel - 1) / Int8Pointwise.Panel;
-        int blocks = (panels + Int8Pointwise.PanelsPerBlock - 1) / Int8Pointwise.PanelsPerBlock;
+        // With a per-row epilogue after each job, jobs of about 256 positions: the epilogue's per-row overhead is
+        // paid on longer rows, and M rows of 256 floats still stay in L2 between the GEMM and the epilogue.
+        int panelsPerJob = done is null ? Int8Pointwise.PanelsPerBlock : Math.Max(Int8Pointwise.PanelsPerBlock, 256 / Int8Pointwise.Panel);
+        int blocks = (panels + panelsPerJob - 1) / panelsPerJob;
         int jobs = n * blocks;
-        int minChunk = PackedWeights.ChunkFor((long)Int8Pointwise.PanelsPerBlock * Int8Pointwise.Panel * k * m);
+        int minChunk = PackedWeights.ChunkFor((long)panelsPerJob * Int8Pointwise.Panel * k * m);
         int workers = PackedWeights.Workers(ctx, jobs, minChunk);
         int perWorker = Int8Pointwise.ScratchBytes(pw.KPadded);
         var scratch = ctx.Scratch(checked(perWorker * workers));
@@ -135,7 +138,7 @@ internal sealed unsafe class IntegerConvCore
                 for (int job = j0; job < j1; job++)
                 {
                     int img = job / blocks, blk = job % blocks;
-                    int p0 = blk * Int8Pointwise.PanelsPerBlock, p1 = Math.Min(panels, p0 + Int8Pointwise.PanelsPerBlock);
+                    int p0 = blk * panelsPerJob, p1 = Math.Min(panels, p0 + panelsPerJob);
                     Int8Pointwise.Run(Int8GemmPath.AvxVnni, pw, (byte*)px + (nint)img * k * positions, positions, signedX, zx, q,
                         (byte*)py + (nint)img * m * positions * es, p0, p1, (byte*)ps + (nint)worker * perWorker);
                     if (done is not null)
