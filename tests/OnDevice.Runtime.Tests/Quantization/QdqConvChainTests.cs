@@ -194,39 +194,78 @@ public class QdqConvChainTests(Xunit.Abstractions.ITestOutputHelper output)
             s.Run(inputs)[name].ToFloatArray(), 0.05f, "two-root chain");
     }
 
-    [Theory]
-    [InlineData(DType.UInt8, 7)]
-    [InlineData(DType.Int8, 1000)]
-    [InlineData(DType.UInt8, 4099)]
-    public unsafe void Epilogue_VectorRowMatchesItsScalarTwin(DType yType, int count)
+    /// <summary>Chains for the twin tests: one the epilogue runs as a program, three it recognises and runs fused with the quantization.</summary>
+    private static Graph TwinBody(string kind)
     {
-        // A per-channel affine, then HardSwish: the program runs the same on both; quantization and the affine step have twins.
         var body = new Graph { Name = "chain" };
         body.Inputs.Add(ValueInfo.Tensor("v", DType.Float32, null));
         body.AddInitializer(Tensor.FromArray<float>([0.5f, 1.5f, -2f], [1, 3, 1, 1], "s"));
         body.AddInitializer(Tensor.FromArray<float>([0.1f, -0.3f, 0.25f], [3, 1, 1], "t"));
-        body.Nodes.Add(new Node("Mul", ["v", "s"], ["a"]));
-        body.Nodes.Add(new Node("Add", ["a", "t"], ["b"]));
-        body.Nodes.Add(new Node("HardSwish", ["b"], ["y"]));
-        body.Outputs.Add(ValueInfo.Tensor("y", DType.Float32, null));
-        var program = ElementwiseProgram.Compile(body, 4, 17, out var why) ?? throw new InvalidOperationException(why);
+        foreach (var (n, v) in new[] { ("three", 3f), ("zero", 0f), ("six", 6f) }) body.AddInitializer(Tensor.FromArray<float>([v], [], n));
+        string last;
+        switch (kind)
+        {
+            case "affine then hardswish (program)":
+                body.Nodes.Add(new Node("Mul", ["v", "s"], ["a"]));
+                body.Nodes.Add(new Node("Add", ["a", "t"], ["b"]));
+                body.Nodes.Add(new Node("HardSwish", ["b"], ["y"]));
+                last = "y";
+                break;
+            case "decomposed hardswish, Mul, Add":
+                body.Nodes.Add(new Node("Add", ["v", "three"], ["a"]));
+                body.Nodes.Add(new Node("Clip", ["a", "zero", "six"], ["b"]));
+                body.Nodes.Add(new Node("Mul", ["v", "b"], ["c"]));
+                body.Nodes.Add(new Node("Div", ["c", "six"], ["d"]));
+                body.Nodes.Add(new Node("Mul", ["d", "s"], ["e"]));
+                body.Nodes.Add(new Node("Add", ["e", "t"], ["y"]));
+                last = "y";
+                break;
+            case "hardswish, Mul":
+                body.Nodes.Add(new Node("HardSwish", ["v"], ["a"]));
+                body.Nodes.Add(new Node("Mul", ["a", "s"], ["y"]));
+                last = "y";
+                break;
+            case "clip":
+                body.Nodes.Add(new Node("Clip", ["v", "zero", "six"], ["y"]));
+                last = "y";
+                break;
+            default: throw new ArgumentException(kind);
+        }
+        body.Outputs.Add(ValueInfo.Tensor(last, DType.Float32, null));
+        return body;
+    }
+
+    [Theory]
+    [InlineData("affine then hardswish (program)", DType.UInt8, 7)]
+    [InlineData("affine then hardswish (program)", DType.Int8, 1000)]
+    [InlineData("decomposed hardswish, Mul, Add", DType.UInt8, 4099)]
+    [InlineData("decomposed hardswish, Mul, Add", DType.Int8, 37)]
+    [InlineData("hardswish, Mul", DType.UInt8, 1000)]
+    [InlineData("clip", DType.Int8, 1000)]
+    public unsafe void Epilogue_VectorRowMatchesItsScalarTwin_AndTheFusedChainMatchesTheProgram(string kind, DType yType, int count)
+    {
         var (min, max) = yType == DType.Int8 ? (-128, 127) : (0, 255);
-        var epi = new ConvFloatEpilogue(program, true, 0.02f, yType == DType.Int8 ? -5 : 130, min, max);
+        var epi = new ConvFloatEpilogue(TwinBody(kind), 4, 17, true, 0.02f, yType == DType.Int8 ? -5 : 130, min, max);
+        Assert.Equal(!kind.EndsWith("(program)"), epi.Fused);
         var src = NodeRunner.Random(count, count, -4000f, 4000f).Select(v => MathF.Round(v)).ToArray();
         for (int channel = 0; channel < 3; channel++)
         {
-            float[] a = new float[count], b = new float[count];
-            byte[] qa = new byte[count], qb = new byte[count];
-            fixed (float* ps = src) fixed (float* pa = a) fixed (float* pb = b) fixed (byte* pqa = qa) fixed (byte* pqb = qb)
+            float[] a = new float[count], b = new float[count], c = new float[count];
+            byte[] qa = new byte[count], qb = new byte[count], qc = new byte[count];
+            fixed (float* ps = src) fixed (float* pa = a) fixed (float* pb = b) fixed (float* pc = c)
+            fixed (byte* pqa = qa) fixed (byte* pqb = qb) fixed (byte* pqc = qc)
             {
                 ConvFloatEpilogue.Affine(ps, count, 0.0007f * (channel + 1), 0.3f - channel, pa, vector: true);
                 ConvFloatEpilogue.Affine(ps, count, 0.0007f * (channel + 1), 0.3f - channel, pb, vector: false);
                 Assert.Equal(b, a);
+                Array.Copy(a, c, count);
                 epi.Row(pa, count, channel, pqa, vector: true);
                 epi.Row(pb, count, channel, pqb, vector: false);
+                epi.Row(pc, count, channel, pqc, vector: true, generic: true); // the program, then quantization
             }
             Assert.Equal(qb, qa);
-            if (count > 500) Assert.True(qa.Distinct().Count() > 50, "the row is nearly constant");
+            Assert.Equal(qc, qa);
+            if (count > 500) Assert.True(qa.Distinct().Count() > 20, "the row is nearly constant");
         }
     }
 }

@@ -1,6 +1,8 @@
 using System.Runtime.Intrinsics;
 using OnDevice.Runtime.Kernels.Elementwise;
-using OnDevice.Runtime.Simd;
+using OnDevice.Core;
+using static OnDevice.Runtime.Kernels.Elementwise.ActivationKernels;
+using static OnDevice.Runtime.Kernels.Elementwise.MathKernels;
 
 namespace OnDevice.Runtime.Kernels.Quantization;
 
@@ -10,28 +12,77 @@ namespace OnDevice.Runtime.Kernels.Quantization;
 /// paths write each output channel's row as y = acc·scale[c] + bias[c] (<see cref="Affine"/> where the path does
 /// not do it itself); <see cref="Row"/> then runs the chain (an <see cref="ElementwiseProgram"/>, the same evaluator
 /// as <c>FusedElementwise</c>, per-channel constants taken as the row's scalars) in place and, for byte output,
-/// quantizes the row (x / y_scale, round half to even, + zero point, saturate) while it is still in cache.
+/// quantizes the row (round half to even of x·(1/y_scale), + zero point, saturate; NaN is not expected) while it is
+/// still in cache.
+/// <para>
+/// The commonest chains — an optional activation (Relu, Clip, HardSwish, or hard-swish written as
+/// x·Clip(x + a, lo, hi) / d) followed by an optional Mul and then an optional Add by a scalar or per-channel constant
+/// (PP-LCNet's hard-swish and learnable affine) — are recognised from the body and run in registers in the same pass
+/// as the quantization, with the same operator implementations in the same order (bit-identical to the program).
+/// </para>
 /// </summary>
-internal sealed unsafe class ConvFloatEpilogue(ElementwiseProgram? program, bool quantize, float yScale, int yZero, int min, int max)
+internal sealed unsafe class ConvFloatEpilogue
 {
+    private readonly float _yScale, _inv;
+    private readonly int _yZero, _min, _max;
+    private readonly Fast? _fast;
+
+    /// <summary>The recognised chain: activation kind and constants, then y·mul[c] + add[c].</summary>
+    private sealed record Fast(int Act, float A, float Lo, float Hi, float D, float[] Mul, float[] Add);
+
+    private const int ActNone = 0, ActRelu = 1, ActClip = 2, ActHardSwish = 3, ActDecomposed = 4;
+
+    /// <summary>An epilogue running <paramref name="body"/> (FusedElementwise form; null: none), then quantizing when <paramref name="quantize"/>.</summary>
+    public ConvFloatEpilogue(Graph? body, int rank, long opset, bool quantize, float yScale, int yZero, int min, int max)
+    {
+        Program = body is null ? null : ElementwiseProgram.Compile(body, rank, opset, out var why) ?? throw new NotSupportedException($"epilogue chain cannot run: {why}");
+        Quantize = quantize;
+        _yScale = yScale;
+        _inv = 1f / yScale;
+        _yZero = yZero;
+        _min = min;
+        _max = max;
+        _fast = quantize ? Recognise(body, rank, opset) : null;
+    }
+
     /// <summary>The element-wise chain, or null.</summary>
-    public ElementwiseProgram? Program { get; } = program;
+    public ElementwiseProgram? Program { get; }
 
     /// <summary>True when rows are quantized to bytes (else the float row is the output).</summary>
-    public bool Quantize { get; } = quantize;
+    public bool Quantize { get; }
 
     /// <summary>True when <see cref="Row"/> has anything to do.</summary>
     public bool Active => Program is not null || Quantize;
 
+    /// <summary>True when the chain runs in registers fused with the quantization.</summary>
+    public bool Fused => _fast is not null;
+
+    /// <summary>Checks per-channel constants against the output's channel count (null when fine).</summary>
+    public string? CheckChannels(int channels)
+    {
+        if (Program?.CheckChannels(channels) is { } why) return why;
+        if (_fast is { } f && ((f.Mul.Length != 1 && f.Mul.Length != channels) || (f.Add.Length != 1 && f.Add.Length != channels)))
+            return $"a per-channel constant does not have {channels} values";
+        return null;
+    }
+
     /// <summary>
-    /// One output channel's row of <paramref name="count"/> floats (already scaled and biased), changed in place by
-    /// the chain, then quantized into <paramref name="dst"/> when <see cref="Quantize"/> (dst unused otherwise).
-    /// <paramref name="vector"/> false runs the scalar twin of the quantization.
+    /// One output channel's row of <paramref name="count"/> floats (already scaled and biased): the chain, then
+    /// quantized into <paramref name="dst"/> when <see cref="Quantize"/> (the row may be overwritten); for float output
+    /// the chain runs in place and dst is unused. <paramref name="vector"/> false runs the scalar twins;
+    /// <paramref name="generic"/> forces the program path even for a recognised chain (for the twin tests).
     /// </summary>
     [System.Runtime.CompilerServices.SkipLocalsInit]
-    public void Row(float* row, int count, int channel, byte* dst, bool vector = true)
+    public void Row(float* row, int count, int channel, byte* dst, bool vector = true, bool generic = false)
     {
         if (count <= 0) return;
+        if (_fast is { } f && !generic)
+        {
+            float mul = f.Mul[f.Mul.Length == 1 ? 0 : channel], add = f.Add[f.Add.Length == 1 ? 0 : channel];
+            if (vector) FastVector(f, mul, add, row, count, dst);
+            else for (int i = 0; i < count; i++) dst[i] = (byte)QuantizeOne(FastOne(f, mul, add, row[i]));
+            return;
+        }
         var span = new Span<float>(row, count);
         if (Program is { } p)
         {
@@ -39,8 +90,134 @@ internal sealed unsafe class ConvFloatEpilogue(ElementwiseProgram? program, bool
             p.Run(span, span, channel, -1, scratch);
         }
         if (!Quantize) return;
-        if (vector) QuantizeVectors.Quantize(span, yScale, yZero, min, max, new Span<byte>(dst, count));
-        else for (int i = 0; i < count; i++) dst[i] = (byte)QuantizeVectors.QuantizeOne(row[i], yScale, yZero, min, max);
+        int i0 = vector ? QuantizeVector(row, count, dst) : 0;
+        for (int i = i0; i < count; i++) dst[i] = (byte)QuantizeOne(row[i]);
+    }
+
+    /// <summary>Scalar quantization: saturate(round-half-even(v·(1/y_scale)) + zero point).</summary>
+    private int QuantizeOne(float v)
+    {
+        float q = MathF.Round(v * _inv) + _yZero;
+        return q <= _min ? _min : q >= _max ? _max : (int)q;
+    }
+
+    /// <summary>Sixteen at a time (AVX-512); returns how many were done.</summary>
+    private int QuantizeVector(float* row, int count, byte* dst)
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported) return 0;
+        var vi = Vector512.Create(_inv);
+        var vz = Vector512.Create((float)_yZero);
+        var vmin = Vector512.Create((float)_min);
+        var vmax = Vector512.Create((float)_max);
+        int i = 0;
+        for (; i + 16 <= count; i += 16)
+            Store(Vector512.Min(Vector512.Max(Vector512.Round(Vector512.Load(row + i) * vi) + vz, vmin), vmax), dst + i);
+        return i;
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static void Store(Vector512<float> q, byte* dst) =>
+        System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector128Byte(Vector512.ConvertToInt32(q)).Store(dst); // in range: the low byte is the value
+
+    private static float FastOne(Fast f, float mul, float add, float v)
+    {
+        float t = f.Act switch
+        {
+            ActRelu => ReluOp.Invoke(v),
+            ActClip => new ClipOp(f.Lo, f.Hi).Invoke(v),
+            ActHardSwish => HardSwishOp.Invoke(v),
+            ActDecomposed => v * new ClipOp(f.Lo, f.Hi).Invoke(v + f.A) / f.D,
+            _ => v,
+        };
+        return t * mul + add;
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    private void FastVector(Fast f, float mul, float add, float* row, int count, byte* dst)
+    {
+        int i = 0;
+        if (System.Runtime.Intrinsics.X86.Avx512F.IsSupported)
+        {
+            var vm = Vector512.Create(mul);
+            var va = Vector512.Create(add);
+            var vi = Vector512.Create(_inv);
+            var vz = Vector512.Create((float)_yZero);
+            var vmin = Vector512.Create((float)_min);
+            var vmax = Vector512.Create((float)_max);
+            var clip = new ClipOp(f.Lo, f.Hi);
+            var a = Vector512.Create(f.A);
+            var d = Vector512.Create(f.D);
+            switch (f.Act)
+            {
+                case ActNone:
+                    for (; i + 16 <= count; i += 16) Store(Vector512.Min(Vector512.Max(Vector512.Round((Vector512.Load(row + i) * vm + va) * vi) + vz, vmin), vmax), dst + i);
+                    break;
+                case ActRelu:
+                    for (; i + 16 <= count; i += 16) Store(Vector512.Min(Vector512.Max(Vector512.Round((ReluOp.Invoke(Vector512.Load(row + i)) * vm + va) * vi) + vz, vmin), vmax), dst + i);
+                    break;
+                case ActClip:
+                    for (; i + 16 <= count; i += 16) Store(Vector512.Min(Vector512.Max(Vector512.Round((clip.Invoke(Vector512.Load(row + i)) * vm + va) * vi) + vz, vmin), vmax), dst + i);
+                    break;
+                case ActHardSwish:
+                    for (; i + 16 <= count; i += 16) Store(Vector512.Min(Vector512.Max(Vector512.Round((HardSwishOp.Invoke(Vector512.Load(row + i)) * vm + va) * vi) + vz, vmin), vmax), dst + i);
+                    break;
+                case ActDecomposed:
+                    for (; i + 16 <= count; i += 16)
+                    {
+                        var v = Vector512.Load(row + i);
+                        var t = v * clip.Invoke(v + a) / d;
+                        Store(Vector512.Min(Vector512.Max(Vector512.Round((t * vm + va) * vi) + vz, vmin), vmax), dst + i);
+                    }
+                    break;
+            }
+        }
+        for (; i < count; i++) dst[i] = (byte)QuantizeOne(FastOne(f, mul, add, row[i]));
+    }
+
+    /// <summary>
+    /// The chain as [activation] → [Mul constant] → [Add constant] when the body is exactly that (constants scalar
+    /// or per channel, the chain value always the left operand of Div and of the activation's ops); null otherwise.
+    /// </summary>
+    private static Fast? Recognise(Graph? body, int rank, long opset)
+    {
+        if (body is null) return new Fast(ActNone, 0, 0, 0, 1, [1f], [0f]);
+        if (body.Inputs.Count != 1 || body.Outputs.Count != 1) return null;
+        var nodes = body.Nodes;
+        string cur = body.Inputs[0].Name;
+        int k = 0;
+        float? Scalar(string name) => body.Initializers.TryGetValue(name, out var t) && t.DType == OnDevice.Core.DType.Float32 && t.ElementCount == 1 ? t.ToFloatArray()[0] : null;
+        float[]? Const(string name) => body.Initializers.TryGetValue(name, out var t) && t.DType == OnDevice.Core.DType.Float32
+            && ElementwiseProgram.ChannelForm(t.Dims, rank) is not null ? t.ToFloatArray() : null;
+        (float Lo, float Hi)? ClipBounds(Node n)
+        {
+            if (opset < 11) return (n.GetFloat("min", float.MinValue), n.GetFloat("max", float.MaxValue));
+            float lo = float.MinValue, hi = float.MaxValue;
+            if (n.Inputs.Count > 1 && n.Inputs[1].Length > 0) { if (Scalar(n.Inputs[1]) is not float l) return null; lo = l; }
+            if (n.Inputs.Count > 2 && n.Inputs[2].Length > 0) { if (Scalar(n.Inputs[2]) is not float h) return null; hi = h; }
+            return (lo, hi);
+        }
+        bool Is(int i, string op) => i < nodes.Count && nodes[i].IsDefaultDomain && nodes[i].OpType == op && nodes[i].Outputs.Count == 1;
+        int act = ActNone;
+        float a = 0, lo = 0, hi = 0, d = 1;
+        if (Is(k, "Relu") && nodes[k].Inputs[0] == cur) { act = ActRelu; cur = nodes[k++].Outputs[0]; }
+        else if (Is(k, "HardSwish") && nodes[k].Inputs[0] == cur) { act = ActHardSwish; cur = nodes[k++].Outputs[0]; }
+        else if (Is(k, "Clip") && nodes[k].Inputs[0] == cur && ClipBounds(nodes[k]) is var (l0, h0)) { act = ActClip; lo = l0; hi = h0; cur = nodes[k++].Outputs[0]; }
+        else if (Is(k, "Add") && Is(k + 1, "Clip") && Is(k + 2, "Mul") && Is(k + 3, "Div"))
+        {
+            // x·Clip(x + a, lo, hi) / d, x the chain value.
+            var (add, clip, mul, div) = (nodes[k], nodes[k + 1], nodes[k + 2], nodes[k + 3]);
+            if (add.Inputs[0] != cur || Scalar(add.Inputs[1]) is not float av || clip.Inputs[0] != add.Outputs[0] || ClipBounds(clip) is not var (l1, h1)
+                || mul.Inputs.Count != 2 || mul.Inputs[0] != cur || mul.Inputs[1] != clip.Outputs[0] || div.Inputs[0] != mul.Outputs[0] || Scalar(div.Inputs[1]) is not float dv)
+                return null;
+            act = ActDecomposed; a = av; lo = l1; hi = h1; d = dv;
+            cur = div.Outputs[0];
+            k += 4;
+        }
+        float[] mulC = [1f], addC = [0f];
+        if (Is(k, "Mul") && nodes[k].Inputs.Count == 2 && nodes[k].Inputs[0] == cur && Const(nodes[k].Inputs[1]) is { } mc) { mulC = mc; cur = nodes[k++].Outputs[0]; }
+        if (Is(k, "Add") && nodes[k].Inputs.Count == 2 && nodes[k].Inputs[0] == cur && Const(nodes[k].Inputs[1]) is { } ac) { addC = ac; cur = nodes[k++].Outputs[0]; }
+        if (k != nodes.Count || cur != body.Outputs[0].Name) return null;
+        return new Fast(act, a, lo, hi, d, mulC, addC);
     }
 
     /// <summary>

@@ -272,10 +272,11 @@ internal sealed unsafe class IntegerConvCore
     /// from those exact sums to output bytes (bias, multiplier, zero point, clamp, optional lookup), or to floats
     /// fma(sum, OutScales[c], OutBias[c]) when <see cref="Int8Pointwise.Requant.OutScales"/> is set. False when the
     /// call does not fit (then <see cref="Compute"/> runs). <paramref name="done"/> as for <see cref="TryPointwise"/>,
-    /// once per output channel.
+    /// once per output channel. With float output and <paramref name="rowDone"/>(image, channel, floatRow, count) the
+    /// float row is not written to y but handed over in the worker's scratch (valid during the call; may be changed).
     /// </summary>
     public bool TryDepthwise(KernelContext ctx, TensorBuffer x, int zx, TensorBuffer w, Window win, Int8Pointwise.Requant q, TensorBuffer y,
-        Action<int, int, int, int, int>? done = null)
+        Action<int, int, int, int, int>? done = null, Action<int, int, nint, int>? rowDone = null)
     {
         if (_group <= 1 || w.Rank < 3 || w.Shape[1] != 1 || x.DType is not (DType.UInt8 or DType.Int8) || w.DType is not (DType.UInt8 or DType.Int8)) return false;
         var w3 = win.To3D();
@@ -329,6 +330,12 @@ internal sealed unsafe class IntegerConvCore
                         int oc = g * mg + j;
                         // x − zx goes straight into the kernel's padded plane (no dequantized copy of the channel).
                         DepthwiseConv.ChannelFromBytes(shape, xc, sx, zx, (float*)pw + (nint)oc * taps, 0f, default, yf, planeScratch);
+                        if (q.OutScales != null && rowDone is not null)
+                        {
+                            ConvFloatEpilogue.Affine(yf, outSize, q.OutScales[oc], q.OutBias[oc], yf);
+                            rowDone(img, oc, (nint)yf, outSize);
+                            continue;
+                        }
                         if (q.OutScales != null)
                         {
                             ConvFloatEpilogue.Affine(yf, outSize, q.OutScales[oc], q.OutBias[oc], (float*)py + ((nint)img * m + oc) * outSize);
@@ -622,14 +629,24 @@ internal sealed unsafe class QLinearConvKernel(KernelBuildContext build) : IKern
     private readonly bool _relu = build.Node.GetInt("relu", 0) != 0;
     private readonly bool _dequantize = build.Node.GetInt("dequantize", 0) != 0;
     private readonly bool _floatEpilogue = build.Node.GetInt("float_epilogue", 0) != 0;
-    private readonly ElementwiseProgram? _program = EpilogueProgram(build.Node);
+    private readonly Graph? _body = build.Node.Attr("body")?.AsGraph();
+    private readonly int _rank = (int)build.Node.GetInt("rank", 4);
+    private readonly long _opset = build.Node.GetInt("opset", 17);
+    private ConvFloatEpilogue? _floatOnly;
+    private (float Sy, int Zy, int Min, int Max, ConvFloatEpilogue Epilogue)? _quantizing;
 
-    /// <summary>The fused element-wise chain of the float-epilogue forms (attribute <c>body</c>), or null.</summary>
-    internal static ElementwiseProgram? EpilogueProgram(Node node)
+    /// <summary>The epilogue for these output parameters (built once and kept while they stay the same).</summary>
+    private ConvFloatEpilogue? Epilogue(bool quantize, float sy, int zy, int min, int max)
     {
-        if (node.Attr("body")?.AsGraph() is not { } body) return null;
-        return ElementwiseProgram.Compile(body, (int)node.GetInt("rank", 4), node.GetInt("opset", 17), out var why)
-            ?? throw new NotSupportedException($"node {node.Label}: epilogue chain cannot run: {why}");
+        if (!quantize)
+        {
+            if (_body is null) return null;
+            return _floatOnly ??= new ConvFloatEpilogue(_body, _rank, _opset, false, 1f, 0, 0, 0);
+        }
+        if (_quantizing is { } c && c.Sy == sy && c.Zy == zy && c.Min == min && c.Max == max) return c.Epilogue;
+        var e = new ConvFloatEpilogue(_body, _rank, _opset, true, sy, zy, min, max);
+        _quantizing = (sy, zy, min, max, e);
+        return e;
     }
 
     public void Execute(KernelContext ctx)
@@ -707,7 +724,6 @@ internal sealed unsafe class QLinearConvKernel(KernelBuildContext build) : IKern
         var sw = QuantValues.ScaleVector(ctx.Required(4), m, "w_scale");
         var bias = ctx.Input(8) is { } bb ? bb.DType == DType.Float32 && bb.Length == m ? bb.Span<float>().ToArray()
             : throw new InvalidOperationException($"QLinearConv (float epilogue) bias must be float32[{m}], got {bb}") : new float[m];
-        if (_program?.CheckChannels(m) is { } bad) throw new InvalidOperationException($"node {ctx.Node.Label}: {bad}");
         var scales = new float[m];
         for (int j = 0; j < m; j++) scales[j] = sx * sw[j];
         ConvFloatEpilogue? epi = null;
@@ -719,7 +735,7 @@ internal sealed unsafe class QLinearConvKernel(KernelBuildContext build) : IKern
             var yzp = ctx.Required(7);
             int zy = QuantValues.ScalarZeroPoint(yzp, "y_zero_point");
             var (min, max) = QuantValues.Range(yzp.DType);
-            epi = new ConvFloatEpilogue(_program, true, sy, zy, min, max);
+            epi = Epilogue(true, sy, zy, min, max)!;
             y = ctx.Output(0, yzp.DType, shape);
             // The float result lives only between the convolution and the epilogue of each block.
             rented = System.Buffers.ArrayPool<byte>.Shared.Rent(checked(y.Length * sizeof(float)));
@@ -729,8 +745,9 @@ internal sealed unsafe class QLinearConvKernel(KernelBuildContext build) : IKern
         {
             y = ctx.Output(0, DType.Float32, shape);
             yf = y;
-            if (_program is not null) epi = new ConvFloatEpilogue(_program, false, 1f, 0, 0, 0);
+            epi = Epilogue(false, 1f, 0, 0, 0);
         }
+        if (epi?.CheckChannels(m) is { } bad) throw new InvalidOperationException($"node {ctx.Node.Label}: {bad}");
         try
         {
             RunFloat(ctx, x, zx, w, win, scales, bias, m, mg, yf, y, epi);
@@ -764,7 +781,10 @@ internal sealed unsafe class QLinearConvKernel(KernelBuildContext build) : IKern
             };
             var q = new Int8Pointwise.Requant { Bias = pz, Multipliers = ps, OutScales = ps, OutBias = pb };
             if (_group == 1 && (_core.TryPointwise(ctx, x, zx, w, win, q, yf, done) || _core.TryRowIm2Col(ctx, x, zx, w, win, q, yf, done))) return;
-            if (_group > 1 && _core.TryDepthwise(ctx, x, zx, w, win, q, yf, done)) return;
+            // Depthwise with byte output: each channel's float row goes from the worker's scratch straight into the epilogue.
+            Action<int, int, nint, int>? rowDone = epi is { Quantize: true } ? (img, c, row, count) =>
+                epi.Row((float*)row, count, c, (byte*)py + ((nint)img * m + c) * outSize) : null;
+            if (_group > 1 && _core.TryDepthwise(ctx, x, zx, w, win, q, rowDone is null ? yf : y, done, rowDone)) return;
         }
         var yfm = yf.Memory;
         var ym = y.Memory;
