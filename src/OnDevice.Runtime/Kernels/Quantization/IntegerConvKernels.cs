@@ -33,6 +33,12 @@ internal static class IntegerConvKernels
 /// </summary>
 internal sealed unsafe class IntegerConvCore
 {
+    /// <summary>
+    /// Float output rows [c0, c1) × positions [p0, p0 + count) of image img are final: row c is at
+    /// src + (c − c0)·srcStride floats (in y, or in the worker's scratch; valid during the call, may be changed).
+    /// </summary>
+    public delegate void FloatRows(int img, int c0, int c1, int p0, int count, float* src, nint srcStride);
+
     private readonly WindowGeometry _geometry;
     private readonly int _group;
     private readonly int _wInput, _wZpInput;
@@ -101,11 +107,12 @@ internal sealed unsafe class IntegerConvCore
     /// <summary>
     /// Runs a pointwise convolution (constant 1×1 weights, stride 1, no padding, one group) on <see cref="Int8Pointwise"/>
     /// straight from and into NCHW, requantizing in the GEMM's epilogue; false (nothing done) when the call does not fit.
-    /// <paramref name="done"/>(image, firstChannel, endChannel, firstPosition, positions), when given, is called once each
-    /// block of output has been written (float output: the place for a further per-row epilogue while it is in cache).
+    /// With float output, <paramref name="done"/>, when given, is called once each block of output has been written
+    /// (the place for a further per-row epilogue while it is in cache); with <paramref name="floatsInScratch"/> the
+    /// block's floats go only to the worker's scratch (y is not written: done must store the result).
     /// </summary>
     public bool TryPointwise(KernelContext ctx, TensorBuffer x, int zx, TensorBuffer w, Window win, Int8Pointwise.Requant q, TensorBuffer y,
-        Action<int, int, int, int, int>? done = null)
+        FloatRows? done = null, bool floatsInScratch = false)
     {
         if (_pointwise is null || _wShape is null || !w.Shape.AsSpan().SequenceEqual(_wShape) || x.DType is not (DType.UInt8 or DType.Int8)) return false;
         for (int i = 0; i < win.Rank; i++)
@@ -124,28 +131,38 @@ internal sealed unsafe class IntegerConvCore
         int jobs = n * blocks;
         int minChunk = PackedWeights.ChunkFor((long)panelsPerJob * Int8Pointwise.Panel * k * m);
         int workers = PackedWeights.Workers(ctx, jobs, minChunk);
-        int perWorker = Int8Pointwise.ScratchBytes(pw.KPadded);
-        var scratch = ctx.Scratch(checked(perWorker * workers));
-        bool signedX = x.DType == DType.Int8;
         int es = q.OutScales != null ? sizeof(float) : 1; // float output (dequantize) or bytes
+        floatsInScratch &= done is not null && es == sizeof(float);
+        int jobCols = panelsPerJob * Int8Pointwise.Panel;
+        int gemmBytes = (Int8Pointwise.ScratchBytes(pw.KPadded) + 63) / 64 * 64;
+        int perWorker = gemmBytes + (floatsInScratch ? checked(m * jobCols * sizeof(float) + 64) : 0);
+        var scratch = ctx.Scratch(checked(perWorker * workers + 64));
+        bool signedX = x.DType == DType.Int8;
         fixed (byte* px0 = x.Memory.Span)
         fixed (byte* py0 = y.Memory.Span)
         fixed (byte* ps0 = scratch.Span)
         {
-            nint px = (nint)px0, py = (nint)py0, ps = (nint)ps0;
+            nint px = (nint)px0, py = (nint)py0, ps = ((nint)ps0 + 63) & ~(nint)63;
             PackedWeights.ForWorkers(ctx, jobs, minChunk, (worker, j0, j1) =>
             {
+                byte* mine = (byte*)ps + (nint)worker * perWorker;
+                float* tmp = (float*)(mine + gemmBytes);
                 for (int job = j0; job < j1; job++)
                 {
                     int img = job / blocks, blk = job % blocks;
                     int p0 = blk * panelsPerJob, p1 = Math.Min(panels, p0 + panelsPerJob);
-                    Int8Pointwise.Run(Int8GemmPath.AvxVnni, pw, (byte*)px + (nint)img * k * positions, positions, signedX, zx, q,
-                        (byte*)py + (nint)img * m * positions * es, p0, p1, (byte*)ps + (nint)worker * perWorker);
-                    if (done is not null)
+                    int c0 = p0 * Int8Pointwise.Panel, count = Math.Min(positions, p1 * Int8Pointwise.Panel) - c0;
+                    byte* xi = (byte*)px + (nint)img * k * positions;
+                    if (floatsInScratch)
                     {
-                        int c0 = p0 * Int8Pointwise.Panel;
-                        done(img, 0, m, c0, Math.Min(positions, p1 * Int8Pointwise.Panel) - c0);
+                        // Column c of this job lands at tmp + (c − c0): the GEMM addresses columns from the row start.
+                        Int8Pointwise.Run(Int8GemmPath.AvxVnni, pw, xi, positions, positions, signedX, zx, q, (byte*)(tmp - c0), jobCols, p0, p1, mine);
+                        done!(img, 0, m, c0, count, tmp, jobCols);
+                        continue;
                     }
+                    float* yi = (float*)((byte*)py + (nint)img * m * positions * es);
+                    Int8Pointwise.Run(Int8GemmPath.AvxVnni, pw, xi, positions, signedX, zx, q, (byte*)yi, p0, p1, mine);
+                    done?.Invoke(img, 0, m, c0, count, yi + c0, positions);
                 }
             });
         }
@@ -183,7 +200,7 @@ internal sealed unsafe class IntegerConvCore
     /// False when the call does not fit. <paramref name="done"/> as for <see cref="TryPointwise"/>.
     /// </summary>
     public bool TryRowIm2Col(KernelContext ctx, TensorBuffer x, int zx, TensorBuffer w, Window win, Int8Pointwise.Requant q, TensorBuffer y,
-        Action<int, int, int, int, int>? done = null)
+        FloatRows? done = null, bool floatsInScratch = false)
     {
         if (_pointwise is null || _wShape is null || _group != 1 || x.Rank != 4 || !w.Shape.AsSpan().SequenceEqual(_wShape) || x.DType is not (DType.UInt8 or DType.Int8)) return false;
         var pw = _pointwise;
@@ -200,11 +217,14 @@ internal sealed unsafe class IntegerConvCore
         int minChunk = PackedWeights.ChunkFor((long)rowsPerJob * ow * k * m);
         int workers = PackedWeights.Workers(ctx, jobs, minChunk);
         int rowBytes = checked((k * rowsPerJob * ow + 63) / 64 * 64);
-        int perWorker = rowBytes + Int8Pointwise.ScratchBytes(pw.KPadded);
+        int es = q.OutScales != null ? sizeof(float) : 1; // float output (dequantize) or bytes
+        floatsInScratch &= done is not null && es == sizeof(float);
+        int jobCols = rowsPerJob * ow;
+        int gemmBytes = (Int8Pointwise.ScratchBytes(pw.KPadded) + 63) / 64 * 64;
+        int perWorker = rowBytes + gemmBytes + (floatsInScratch ? checked(m * jobCols * sizeof(float) + 64) : 0);
         var scratch = ctx.Scratch(checked(perWorker * workers + 64));
         bool signedX = x.DType == DType.Int8;
         byte pad = (byte)zx;
-        int es = q.OutScales != null ? sizeof(float) : 1; // float output (dequantize) or bytes
         fixed (byte* px0 = x.Memory.Span)
         fixed (byte* py0 = y.Memory.Span)
         fixed (byte* ps0 = scratch.Span)
@@ -214,6 +234,7 @@ internal sealed unsafe class IntegerConvCore
             {
                 byte* rows = (byte*)ps + (nint)worker * perWorker;
                 byte* gemm = rows + rowBytes;
+                float* tmp = (float*)(gemm + gemmBytes);
                 for (int job = j0; job < j1; job++)
                 {
                     int img = job / bands, oy0 = job % bands * rowsPerJob, nRows = Math.Min(rowsPerJob, oh - oy0), cols = nRows * ow;
@@ -236,9 +257,16 @@ internal sealed unsafe class IntegerConvCore
                                     new Span<byte>(dst + hi, ow - hi).Fill(pad);
                                     CopyStrided(src + lo * sw + off, sw, dst + lo, hi - lo);
                                 }
-                    Int8Pointwise.Run(Int8GemmPath.AvxVnni, pw, rows, cols, cols, signedX, zx, q, (byte*)py + ((nint)img * m * outSize + (nint)oy0 * ow) * es, outSize,
-                        0, (cols + Int8Pointwise.Panel - 1) / Int8Pointwise.Panel, gemm);
-                    done?.Invoke(img, 0, m, oy0 * ow, cols);
+                    int colPanels = (cols + Int8Pointwise.Panel - 1) / Int8Pointwise.Panel;
+                    if (floatsInScratch)
+                    {
+                        Int8Pointwise.Run(Int8GemmPath.AvxVnni, pw, rows, cols, cols, signedX, zx, q, (byte*)tmp, jobCols, 0, colPanels, gemm);
+                        done!(img, 0, m, oy0 * ow, cols, tmp, jobCols);
+                        continue;
+                    }
+                    byte* yj = (byte*)py + ((nint)img * m * outSize + (nint)oy0 * ow) * es;
+                    Int8Pointwise.Run(Int8GemmPath.AvxVnni, pw, rows, cols, cols, signedX, zx, q, yj, outSize, 0, colPanels, gemm);
+                    done?.Invoke(img, 0, m, oy0 * ow, cols, (float*)yj, outSize);
                 }
             });
         }
@@ -276,7 +304,7 @@ internal sealed unsafe class IntegerConvCore
     /// float row is not written to y but handed over in the worker's scratch (valid during the call; may be changed).
     /// </summary>
     public bool TryDepthwise(KernelContext ctx, TensorBuffer x, int zx, TensorBuffer w, Window win, Int8Pointwise.Requant q, TensorBuffer y,
-        Action<int, int, int, int, int>? done = null, Action<int, int, nint, int>? rowDone = null)
+        FloatRows? done = null, FloatRows? rowDone = null)
     {
         if (_group <= 1 || w.Rank < 3 || w.Shape[1] != 1 || x.DType is not (DType.UInt8 or DType.Int8) || w.DType is not (DType.UInt8 or DType.Int8)) return false;
         var w3 = win.To3D();
@@ -333,19 +361,19 @@ internal sealed unsafe class IntegerConvCore
                         if (q.OutScales != null && rowDone is not null)
                         {
                             ConvFloatEpilogue.Affine(yf, outSize, q.OutScales[oc], q.OutBias[oc], yf);
-                            rowDone(img, oc, (nint)yf, outSize);
+                            rowDone(img, oc, oc + 1, 0, outSize, yf, outSize);
                             continue;
                         }
                         if (q.OutScales != null)
                         {
-                            ConvFloatEpilogue.Affine(yf, outSize, q.OutScales[oc], q.OutBias[oc], (float*)py + ((nint)img * m + oc) * outSize);
-                            done?.Invoke(img, oc, oc + 1, 0, outSize);
+                            float* row = (float*)py + ((nint)img * m + oc) * outSize;
+                            ConvFloatEpilogue.Affine(yf, outSize, q.OutScales[oc], q.OutBias[oc], row);
+                            done?.Invoke(img, oc, oc + 1, 0, outSize, row, outSize);
                             continue;
                         }
                         byte* dst = (byte*)py + ((nint)img * m + oc) * outSize;
                         Requantize.FromFloat(yf, outSize, q.Bias[oc], q.Multipliers[oc], q.Zy, q.Min, q.Max, dst);
                         if (q.LookupRows > 0) ByteLookup.Apply(dst, dst, outSize, q.Lookup + (q.LookupRows == 1 ? 0 : oc * 256));
-                        done?.Invoke(img, oc, oc + 1, 0, outSize);
                     }
                 }
             });
@@ -726,9 +754,8 @@ internal sealed unsafe class QLinearConvKernel(KernelBuildContext build) : IKern
             : throw new InvalidOperationException($"QLinearConv (float epilogue) bias must be float32[{m}], got {bb}") : new float[m];
         var scales = new float[m];
         for (int j = 0; j < m; j++) scales[j] = sx * sw[j];
-        ConvFloatEpilogue? epi = null;
-        TensorBuffer y, yf;
-        byte[]? rented = null;
+        ConvFloatEpilogue? epi;
+        TensorBuffer y;
         if (_floatEpilogue)
         {
             float sy = QuantValues.ScalarScale(ctx.Required(6), "y_scale");
@@ -737,77 +764,66 @@ internal sealed unsafe class QLinearConvKernel(KernelBuildContext build) : IKern
             var (min, max) = QuantValues.Range(yzp.DType);
             epi = Epilogue(true, sy, zy, min, max)!;
             y = ctx.Output(0, yzp.DType, shape);
-            // The float result lives only between the convolution and the epilogue of each block.
-            rented = System.Buffers.ArrayPool<byte>.Shared.Rent(checked(y.Length * sizeof(float)));
-            yf = new TensorBuffer(DType.Float32, shape, rented);
         }
         else
         {
-            y = ctx.Output(0, DType.Float32, shape);
-            yf = y;
             epi = Epilogue(false, 1f, 0, 0, 0);
+            y = ctx.Output(0, DType.Float32, shape);
         }
         if (epi?.CheckChannels(m) is { } bad) throw new InvalidOperationException($"node {ctx.Node.Label}: {bad}");
+        int outSize = y.Length / Math.Max(1, shape[0] * m);
+        bool quantize = epi is { Quantize: true };
+        var zeros = new int[m];
+        fixed (int* pz = zeros)
+        fixed (float* ps = scales)
+        fixed (float* pb = bias)
+        fixed (byte* py0 = y.Memory.Span)
+        {
+            nint py = (nint)py0;
+            // Rows [c0, c1) × positions [p0, p0 + count) are final floats at src: chain and quantize them now
+            // (byte output), or run the chain in place (float output, src inside y).
+            IntegerConvCore.FloatRows? done = epi is null ? null : (img, c0, c1, p0, count, src, stride) =>
+            {
+                for (int c = c0; c < c1; c++)
+                    epi.Row(src + (c - c0) * stride, count, c, (byte*)py + ((nint)img * m + c) * outSize + p0);
+            };
+            var q = new Int8Pointwise.Requant { Bias = pz, Multipliers = ps, OutScales = ps, OutBias = pb };
+            if (_group == 1 && (_core.TryPointwise(ctx, x, zx, w, win, q, y, done, quantize) || _core.TryRowIm2Col(ctx, x, zx, w, win, q, y, done, quantize))) return;
+            // Depthwise with byte output: each channel's float row goes from the worker's scratch straight into the epilogue.
+            if (_group > 1 && _core.TryDepthwise(ctx, x, zx, w, win, q, y, quantize ? null : done, quantize ? done : null)) return;
+        }
+        // Everything else: the generic integer convolution into floats, then the epilogue per block.
+        byte[]? rented = quantize ? System.Buffers.ArrayPool<byte>.Shared.Rent(checked(y.Length * sizeof(float))) : null;
         try
         {
-            RunFloat(ctx, x, zx, w, win, scales, bias, m, mg, yf, y, epi);
+            var yf = rented is null ? y : new TensorBuffer(DType.Float32, shape, rented);
+            var yfm = yf.Memory;
+            var ym = y.Memory;
+            _core.Compute(ctx, x, zx, w, win, (img, g, p0, count, sums) =>
+            {
+                var ys = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(yfm.Span);
+                int* s = (int*)sums;
+                for (int j = 0; j < mg; j++)
+                {
+                    int oc = g * mg + j;
+                    var dst = ys.Slice((img * m + oc) * outSize + p0, count);
+                    for (int p = 0; p < count; p++) dst[p] = MathF.FusedMultiplyAdd(s[p * mg + j], scales[oc], bias[oc]);
+                }
+                if (epi is null) return;
+                fixed (byte* pf = yfm.Span)
+                fixed (byte* pq = ym.Span)
+                {
+                    for (int j = 0; j < mg; j++)
+                    {
+                        nint at = ((nint)img * m + g * mg + j) * outSize + p0;
+                        epi.Row((float*)pf + at, count, g * mg + j, pq + at);
+                    }
+                }
+            });
         }
         finally
         {
             if (rented is not null) System.Buffers.ArrayPool<byte>.Shared.Return(rented);
         }
-    }
-
-    private void RunFloat(KernelContext ctx, TensorBuffer x, int zx, TensorBuffer w, Window win, float[] scales, float[] bias, int m, int mg,
-        TensorBuffer yf, TensorBuffer y, ConvFloatEpilogue? epi)
-    {
-        int outSize = y.Length / Math.Max(1, y.Shape[0] * m);
-        var zeros = new int[m];
-        fixed (int* pz = zeros)
-        fixed (float* ps = scales)
-        fixed (float* pb = bias)
-        fixed (byte* pyf0 = yf.Memory.Span)
-        fixed (byte* py0 = y.Memory.Span)
-        {
-            nint pyf = (nint)pyf0, py = (nint)py0;
-            // Rows [c0, c1) × positions [p0, p0 + count) of image img are final floats: chain and quantize them now.
-            Action<int, int, int, int, int>? done = epi is null ? null : (img, c0, c1, p0, count) =>
-            {
-                for (int c = c0; c < c1; c++)
-                {
-                    nint at = ((nint)img * m + c) * outSize + p0;
-                    epi.Row((float*)pyf + at, count, c, (byte*)py + at);
-                }
-            };
-            var q = new Int8Pointwise.Requant { Bias = pz, Multipliers = ps, OutScales = ps, OutBias = pb };
-            if (_group == 1 && (_core.TryPointwise(ctx, x, zx, w, win, q, yf, done) || _core.TryRowIm2Col(ctx, x, zx, w, win, q, yf, done))) return;
-            // Depthwise with byte output: each channel's float row goes from the worker's scratch straight into the epilogue.
-            Action<int, int, nint, int>? rowDone = epi is { Quantize: true } ? (img, c, row, count) =>
-                epi.Row((float*)row, count, c, (byte*)py + ((nint)img * m + c) * outSize) : null;
-            if (_group > 1 && _core.TryDepthwise(ctx, x, zx, w, win, q, rowDone is null ? yf : y, done, rowDone)) return;
-        }
-        var yfm = yf.Memory;
-        var ym = y.Memory;
-        _core.Compute(ctx, x, zx, w, win, (img, g, p0, count, sums) =>
-        {
-            var ys = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(yfm.Span);
-            int* s = (int*)sums;
-            for (int j = 0; j < mg; j++)
-            {
-                int oc = g * mg + j;
-                var dst = ys.Slice((img * m + oc) * outSize + p0, count);
-                for (int p = 0; p < count; p++) dst[p] = MathF.FusedMultiplyAdd(s[p * mg + j], scales[oc], bias[oc]);
-            }
-            if (epi is null) return;
-            fixed (byte* pf = yfm.Span)
-            fixed (byte* pq = ym.Span)
-            {
-                for (int j = 0; j < mg; j++)
-                {
-                    nint at = ((nint)img * m + g * mg + j) * outSize + p0;
-                    epi.Row((float*)pf + at, count, g * mg + j, pq + at);
-                }
-            }
-        });
     }
 }
