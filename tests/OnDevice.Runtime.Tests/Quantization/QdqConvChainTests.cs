@@ -167,6 +167,36 @@ public class QdqConvChainTests(Xunit.Abstractions.ITestOutputHelper output)
             Assert.True(MathF.Abs(yf[i] - yu[i]) <= 1e-5f * scale + 1e-6f, $"[{i}] {yf[i]} vs {yu[i]}");
     }
 
+    [Theory]
+    [InlineData(DType.UInt8, true)]
+    [InlineData(DType.Int8, false)]
+    public void MatMulWithFloatResult_RunsAsIntegerGemmWithFloatEpilogue(DType xType, bool withBias)
+    {
+        // DQ(x) → MatMul(DQ(int8 w, per column)) → [Add(bias)] → HardSwish: the MatMul's result is only quantized after its chain.
+        var rng = new Random(17);
+        var b = new QOperatorOrtTests.Builder();
+        b.G.Inputs.Add(ValueInfo.Tensor("x", DType.Float32, Shape.Of(1, 40, 48)));
+        string zx = xType == DType.Int8 ? b.C(Tensor.FromBytes(DType.Int8, [], new[] { unchecked((byte)(sbyte)4) })) : b.U8(120);
+        var xd = b.Op("DequantizeLinear", [b.Op("QuantizeLinear", ["x", b.F(0.03f), zx]), b.F(0.03f), zx]);
+        var wd = b.Op("DequantizeLinear", [b.C(QdqTestData.RandomBytes(rng, DType.Int8, 0, 0, 48, 36)),
+            b.C(Tensor.FromArray<float>(Enumerable.Range(0, 36).Select(i => 0.002f + 0.0001f * i).ToArray(), [36])),
+            b.C(Tensor.FromBytes(DType.Int8, [36], new byte[36]))], "", Attr.Of("axis", 1L));
+        var y = b.Op("MatMul", [xd, wd]);
+        if (withBias) y = b.Op("Add", [y, b.C(Tensor.FromArray<float>(Enumerable.Range(0, 36).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray(), [36]))]);
+        var model = b.Model(b.Op("HardSwish", [y]));
+        var fused = new InferenceSession(model, new SessionOptions { Threads = 1 });
+        Assert.Single(fused.OptimizedGraph.Nodes, n => n.OpType == "QLinearMatMul" && n.GetInt("float_output", 0) == 1 && n.Inputs.Count == (withBias ? 9 : 8));
+        Assert.DoesNotContain(fused.OptimizedGraph.Nodes, n => n.OpType is "MatMul" or "MatMulNBits" or "DequantizeLinear" or "Add");
+        var inputs = new Dictionary<string, Tensor> { ["x"] = Tensor.FromArray<float>(NodeRunner.Random(40 * 48, 12, -3f, 3f), [1, 40, 48], "x") };
+        var name = model.Graph.Outputs[0].Name;
+        var yf = fused.Run(inputs)[name].ToFloatArray();
+        var yu = new InferenceSession(model, new SessionOptions { Threads = 1, Optimize = false }).Run(inputs)[name].ToFloatArray();
+        float scale = yu.Max(MathF.Abs);
+        Assert.True(yu.Distinct().Count() > 100 && scale > 0.1f, "the output is nearly constant");
+        for (int i = 0; i < yu.Length; i++)
+            Assert.True(MathF.Abs(yf[i] - yu[i]) <= 1e-5f * scale + 1e-6f, $"[{i}] {yf[i]} vs {yu[i]}");
+    }
+
     [Fact]
     public void ClassicPlacement_ConvReluQuantize_StaysTheFullyIntegerQLinearConv()
     {

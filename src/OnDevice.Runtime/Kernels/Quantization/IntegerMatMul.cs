@@ -163,6 +163,9 @@ internal sealed unsafe class QLinearMatMulKernel(KernelBuildContext build) : IKe
     private readonly bool _relu = build.Node.GetInt("relu", 0) != 0;
     // The optimizer's fold of a following DequantizeLinear (+ Add of a [N] bias, input 8): float output.
     private readonly bool _dequantize = build.Node.GetInt("dequantize", 0) != 0;
+    // The optimizer's float-output form (DequantizeLinear → MatMul whose result stays float): y = S·a_scale·b_scale[j]
+    // (+ bias[j], input 8), no requantization; inputs 6 and 7 are unused.
+    private readonly bool _floatOutput = build.Node.GetInt("float_output", 0) != 0;
 
     [ThreadStatic]
     private static int[]? t_sums;
@@ -175,6 +178,15 @@ internal sealed unsafe class QLinearMatMulKernel(KernelBuildContext build) : IKe
         float sa = QuantValues.ScalarScale(ctx.Required(1), "a_scale");
         var za = QuantValues.Ints(ctx.Required(2));
         var sb = QuantValues.ScaleVector(ctx.Required(4), g.N, "b_scale");
+        if (_floatOutput)
+        {
+            var yf = ctx.Output(0, DType.Float32, g.OutShape);
+            var sums = t_sums is { } c0 && c0.Length >= yf.Length ? c0 : t_sums = GC.AllocateUninitializedArray<int>(Math.Max(1, yf.Length), pinned: true);
+            fixed (int* c = sums) _core.Compute(ctx, g, a, za, b, c);
+            var fb = ctx.Input(8) is { } fbb ? QuantValues.ScaleVector(fbb, g.N, "bias") : null;
+            MatMulIntegerToFloatKernel.ToFloat(sums.AsSpan(0, yf.Length), sa, sb, fb, g.N, yf.Span<float>());
+            return;
+        }
         float sy = QuantValues.ScalarScale(ctx.Required(6), "y_scale");
         var yzp = ctx.Required(7);
         int zy = QuantValues.ScalarZeroPoint(yzp, "y_zero_point");
