@@ -272,7 +272,7 @@ public class QdqConvChainTests(Xunit.Abstractions.ITestOutputHelper output)
     [InlineData("decomposed hardswish, Mul, Add", DType.Int8, 37)]
     [InlineData("hardswish, Mul", DType.UInt8, 1000)]
     [InlineData("clip", DType.Int8, 1000)]
-    public unsafe void Epilogue_VectorRowMatchesItsScalarTwin_AndTheFusedChainMatchesTheProgram(string kind, DType yType, int count)
+    public unsafe void Epilogue_VectorRowMatchesItsScalarTwin_AndTheFusedChainIsWithinOneStepOfTheProgram(string kind, DType yType, int count)
     {
         var (min, max) = yType == DType.Int8 ? (-128, 127) : (0, 255);
         var epi = new ConvFloatEpilogue(TwinBody(kind), 4, 17, true, 0.02f, yType == DType.Int8 ? -5 : 130, min, max);
@@ -294,7 +294,15 @@ public class QdqConvChainTests(Xunit.Abstractions.ITestOutputHelper output)
                 epi.Row(pc, count, channel, pqc, vector: true, generic: true); // the program, then quantization
             }
             Assert.Equal(qb, qa);
-            Assert.Equal(qc, qa);
+            // The recognised chain folds its divisions into one multiplier: at most one step from the program, rarely.
+            int differ = 0;
+            for (int i = 0; i < count; i++)
+            {
+                int d = yType == DType.Int8 ? Math.Abs((sbyte)qa[i] - (sbyte)qc[i]) : Math.Abs(qa[i] - qc[i]);
+                Assert.True(d <= 1, $"[{i}] fused {qa[i]} vs program {qc[i]}");
+                if (d != 0) differ++;
+            }
+            Assert.True(differ <= Math.Max(1, count / 100), $"{differ} of {count} bytes differ from the program");
             if (count > 500) Assert.True(qa.Distinct().Count() > 20, "the row is nearly constant");
         }
     }

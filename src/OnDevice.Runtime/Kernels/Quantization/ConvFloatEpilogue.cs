@@ -18,7 +18,9 @@ namespace OnDevice.Runtime.Kernels.Quantization;
 /// The commonest chains — an optional activation (Relu, Clip, HardSwish, or hard-swish written as
 /// x·Clip(x + a, lo, hi) / d) followed by an optional Mul and then an optional Add by a scalar or per-channel constant
 /// (PP-LCNet's hard-swish and learnable affine) — are recognised from the body and run in registers in the same pass
-/// as the quantization, with the same operator implementations in the same order (bit-identical to the program).
+/// as the quantization: q = round(act(v)·k1[c] + k2[c]) + zero point with k1 = mul/(d·y_scale), k2 = add/y_scale (the
+/// activation with the same operator implementations). Folding the divisions into k1 and k2 moves the value by a few
+/// float ulps, so against the program a byte can differ by one where the value sits on a rounding midpoint.
 /// </para>
 /// </summary>
 internal sealed unsafe class ConvFloatEpilogue
@@ -78,9 +80,9 @@ internal sealed unsafe class ConvFloatEpilogue
         if (count <= 0) return;
         if (_fast is { } f && !generic)
         {
-            float mul = f.Mul[f.Mul.Length == 1 ? 0 : channel], add = f.Add[f.Add.Length == 1 ? 0 : channel];
-            if (vector) FastVector(f, mul, add, row, count, dst);
-            else for (int i = 0; i < count; i++) dst[i] = (byte)QuantizeOne(FastOne(f, mul, add, row[i]));
+            float k1 = f.Mul[f.Mul.Length == 1 ? 0 : channel] / (f.D * _yScale), k2 = f.Add[f.Add.Length == 1 ? 0 : channel] / _yScale;
+            if (vector) FastVector(f, k1, k2, row, count, dst);
+            else for (int i = 0; i < count; i++) dst[i] = (byte)FastOne(f, k1, k2, row[i]);
             return;
         }
         var span = new Span<float>(row, count);
@@ -119,59 +121,60 @@ internal sealed unsafe class ConvFloatEpilogue
     private static void Store(Vector512<float> q, byte* dst) =>
         System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector128Byte(Vector512.ConvertToInt32(q)).Store(dst); // in range: the low byte is the value
 
-    private static float FastOne(Fast f, float mul, float add, float v)
+    /// <summary>The activation of the recognised chain (the decomposed hard-swish without its division, which is in k1).</summary>
+    private static float Act(Fast f, float v) => f.Act switch
     {
-        float t = f.Act switch
-        {
-            ActRelu => ReluOp.Invoke(v),
-            ActClip => new ClipOp(f.Lo, f.Hi).Invoke(v),
-            ActHardSwish => HardSwishOp.Invoke(v),
-            ActDecomposed => v * new ClipOp(f.Lo, f.Hi).Invoke(v + f.A) / f.D,
-            _ => v,
-        };
-        return t * mul + add;
+        ActRelu => ReluOp.Invoke(v),
+        ActClip => new ClipOp(f.Lo, f.Hi).Invoke(v),
+        ActHardSwish => HardSwishOp.Invoke(v),
+        ActDecomposed => v * new ClipOp(f.Lo, f.Hi).Invoke(v + f.A),
+        _ => v,
+    };
+
+    /// <summary>Scalar twin of <see cref="FastVector"/>: saturate(round(act(v)·k1 + k2) + zero point).</summary>
+    private int FastOne(Fast f, float k1, float k2, float v)
+    {
+        float q = MathF.Round(Act(f, v) * k1 + k2) + _yZero;
+        return q <= _min ? _min : q >= _max ? _max : (int)q;
     }
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    private void FastVector(Fast f, float mul, float add, float* row, int count, byte* dst)
+    private void FastVector(Fast f, float k1, float k2, float* row, int count, byte* dst)
     {
         int i = 0;
         if (System.Runtime.Intrinsics.X86.Avx512F.IsSupported)
         {
-            var vm = Vector512.Create(mul);
-            var va = Vector512.Create(add);
-            var vi = Vector512.Create(_inv);
+            var v1 = Vector512.Create(k1);
+            var v2 = Vector512.Create(k2);
             var vz = Vector512.Create((float)_yZero);
             var vmin = Vector512.Create((float)_min);
             var vmax = Vector512.Create((float)_max);
             var clip = new ClipOp(f.Lo, f.Hi);
             var a = Vector512.Create(f.A);
-            var d = Vector512.Create(f.D);
             switch (f.Act)
             {
                 case ActNone:
-                    for (; i + 16 <= count; i += 16) Store(Vector512.Min(Vector512.Max(Vector512.Round((Vector512.Load(row + i) * vm + va) * vi) + vz, vmin), vmax), dst + i);
+                    for (; i + 16 <= count; i += 16) Store(Vector512.Min(Vector512.Max(Vector512.Round(Vector512.Load(row + i) * v1 + v2) + vz, vmin), vmax), dst + i);
                     break;
                 case ActRelu:
-                    for (; i + 16 <= count; i += 16) Store(Vector512.Min(Vector512.Max(Vector512.Round((ReluOp.Invoke(Vector512.Load(row + i)) * vm + va) * vi) + vz, vmin), vmax), dst + i);
+                    for (; i + 16 <= count; i += 16) Store(Vector512.Min(Vector512.Max(Vector512.Round(ReluOp.Invoke(Vector512.Load(row + i)) * v1 + v2) + vz, vmin), vmax), dst + i);
                     break;
                 case ActClip:
-                    for (; i + 16 <= count; i += 16) Store(Vector512.Min(Vector512.Max(Vector512.Round((clip.Invoke(Vector512.Load(row + i)) * vm + va) * vi) + vz, vmin), vmax), dst + i);
+                    for (; i + 16 <= count; i += 16) Store(Vector512.Min(Vector512.Max(Vector512.Round(clip.Invoke(Vector512.Load(row + i)) * v1 + v2) + vz, vmin), vmax), dst + i);
                     break;
                 case ActHardSwish:
-                    for (; i + 16 <= count; i += 16) Store(Vector512.Min(Vector512.Max(Vector512.Round((HardSwishOp.Invoke(Vector512.Load(row + i)) * vm + va) * vi) + vz, vmin), vmax), dst + i);
+                    for (; i + 16 <= count; i += 16) Store(Vector512.Min(Vector512.Max(Vector512.Round(HardSwishOp.Invoke(Vector512.Load(row + i)) * v1 + v2) + vz, vmin), vmax), dst + i);
                     break;
                 case ActDecomposed:
                     for (; i + 16 <= count; i += 16)
                     {
                         var v = Vector512.Load(row + i);
-                        var t = v * clip.Invoke(v + a) / d;
-                        Store(Vector512.Min(Vector512.Max(Vector512.Round((t * vm + va) * vi) + vz, vmin), vmax), dst + i);
+                        Store(Vector512.Min(Vector512.Max(Vector512.Round(v * clip.Invoke(v + a) * v1 + v2) + vz, vmin), vmax), dst + i);
                     }
                     break;
             }
         }
-        for (; i < count; i++) dst[i] = (byte)QuantizeOne(FastOne(f, mul, add, row[i]));
+        for (; i < count; i++) dst[i] = (byte)FastOne(f, k1, k2, row[i]);
     }
 
     /// <summary>
