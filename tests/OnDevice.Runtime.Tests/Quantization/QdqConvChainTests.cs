@@ -246,7 +246,7 @@ public class QdqConvChainTests(Xunit.Abstractions.ITestOutputHelper output)
                 body.Nodes.Add(new Node("Clip", ["a", "zero", "six"], ["b"]));
                 body.Nodes.Add(new Node("Mul", ["v", "b"], ["c"]));
                 body.Nodes.Add(new Node("Div", ["c", "six"], ["d"]));
-                body.Nodes.Add(new Node("Mul", ["d", "s"], ["e"]));
+                body.Nodes.Add(new Node("Mul", ["s", "d"], ["e"])); // constant first, as PaddleOCR exports it
                 body.Nodes.Add(new Node("Add", ["e", "t"], ["y"]));
                 last = "y";
                 break;

@@ -179,7 +179,8 @@ internal sealed unsafe class ConvFloatEpilogue
 
     /// <summary>
     /// The chain as [activation] → [Mul constant] → [Add constant] when the body is exactly that (constants scalar
-    /// or per channel, the chain value always the left operand of Div and of the activation's ops); null otherwise.
+    /// or per channel, on either side of Mul and Add; the chain value the left operand of the decomposed hard-swish's
+    /// Add, Mul and Div); null otherwise.
     /// </summary>
     private static Fast? Recognise(Graph? body, int rank, long opset)
     {
@@ -216,9 +217,12 @@ internal sealed unsafe class ConvFloatEpilogue
             cur = div.Outputs[0];
             k += 4;
         }
+        // Mul and Add commute (exactly, in IEEE arithmetic): the constant may be either operand.
+        float[]? Other(Node n) => n.Inputs.Count != 2 ? null : n.Inputs[0] == cur && n.Inputs[1] != cur ? Const(n.Inputs[1])
+            : n.Inputs[1] == cur && n.Inputs[0] != cur ? Const(n.Inputs[0]) : null;
         float[] mulC = [1f], addC = [0f];
-        if (Is(k, "Mul") && nodes[k].Inputs.Count == 2 && nodes[k].Inputs[0] == cur && Const(nodes[k].Inputs[1]) is { } mc) { mulC = mc; cur = nodes[k++].Outputs[0]; }
-        if (Is(k, "Add") && nodes[k].Inputs.Count == 2 && nodes[k].Inputs[0] == cur && Const(nodes[k].Inputs[1]) is { } ac) { addC = ac; cur = nodes[k++].Outputs[0]; }
+        if (Is(k, "Mul") && Other(nodes[k]) is { } mc) { mulC = mc; cur = nodes[k++].Outputs[0]; }
+        if (Is(k, "Add") && Other(nodes[k]) is { } ac) { addC = ac; cur = nodes[k++].Outputs[0]; }
         if (k != nodes.Count || cur != body.Outputs[0].Name) return null;
         return new Fast(act, a, lo, hi, d, mulC, addC);
     }
