@@ -197,6 +197,23 @@ public class QdqConvChainTests(Xunit.Abstractions.ITestOutputHelper output)
             Assert.True(MathF.Abs(yf[i] - yu[i]) <= 1e-5f * scale + 1e-6f, $"[{i}] {yf[i]} vs {yu[i]}");
     }
 
+    [Theory]
+    [InlineData(36, true)]
+    [InlineData(7, false)]
+    [InlineData(100, true)]
+    public void IntegerMatMulToFloat_VectorMatchesItsScalarTwin(int n, bool withBias)
+    {
+        var rng = new Random(n);
+        int rows = 5;
+        var c = Enumerable.Range(0, rows * n).Select(_ => rng.Next(-2_000_000, 2_000_000)).ToArray();
+        var sb = Enumerable.Range(0, n).Select(j => 0.001f + 0.0003f * j).ToArray();
+        float[]? bias = withBias ? Enumerable.Range(0, n).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray() : null;
+        float[] v = new float[rows * n], s = new float[rows * n];
+        MatMulIntegerToFloatKernel.ToFloat(c, 0.031f, sb, bias, n, v, vector: true);
+        MatMulIntegerToFloatKernel.ToFloat(c, 0.031f, sb, bias, n, s, vector: false);
+        Assert.Equal(s, v);
+    }
+
     [Fact]
     public void ClassicPlacement_ConvReluQuantize_StaysTheFullyIntegerQLinearConv()
     {

@@ -228,13 +228,27 @@ internal sealed unsafe class MatMulIntegerToFloatKernel(KernelBuildContext build
         ToFloat(c, sa, sb, bias, g.N, y.Span<float>());
     }
 
-    /// <summary>y[i, j] = c[i, j]·sa·sb[j] + bias[j].</summary>
-    internal static void ToFloat(ReadOnlySpan<int> c, float sa, float[] sb, float[]? bias, int n, Span<float> y)
+    /// <summary>
+    /// y[i, j] = c[i, j]·(sa·sb[j]) + bias[j]: sixteen columns at a time with AVX-512 (the same multiply and add);
+    /// <paramref name="vector"/> false runs the scalar twin.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    internal static void ToFloat(ReadOnlySpan<int> c, float sa, float[] sb, float[]? bias, int n, Span<float> y, bool vector = true)
     {
         var scale = new float[n];
         for (int j = 0; j < n; j++) scale[j] = sa * sb[j];
-        for (int i = 0; i < y.Length; i += n)
-            for (int j = 0; j < n; j++) y[i + j] = c[i + j] * scale[j] + (bias is null ? 0 : bias[j]);
+        var b = bias ?? new float[n];
+        fixed (int* pc = c) fixed (float* py = y) fixed (float* ps = scale) fixed (float* pb = b)
+        {
+            for (int i = 0; i < y.Length; i += n)
+            {
+                int j = 0;
+                if (vector && Vector512.IsHardwareAccelerated)
+                    for (; j + 16 <= n; j += 16)
+                        (Vector512.ConvertToSingle(Vector512.Load(pc + i + j)) * Vector512.Load(ps + j) + Vector512.Load(pb + j)).Store(py + i + j);
+                for (; j < n; j++) py[i + j] = pc[i + j] * ps[j] + pb[j];
+            }
+        }
     }
 }
 
