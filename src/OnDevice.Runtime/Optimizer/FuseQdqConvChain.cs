@@ -99,8 +99,8 @@ internal sealed class FuseQdqConvChain : IGraphPass
 
         // The root: a Conv, or a BatchNormalization reading only a Conv.
         var convNode = Producer(g, root);
-        if (convNode is { OpType: "BatchNormalization", IsDefaultDomain: true } && Producer(g, convNode.Inputs[0]) is { OpType: "Conv", IsDefaultDomain: true } c0) convNode = c0;
-        if (convNode is not { OpType: "Conv", IsDefaultDomain: true } conv || conv.Outputs.Count != 1 || conv.Inputs.Count < 2) return false;
+        if (convNode is { OpType: "BatchNormalization", IsDefaultDomain: true } && Producer(g, convNode.Inputs[0]) is { OpType: "Conv" or "ConvTranspose", IsDefaultDomain: true } c0) convNode = c0;
+        if (convNode is not { OpType: "Conv" or "ConvTranspose", IsDefaultDomain: true } conv || conv.Outputs.Count != 1 || conv.Inputs.Count < 2) return false;
         if (chain.Count == 0 && conv.Outputs[0] == root) return false; // Conv → QuantizeLinear: FuseQdq's case
         if (ReadConv(g, ctx, facts, conv) is not { } cv) return false;
         var scale = cv.Scale;
@@ -141,7 +141,7 @@ internal sealed class FuseQdqConvChain : IGraphPass
         var inputs = ConvInputs(g, cv, label, scale, bias);
         inputs[6] = q.Inputs[1];
         inputs[7] = yq.Zp ?? AddConst(g, label + "_y_zero_point", Tensor.FromBytes(yq.Type, [], new byte[1]));
-        var fused = new Node("QLinearConv", inputs, [q.Outputs[0]], label + "+qdq-chain", FusedElementwiseKernels.Domain);
+        var fused = new Node(conv.OpType == "Conv" ? "QLinearConv" : "QLinearConvTranspose", inputs, [q.Outputs[0]], label + "+qdq-chain", FusedElementwiseKernels.Domain);
         foreach (var a in conv.Attributes.Values) fused.Attributes.Add(a.Name, a);
         fused.With(Core.Attribute.Of("float_epilogue", 1L));
         if (body is not null)
@@ -158,8 +158,9 @@ internal sealed class FuseQdqConvChain : IGraphPass
     internal sealed record QdqConv(Node Conv, Dq X, DType XType, Dq W, int M, int Rank, double[] Scale, double[] Bias);
 
     /// <summary>
-    /// Reads a Conv over DequantizeLinear(x) (per tensor, 8-bit, not constant) and DequantizeLinear(constant 8-bit w,
-    /// per tensor or per output channel) with a constant or dequantized-constant bias; null when it does not fit.
+    /// Reads a Conv (or 2-D ConvTranspose) over DequantizeLinear(x) (per tensor, 8-bit, not constant) and
+    /// DequantizeLinear(constant 8-bit w, per tensor or per output channel) with a constant or dequantized-constant
+    /// bias; null when it does not fit.
     /// Scale[c] is w_scale[c] (x_scale stays separate); Bias[c] the float bias.
     /// </summary>
     internal static QdqConv? ReadConv(Graph g, OptimizerContext ctx, ShapeInferenceResult facts, Node conv)
@@ -171,13 +172,19 @@ internal sealed class FuseQdqConvChain : IGraphPass
         var xType = x.Zp?.DType ?? facts.Get(x.X)?.DType;
         if (xType is not (DType.UInt8 or DType.Int8)) return null;
         if (w.XConst is not { DType: DType.Int8 or DType.UInt8 } wc || wc.Dims.Length is < 3 or > 5 || w.Scale.DType != DType.Float32) return null;
-        int m = checked((int)wc.Dims[0]);
+        // Conv weights are [M, C/group, k…] (output channels on axis 0); ConvTranspose weights [C, M, k…] (axis 1, one
+        // group, 2-D, no output_shape / output_padding / SAME padding: what QLinearConvTranspose runs).
+        bool transpose = conv.OpType == "ConvTranspose";
+        if (transpose && (conv.GetInt("group", 1) != 1 || wc.Dims.Length != 4 || conv.Attr("output_shape") is not null
+            || conv.GetInts("output_padding")?.Any(v => v != 0) == true || conv.GetString("auto_pad", "NOTSET") is not ("NOTSET" or "VALID"))) return null;
+        int m = checked((int)wc.Dims[transpose ? 1 : 0]);
         long group = conv.GetInt("group", 1);
         if (group < 1 || m % group != 0) return null;
         long axis = w.Axis < 0 ? w.Axis + wc.Dims.Length : w.Axis;
-        if (!Scalar(w.Scale) && !(w.Scale.Dims.Length == 1 && w.Scale.ElementCount == m && axis == 0)) return null;
+        if (!Scalar(w.Scale) && !(w.Scale.Dims.Length == 1 && w.Scale.ElementCount == m && axis == (transpose ? 1 : 0))) return null;
         if (w.Zp is not null && (w.Zp.ElementCount != w.Scale.ElementCount || w.Zp.DType != wc.DType)) return null;
-        if (facts.Get(conv.Inputs[0])?.Shape is not { } xShape || xShape.Rank != wc.Dims.Length || !xShape[1].IsKnown || xShape[1].Value != wc.Dims[1] * group) return null;
+        long inChannels = transpose ? wc.Dims[0] : wc.Dims[1] * group;
+        if (facts.Get(conv.Inputs[0])?.Shape is not { } xShape || xShape.Rank != wc.Dims.Length || !xShape[1].IsKnown || xShape[1].Value != inChannels) return null;
         var bias = new double[m];
         if (conv.Inputs.Count > 2 && conv.Inputs[2].Length > 0)
         {

@@ -28,6 +28,8 @@ public class QdqConvChainTests(Xunit.Abstractions.ITestOutputHelper output)
         ["stem 3x3 s2"] = new(3, 16, 24, 40, 3, [2, 2], 1, 1),
         ["grouped"] = new(16, 16, 8, 13, 3, [1, 1], 1, 4),
         ["3x3 wide"] = new(24, 96, 7, 11, 3, [1, 1], 1, 1),
+        ["transpose 2x2 s2"] = new(16, 12, 9, 21, 2, [2, 2], 0, 1),
+        ["transpose 3x3 s2 pad1"] = new(8, 12, 6, 7, 3, [2, 2], 1, 1),
     };
 
     private static readonly string[] Chains =
@@ -39,7 +41,8 @@ public class QdqConvChainTests(Xunit.Abstractions.ITestOutputHelper output)
         int i = 0;
         foreach (var g in Geometries.Keys)
             foreach (var c in Chains)
-                d.Add(g, c, i++ % 3 == 0 ? DType.Int8 : DType.UInt8);
+                if (!g.StartsWith("transpose") || c is "bn+hardswish" or "decomposed hardswish" or "affine+relu" or "bn only")
+                    d.Add(g, c, i++ % 3 == 0 ? DType.Int8 : DType.UInt8);
         return d;
     }
 
@@ -62,7 +65,17 @@ public class QdqConvChainTests(Xunit.Abstractions.ITestOutputHelper output)
         var xd = b.Op("DequantizeLinear", [b.Op("QuantizeLinear", ["x", b.F(0.03f), zx]), b.F(0.03f), zx]);
         int m = geo.M, cg = geo.C / geo.Group, k = cg * geo.K * geo.K;
         string wd;
-        if (geometry == "grouped")
+        bool transpose = geometry.StartsWith("transpose");
+        if (transpose)
+        {
+            // ConvTranspose weights [C, M, k, k], one scale per output channel on axis 1.
+            var wq = new byte[geo.C * m * geo.K * geo.K];
+            for (int i = 0; i < wq.Length; i++) wq[i] = (byte)(sbyte)rng.Next(-127, 128);
+            var ws = Enumerable.Range(0, m).Select(i => 0.03f / MathF.Sqrt(geo.C) * (1 + 0.02f * i)).ToArray();
+            wd = b.Op("DequantizeLinear", [b.C(Tensor.FromBytes(DType.Int8, [geo.C, m, geo.K, geo.K], wq)), b.C(Tensor.FromArray<float>(ws, [m])),
+                b.C(Tensor.FromBytes(DType.Int8, [m], new byte[m]))], "", Attr.Of("axis", 1L));
+        }
+        else if (geometry == "grouped")
         {
             // uint8 weights, one scale and zero point for the whole tensor.
             var wq = QdqTestData.RandomBytes(rng, DType.UInt8, 0, 256, m, cg, geo.K, geo.K);
@@ -77,7 +90,7 @@ public class QdqConvChainTests(Xunit.Abstractions.ITestOutputHelper output)
                 b.C(Tensor.FromBytes(DType.Int8, [m], new byte[m]))], "", Attr.Of("axis", 0L));
         }
         var bias = b.C(Tensor.FromArray<float>(Enumerable.Range(0, m).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray(), [m]));
-        var c = b.Op("Conv", [xd, wd, bias], "", Attr.Of("kernel_shape", new long[] { geo.K, geo.K }), Attr.Of("strides", geo.Strides),
+        var c = b.Op(transpose ? "ConvTranspose" : "Conv", [xd, wd, bias], "", Attr.Of("kernel_shape", new long[] { geo.K, geo.K }), Attr.Of("strides", geo.Strides),
             Attr.Of("pads", new long[] { geo.Pad, geo.Pad, geo.Pad, geo.Pad }), Attr.Of("group", (long)geo.Group));
         string PerChannel(double lo, double hi, params long[] dims) =>
             b.C(Tensor.FromArray<float>(Enumerable.Range(0, m).Select(_ => (float)(lo + rng.NextDouble() * (hi - lo))).ToArray(), dims));
@@ -111,8 +124,8 @@ public class QdqConvChainTests(Xunit.Abstractions.ITestOutputHelper output)
         var model = Net(geometry, chain, yType);
         var fused = new InferenceSession(model, new SessionOptions { Threads = 1 });
         var nodes = fused.OptimizedGraph.Nodes;
-        Assert.Single(nodes, n => n.OpType == "QLinearConv" && n.GetInt("float_epilogue", 0) == 1);
-        Assert.DoesNotContain(nodes, n => n.OpType is "Conv" or "FusedConv" or "BatchNormalization" or "FusedElementwise" or "HardSwish" or "Sigmoid" or "Mul");
+        Assert.Single(nodes, n => n.OpType is "QLinearConv" or "QLinearConvTranspose" && n.GetInt("float_epilogue", 0) == 1);
+        Assert.DoesNotContain(nodes, n => n.OpType is "Conv" or "ConvTranspose" or "FusedConv" or "BatchNormalization" or "FusedElementwise" or "HardSwish" or "Sigmoid" or "Mul");
         Assert.Single(nodes, n => n.OpType == "QuantizeLinear"); // the input's own
         var inputs = new Dictionary<string, Tensor> { ["x"] = Input(geometry, 8) };
         var name = model.Graph.Outputs[0].Name;

@@ -251,3 +251,28 @@ internal sealed unsafe class ConvFloatEpilogue
         for (; i < count; i++) dst[i] = MathF.FusedMultiplyAdd(src[i], scale, bias);
     }
 }
+
+/// <summary>
+/// A kernel's epilogue built from its node's <c>body</c>, <c>rank</c> and <c>opset</c> attributes, kept while the output
+/// parameters stay the same (they are constants in fused graphs).
+/// </summary>
+internal sealed class ConvEpilogueCache(Node node)
+{
+    private readonly Graph? _body = node.Attr("body")?.AsGraph();
+    private readonly int _rank = (int)node.GetInt("rank", 4);
+    private readonly long _opset = node.GetInt("opset", 17);
+    private ConvFloatEpilogue? _floatOnly;
+    private (float Sy, int Zy, int Min, int Max, ConvFloatEpilogue Epilogue)? _quantizing;
+
+    /// <summary>The float-output epilogue (the chain only), or null when there is no chain.</summary>
+    public ConvFloatEpilogue? FloatOutput() => _body is null ? null : _floatOnly ??= new ConvFloatEpilogue(_body, _rank, _opset, false, 1f, 0, 0, 0);
+
+    /// <summary>The byte-output epilogue for these output parameters.</summary>
+    public ConvFloatEpilogue Quantizing(float sy, int zy, int min, int max)
+    {
+        if (_quantizing is { } c && c.Sy == sy && c.Zy == zy && c.Min == min && c.Max == max) return c.Epilogue;
+        var e = new ConvFloatEpilogue(_body, _rank, _opset, true, sy, zy, min, max);
+        _quantizing = (sy, zy, min, max, e);
+        return e;
+    }
+}

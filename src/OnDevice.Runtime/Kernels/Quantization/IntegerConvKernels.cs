@@ -657,25 +657,7 @@ internal sealed unsafe class QLinearConvKernel(KernelBuildContext build) : IKern
     private readonly bool _relu = build.Node.GetInt("relu", 0) != 0;
     private readonly bool _dequantize = build.Node.GetInt("dequantize", 0) != 0;
     private readonly bool _floatEpilogue = build.Node.GetInt("float_epilogue", 0) != 0;
-    private readonly Graph? _body = build.Node.Attr("body")?.AsGraph();
-    private readonly int _rank = (int)build.Node.GetInt("rank", 4);
-    private readonly long _opset = build.Node.GetInt("opset", 17);
-    private ConvFloatEpilogue? _floatOnly;
-    private (float Sy, int Zy, int Min, int Max, ConvFloatEpilogue Epilogue)? _quantizing;
-
-    /// <summary>The epilogue for these output parameters (built once and kept while they stay the same).</summary>
-    private ConvFloatEpilogue? Epilogue(bool quantize, float sy, int zy, int min, int max)
-    {
-        if (!quantize)
-        {
-            if (_body is null) return null;
-            return _floatOnly ??= new ConvFloatEpilogue(_body, _rank, _opset, false, 1f, 0, 0, 0);
-        }
-        if (_quantizing is { } c && c.Sy == sy && c.Zy == zy && c.Min == min && c.Max == max) return c.Epilogue;
-        var e = new ConvFloatEpilogue(_body, _rank, _opset, true, sy, zy, min, max);
-        _quantizing = (sy, zy, min, max, e);
-        return e;
-    }
+    private readonly ConvEpilogueCache _epilogues = new(build.Node);
 
     public void Execute(KernelContext ctx)
     {
@@ -762,12 +744,12 @@ internal sealed unsafe class QLinearConvKernel(KernelBuildContext build) : IKern
             var yzp = ctx.Required(7);
             int zy = QuantValues.ScalarZeroPoint(yzp, "y_zero_point");
             var (min, max) = QuantValues.Range(yzp.DType);
-            epi = Epilogue(true, sy, zy, min, max)!;
+            epi = _epilogues.Quantizing(sy, zy, min, max);
             y = ctx.Output(0, yzp.DType, shape);
         }
         else
         {
-            epi = Epilogue(false, 1f, 0, 0, 0);
+            epi = _epilogues.FloatOutput();
             y = ctx.Output(0, DType.Float32, shape);
         }
         if (epi?.CheckChannels(m) is { } bad) throw new InvalidOperationException($"node {ctx.Node.Label}: {bad}");
