@@ -411,6 +411,7 @@ internal sealed class FuseQdq : IGraphPass
         if (lut.Inputs.Count != 2 || ctx.ConstantOf(g, lut.Inputs[1]) is not { } table) return false;
         var conv = Producer(g, lut.Inputs[0]);
         if (conv is not { OpType: "QLinearConv" } || conv.Domain != FusedElementwiseKernels.Domain || conv.Inputs.Count is < 8 or > 9) return false;
+        if (conv.GetInt("float_epilogue", 0) != 0) return false; // its float epilogue ends in bytes without a lookup stage
         if (!SingleUse(g, lut.Inputs[0]) || ctx.ConstantOf(g, conv.Inputs[7]) is not { } yzp || yzp.DType != table.DType) return false;
         if (ctx.ConstantOf(g, conv.Inputs[3]) is not { Dims.Length: >= 3 } w) return false;
         long rows = table.ElementCount / 256;
