@@ -236,6 +236,33 @@ public class QdqConvChainTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.Contains(s.OptimizedGraph.Nodes, n => n.OpType == "QLinearConv" && n.GetInt("relu", 0) == 1);
     }
 
+    [Theory]
+    [InlineData("pointwise")]
+    [InlineData("transpose 2x2 s2")]
+    public void FloatEpilogueConv_FollowedByAFloatIsland_KeepsTheIslandAsItsOwnLookup(string geometry)
+    {
+        // conv → chain → Q → DQ → Sigmoid → Q → DQ: the island becomes a byte lookup; it must not be folded into the
+        // float-epilogue convolution (which has no lookup stage), and the result stays within a step of the unfused graph.
+        var inner = Net(geometry, "bn+hardswish", DType.UInt8);
+        var g = inner.Graph;
+        var last = g.Outputs[0].Name;
+        g.Outputs.Clear();
+        string F(string name, float v) { g.AddInitializer(Tensor.FromArray<float>([v], [], name)); return name; }
+        g.AddInitializer(Tensor.FromBytes(DType.UInt8, [], new byte[] { 0 }, "island_zp"));
+        g.Nodes.Add(new Node("Sigmoid", [last], ["island_sig"]));
+        g.Nodes.Add(new Node("QuantizeLinear", ["island_sig", F("island_s", 0.004f), "island_zp"], ["island_q"]));
+        g.Nodes.Add(new Node("DequantizeLinear", ["island_q", "island_s", "island_zp"], ["island_y"]));
+        g.Outputs.Add(ValueInfo.Tensor("island_y", DType.Float32, null));
+        var fused = new InferenceSession(inner, new SessionOptions { Threads = 1 });
+        Assert.Single(fused.OptimizedGraph.Nodes, n => n.GetInt("float_epilogue", 0) == 1 && n.Inputs.Count == 9);
+        Assert.Contains(fused.OptimizedGraph.Nodes, n => n.OpType == "QLinearLookup");
+        var inputs = new Dictionary<string, Tensor> { ["x"] = Input(geometry, 21) };
+        var yf = fused.Run(inputs)["island_y"].ToFloatArray();
+        var yu = new InferenceSession(inner, new SessionOptions { Threads = 1, Optimize = false }).Run(inputs)["island_y"].ToFloatArray();
+        // One step of the first quantization (0.03) moves sigmoid by at most 0.03/4, under two steps of 0.004.
+        QdqTestData.Within(yu, yf, 0.008f, $"{geometry} island", minEqual: 0.95);
+    }
+
     [Fact]
     public void ChainReadingASecondRunTimeValue_IsNotFused()
     {
