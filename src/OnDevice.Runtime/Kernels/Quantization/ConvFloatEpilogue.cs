@@ -262,7 +262,9 @@ internal sealed class ConvEpilogueCache(Node node)
     private readonly int _rank = (int)node.GetInt("rank", 4);
     private readonly long _opset = node.GetInt("opset", 17);
     private ConvFloatEpilogue? _floatOnly;
-    private (float Sy, int Zy, int Min, int Max, ConvFloatEpilogue Epilogue)? _quantizing;
+    private Cached? _quantizing; // a reference, replaced atomically: concurrent runs see a whole entry or none
+
+    private sealed record Cached(float Sy, int Zy, int Min, int Max, ConvFloatEpilogue Epilogue);
 
     /// <summary>The float-output epilogue (the chain only), or null when there is no chain.</summary>
     public ConvFloatEpilogue? FloatOutput() => _body is null ? null : _floatOnly ??= new ConvFloatEpilogue(_body, _rank, _opset, false, 1f, 0, 0, 0);
@@ -272,7 +274,7 @@ internal sealed class ConvEpilogueCache(Node node)
     {
         if (_quantizing is { } c && c.Sy == sy && c.Zy == zy && c.Min == min && c.Max == max) return c.Epilogue;
         var e = new ConvFloatEpilogue(_body, _rank, _opset, true, sy, zy, min, max);
-        _quantizing = (sy, zy, min, max, e);
+        _quantizing = new Cached(sy, zy, min, max, e);
         return e;
     }
 }
