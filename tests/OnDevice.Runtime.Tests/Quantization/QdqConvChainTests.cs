@@ -350,6 +350,14 @@ public class QdqConvChainTests(Xunit.Abstractions.ITestOutputHelper output)
                 epi.Row(pb, count, channel, pqb, vector: false);
                 epi.Row(pc, count, channel, pqc, vector: true, generic: true); // the program, then quantization
             }
+            // From the raw sums (the depthwise path): the affine step inside the loop gives the same bytes.
+            foreach (bool vec in new[] { true, false })
+            {
+                var sums = (float[])src.Clone();
+                var qs = new byte[count];
+                fixed (float* pss = sums) fixed (byte* pq = qs) epi.RowFromSums(pss, count, channel, 0.0007f * (channel + 1), 0.3f - channel, pq, vector: vec);
+                Assert.Equal(qa, qs);
+            }
             Assert.Equal(qb, qa);
             // The recognised chain folds its divisions into one multiplier: at most one step from the program, rarely.
             int differ = 0;

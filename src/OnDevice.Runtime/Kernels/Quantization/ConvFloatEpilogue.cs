@@ -96,6 +96,25 @@ internal sealed unsafe class ConvFloatEpilogue
         for (int i = i0; i < count; i++) dst[i] = (byte)QuantizeOne(row[i]);
     }
 
+    /// <summary>
+    /// As <see cref="Row"/> for a row of exact integer sums (as floats): first v = fma(sum, <paramref name="scale"/>,
+    /// <paramref name="bias"/>) — inside the fused loop for a recognised chain, else as a pass of <see cref="Affine"/>
+    /// in place (the same values either way).
+    /// </summary>
+    public void RowFromSums(float* sums, int count, int channel, float scale, float bias, byte* dst, bool vector = true, bool generic = false)
+    {
+        if (count <= 0) return;
+        if (_fast is { } f && !generic)
+        {
+            float k1 = f.Mul[f.Mul.Length == 1 ? 0 : channel] / (f.D * _yScale), k2 = f.Add[f.Add.Length == 1 ? 0 : channel] / _yScale;
+            if (vector) FastVector(f, k1, k2, sums, count, dst, scale, bias);
+            else for (int i = 0; i < count; i++) dst[i] = (byte)FastOne(f, k1, k2, MathF.FusedMultiplyAdd(sums[i], scale, bias));
+            return;
+        }
+        Affine(sums, count, scale, bias, sums, vector);
+        Row(sums, count, channel, dst, vector, generic);
+    }
+
     /// <summary>Scalar quantization: saturate(round-half-even(v·(1/y_scale)) + zero point).</summary>
     private int QuantizeOne(float v)
     {
@@ -139,9 +158,40 @@ internal sealed unsafe class ConvFloatEpilogue
     }
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    private void FastVector(Fast f, float k1, float k2, float* row, int count, byte* dst)
+    private void FastVector(Fast f, float k1, float k2, float* row, int count, byte* dst, float scale = 1f, float bias = 0f)
     {
         int i = 0;
+        if (scale != 1f || bias != 0f)
+        {
+            // Sums in: the affine step in the same loop (fma, as Affine), then as below.
+            if (System.Runtime.Intrinsics.X86.Avx512F.IsSupported)
+            {
+                var s1 = Vector512.Create(scale);
+                var b1 = Vector512.Create(bias);
+                var v1 = Vector512.Create(k1);
+                var v2 = Vector512.Create(k2);
+                var vz = Vector512.Create((float)_yZero);
+                var vmin = Vector512.Create((float)_min);
+                var vmax = Vector512.Create((float)_max);
+                var clip = new ClipOp(f.Lo, f.Hi);
+                var a = Vector512.Create(f.A);
+                for (; i + 16 <= count; i += 16)
+                {
+                    var v = Vector512.FusedMultiplyAdd(Vector512.Load(row + i), s1, b1);
+                    var t = f.Act switch
+                    {
+                        ActRelu => ReluOp.Invoke(v),
+                        ActClip => clip.Invoke(v),
+                        ActHardSwish => HardSwishOp.Invoke(v),
+                        ActDecomposed => v * clip.Invoke(v + a),
+                        _ => v,
+                    };
+                    Store(Vector512.Min(Vector512.Max(Vector512.Round(t * v1 + v2) + vz, vmin), vmax), dst + i);
+                }
+            }
+            for (; i < count; i++) dst[i] = (byte)FastOne(f, k1, k2, MathF.FusedMultiplyAdd(row[i], scale, bias));
+            return;
+        }
         if (System.Runtime.Intrinsics.X86.Avx512F.IsSupported)
         {
             var v1 = Vector512.Create(k1);

@@ -300,8 +300,9 @@ internal sealed unsafe class IntegerConvCore
     /// from those exact sums to output bytes (bias, multiplier, zero point, clamp, optional lookup), or to floats
     /// fma(sum, OutScales[c], OutBias[c]) when <see cref="Int8Pointwise.Requant.OutScales"/> is set. False when the
     /// call does not fit (then <see cref="Compute"/> runs). <paramref name="done"/> as for <see cref="TryPointwise"/>,
-    /// once per output channel. With float output and <paramref name="rowDone"/>(image, channel, floatRow, count) the
-    /// float row is not written to y but handed over in the worker's scratch (valid during the call; may be changed).
+    /// once per output channel. With float output and <paramref name="rowDone"/> the channel's exact sums (as floats,
+    /// not yet scaled: the callee applies OutScales/OutBias) are handed over in the worker's scratch instead of being
+    /// written to y (valid during the call; may be changed).
     /// </summary>
     public bool TryDepthwise(KernelContext ctx, TensorBuffer x, int zx, TensorBuffer w, Window win, Int8Pointwise.Requant q, TensorBuffer y,
         FloatRows? done = null, FloatRows? rowDone = null)
@@ -360,8 +361,7 @@ internal sealed unsafe class IntegerConvCore
                         DepthwiseConv.ChannelFromBytes(shape, xc, sx, zx, (float*)pw + (nint)oc * taps, 0f, default, yf, planeScratch);
                         if (q.OutScales != null && rowDone is not null)
                         {
-                            ConvFloatEpilogue.Affine(yf, outSize, q.OutScales[oc], q.OutBias[oc], yf);
-                            rowDone(img, oc, oc + 1, 0, outSize, yf, outSize);
+                            rowDone(img, oc, oc + 1, 0, outSize, yf, outSize); // the exact sums: rowDone scales them
                             continue;
                         }
                         if (q.OutScales != null)
@@ -771,8 +771,10 @@ internal sealed unsafe class QLinearConvKernel(KernelBuildContext build) : IKern
             };
             var q = new Int8Pointwise.Requant { Bias = pz, Multipliers = ps, OutScales = ps, OutBias = pb };
             if (_group == 1 && (_core.TryPointwise(ctx, x, zx, w, win, q, y, done, quantize) || _core.TryRowIm2Col(ctx, x, zx, w, win, q, y, done, quantize))) return;
-            // Depthwise with byte output: each channel's float row goes from the worker's scratch straight into the epilogue.
-            if (_group > 1 && _core.TryDepthwise(ctx, x, zx, w, win, q, y, quantize ? null : done, quantize ? done : null)) return;
+            // Depthwise with byte output: each channel's sums go from the worker's scratch straight into the epilogue.
+            IntegerConvCore.FloatRows? fromSums = !quantize ? null : (img, c0, c1, p0, count, src, stride) =>
+                epi!.RowFromSums(src, count, c0, scales[c0], bias[c0], (byte*)py + ((nint)img * m + c0) * outSize + p0);
+            if (_group > 1 && _core.TryDepthwise(ctx, x, zx, w, win, q, y, quantize ? null : done, fromSums)) return;
         }
         // Everything else: the generic integer convolution into floats, then the epilogue per block.
         byte[]? rented = quantize ? System.Buffers.ArrayPool<byte>.Shared.Rent(checked(y.Length * sizeof(float))) : null;
