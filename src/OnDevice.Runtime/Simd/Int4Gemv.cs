@@ -295,23 +295,54 @@ public static unsafe class Int4Gemv
 public readonly unsafe struct NBitsGemmB(NBitsWeights w) : IGemmB
 {
     /// <inheritdoc/>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public float* Block(int k0, int kc, int j0, int nc, float* scratch, out nint panelStride)
     {
         int nr = Gemm.NR;
         panelStride = (nint)kc * nr;
+        NBitsPanels.Dequantize(NBitsPanels.Best, w, k0, kc, j0, nc, nr, scratch, nr, panelStride);
+        return scratch;
+    }
+
+    /// <inheritdoc/>
+    public bool UsesScratch => true;
+
+    /// <inheritdoc/>
+    public int* Offsets => null;
+}
+
+/// <summary>
+/// Dequantizes block-quantized columns (<see cref="NBitsWeights"/>) into float GEMM panels: the one routine behind
+/// <see cref="NBitsGemmB"/> (B panels of <see cref="Gemm.NR"/> columns) and the block-quantized convolution's A panels
+/// (<see cref="Gemm.MR"/> rows, the reduction index interleaved with the kernel taps). Packed values are unpacked in
+/// registers sixteen at a time; the float weights never exist beyond the panels being filled.
+/// </summary>
+public static unsafe class NBitsPanels
+{
+    /// <summary>The fastest path here (AVX2 or the scalar twin).</summary>
+    public static NBitsPath Best => Avx2.IsSupported ? NBitsPath.Avx2 : NBitsPath.Scalar;
+
+    /// <summary>
+    /// For columns [j0, j0+nc) of <paramref name="w"/> in panels of <paramref name="width"/> and rows [k0, k0+kc):
+    /// dst[(jr / width)·panelStride + kk·kStride + jr % width] = (q[j0+jr, k0+kk] − zp)·scale. Columns past
+    /// <paramref name="nc"/> or past N in the last panel are written as zeros.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Dequantize(NBitsPath path, NBitsWeights w, int k0, int kc, int j0, int nc, int width, float* dst, nint kStride, nint panelStride)
+    {
+        if (path == NBitsPath.AvxVnni || !Int4Gemv.IsSupported(path)) throw new NotSupportedException($"NBits panel path {path} is not supported here");
+        bool vector = path == NBitsPath.Avx2;
         int bs = w.BlockSize, bb = w.BlockBytes, blocks = w.Blocks;
         float* tmp = stackalloc float[16];
-        for (int jr = 0; jr < nc; jr += nr)
+        for (int jr = 0; jr < nc; jr += width)
         {
-            float* panel = scratch + jr / nr * panelStride;
-            for (int c = 0; c < nr; c++)
+            float* panel = dst + jr / width * panelStride;
+            for (int c = 0; c < width; c++)
             {
                 int j = j0 + jr + c;
                 float* d = panel + c;
                 if (j >= w.N || jr + c >= nc)
                 {
-                    for (int kk = 0; kk < kc; kk++) d[(nint)kk * nr] = 0;
+                    for (int kk = 0; kk < kc; kk++) d[(nint)kk * kStride] = 0;
                     continue;
                 }
                 byte* col = w.Data + (nint)j * blocks * bb;
@@ -322,7 +353,7 @@ public readonly unsafe struct NBitsGemmB(NBitsWeights w) : IGemmB
                     int run = Math.Min(bs - o, kc - kk2);
                     float s = w.Scales[(nint)j * blocks + blk], z = w.ZeroPoints[(nint)j * blocks + blk];
                     byte* p = col + (nint)blk * bb;
-                    if (Avx2.IsSupported)
+                    if (vector)
                     {
                         // Sixteen values at a time unpacked in registers, dequantized, then dealt into the panel column.
                         var vs = Vector256.Create(s);
@@ -332,26 +363,20 @@ public readonly unsafe struct NBitsGemmB(NBitsWeights w) : IGemmB
                             Vector128<byte> q = w.Bits == 4 ? Int4Gemv.Unpack16(p + o / 2) : Vector128.Load(p + o);
                             ((Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(q)) - vz) * vs).Store(tmp);
                             ((Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(q, 8))) - vz) * vs).Store(tmp + 8);
-                            for (int t = 0; t < 16; t++) d[(nint)(kk2 + t) * nr] = tmp[t];
+                            float* dk = d + (nint)kk2 * kStride;
+                            for (int t = 0; t < 16; t++) dk[t * kStride] = tmp[t];
                             kk2 += 16;
                             o += 16;
                             run -= 16;
                         }
                     }
                     if (w.Bits == 4)
-                        for (int t = 0; t < run; t++, o++) d[(nint)(kk2 + t) * nr] = (((p[o >> 1] >> ((o & 1) * 4)) & 0xF) - z) * s;
+                        for (int t = 0; t < run; t++, o++) d[(nint)(kk2 + t) * kStride] = (((p[o >> 1] >> ((o & 1) * 4)) & 0xF) - z) * s;
                     else
-                        for (int t = 0; t < run; t++, o++) d[(nint)(kk2 + t) * nr] = (p[o] - z) * s;
+                        for (int t = 0; t < run; t++, o++) d[(nint)(kk2 + t) * kStride] = (p[o] - z) * s;
                     kk2 += run;
                 }
             }
         }
-        return scratch;
     }
-
-    /// <inheritdoc/>
-    public bool UsesScratch => true;
-
-    /// <inheritdoc/>
-    public int* Offsets => null;
 }
