@@ -8,11 +8,13 @@ namespace OnDevice.Runtime.Optimizer;
 /// <summary>
 /// Weight-only 4-bit convolutions keep their packed weights: Conv(x, DequantizeLinear(constant int4/uint4 w)) with
 /// the weight blocked along the input channels (opset 21 <c>block_size</c>, axis 1), per output channel (axis 0) or per
-/// tensor, optional zero points, becomes <c>com.ondevice.BlockQuantConv</c>. Its weight is re-laid out once, still
-/// 4-bit, as <see cref="Simd.NBitsWeights"/> columns (one column per kernel tap and output channel, K = input channels
-/// per group, blocks along K) with float scales and zero points [taps·M, blocks]; the convolution kernel dequantizes
-/// it block by block into its GEMM panels on each run (<see cref="Simd.NBitsPanels"/>), so the float weight never
-/// stays resident. A BatchNormalization that is the convolution's only reader folds into the scales and bias.
+/// tensor, optional zero points — or Conv(x, Reshape(DequantizeLinear(w [M, cg·taps]))) blocked along the flattened
+/// reduction axis, as OnDevice's quantizer writes kernels with several taps — becomes
+/// <c>com.ondevice.BlockQuantConv</c>. Its weight is re-laid out once, still 4-bit, as <see cref="Simd.NBitsWeights"/>
+/// columns with float scales and zero points [columns, blocks]: one column per output channel over cg·taps (the
+/// flattened form; attribute <c>column_taps</c> = 1), or one per kernel tap and output channel over cg (blocks along
+/// the input channels; <c>column_taps</c> = taps). The convolution kernel dequantizes it block by block into its GEMM
+/// panels on each run (<see cref="Simd.NBitsPanels"/>), so the float weight never stays resident. A BatchNormalization that is the convolution's only reader folds into the scales and bias.
 /// Left to constant folding (float weights): depthwise convolutions (one input channel per group: a 3×3 depthwise
 /// filter bank is a few KB as float, and the depthwise kernel reads taps as floats) and convolutions with fewer than
 /// <see cref="MinWeights"/> weights (their float copy is under 8 KB; dequantizing on every run would cost more than
@@ -47,41 +49,65 @@ internal sealed class FuseBlockQuantConv : IGraphPass
 
     private static bool TryFuse(Graph g, OptimizerContext ctx, Node conv)
     {
-        if (conv.Inputs.Count < 2 || conv.Outputs.Count != 1) return false;
-        var w = ReadDq(g, ctx, Producer(g, conv.Inputs[1]));
-        if (w?.XConst is not { DType: DType.Int4 or DType.UInt4 } wc || wc.Dims.Length < 3 || wc.Dims.Length > 5) return false;
-        if (!SingleUse(g, conv.Inputs[1])) return false;
+        if (conv.Inputs.Count < 2 || conv.Outputs.Count != 1 || !SingleUse(g, conv.Inputs[1])) return false;
+        // The weight is DequantizeLinear(w) itself, or Reshape(DequantizeLinear(w [M, cg·taps]), constant shape): the
+        // quantizer's form for kernels with several taps, blocked along the flattened reduction axis.
+        var producer = Producer(g, conv.Inputs[1]);
+        Node? reshape = null;
+        long[]? target = null;
+        if (producer is { OpType: "Reshape", IsDefaultDomain: true } rs && rs.Inputs.Count >= 2 && ctx.ConstantOf(g, rs.Inputs[1]) is { } shapeT && SingleUse(g, rs.Inputs[0]))
+        {
+            reshape = rs;
+            target = shapeT.ToInt64Array();
+            producer = Producer(g, rs.Inputs[0]);
+        }
+        var w = ReadDq(g, ctx, producer);
+        if (w?.XConst is not { DType: DType.Int4 or DType.UInt4 } wc) return false;
+        long[] wDims;
+        if (reshape is null) wDims = wc.Dims.ToArray();
+        else
+        {
+            if (wc.Dims.Length != 2 || ResolveReshape(wc.Dims, target!) is not { } resolved || resolved[0] != wc.Dims[0]) return false;
+            wDims = resolved;
+        }
+        if (wDims.Length < 3 || wDims.Length > 5 || wDims.Any(d => d < 1)) return false;
         long group = conv.GetInt("group", 1);
-        if (group < 1 || wc.Dims[0] % group != 0) return false;
-        int m = checked((int)wc.Dims[0]), cg = checked((int)wc.Dims[1]);
-        int taps = checked((int)wc.Dims.Skip(2).Aggregate(1L, (p, d) => p * d));
+        if (group < 1 || wDims[0] % group != 0) return false;
+        int m = checked((int)wDims[0]), cg = checked((int)wDims[1]);
+        int taps = checked((int)wDims.Skip(2).Aggregate(1L, (p, d) => p * d));
         if (cg == 1 && group > 1) return false; // depthwise: float taps are tiny and the depthwise kernel reads floats
-        if ((long)m * cg * taps < MinWeights || taps == 0) return false;
+        if ((long)m * cg * taps < MinWeights) return false;
         int rank = wc.Dims.Length;
         long axis = w.Axis < 0 ? w.Axis + rank : w.Axis;
 
-        // Source scale index of (output channel o, input channel c, tap t), and the packed layout's block size.
+        // Packed columns: for a 2-D source, one per output channel over k = c·taps + t (the source's own row); for a
+        // source in the weight's shape blocked along the input channels, one per (tap, output channel) over c.
+        int colTaps = reshape is null ? taps : 1, colK = reshape is null ? cg : cg * taps;
+        Func<int, int, int, long> element = reshape is null
+            ? (o, t, k) => ((long)o * cg + k) * taps + t
+            : (o, _, k) => (long)o * colK + k;
+        // Source scale index of (output channel o, column tap t, column index k), and the packed layout's block size.
         Func<int, int, int, long> scaleAt;
         int bs;
         if (w.BlockSize > 0)
         {
             if (axis != 1 || w.BlockSize < 16 || (w.BlockSize & (w.BlockSize - 1)) != 0 || w.BlockSize > 1024) return false;
-            int b = (int)w.BlockSize, nb = (cg + b - 1) / b;
+            int b = (int)w.BlockSize, nb = (colK + b - 1) / b;
             var expect = wc.Dims.ToArray();
             expect[1] = nb;
             if (!w.Scale.Dims.AsSpan().SequenceEqual(expect)) return false;
-            scaleAt = (o, c, t) => ((long)o * nb + c / b) * taps + t;
+            scaleAt = reshape is null ? (o, t, k) => ((long)o * nb + k / b) * taps + t : (o, _, k) => (long)o * nb + k / b;
             bs = b;
         }
         else if (Scalar(w.Scale))
         {
             scaleAt = (_, _, _) => 0;
-            bs = BlockFor(cg);
+            bs = BlockFor(colK);
         }
         else if (axis == 0 && w.Scale.Dims.Length == 1 && w.Scale.ElementCount == m)
         {
             scaleAt = (o, _, _) => o;
-            bs = BlockFor(cg);
+            bs = BlockFor(colK);
         }
         else return false;
         if (w.Zp is not null && (w.Zp.ElementCount != w.Scale.ElementCount || w.Zp.DType != wc.DType)) return false;
@@ -106,33 +132,31 @@ internal sealed class FuseBlockQuantConv : IGraphPass
         }
 
         bool signed = wc.DType == DType.Int4;
-        int blocks = (cg + bs - 1) / bs, blockBytes = bs / 2, columns = taps * m;
+        int blocks = (colK + bs - 1) / bs, blockBytes = bs / 2, columns = colTaps * m;
         var packed = new byte[(long)columns * blocks * blockBytes];
         var scales = new float[(long)columns * blocks];
         var zps = new float[(long)columns * blocks];
         var src = wc.Bytes;
-        for (int o = 0; o < m; o++)
-            for (int t = 0; t < taps; t++)
+        for (int col = 0; col < columns; col++)
+        {
+            int t = col / m, o = col % m;
+            float f = bnScale?[o] ?? 1f;
+            for (int blk = 0; blk < blocks; blk++)
             {
-                int col = t * m + o;
-                for (int blk = 0; blk < blocks; blk++)
-                {
-                    long si = scaleAt(o, blk * bs, t);
-                    float f = bnScale?[o] ?? 1f;
-                    scales[(long)col * blocks + blk] = (float)w.Scale.GetDouble(si) * f;
-                    // Signed values are stored offset by 8 (q + 8 in 0..15), with the zero point moved by the same 8.
-                    zps[(long)col * blocks + blk] = (float)((w.Zp is null ? 0 : w.Zp.GetDouble(si)) + (signed ? 8 : 0));
-                }
-                long colBase = (long)col * blocks * blockBytes;
-                for (int c = 0; c < cg; c++)
-                {
-                    long e = ((long)o * cg + c) * taps + t;
-                    int v = (src[(int)(e >> 1)] >> (int)((e & 1) * 4)) & 0xF;
-                    if (signed) v ^= 8;
-                    long at = colBase + (long)(c / bs) * blockBytes + (c % bs) / 2;
-                    packed[at] |= (byte)(v << ((c % bs & 1) * 4));
-                }
+                long si = scaleAt(o, t, blk * bs);
+                scales[(long)col * blocks + blk] = (float)w.Scale.GetDouble(si) * f;
+                // Signed values are stored offset by 8 (q + 8 in 0..15), with the zero point moved by the same 8.
+                zps[(long)col * blocks + blk] = (float)((w.Zp is null ? 0 : w.Zp.GetDouble(si)) + (signed ? 8 : 0));
             }
+            long colBase = (long)col * blocks * blockBytes;
+            for (int k = 0; k < colK; k++)
+            {
+                long e = element(o, t, k);
+                int v = (src[(int)(e >> 1)] >> (int)((e & 1) * 4)) & 0xF;
+                if (signed) v ^= 8;
+                packed[colBase + (long)(k / bs) * blockBytes + (k % bs) / 2] |= (byte)(v << ((k % bs & 1) * 4));
+            }
+        }
 
         string label = conv.Name.Length > 0 ? conv.Name : conv.Outputs[0];
         var inputs = new List<string>
@@ -145,12 +169,35 @@ internal sealed class FuseBlockQuantConv : IGraphPass
         };
         var node = new Node(OpType, inputs, [output], label + "+int4", FusedElementwiseKernels.Domain);
         foreach (var a in conv.Attributes.Values) node.Attributes.Add(a.Name, a);
-        node.With(Core.Attribute.Of("weight_shape", wc.Dims.ToArray())).With(Core.Attribute.Of("bits", 4L)).With(Core.Attribute.Of("block_size", (long)bs));
+        node.With(Core.Attribute.Of("weight_shape", wDims)).With(Core.Attribute.Of("bits", 4L)).With(Core.Attribute.Of("block_size", (long)bs))
+            .With(Core.Attribute.Of("column_taps", (long)colTaps));
         g.Nodes[g.Nodes.IndexOf(conv)] = node;
         if (bn is not null) g.Nodes.Remove(bn);
+        if (reshape is not null) RemoveIfUnused(g, reshape);
         RemoveIfUnused(g, w.Node);
         if (biasDq is not null) RemoveIfUnused(g, biasDq);
         return true;
+    }
+
+    /// <summary>Reshape's target for an input of <paramref name="dims"/> (0 copies, one −1 is inferred); null when it does not fit.</summary>
+    private static long[]? ResolveReshape(long[] dims, long[] target)
+    {
+        var r = target.ToArray();
+        long known = 1, total = dims.Aggregate(1L, (p, d) => p * d);
+        int infer = -1;
+        for (int i = 0; i < r.Length; i++)
+        {
+            if (r[i] == 0) r[i] = i < dims.Length ? dims[i] : -2;
+            if (r[i] == -1) { if (infer >= 0) return null; infer = i; continue; }
+            if (r[i] < 1) return null;
+            known *= r[i];
+        }
+        if (infer >= 0)
+        {
+            if (known == 0 || total % known != 0) return null;
+            r[infer] = total / known;
+        }
+        return r.Aggregate(1L, (p, d) => p * d) == total ? r : null;
     }
 
     /// <summary>An inference BatchNormalization (constant float statistics of <paramref name="m"/> channels) that is the only reader of <paramref name="y"/>: y·factor + shift.</summary>

@@ -14,7 +14,7 @@ public class BlockQuantConvTests
 {
     /// <summary>One convolution geometry and quantization layout.</summary>
     public sealed record Case(string Name, int N, int C, int[] Spatial, int M, int[] Kernel, int Group = 1, int Stride = 1, int Pad = 0,
-        string Scales = "block", int Block = 32, bool Signed = true, bool ZeroPoints = true, bool Bias = true, string? After = null, int Threads = 1)
+        string Scales = "block", int Block = 32, bool Signed = true, bool ZeroPoints = true, bool Bias = true, string? After = null, int Threads = 1, bool Flat = false)
     {
         public override string ToString() => Name;
     }
@@ -38,6 +38,12 @@ public class BlockQuantConvTests
         new("pointwise + Relu (fused epilogue)", 1, 64, [6, 5], 32, [1, 1], After: "Relu"),
         new("3x3 + HardSwish chain (fused epilogue)", 1, 32, [6, 6], 24, [3, 3], Pad: 1, After: "HardSwish"),
         new("pointwise + BatchNormalization (folded)", 1, 64, [5, 5], 40, [1, 1], After: "BN"),
+        // The quantizer's form for several taps: DequantizeLinear of [M, cg·taps] blocked along axis 1, then Reshape.
+        new("flat 1x3 K=2880-like (cg 96) + BN, int4 zp", 1, 96, [1, 40], 20, [1, 3], Pad: 1, After: "BN", Flat: true),
+        new("flat 3x3 stride2 K=9·20 (block tail) uint4", 1, 20, [9, 9], 24, [3, 3], Stride: 2, Pad: 1, Signed: false, Flat: true),
+        new("flat 3x3 implicit, grouped g=2, no zp, 2 threads", 2, 32, [7, 8], 32, [3, 3], Group: 2, Pad: 1, ZeroPoints: false, Threads: 2, Flat: true),
+        new("flat per-channel 3x3", 1, 24, [6, 6], 16, [3, 3], Pad: 1, Scales: "channel", Flat: true),
+        new("flat 1x3 few positions (1x4 map)", 1, 64, [1, 4], 48, [1, 3], Pad: 1, Flat: true),
     ];
 
     // Every case has at least FuseBlockQuantConv.MinWeights (2048) weights, so it is kept packed.
@@ -52,6 +58,7 @@ public class BlockQuantConvTests
         int cg = c.C / c.Group, taps = c.Kernel.Aggregate(1, (p, d) => p * d);
         long[] wDims = [c.M, cg, .. c.Kernel.Select(k => (long)k)];
         long count = (long)c.M * cg * taps;
+        long[] qDims = c.Flat ? [c.M, cg * taps] : wDims;
         var t = c.Signed ? DType.Int4 : DType.UInt4;
         var q = Int4.Pack(Enumerable.Range(0, (int)count).Select(_ => c.Signed ? rng.Next(-8, 8) : rng.Next(16)).ToArray());
         long[] sDims;
@@ -59,7 +66,7 @@ public class BlockQuantConvTests
         switch (c.Scales)
         {
             case "block":
-                sDims = [c.M, (cg + c.Block - 1) / c.Block, .. c.Kernel.Select(k => (long)k)];
+                sDims = c.Flat ? [c.M, (cg * taps + c.Block - 1) / c.Block] : [c.M, (cg + c.Block - 1) / c.Block, .. c.Kernel.Select(k => (long)k)];
                 attrs.Add(Attr.Of("axis", 1L));
                 attrs.Add(Attr.Of("block_size", (long)c.Block));
                 break;
@@ -72,10 +79,11 @@ public class BlockQuantConvTests
                 break;
         }
         int sCount = (int)sDims.Aggregate(1L, (p, d) => p * d);
-        var inputs = new List<string> { b.C(Tensor.FromBytes(t, wDims, q)), b.C(Tensor.FromArray<float>(NodeRunner.Random(sCount, seed + 1, 0.01f, 0.05f), sDims)) };
+        var inputs = new List<string> { b.C(Tensor.FromBytes(t, qDims, q)), b.C(Tensor.FromArray<float>(NodeRunner.Random(sCount, seed + 1, 0.01f, 0.05f), sDims)) };
         if (c.ZeroPoints)
             inputs.Add(b.C(Tensor.FromBytes(t, sDims, Int4.Pack(Enumerable.Range(0, sCount).Select(_ => c.Signed ? rng.Next(-2, 3) : rng.Next(6, 10)).ToArray()))));
         var w = b.Op("DequantizeLinear", [.. inputs], "", [.. attrs]);
+        if (c.Flat) w = b.Op("Reshape", [w, b.C(Tensor.FromArray<long>(wDims.Select((d, i) => i == 1 ? -1 : d).ToArray(), [wDims.Length]))]);
         var convInputs = new List<string> { "x", w };
         if (c.Bias) convInputs.Add(b.C(Tensor.FromArray<float>(NodeRunner.Random(c.M, seed + 2, -0.5f, 0.5f), [c.M])));
         var convAttrs = new List<Attr> { Attr.Of("group", (long)c.Group), Attr.Of("strides", Enumerable.Repeat((long)c.Stride, c.Kernel.Length).ToArray()),
@@ -107,7 +115,7 @@ public class BlockQuantConvTests
         var fused = new InferenceSession(model, new SessionOptions { Threads = c.Threads });
         var nodes = fused.OptimizedGraph.Nodes;
         Assert.Contains(nodes, n => n.OpType == "BlockQuantConv");
-        Assert.DoesNotContain(nodes, n => n.OpType is "DequantizeLinear" or "Conv" or "FusedConv");
+        Assert.DoesNotContain(nodes, n => n.OpType is "DequantizeLinear" or "Conv" or "FusedConv" or "Reshape");
         if (c.After is "Relu" or "HardSwish") Assert.Single(nodes); // the chain runs in the convolution's epilogue
         if (c.After == "BN") Assert.DoesNotContain(nodes, n => n.OpType == "BatchNormalization");
         // No float copy of the weight anywhere in the optimized graph.

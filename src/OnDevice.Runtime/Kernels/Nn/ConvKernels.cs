@@ -40,8 +40,8 @@ internal static class ConvKernels
 /// packs im2col blocks (<see cref="Im2ColB"/>) straight into the GEMM. Constant
 /// weights are packed per group when the session is built; bias and activation are fused into the GEMM epilogue.
 /// <c>com.ondevice.BlockQuantConv</c> runs the same strategies (but never the depthwise one) on 4-bit weights kept
-/// packed as <see cref="NBitsWeights"/> columns (input 1; scales and zero points inputs 3 and 4, one column per kernel tap
-/// and output channel): each run dequantizes a group's weights straight into the GEMM's A panels in scratch
+/// packed as <see cref="NBitsWeights"/> columns (input 1; scales and zero points inputs 3 and 4; a column per output
+/// channel, or per kernel tap and output channel, see <c>Optimizer.FuseBlockQuantConv</c>): each run dequantizes a group's weights straight into the GEMM's A panels in scratch
 /// (<see cref="NBitsPanels"/>), so no float copy of the weights stays resident.
 /// </summary>
 internal sealed unsafe class ConvKernel : IKernel
@@ -53,6 +53,7 @@ internal sealed unsafe class ConvKernel : IKernel
     private readonly int[]? _wShape;
     private readonly float[][]? _packedW; // per group, GEMM A panels
     private readonly int _quantBlock; // BlockQuantConv: block size of the packed 4-bit weights (0: float weights)
+    private readonly int _quantColumnTaps; // BlockQuantConv: 1 (a column per output channel over cg·taps) or taps (a column per tap and output channel over cg)
 
     public static string? Supports(KernelBuildContext ctx)
     {
@@ -88,6 +89,7 @@ internal sealed unsafe class ConvKernel : IKernel
         {
             _wShape = ctx.Node.GetInts("weight_shape")!.Select(d => checked((int)d)).ToArray();
             _quantBlock = checked((int)ctx.Node.GetInt("block_size", 0));
+            _quantColumnTaps = checked((int)ctx.Node.GetInt("column_taps", 1));
         }
         else if (PackedWeights.FloatConstant(ctx, 1) is { } w && w.Dims.Length >= 3 && w.Dims[0] % _group == 0)
         {
@@ -121,16 +123,18 @@ internal sealed unsafe class ConvKernel : IKernel
             throw new InvalidOperationException($"Conv: kernel_shape [{string.Join(",", ks)}] differs from the weight {TensorBuffer.Format(wShape)}");
         TensorBuffer? qScales = null, qZeros = null;
         int taps = kernel.Aggregate(1, (p, d) => p * d);
+        int colTaps = quant ? _quantColumnTaps : 1, colK = cg * taps / colTaps;
         if (quant)
         {
-            int blocks = (cg + _quantBlock - 1) / _quantBlock;
-            long columns = (long)taps * m;
+            if (colTaps != 1 && colTaps != taps) throw new InvalidOperationException($"BlockQuantConv: column_taps {colTaps} must be 1 or the kernel's {taps} taps");
+            int blocks = (colK + _quantBlock - 1) / _quantBlock;
+            long columns = (long)colTaps * m;
             qScales = ctx.Required(3);
             qZeros = ctx.Required(4);
             if (w.DType != DType.UInt8 || w.Length != columns * blocks * (_quantBlock / 2))
-                throw new InvalidOperationException($"BlockQuantConv: packed weights {w} must be uint8 with taps·M·blocks·bs/2 = {columns * blocks * (_quantBlock / 2)} bytes");
+                throw new InvalidOperationException($"BlockQuantConv: packed weights {w} must be uint8 with column_taps·M·blocks·bs/2 = {columns * blocks * (_quantBlock / 2)} bytes");
             if (qScales.DType != DType.Float32 || qScales.Length != columns * blocks || qZeros.DType != DType.Float32 || qZeros.Length != columns * blocks)
-                throw new InvalidOperationException($"BlockQuantConv: scales {qScales} and zero points {qZeros} must be float32 with taps·M·blocks = {columns * blocks} values");
+                throw new InvalidOperationException($"BlockQuantConv: scales {qScales} and zero points {qZeros} must be float32 with column_taps·M·blocks = {columns * blocks} values");
         }
         if (b is not null && b.Length != m) throw new InvalidOperationException($"Conv: bias has {b.Length} values for {m} output channels");
         var win = _geometry.Resolve(x.Shape.AsSpan(2), kernel);
@@ -152,8 +156,9 @@ internal sealed unsafe class ConvKernel : IKernel
         fixed (float* py = y.Span<float>())
         {
             float* bias = b is null ? null : pb;
-            // BlockQuantConv: column t·M + o of the packed weights is output channel o's tap t over the cg input channels.
-            var qw = quant ? new NBitsWeights(pq, pqs, pqz, cg, taps * m, 4, _quantBlock) : default;
+            // BlockQuantConv: column t·M + o of the packed weights is output channel o's tap t over the cg input channels
+            // (column_taps = taps), or column o is output channel o over all cg·taps in the weight's order (column_taps = 1).
+            var qw = quant ? new NBitsWeights(pq, pqs, pqz, colK, colTaps * m, 4, _quantBlock) : default;
             if (!quant && cg == 1 && _group == c && _group > 1 && r <= 2)
             {
                 Depthwise(ctx, px, pw, bias, py, n, c, m, in3, w3);
@@ -194,7 +199,7 @@ internal sealed unsafe class ConvKernel : IKernel
                     long groupStride = PackedWeights.Lines(Gemm.PackedASize(mg, kg));
                     if (!prepacked)
                         for (int g = 0; g < _group; g++)
-                            PackGroup(pw, pqw, g, m, mg, kg, taps, packedW + g * groupStride);
+                            PackGroup(pw, pqw, g, m, mg, kg, colTaps, packedW + g * groupStride);
                     var epi = new GemmEpilogue(bias is null ? GemmBias.None : GemmBias.PerRow, _activation);
                     nint nOffsets = (nint)offsets, nWork = (nint)work, nx = (nint)px, ny = (nint)py, nBias = (nint)bias, nPacked = (nint)packedW;
                     for (int img = 0; img < n; img++)
@@ -230,7 +235,7 @@ internal sealed unsafe class ConvKernel : IKernel
                 long groupA = PackedWeights.Lines(Gemm.PackedASize(mg, kg));
                 if (!prepacked)
                     for (int g = 0; g < _group; g++)
-                        PackGroup(pw, pqw, g, m, mg, kg, taps, packedW + g * groupA);
+                        PackGroup(pw, pqw, g, m, mg, kg, colTaps, packedW + g * groupA);
                 var ep = new GemmEpilogue(bias is null ? GemmBias.None : GemmBias.PerRow, _activation);
                 for (int img = 0; img < n; img++)
                     for (int g = 0; g < _group; g++)
@@ -268,9 +273,9 @@ internal sealed unsafe class ConvKernel : IKernel
             {
                 // Packed 4-bit weights: dequantized row-major [M, kg] into scratch for this run.
                 pw = cols + colFloats;
-                int taps = kg / cg;
-                for (int t = 0; t < taps; t++)
-                    NBitsPanels.Dequantize(NBitsPanels.Best, *qw, 0, cg, t * m, m, 1, pw + t, taps, kg);
+                int colTaps = qw->N / m, colK = qw->K;
+                for (int t = 0; t < colTaps; t++)
+                    NBitsPanels.Dequantize(NBitsPanels.Best, *qw, 0, colK, t * m, m, 1, pw + t, colTaps, kg);
             }
             int k0n = w3.Kernel[0], k1n = w3.Kernel[1], k2n = w3.Kernel[2];
             for (int img = 0; img < n; img++)
@@ -335,7 +340,8 @@ internal sealed unsafe class ConvKernel : IKernel
 
     /// <summary>
     /// Group <paramref name="g"/>'s weights [mg, kg] as GEMM A panels (<see cref="Gemm.PackA"/> layout): from float weights,
-    /// or dequantized from the packed 4-bit columns, tap by tap (reduction index c·taps + t, panels MR rows wide).
+    /// or dequantized from the packed 4-bit columns, tap by tap when there is a column per tap (reduction index
+    /// c·taps + t), panels MR rows wide.
     /// </summary>
     private static void PackGroup(float* pw, NBitsWeights* qw, int g, int m, int mg, int kg, int taps, float* dst)
     {
