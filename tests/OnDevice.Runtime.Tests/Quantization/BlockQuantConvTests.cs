@@ -167,7 +167,7 @@ public class BlockQuantConvTests
     public static TheoryData<int, int, int, int, int> PanelShapes() => new()
     {
         // k0, kc, width, taps (k stride = taps·width), columns
-        { 0, 64, 6, 1, 17 }, { 0, 40, 6, 9, 12 }, { 16, 33, 16, 1, 40 }, { 7, 50, 1, 3, 5 }, { 0, 96, 12, 2, 30 },
+        { 0, 64, 6, 1, 17 }, { 0, 40, 6, 9, 12 }, { 16, 33, 16, 1, 40 }, { 7, 50, 1, 3, 5 }, { 0, 96, 12, 2, 30 }, { 5, 60, 12, 1, 26 }, { 3, 45, 32, 1, 70 },
     };
 
     [Theory]
