@@ -15,10 +15,11 @@ namespace OnDevice.Runtime.Optimizer;
 /// flattened form; attribute <c>column_taps</c> = 1), or one per kernel tap and output channel over cg (blocks along
 /// the input channels; <c>column_taps</c> = taps). The convolution kernel dequantizes it block by block into its GEMM
 /// panels on each run (<see cref="Simd.NBitsPanels"/>), so the float weight never stays resident. A BatchNormalization that is the convolution's only reader folds into the scales and bias.
-/// Left to constant folding (float weights): depthwise convolutions (one input channel per group: a 3×3 depthwise
-/// filter bank is a few KB as float, and the depthwise kernel reads taps as floats) and convolutions with fewer than
-/// <see cref="MinWeights"/> weights (their float copy is under 8 KB; dequantizing on every run would cost more than
-/// it saves). Runs before constant folding, which would otherwise dequantize the weight to float.
+/// Left to constant folding (float weights): convolutions with fewer than <see cref="MinWeights"/> weights (their
+/// float copy is under 8 KB, e.g. a 3×3 depthwise bank of 64 channels; dequantizing on every run would cost more than
+/// it saves), and layouts whose packed form would be at least half the float size (a depthwise filter blocked along
+/// its single input channel: one padded block per weight). Depthwise convolutions in the flattened form (blocks over
+/// the taps) stay packed; the depthwise kernel dequantizes the taps of all channels into scratch per run. Runs before constant folding, which would otherwise dequantize the weight to float.
 /// </summary>
 internal sealed class FuseBlockQuantConv : IGraphPass
 {
@@ -75,7 +76,6 @@ internal sealed class FuseBlockQuantConv : IGraphPass
         if (group < 1 || wDims[0] % group != 0) return false;
         int m = checked((int)wDims[0]), cg = checked((int)wDims[1]);
         int taps = checked((int)wDims.Skip(2).Aggregate(1L, (p, d) => p * d));
-        if (cg == 1 && group > 1) return false; // depthwise: float taps are tiny and the depthwise kernel reads floats
         if ((long)m * cg * taps < MinWeights) return false;
         int rank = wc.Dims.Length;
         long axis = w.Axis < 0 ? w.Axis + rank : w.Axis;
@@ -111,6 +111,11 @@ internal sealed class FuseBlockQuantConv : IGraphPass
         }
         else return false;
         if (w.Zp is not null && (w.Zp.ElementCount != w.Scale.ElementCount || w.Zp.DType != wc.DType)) return false;
+        // Not worth it when the packed form (blocks padded to bs values, a float scale and zero point each) would be
+        // at least half the float weight: e.g. a depthwise filter blocked along its single input channel, where every
+        // weight would take a block of its own.
+        long packedBytes = (long)colTaps * m * ((colK + bs - 1) / bs) * (bs / 2 + 8);
+        if (2 * packedBytes > 4L * m * cg * taps) return false;
 
         // Bias (float constant or dequantized constant; none is zeros) and a BatchNormalization to fold.
         float[]? bias = null;

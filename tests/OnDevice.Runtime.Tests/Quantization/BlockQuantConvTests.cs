@@ -44,6 +44,8 @@ public class BlockQuantConvTests
         new("flat 3x3 implicit, grouped g=2, no zp, 2 threads", 2, 32, [7, 8], 32, [3, 3], Group: 2, Pad: 1, ZeroPoints: false, Threads: 2, Flat: true),
         new("flat per-channel 3x3", 1, 24, [6, 6], 16, [3, 3], Pad: 1, Scales: "channel", Flat: true),
         new("flat 1x3 few positions (1x4 map)", 1, 64, [1, 4], 48, [1, 3], Pad: 1, Flat: true),
+        new("flat depthwise 5x5 (one block per channel, K=25 < 32) + HardSwish", 1, 128, [8, 10], 128, [5, 5], Group: 128, Pad: 2, After: "HardSwish", Flat: true),
+        new("flat depthwise 3x3 stride 2 uint4 no zp, 2 threads", 2, 256, [9, 9], 256, [3, 3], Group: 256, Stride: 2, Pad: 1, Block: 16, Signed: false, ZeroPoints: false, Threads: 2, Flat: true),
     ];
 
     // Every case has at least FuseBlockQuantConv.MinWeights (2048) weights, so it is kept packed.
@@ -130,10 +132,11 @@ public class BlockQuantConvTests
     }
 
     [Fact]
-    public void Depthwise_AndTinyConvolutions_StayFloat()
+    public void PerChannelBlockedDepthwise_AndTinyConvolutions_StayFloat()
     {
-        // Depthwise 3×3 over 64 channels: 576 weights, a 2.3 KB float copy; the depthwise kernel reads float taps.
-        var dw = Build(new Case("depthwise", 1, 64, [6, 6], 64, [3, 3], Group: 64, Pad: 1, Block: 16), 3);
+        // Depthwise 3×3 blocked along its single input channel: every weight would need a block of its own (16 nibbles,
+        // a float scale and zero point), more than the float weight.
+        var dw = Build(new Case("depthwise", 1, 256, [6, 6], 256, [3, 3], Group: 256, Pad: 1, Block: 16), 3);
         var s = new InferenceSession(dw.Model, new SessionOptions { Threads = 1 });
         Assert.DoesNotContain(s.OptimizedGraph.Nodes, n => n.OpType == "BlockQuantConv");
         // 16×16 pointwise: 256 weights, below the packed threshold.

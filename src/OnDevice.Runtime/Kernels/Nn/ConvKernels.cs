@@ -39,7 +39,7 @@ internal static class ConvKernels
 /// with plain copies (<see cref="ImplicitConv"/>, <see cref="PackedIndirectB"/>), blocks in parallel; everything else
 /// packs im2col blocks (<see cref="Im2ColB"/>) straight into the GEMM. Constant
 /// weights are packed per group when the session is built; bias and activation are fused into the GEMM epilogue.
-/// <c>com.ondevice.BlockQuantConv</c> runs the same strategies (but never the depthwise one) on 4-bit weights kept
+/// <c>com.ondevice.BlockQuantConv</c> runs the same strategies on 4-bit weights kept
 /// packed as <see cref="NBitsWeights"/> columns (input 1; scales and zero points inputs 3 and 4; a column per output
 /// channel, or per kernel tap and output channel, see <c>Optimizer.FuseBlockQuantConv</c>): each run dequantizes a group's weights straight into the GEMM's A panels in scratch
 /// (<see cref="NBitsPanels"/>), so no float copy of the weights stays resident.
@@ -159,9 +159,9 @@ internal sealed unsafe class ConvKernel : IKernel
             // BlockQuantConv: column t·M + o of the packed weights is output channel o's tap t over the cg input channels
             // (column_taps = taps), or column o is output channel o over all cg·taps in the weight's order (column_taps = 1).
             var qw = quant ? new NBitsWeights(pq, pqs, pqz, colK, colTaps * m, 4, _quantBlock) : default;
-            if (!quant && cg == 1 && _group == c && _group > 1 && r <= 2)
+            if ((!quant || colTaps == 1) && cg == 1 && _group == c && _group > 1 && r <= 2)
             {
-                Depthwise(ctx, px, pw, bias, py, n, c, m, in3, w3);
+                Depthwise(ctx, px, pw, quant ? &qw : null, bias, py, n, c, m, in3, w3);
                 return;
             }
             if ((long)outSize * kg <= SmallOutputColumnFloats && outSize <= SmallOutputPositions)
@@ -365,7 +365,7 @@ internal sealed unsafe class ConvKernel : IKernel
                 packedA, mg, outSize, kg, yg, outSize, false, ep, bias, threads, scratch);
     }
 
-    private void Depthwise(KernelContext ctx, float* px, float* pw, float* bias, float* py, int n, int c, int m, int[] in3, Window w3)
+    private void Depthwise(KernelContext ctx, float* px, float* pw, NBitsWeights* qw, float* bias, float* py, int n, int c, int m, int[] in3, Window w3)
     {
         var shape = new DepthwiseConv.Shape(in3[1], in3[2], w3.Kernel[1], w3.Kernel[2], w3.Strides[1], w3.Strides[2],
             w3.PadBegin[1], w3.PadBegin[2], w3.Dilations[1], w3.Dilations[2], w3.Output[1], w3.Output[2]);
@@ -374,10 +374,17 @@ internal sealed unsafe class ConvKernel : IKernel
         long per = PackedWeights.Lines(shape.PlaneFloats);
         int chunk = PackedWeights.ChunkFor((long)outSize * taps);
         int workers = PackedWeights.Workers(ctx, planes, chunk);
-        var scratch = ctx.Scratch(PackedWeights.ScratchBytes(per * workers));
+        long dequantized = qw is null ? 0 : PackedWeights.Lines((long)m * taps);
+        var scratch = ctx.Scratch(PackedWeights.ScratchBytes(per * workers + dequantized));
         var act = _activation;
         fixed (byte* ps = scratch.Span)
         {
+            if (qw is not null)
+            {
+                // Packed 4-bit taps (one column per channel): all channels' taps as floats in scratch for this run.
+                pw = PackedWeights.Align(ps) + per * workers;
+                NBitsPanels.Dequantize(NBitsPanels.Best, *qw, 0, taps, 0, m, 1, pw, 1, taps);
+            }
             nint nx = (nint)px, nw = (nint)pw, nb = (nint)bias, ny = (nint)py, ns = (nint)PackedWeights.Align(ps);
             PackedWeights.ForWorkers(ctx, planes, chunk, (worker, begin, end) =>
             {
