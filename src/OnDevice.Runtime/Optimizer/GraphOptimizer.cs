@@ -43,6 +43,7 @@ public static class GraphOptimizer
         new FuseQdqNeck(), // ConvTranspose and the FPN neck of QDQ graphs, also before folding
         new FuseQdqConvFloatOutput(), // DQ(x) → pointwise Conv(DQ(w)) with a float result: int8 GEMM, float epilogue
         new FuseBlockQuantConv(), // weight-only int4 Conv(DQ(w)): packed weights stay packed, dequantized into GEMM panels per run
+        new FuseBlockQuantGemm(), // weight-only int4 Gemm(A, DQ(B), C) → MatMulNBits on the packed weights
         new FoldConstants(),
         new FoldBatchNormIntoConv(),
         new FuseElementwiseChains(),

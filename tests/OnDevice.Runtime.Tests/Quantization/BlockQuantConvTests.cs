@@ -167,6 +167,65 @@ public class BlockQuantConvTests
         Assert.True(ran < floatCopy / 4, $"a run allocated {ran:N0} bytes");
     }
 
+    public static TheoryData<bool, string, float, float, string, bool, bool> GemmCases() => new()
+    {
+        // transB, scales, alpha, beta, C, signed, zero points
+        { true, "block", 1f, 1f, "vector", true, true },
+        { false, "block", 1f, 1f, "none", false, true },
+        { true, "channel", 0.5f, 2f, "scalar", true, false },
+        { false, "tensor", 1.5f, 0.25f, "row", false, false },
+        { false, "block", 1f, 1f, "vector", true, false },
+    };
+
+    [Theory]
+    [MemberData(nameof(GemmCases))]
+    public void WeightOnlyInt4Gemm_RunsAsMatMulNBits(bool transB, string scaleKind, float alpha, float beta, string cKind, bool signed, bool zeroPoints)
+    {
+        int m = 5, k = 72, n = 40, bs = 16, nb = (k + bs - 1) / bs; // K = 72: a partial last block
+        var rng = new Random(k + n + (transB ? 1 : 0) + scaleKind.Length);
+        var b = new QOperatorOrtTests.Builder();
+        b.G.Inputs.Add(ValueInfo.Tensor("a", DType.Float32, Shape.Of(m, k)));
+        var t = signed ? DType.Int4 : DType.UInt4;
+        long[] bDims = transB ? [n, k] : [k, n];
+        var q = Int4.Pack(Enumerable.Range(0, k * n).Select(_ => signed ? rng.Next(-8, 8) : rng.Next(16)).ToArray());
+        long[] sDims;
+        var attrs = new List<Attr>();
+        switch (scaleKind)
+        {
+            case "block":
+                sDims = transB ? [n, nb] : [nb, n];
+                attrs.Add(Attr.Of("axis", transB ? 1L : 0L));
+                attrs.Add(Attr.Of("block_size", (long)bs));
+                break;
+            case "channel":
+                sDims = [n];
+                attrs.Add(Attr.Of("axis", transB ? 0L : 1L));
+                break;
+            default:
+                sDims = [];
+                break;
+        }
+        int sCount = (int)sDims.Aggregate(1L, (p, d) => p * d);
+        var inputs = new List<string> { b.C(Tensor.FromBytes(t, bDims, q)), b.C(Tensor.FromArray<float>(NodeRunner.Random(sCount, 3, 0.01f, 0.05f), sDims)) };
+        if (zeroPoints) inputs.Add(b.C(Tensor.FromBytes(t, sDims, Int4.Pack(Enumerable.Range(0, sCount).Select(_ => signed ? rng.Next(-2, 3) : rng.Next(6, 10)).ToArray()))));
+        var w = b.Op("DequantizeLinear", [.. inputs], "", [.. attrs]);
+        var gemmInputs = new List<string> { "a", w };
+        if (cKind != "none")
+        {
+            long[] cDims = cKind switch { "vector" => [n], "row" => [1, n], _ => [] };
+            gemmInputs.Add(b.C(Tensor.FromArray<float>(NodeRunner.Random((int)cDims.Aggregate(1L, (p, d) => p * d), 4), cDims)));
+        }
+        var y = b.Op("Gemm", [.. gemmInputs], "", Attr.Of("transB", transB ? 1L : 0L), Attr.Of("alpha", alpha), Attr.Of("beta", beta));
+        var model = b.Model(y);
+        model.OpsetImports[0] = new OpsetImport("", 21);
+        var feeds = new Dictionary<string, Tensor> { ["a"] = Tensor.FromArray<float>(NodeRunner.Random(m * k, 5), [m, k], "a") };
+        var fused = new InferenceSession(model, new SessionOptions { Threads = 1 });
+        Assert.Equal("MatMulNBits", Assert.Single(fused.OptimizedGraph.Nodes).OpType);
+        Assert.DoesNotContain(fused.OptimizedGraph.Initializers.Values, x => x.DType == DType.Float32 && x.ElementCount >= k * n);
+        var expected = new InferenceSession(model, new SessionOptions { Threads = 1, Optimize = false }).Run(feeds)[y].ToFloatArray();
+        NodeRunner.Close(expected, fused.Run(feeds)[y].ToFloatArray(), 1e-4f, 1e-4f);
+    }
+
     public static TheoryData<int, int, int, int, int> PanelShapes() => new()
     {
         // k0, kc, width, taps (k stride = taps·width), columns
