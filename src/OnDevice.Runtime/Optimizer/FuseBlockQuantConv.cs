@@ -26,8 +26,8 @@ internal sealed class FuseBlockQuantConv : IGraphPass
     /// <summary>The fused op's name (domain <see cref="FusedElementwiseKernels.Domain"/>).</summary>
     public const string OpType = "BlockQuantConv";
 
-    /// <summary>Smallest convolution (weights) kept packed; smaller ones are folded to float. Tests lower it.</summary>
-    internal static long MinWeights = 2048;
+    /// <summary>Smallest convolution (weights) kept packed; smaller ones are folded to float.</summary>
+    internal const long MinWeights = 2048;
 
     public string Name => "fuse-block-quant-conv";
 
