@@ -39,10 +39,11 @@ internal static class ConvKernels
 /// with plain copies (<see cref="ImplicitConv"/>, <see cref="PackedIndirectB"/>), blocks in parallel; everything else
 /// packs im2col blocks (<see cref="Im2ColB"/>) straight into the GEMM. Constant
 /// weights are packed per group when the session is built; bias and activation are fused into the GEMM epilogue.
-/// <c>com.ondevice.BlockQuantConv</c> runs the same strategies on 4-bit weights kept
-/// packed as <see cref="NBitsWeights"/> columns (input 1; scales and zero points inputs 3 and 4; a column per output
-/// channel, or per kernel tap and output channel, see <c>Optimizer.FuseBlockQuantConv</c>): each run dequantizes a group's weights straight into the GEMM's A panels in scratch
-/// (<see cref="NBitsPanels"/>), so no float copy of the weights stays resident.
+/// <c>com.ondevice.BlockQuantConv</c> runs the same strategies on 4-bit weights kept packed as
+/// <see cref="NBitsWeights"/> columns (input 1; scales and zero points inputs 3 and 4; a column per output channel, or
+/// per kernel tap and output channel, see <c>Optimizer.FuseBlockQuantConv</c>): each run dequantizes a group's weights
+/// straight into the GEMM's A panels (or the depthwise taps) in scratch (<see cref="NBitsPanels"/>), so no float copy
+/// of the weights stays resident.
 /// </summary>
 internal sealed unsafe class ConvKernel : IKernel
 {
