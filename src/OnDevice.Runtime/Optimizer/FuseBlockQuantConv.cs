@@ -40,14 +40,6 @@ internal sealed class FuseBlockQuantConv : IGraphPass
         return changed;
     }
 
-    /// <summary>Block size along K when the source has one scale for all of a row: the largest power of two ≤ K (16…1024).</summary>
-    private static int BlockFor(int k)
-    {
-        int b = 16;
-        while (b * 2 <= k && b < 1024) b *= 2;
-        return b;
-    }
-
     private static bool TryFuse(Graph g, OptimizerContext ctx, Node conv)
     {
         if (conv.Inputs.Count < 2 || conv.Outputs.Count != 1 || !SingleUse(g, conv.Inputs[1])) return false;
@@ -136,38 +128,15 @@ internal sealed class FuseBlockQuantConv : IGraphPass
             output = bn.Outputs[0];
         }
 
-        bool signed = wc.DType == DType.Int4;
-        int blocks = (colK + bs - 1) / bs, blockBytes = bs / 2, columns = colTaps * m;
-        var packed = new byte[(long)columns * blocks * blockBytes];
-        var scales = new float[(long)columns * blocks];
-        var zps = new float[(long)columns * blocks];
-        var src = wc.Bytes;
-        for (int col = 0; col < columns; col++)
-        {
-            int t = col / m, o = col % m;
-            float f = bnScale?[o] ?? 1f;
-            for (int blk = 0; blk < blocks; blk++)
-            {
-                long si = scaleAt(o, t, blk * bs);
-                scales[(long)col * blocks + blk] = (float)w.Scale.GetDouble(si) * f;
-                // Signed values are stored offset by 8 (q + 8 in 0..15), with the zero point moved by the same 8.
-                zps[(long)col * blocks + blk] = (float)((w.Zp is null ? 0 : w.Zp.GetDouble(si)) + (signed ? 8 : 0));
-            }
-            long colBase = (long)col * blocks * blockBytes;
-            for (int k = 0; k < colK; k++)
-            {
-                long e = element(o, t, k);
-                int v = (src[(int)(e >> 1)] >> (int)((e & 1) * 4)) & 0xF;
-                if (signed) v ^= 8;
-                packed[colBase + (long)(k / bs) * blockBytes + (k % bs) / 2] |= (byte)(v << ((k % bs & 1) * 4));
-            }
-        }
+        int blocks = (colK + bs - 1) / bs, columns = colTaps * m;
+        var (packed, scales, zps) = PackInt4Columns(w, columns, colK, bs, (j, k) => element(j % m, j / m, k), (j, k) => scaleAt(j % m, j / m, k),
+            j => bnScale?[j % m] ?? 1f);
 
         string label = conv.Name.Length > 0 ? conv.Name : conv.Outputs[0];
         var inputs = new List<string>
         {
             conv.Inputs[0],
-            AddConst(g, label + "_w_nbits", Tensor.FromBytes(DType.UInt8, [columns, blocks, blockBytes], packed)),
+            AddConst(g, label + "_w_nbits", Tensor.FromBytes(DType.UInt8, [columns, blocks, bs / 2], packed)),
             bias is null ? "" : AddConst(g, label + "_bias", Tensor.FromArray<float>(bias, [m])),
             AddConst(g, label + "_w_scales", Tensor.FromArray<float>(scales, [columns, blocks])),
             AddConst(g, label + "_w_zero_points", Tensor.FromArray<float>(zps, [columns, blocks])),

@@ -67,34 +67,13 @@ internal sealed class FuseBlockQuantGemm : IGraphPass
             bias = Enumerable.Range(0, n).Select(j => beta * (float)c.GetDouble(c.ElementCount == 1 ? 0 : j)).ToArray();
         }
 
-        bool signed = wc.DType == DType.Int4;
-        int blocks = (k + bs - 1) / bs, blockBytes = bs / 2;
-        var packed = new byte[(long)n * blocks * blockBytes];
-        var scales = new float[(long)n * blocks];
-        var zps = new float[(long)n * blocks];
-        var src = wc.Bytes;
-        for (int j = 0; j < n; j++)
-        {
-            for (int blk = 0; blk < blocks; blk++)
-            {
-                long si = scaleAt(blk * bs, j);
-                scales[(long)j * blocks + blk] = alpha * (float)w.Scale.GetDouble(si);
-                // Signed values are stored offset by 8 (q + 8 in 0..15), with the zero point moved by the same 8.
-                zps[(long)j * blocks + blk] = (float)((w.Zp is null ? 0 : w.Zp.GetDouble(si)) + (signed ? 8 : 0));
-            }
-            for (int kk = 0; kk < k; kk++)
-            {
-                long e = element(kk, j);
-                int v = (src[(int)(e >> 1)] >> (int)((e & 1) * 4)) & 0xF;
-                if (signed) v ^= 8;
-                packed[((long)j * blocks + kk / bs) * blockBytes + (kk % bs) / 2] |= (byte)(v << ((kk % bs & 1) * 4));
-            }
-        }
+        int blocks = (k + bs - 1) / bs;
+        var (packed, scales, zps) = PackInt4Columns(w, n, k, bs, (j, kk) => element(kk, j), (j, kk) => scaleAt(kk, j), _ => alpha);
         string label = gemm.Name.Length > 0 ? gemm.Name : gemm.Outputs[0];
         var inputs = new List<string>
         {
             gemm.Inputs[0],
-            AddConst(g, label + "_B_nbits", Tensor.FromBytes(DType.UInt8, [n, blocks, blockBytes], packed)),
+            AddConst(g, label + "_B_nbits", Tensor.FromBytes(DType.UInt8, [n, blocks, bs / 2], packed)),
             AddConst(g, label + "_scales", Tensor.FromArray<float>(scales, [n, blocks])),
             AddConst(g, label + "_zero_points", Tensor.FromArray<float>(zps, [n, blocks])),
         };
@@ -105,13 +84,5 @@ internal sealed class FuseBlockQuantGemm : IGraphPass
         g.Nodes[g.Nodes.IndexOf(gemm)] = node;
         RemoveIfUnused(g, w.Node);
         return true;
-    }
-
-    /// <summary>Block size for one scale along all of K: the largest power of two ≤ K (16…1024).</summary>
-    private static int BlockFor(int k)
-    {
-        int b = 16;
-        while (b * 2 <= k && b < 1024) b *= 2;
-        return b;
     }
 }
