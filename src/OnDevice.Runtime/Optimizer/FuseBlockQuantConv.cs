@@ -52,11 +52,19 @@ internal sealed class FuseBlockQuantConv : IGraphPass
         {
             reshape = rs;
             target = shapeT.ToInt64Array();
+            producer = Producer(g, rs.Inputs[0]);
         }
         // float16 scales: DequantizeLinear yields float16 and a Cast to float32 follows (the quantizer's form). The packed
         // path multiplies in float32 with the same float16 scale values (not rounding each weight to float16).
-        var w = ReadWeightDq(g, ctx, reshape?.Inputs[0] ?? conv.Inputs[1], out var cast);
+        Node? cast = null;
+        if (producer is { OpType: "Cast", IsDefaultDomain: true } cs && cs.GetInt("to", 0) == (long)DType.Float32 && SingleUse(g, cs.Inputs[0]))
+        {
+            cast = cs;
+            producer = Producer(g, cs.Inputs[0]);
+        }
+        var w = ReadDq(g, ctx, producer);
         if (w?.XConst is not { DType: DType.Int4 or DType.UInt4 } wc) return false;
+        if ((cast is null) != (w.Scale.DType == DType.Float32)) return false; // float16 output must be cast to float32, and only then
         long[] wDims;
         if (reshape is null) wDims = wc.Dims.ToArray();
         else

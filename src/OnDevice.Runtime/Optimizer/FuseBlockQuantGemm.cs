@@ -10,8 +10,7 @@ namespace OnDevice.Runtime.Optimizer;
 /// over the same 4-bit values (re-laid out (N, blocks, bs/2) once, float scales and zero points (N, blocks), alpha
 /// folded into the scales, beta·C as its bias), so the float weight is never materialized — the Gemm counterpart of
 /// <see cref="FuseQdq"/>'s weight-only MatMul rewrite. C must be a constant of N values or one value (broadcast over
-/// rows); anything else stays as written (and is folded to float). float16 scales (DequantizeLinear → Cast to float32)
-/// are taken too. Runs before constant folding.
+/// rows); anything else stays as written (and is folded to float). Runs before constant folding.
 /// </summary>
 internal sealed class FuseBlockQuantGemm : IGraphPass
 {
@@ -29,7 +28,7 @@ internal sealed class FuseBlockQuantGemm : IGraphPass
     private static bool TryFuse(Graph g, OptimizerContext ctx, Node gemm)
     {
         if (gemm.Inputs.Count < 2 || gemm.Outputs.Count != 1 || gemm.GetInt("transA", 0) != 0 || !SingleUse(g, gemm.Inputs[1])) return false;
-        var w = ReadWeightDq(g, ctx, gemm.Inputs[1], out var cast);
+        var w = ReadDq(g, ctx, Producer(g, gemm.Inputs[1]));
         if (w?.XConst is not { DType: DType.Int4 or DType.UInt4, Dims.Length: 2 } wc) return false;
         bool transB = gemm.GetInt("transB", 0) != 0;
         int k = checked((int)wc.Dims[transB ? 1 : 0]), n = checked((int)wc.Dims[transB ? 0 : 1]);
@@ -83,7 +82,6 @@ internal sealed class FuseBlockQuantGemm : IGraphPass
         node.With(Core.Attribute.Of("K", (long)k)).With(Core.Attribute.Of("N", (long)n)).With(Core.Attribute.Of("bits", 4L))
             .With(Core.Attribute.Of("block_size", (long)bs)).With(Core.Attribute.Of("accuracy_level", 0L));
         g.Nodes[g.Nodes.IndexOf(gemm)] = node;
-        if (cast is not null) RemoveIfUnused(g, cast);
         RemoveIfUnused(g, w.Node);
         return true;
     }

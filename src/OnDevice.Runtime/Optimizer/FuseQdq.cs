@@ -13,8 +13,8 @@ namespace OnDevice.Runtime.Optimizer;
 /// the same around MatMul becomes <c>com.ondevice.QLinearMatMul</c>. A Relu between the op and the QuantizeLinear is
 /// folded into the output clamp.</item>
 /// <item>Weight-only DequantizeLinear(constant w [K, N]) → MatMul (per-tensor, per-column or blocked along K; 8- or
-/// 4-bit; float16 scales through a Cast to float32 too) becomes <c>com.microsoft.MatMulNBits</c> over the same
-/// quantized values, re-laid out (N, blocks, bytes) at load, so the float weight is never materialized.</item>
+/// 4-bit) becomes <c>com.microsoft.MatMulNBits</c> over the same quantized values, re-laid out (N, blocks, bytes) at
+/// load, so the float weight is never materialized.</item>
 /// <item>DequantizeLinear (per tensor) → element-wise float ops whose other inputs are constants (BatchNormalization,
 /// HardSwish, Sigmoid, affine Mul/Add, Clip, …) → QuantizeLinear becomes <c>com.ondevice.QLinearLookup</c>: the chain
 /// evaluated once on all 256 input values per channel gives a [C, 256] (or [256]) byte table. A lookup right after a
@@ -146,7 +146,7 @@ internal sealed class FuseQdq : IGraphPass
     private bool TryWeightOnlyMatMul(Graph g, OptimizerContext ctx, ShapeInferenceResult facts, Node mm)
     {
         if (mm.Inputs.Count != 2 || mm.Outputs.Count != 1) return false;
-        var w = ReadWeightDq(g, ctx, mm.Inputs[1], out var cast);
+        var w = ReadDq(g, ctx, Producer(g, mm.Inputs[1]));
         if (w?.XConst is not { Dims.Length: 2 } wc || wc.DType is not (DType.Int8 or DType.UInt8 or DType.Int4 or DType.UInt4)) return false;
         if (w.Scale.DType != DType.Float32 && w.Scale.DType != DType.Float16) return false;
         if (facts.Get(mm.Inputs[0]) is not { DType: DType.Float32 }) return false;
@@ -218,7 +218,6 @@ internal sealed class FuseQdq : IGraphPass
         node.With(Core.Attribute.Of("K", (long)k)).With(Core.Attribute.Of("N", (long)n)).With(Core.Attribute.Of("bits", (long)bits))
             .With(Core.Attribute.Of("block_size", (long)bs)).With(Core.Attribute.Of("accuracy_level", 0L));
         g.Nodes[g.Nodes.IndexOf(mm)] = node;
-        if (cast is not null) RemoveIfUnused(g, cast);
         RemoveIfUnused(g, w.Node);
         return true;
     }

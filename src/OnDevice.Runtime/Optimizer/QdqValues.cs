@@ -45,24 +45,6 @@ internal static class QdqValues
     /// <summary><see cref="BiasValues(Graph, OptimizerContext, string, out Node?)"/> without the node.</summary>
     public static double[]? BiasValues(Graph g, OptimizerContext ctx, string name) => BiasValues(g, ctx, name, out _);
 
-    /// <summary>
-    /// The DequantizeLinear producing weight <paramref name="name"/> directly, or through a Cast to float32 when its scales
-    /// are float16 (then <paramref name="cast"/> is that Cast, for removal once unused; a float16 scale needs the Cast, a
-    /// float32 one must not have it). Weight-only rewrites then multiply in float32 with the float16 scale values.
-    /// </summary>
-    public static Dq? ReadWeightDq(Graph g, OptimizerContext ctx, string name, out Node? cast)
-    {
-        cast = null;
-        var producer = Producer(g, name);
-        if (producer is { OpType: "Cast", IsDefaultDomain: true } c && c.GetInt("to", 0) == (long)DType.Float32 && SingleUse(g, c.Inputs[0]))
-        {
-            cast = c;
-            producer = Producer(g, c.Inputs[0]);
-        }
-        var dq = ReadDq(g, ctx, producer);
-        return dq is not null && (cast is null) == (dq.Scale.DType == DType.Float32) ? dq : null;
-    }
-
     /// <summary>Block size for a weight with one scale along all of K: the largest power of two ≤ K (at least 16, at most 1024).</summary>
     public static int BlockFor(int k)
     {
