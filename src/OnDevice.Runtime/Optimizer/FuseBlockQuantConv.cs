@@ -13,7 +13,7 @@ namespace OnDevice.Runtime.Optimizer;
 /// <c>com.ondevice.BlockQuantConv</c>. Its weight is re-laid out once, still 4-bit, as <see cref="Simd.NBitsWeights"/>
 /// columns with float scales and zero points [columns, blocks]: one column per output channel over cg·taps (the
 /// flattened form; attribute <c>column_taps</c> = 1), or one per kernel tap and output channel over cg (blocks along
-/// the input channels; <c>column_taps</c> = taps). float16 scales (DequantizeLinear → Cast to float32) are taken too. The convolution kernel dequantizes it block by block into its GEMM
+/// the input channels; <c>column_taps</c> = taps). The convolution kernel dequantizes it block by block into its GEMM
 /// panels on each run (<see cref="Simd.NBitsPanels"/>), so the float weight never stays resident. A BatchNormalization that is the convolution's only reader folds into the scales and bias.
 /// Left to constant folding (float weights): convolutions with fewer than <see cref="MinWeights"/> weights (their
 /// float copy is under 8 KB, e.g. a 3×3 depthwise bank of 64 channels; dequantizing on every run would cost more than
@@ -54,17 +54,8 @@ internal sealed class FuseBlockQuantConv : IGraphPass
             target = shapeT.ToInt64Array();
             producer = Producer(g, rs.Inputs[0]);
         }
-        // float16 scales: DequantizeLinear yields float16 and a Cast to float32 follows (the quantizer's form). The packed
-        // path multiplies in float32 with the same float16 scale values (not rounding each weight to float16).
-        Node? cast = null;
-        if (producer is { OpType: "Cast", IsDefaultDomain: true } cs && cs.GetInt("to", 0) == (long)DType.Float32 && SingleUse(g, cs.Inputs[0]))
-        {
-            cast = cs;
-            producer = Producer(g, cs.Inputs[0]);
-        }
         var w = ReadDq(g, ctx, producer);
         if (w?.XConst is not { DType: DType.Int4 or DType.UInt4 } wc) return false;
-        if ((cast is null) != (w.Scale.DType == DType.Float32)) return false; // float16 output must be cast to float32, and only then
         long[] wDims;
         if (reshape is null) wDims = wc.Dims.ToArray();
         else
@@ -157,7 +148,6 @@ internal sealed class FuseBlockQuantConv : IGraphPass
         g.Nodes[g.Nodes.IndexOf(conv)] = node;
         if (bn is not null) g.Nodes.Remove(bn);
         if (reshape is not null) RemoveIfUnused(g, reshape);
-        if (cast is not null) RemoveIfUnused(g, cast);
         RemoveIfUnused(g, w.Node);
         if (biasDq is not null) RemoveIfUnused(g, biasDq);
         return true;
