@@ -29,7 +29,7 @@ internal sealed class FuseBlockQuantGemm : IGraphPass
     {
         if (gemm.Inputs.Count < 2 || gemm.Outputs.Count != 1 || gemm.GetInt("transA", 0) != 0 || !SingleUse(g, gemm.Inputs[1])) return false;
         var w = ReadDq(g, ctx, Producer(g, gemm.Inputs[1]));
-        if (w?.XConst is not { DType: DType.Int4 or DType.UInt4, Dims.Length: 2 } wc) return false;
+        if (w?.XConst is not { DType: DType.Int4 or DType.UInt4, Dims.Length: 2 } wc || w.Scale.DType != DType.Float32) return false;
         bool transB = gemm.GetInt("transB", 0) != 0;
         int k = checked((int)wc.Dims[transB ? 1 : 0]), n = checked((int)wc.Dims[transB ? 0 : 1]);
         long axis = w.Axis < 0 ? w.Axis + 2 : w.Axis;

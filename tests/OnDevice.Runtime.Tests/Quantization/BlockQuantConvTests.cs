@@ -149,6 +149,27 @@ public class BlockQuantConvTests
     }
 
     [Fact]
+    public void Float16Scales_StayOnTheFoldedPath()
+    {
+        // DequantizeLinear with float16 scales rounds each weight to float16 (a Cast to float32 follows); the packed
+        // path would not, so such a convolution keeps the exact folded semantics.
+        var b = new QOperatorOrtTests.Builder();
+        b.G.Inputs.Add(ValueInfo.Tensor("x", DType.Float32, Shape.Of(1, 64, 4, 4)));
+        var rng = new Random(5);
+        var q = Int4.Pack(Enumerable.Range(0, 48 * 64).Select(_ => rng.Next(-8, 8)).ToArray());
+        var scales = Tensor.FromArray<Half>(NodeRunner.Random(48 * 2, 6, 0.01f, 0.05f).Select(v => (Half)v).ToArray(), [48, 2, 1, 1]);
+        var w = b.Op("DequantizeLinear", [b.C(Tensor.FromBytes(DType.Int4, [48, 64, 1, 1], q)), b.C(scales)], "", Attr.Of("axis", 1L), Attr.Of("block_size", 32L));
+        var y = b.Op("Conv", ["x", b.Op("Cast", [w], "", Attr.Of("to", (long)DType.Float32))]);
+        var model = b.Model(y);
+        model.OpsetImports[0] = new OpsetImport("", 21);
+        var s = new InferenceSession(model, new SessionOptions { Threads = 1 });
+        Assert.DoesNotContain(s.OptimizedGraph.Nodes, n => n.OpType == "BlockQuantConv");
+        var feeds = new Dictionary<string, Tensor> { ["x"] = Tensor.FromArray<float>(NodeRunner.Random(64 * 16, 8), [1, 64, 4, 4], "x") };
+        var expected = new InferenceSession(model, new SessionOptions { Threads = 1, Optimize = false }).Run(feeds)[y].ToFloatArray();
+        NodeRunner.Close(expected, s.Run(feeds)[y].ToFloatArray(), 1e-4f, 1e-4f);
+    }
+
+    [Fact]
     public void Session_KeepsConvWeightsPacked()
     {
         // 3×3 conv 256 → 256: 589,824 weights, 295 KB packed, 2.4 MB as float32.
