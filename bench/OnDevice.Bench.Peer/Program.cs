@@ -5,6 +5,9 @@
 //   [--model-file FILE.onnx]   (a variant of the one selected model, e.g. a quantized recognizer, on the same inputs)
 //   [--variants A.onnx,B.onnx]  (several variants of the one selected model, e.g. fp32 and int8: every engine × variant
 //                                alternates within each round, so OnDevice fp32, OnDevice int8 and ORT int8 share the drift)
+//   [--memory FILE.onnx]        (resident memory of one OnDevice session of FILE, a variant of the one selected model, in
+//                                this fresh process: RssAnon / RssFile / managed heap before loading, after loading, and
+//                                after a run; one line of JSON. Run it once per file and repetition.)
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -28,6 +31,14 @@ var cases = new (string Key, string Sample, string Case, string Label)[]
 };
 var all = ReferenceOutputs.All();
 var rows = new List<string>();
+if (opts.TryGetValue("memory", out var memoryFile))
+{
+    var (_, mSample, mCase, _) = cases.First(c => wanted.Contains(c.Key));
+    var mrc = all.Single(c => c.Sample == mSample && c.Name == mCase);
+    var mfeeds = mrc.Inputs.ToDictionary(n => n, n => NpyFile.Read(mrc.InputFile(n)));
+    MeasureMemory(memoryFile, mfeeds);
+    return;
+}
 Console.WriteLine($"rounds {rounds} × batch {batch}, alternating; medians of per-run times");
 foreach (var (key, sample, caseName, baseLabel) in cases.Where(c => wanted.Contains(c.Key)))
 {
@@ -80,6 +91,47 @@ else
     Console.WriteLine("|---|---:|---:|---:|---:|---:|");
 }
 foreach (var r in rows) Console.WriteLine(r);
+
+static void MeasureMemory(string file, Dictionary<string, Tensor> feeds)
+{
+    static long Field(string name)
+    {
+        foreach (var line in File.ReadLines("/proc/self/status"))
+            if (line.StartsWith(name + ":", StringComparison.Ordinal))
+                return long.Parse(line[(name.Length + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) * 1024;
+        return -1;
+    }
+    static (long Anon, long File, long Heap) Snap()
+    {
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        GC.WaitForPendingFinalizers();
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        return (Field("RssAnon"), Field("RssFile"), GC.GetTotalMemory(false));
+    }
+    var baseline = Snap();
+    var session = InferenceSession.Load(file, new SessionOptions { Threads = 1 });
+    var loaded = Snap();
+    session.Run(feeds);
+    var ran = Snap();
+    long weightBytes = session.OptimizedGraph.Initializers.Values.Sum(t => t.DType == DType.String ? 0 : (long)t.Bytes.Length);
+    Console.WriteLine(JsonSerializer.Serialize(new
+    {
+        file = Path.GetFileName(file),
+        fileBytes = new FileInfo(file).Length,
+        optimizedInitializerBytes = weightBytes,
+        initializerBytesByType = session.OptimizedGraph.Initializers.Values.Where(t => t.DType != DType.String)
+            .GroupBy(t => t.DType.Name()).ToDictionary(g => g.Key, g => g.Sum(t => (long)t.Bytes.Length)),
+        blockQuantConvs = session.OptimizedGraph.Nodes.Count(n => n.OpType == "BlockQuantConv"),
+        matMulNBits = session.OptimizedGraph.Nodes.Count(n => n.OpType == "MatMulNBits"),
+        floatConvs = session.OptimizedGraph.Nodes.Count(n => n.OpType is "Conv" or "FusedConv"),
+        rssAnonLoad = loaded.Anon - baseline.Anon,
+        rssAnonRun = ran.Anon - baseline.Anon,
+        rssFileLoad = loaded.File - baseline.File,
+        heapLoad = loaded.Heap - baseline.Heap,
+        heapRun = ran.Heap - baseline.Heap,
+    }));
+    GC.KeepAlive(session);
+}
 
 static List<string> CompareVariants(string label, string[] files, Dictionary<string, Tensor> feeds, string[] inputs, int threads, int rounds, int batch)
 {

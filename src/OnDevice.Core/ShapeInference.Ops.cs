@@ -29,6 +29,7 @@ public static partial class ShapeInference
         [("com.ondevice", "FusedElementwise")] = (c, n) => [Like(c.In(n, 0))],
         [("com.ondevice", "FusedConv")] = (c, n) => Conv(c, n),
         [("com.microsoft", "FusedConv")] = (c, n) => Conv(c, n),
+        [("com.ondevice", "BlockQuantConv")] = BlockQuantConv,
         [("com.microsoft", "FusedGemm")] = (c, n) => Gemm(c, n),
         [("com.microsoft", "FusedMatMul")] = (c, n) => MatMul(c, n),
         [("com.microsoft", "Gelu")] = (c, n) => [Like(c.In(n, 0))],
@@ -331,6 +332,15 @@ public static partial class ShapeInference
         if (x?.Shape is not { } xs || w?.Shape is not { } ws || ws.Rank < 3 || xs.Rank != ws.Rank) return [Facts(x?.DType, xs: null)];
         var kernel = n.GetInts("kernel_shape") ?? ws.Dims.Skip(2).Select(d => d.IsKnown ? d.Value : throw new ArgumentException("unknown kernel")).ToArray();
         return [Facts(x.DType, new Shape(new[] { xs[0], ws[0] }.Concat(SpatialOut(n, xs, kernel, false))))];
+    }
+
+    /// <summary>com.ondevice.BlockQuantConv: a Conv whose weight shape is the <c>weight_shape</c> attribute (the weight input is packed).</summary>
+    private static ValueFacts?[] BlockQuantConv(Context c, Node n)
+    {
+        var x = c.In(n, 0);
+        if (x?.Shape is not { } xs || n.GetInts("weight_shape") is not { Length: >= 3 } ws || xs.Rank != ws.Length) return [Facts(x?.DType, xs: null)];
+        var kernel = n.GetInts("kernel_shape") ?? ws[2..];
+        return [Facts(x.DType, new Shape(new[] { xs[0], Dim.Of(ws[0]) }.Concat(SpatialOut(n, xs, kernel, false))))];
     }
 
     private static ValueFacts? Facts(DType? dtype, Shape? xs) => Facts(dtype, xs, null);

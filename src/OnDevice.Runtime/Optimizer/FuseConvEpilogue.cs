@@ -6,7 +6,8 @@ namespace OnDevice.Runtime.Optimizer;
 /// <summary>
 /// A Conv whose only reader is an element-wise chain (a <c>FusedElementwise</c> node, or one supported element-wise
 /// op reading it with constant other operands) becomes one <c>com.ondevice.FusedConv</c>: the chain runs on each
-/// block of convolution output while it is in cache, instead of as separate passes over memory.
+/// block of convolution output while it is in cache, instead of as separate passes over memory. A
+/// <c>com.ondevice.BlockQuantConv</c> (<see cref="FuseBlockQuantConv"/>) takes the chain as its own <c>body</c>.
 /// </summary>
 internal sealed class FuseConvEpilogue : IGraphPass
 {
@@ -18,7 +19,8 @@ internal sealed class FuseConvEpilogue : IGraphPass
         var facts = ShapeInference.Infer(graph, ctx.Opset, new Dictionary<string, ValueFacts>());
         foreach (var conv in graph.Nodes.ToList())
         {
-            if (conv is not { OpType: "Conv", IsDefaultDomain: true } || conv.Outputs.Count != 1) continue;
+            bool blockQuant = conv is { OpType: FuseBlockQuantConv.OpType, Domain: FusedElementwiseKernels.Domain } && !conv.Attributes.ContainsKey("body");
+            if (conv is not { OpType: "Conv", IsDefaultDomain: true } && !blockQuant || conv.Outputs.Count != 1) continue;
             var y = conv.Outputs[0];
             if (Rewrite.IsGraphOutput(graph, y) || Rewrite.UseCount(graph, y) != 1) continue;
             if (facts.Get(y) is not { DType: DType.Float32, Shape: { } shape }) continue;
@@ -40,7 +42,7 @@ internal sealed class FuseConvEpilogue : IGraphPass
             else continue;
             if (ElementwiseProgram.Compile(body, shape.Rank, ctx.Opset, out _) is null) continue;
 
-            var node = new Node("FusedConv", conv.Inputs, [reader.Outputs[0]], conv.Name.Length > 0 ? conv.Name + "+epilogue" : "", FusedElementwiseKernels.Domain);
+            var node = new Node(blockQuant ? conv.OpType : "FusedConv", conv.Inputs, [reader.Outputs[0]], conv.Name.Length > 0 ? conv.Name + "+epilogue" : "", FusedElementwiseKernels.Domain);
             foreach (var a in conv.Attributes.Values) node.Attributes.Add(a.Name, a);
             node.With(Core.Attribute.Of("body", body)).With(Core.Attribute.Of("rank", (long)shape.Rank)).With(Core.Attribute.Of("opset", ctx.Opset));
             int at = graph.Nodes.IndexOf(conv);

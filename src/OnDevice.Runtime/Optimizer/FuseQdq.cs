@@ -265,14 +265,6 @@ internal sealed class FuseQdq : IGraphPass
         return true;
     }
 
-    /// <summary>Block size for a weight with one scale along all of K: the largest power of two ≤ K (at least 16, at most 1024).</summary>
-    private static int BlockFor(int k)
-    {
-        int b = 16;
-        while (b * 2 <= k && b < 1024) b *= 2;
-        return b;
-    }
-
     /// <summary>Element-wise ops whose result at each position depends only on the input there (and constants).</summary>
     private static readonly HashSet<string> PointwiseOps = new(StringComparer.Ordinal)
     {

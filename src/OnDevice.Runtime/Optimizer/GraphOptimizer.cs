@@ -43,6 +43,8 @@ public static class GraphOptimizer
         new FuseQdqNeck(), // ConvTranspose and the FPN neck of QDQ graphs, also before folding
         new FuseQdqConvChain(), // DQ(x) → Conv(DQ(w)) → [BN] → element-wise chain → Q: integer conv, float epilogue, bytes out
         new FuseQdqConvFloatOutput(), // DQ(x) → Conv(DQ(w)) with a float result: integer conv, float epilogue
+        new FuseBlockQuantConv(), // weight-only int4 Conv(DQ(w)): packed weights stay packed, dequantized into GEMM panels per run
+        new FuseBlockQuantGemm(), // weight-only int4 Gemm(A, DQ(B), C) → MatMulNBits on the packed weights
         new FoldConstants(),
         new FoldBatchNormIntoConv(),
         new FuseElementwiseChains(),

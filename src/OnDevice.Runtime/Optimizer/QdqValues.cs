@@ -68,4 +68,51 @@ internal static class QdqValues
         }
         return b;
     }
+
+    /// <summary>Block size for a weight with one scale along all of K: the largest power of two ≤ K (at least 16, at most 1024).</summary>
+    public static int BlockFor(int k)
+    {
+        int b = 16;
+        while (b * 2 <= k && b < 1024) b *= 2;
+        return b;
+    }
+
+    /// <summary>
+    /// The 4-bit constant of <paramref name="w"/> re-laid out as <see cref="Simd.NBitsWeights"/> columns: packed
+    /// [columns, blocks, bs/2] (value k of column j is source element <paramref name="element"/>(j, k); signed values
+    /// stored offset by 8), float scales and zero points [columns, blocks] (block b of column j reads source scale /
+    /// zero point <paramref name="scaleAt"/>(j, b·bs), scales times <paramref name="factor"/>(j); signed zero points
+    /// moved by the same 8; none is 0).
+    /// </summary>
+    public static (byte[] Packed, float[] Scales, float[] ZeroPoints) PackInt4Columns(Dq w, int columns, int k, int bs,
+        Func<int, int, long> element, Func<int, int, long> scaleAt, Func<int, float> factor)
+    {
+        var wc = w.XConst ?? throw new ArgumentException("the weight must be a constant", nameof(w));
+        if (wc.DType is not (DType.Int4 or DType.UInt4)) throw new ArgumentException($"expected an int4/uint4 weight, got {wc.DType.Name()}", nameof(w));
+        bool signed = wc.DType == DType.Int4;
+        int blocks = (k + bs - 1) / bs, blockBytes = bs / 2;
+        var packed = new byte[(long)columns * blocks * blockBytes];
+        var scales = new float[(long)columns * blocks];
+        var zps = new float[(long)columns * blocks];
+        var src = wc.Bytes;
+        for (int j = 0; j < columns; j++)
+        {
+            float f = factor(j);
+            for (int blk = 0; blk < blocks; blk++)
+            {
+                long si = scaleAt(j, blk * bs);
+                scales[(long)j * blocks + blk] = (float)w.Scale.GetDouble(si) * f;
+                zps[(long)j * blocks + blk] = (float)((w.Zp is null ? 0 : w.Zp.GetDouble(si)) + (signed ? 8 : 0));
+            }
+            long colBase = (long)j * blocks * blockBytes;
+            for (int kk = 0; kk < k; kk++)
+            {
+                long e = element(j, kk);
+                int v = (src[(int)(e >> 1)] >> (int)((e & 1) * 4)) & 0xF;
+                if (signed) v ^= 8;
+                packed[colBase + (long)(kk / bs) * blockBytes + (kk % bs) / 2] |= (byte)(v << ((kk % bs & 1) * 4));
+            }
+        }
+        return (packed, scales, zps);
+    }
 }

@@ -295,57 +295,11 @@ public static unsafe class Int4Gemv
 public readonly unsafe struct NBitsGemmB(NBitsWeights w) : IGemmB
 {
     /// <inheritdoc/>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public float* Block(int k0, int kc, int j0, int nc, float* scratch, out nint panelStride)
     {
         int nr = Gemm.NR;
         panelStride = (nint)kc * nr;
-        int bs = w.BlockSize, bb = w.BlockBytes, blocks = w.Blocks;
-        float* tmp = stackalloc float[16];
-        for (int jr = 0; jr < nc; jr += nr)
-        {
-            float* panel = scratch + jr / nr * panelStride;
-            for (int c = 0; c < nr; c++)
-            {
-                int j = j0 + jr + c;
-                float* d = panel + c;
-                if (j >= w.N || jr + c >= nc)
-                {
-                    for (int kk = 0; kk < kc; kk++) d[(nint)kk * nr] = 0;
-                    continue;
-                }
-                byte* col = w.Data + (nint)j * blocks * bb;
-                int kk2 = 0;
-                while (kk2 < kc)
-                {
-                    int k = k0 + kk2, blk = k / bs, o = k % bs;
-                    int run = Math.Min(bs - o, kc - kk2);
-                    float s = w.Scales[(nint)j * blocks + blk], z = w.ZeroPoints[(nint)j * blocks + blk];
-                    byte* p = col + (nint)blk * bb;
-                    if (Avx2.IsSupported)
-                    {
-                        // Sixteen values at a time unpacked in registers, dequantized, then dealt into the panel column.
-                        var vs = Vector256.Create(s);
-                        var vz = Vector256.Create(z);
-                        while (run >= 16 && (w.Bits == 8 || (o & 1) == 0))
-                        {
-                            Vector128<byte> q = w.Bits == 4 ? Int4Gemv.Unpack16(p + o / 2) : Vector128.Load(p + o);
-                            ((Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(q)) - vz) * vs).Store(tmp);
-                            ((Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(q, 8))) - vz) * vs).Store(tmp + 8);
-                            for (int t = 0; t < 16; t++) d[(nint)(kk2 + t) * nr] = tmp[t];
-                            kk2 += 16;
-                            o += 16;
-                            run -= 16;
-                        }
-                    }
-                    if (w.Bits == 4)
-                        for (int t = 0; t < run; t++, o++) d[(nint)(kk2 + t) * nr] = (((p[o >> 1] >> ((o & 1) * 4)) & 0xF) - z) * s;
-                    else
-                        for (int t = 0; t < run; t++, o++) d[(nint)(kk2 + t) * nr] = (p[o] - z) * s;
-                    kk2 += run;
-                }
-            }
-        }
+        NBitsPanels.Dequantize(NBitsPanels.Best, w, k0, kc, j0, nc, nr, scratch, nr, panelStride);
         return scratch;
     }
 
@@ -354,4 +308,165 @@ public readonly unsafe struct NBitsGemmB(NBitsWeights w) : IGemmB
 
     /// <inheritdoc/>
     public int* Offsets => null;
+}
+
+/// <summary>
+/// Dequantizes block-quantized columns (<see cref="NBitsWeights"/>) into float GEMM panels: the one routine behind
+/// <see cref="NBitsGemmB"/> (B panels of <see cref="Gemm.NR"/> columns) and the block-quantized convolution's A panels
+/// (<see cref="Gemm.MR"/> rows, the reduction index interleaved with the kernel taps). Packed values are unpacked in
+/// registers sixteen at a time; the float weights never exist beyond the panels being filled.
+/// </summary>
+public static unsafe class NBitsPanels
+{
+    /// <summary>The fastest path here (AVX2 or the scalar twin).</summary>
+    public static NBitsPath Best => Avx2.IsSupported ? NBitsPath.Avx2 : NBitsPath.Scalar;
+
+    /// <summary>
+    /// For columns [j0, j0+nc) of <paramref name="w"/> in panels of <paramref name="width"/> and rows [k0, k0+kc):
+    /// dst[(jr / width)·panelStride + kk·kStride + jr % width] = (q[j0+jr, k0+kk] − zp)·scale. Columns past
+    /// <paramref name="nc"/> or past N in the last panel are written as zeros.
+    /// </summary>
+    public static void Dequantize(NBitsPath path, NBitsWeights w, int k0, int kc, int j0, int nc, int width, float* dst, nint kStride, nint panelStride)
+    {
+        if (path == NBitsPath.AvxVnni || !Int4Gemv.IsSupported(path)) throw new NotSupportedException($"NBits panel path {path} is not supported here");
+        bool vector = path == NBitsPath.Avx2;
+        for (int jr = 0; jr < nc; jr += width)
+        {
+            float* panel = dst + jr / width * panelStride;
+            for (int c = 0; c < width;)
+            {
+                int j = j0 + jr + c;
+                if (vector && c + 4 <= width && jr + c + 4 <= nc && j + 4 <= w.N)
+                {
+                    // Four adjacent panel columns at once: sixteen values of each unpacked in registers, transposed
+                    // 4×8 in registers, stored four floats per reduction row (instead of one float at a time).
+                    Quad(w, k0, kc, j, panel + c, kStride);
+                    c += 4;
+                    continue;
+                }
+                float* d = panel + c;
+                if (j >= w.N || jr + c >= nc)
+                    for (int kk = 0; kk < kc; kk++) d[(nint)kk * kStride] = 0;
+                else
+                    Column(vector, w, k0, kc, j, d, kStride);
+                c++;
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Column(bool vector, NBitsWeights w, int k0, int kc, int j, float* d, nint kStride)
+    {
+        int bs = w.BlockSize, bb = w.BlockBytes, blocks = w.Blocks;
+        float* tmp = stackalloc float[16];
+        byte* col = w.Data + (nint)j * blocks * bb;
+        int kk2 = 0;
+        while (kk2 < kc)
+        {
+            int k = k0 + kk2, blk = k / bs, o = k % bs;
+            int run = Math.Min(bs - o, kc - kk2);
+            float s = w.Scales[(nint)j * blocks + blk], z = w.ZeroPoints[(nint)j * blocks + blk];
+            byte* p = col + (nint)blk * bb;
+            if (vector)
+            {
+                // Sixteen values at a time unpacked in registers, dequantized, then dealt into the panel column.
+                var vs = Vector256.Create(s);
+                var vz = Vector256.Create(z);
+                while (run >= 16 && (w.Bits == 8 || (o & 1) == 0))
+                {
+                    Vector128<byte> q = w.Bits == 4 ? Int4Gemv.Unpack16(p + o / 2) : Vector128.Load(p + o);
+                    ((Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(q)) - vz) * vs).Store(tmp);
+                    ((Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(q, 8))) - vz) * vs).Store(tmp + 8);
+                    float* dk = d + (nint)kk2 * kStride;
+                    for (int t = 0; t < 16; t++) dk[t * kStride] = tmp[t];
+                    kk2 += 16;
+                    o += 16;
+                    run -= 16;
+                }
+            }
+            if (w.Bits == 4)
+                for (int t = 0; t < run; t++, o++) d[(nint)(kk2 + t) * kStride] = (((p[o >> 1] >> ((o & 1) * 4)) & 0xF) - z) * s;
+            else
+                for (int t = 0; t < run; t++, o++) d[(nint)(kk2 + t) * kStride] = (p[o] - z) * s;
+            kk2 += run;
+        }
+    }
+
+    /// <summary>Columns j..j+3 into d[kk·kStride + 0..3] (AVX2).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Quad(NBitsWeights w, int k0, int kc, int j, float* d, nint kStride)
+    {
+        int bs = w.BlockSize, bb = w.BlockBytes, blocks = w.Blocks;
+        nint colBytes = (nint)blocks * bb;
+        byte* col = w.Data + (nint)j * colBytes;
+        float* sc = w.Scales + (nint)j * blocks, zp = w.ZeroPoints + (nint)j * blocks;
+        int kk2 = 0;
+        while (kk2 < kc)
+        {
+            int k = k0 + kk2, blk = k / bs, o = k % bs;
+            int run = Math.Min(bs - o, kc - kk2);
+            byte* p = col + (nint)blk * bb;
+            if (run >= 16 && (w.Bits == 8 || (o & 1) == 0))
+            {
+                Vector256<float> s0 = Vector256.Create(sc[blk]), s1 = Vector256.Create(sc[blocks + blk]),
+                    s2 = Vector256.Create(sc[2 * blocks + blk]), s3 = Vector256.Create(sc[3 * blocks + blk]);
+                Vector256<float> z0 = Vector256.Create(zp[blk]), z1 = Vector256.Create(zp[blocks + blk]),
+                    z2 = Vector256.Create(zp[2 * blocks + blk]), z3 = Vector256.Create(zp[3 * blocks + blk]);
+                while (run >= 16)
+                {
+                    int at = w.Bits == 4 ? o / 2 : o;
+                    Vector128<byte> q0 = Load16(w.Bits, p + at), q1 = Load16(w.Bits, p + colBytes + at),
+                        q2 = Load16(w.Bits, p + 2 * colBytes + at), q3 = Load16(w.Bits, p + 3 * colBytes + at);
+                    float* dk = d + (nint)kk2 * kStride;
+                    Transpose4x8Store((Low8(q0) - z0) * s0, (Low8(q1) - z1) * s1, (Low8(q2) - z2) * s2, (Low8(q3) - z3) * s3, dk, kStride);
+                    Transpose4x8Store((High8(q0) - z0) * s0, (High8(q1) - z1) * s1, (High8(q2) - z2) * s2, (High8(q3) - z3) * s3, dk + 8 * kStride, kStride);
+                    kk2 += 16;
+                    o += 16;
+                    run -= 16;
+                }
+            }
+            for (int r = 0; r < 4; r++)
+            {
+                byte* pr = p + r * colBytes;
+                float s = sc[r * blocks + blk], z = zp[r * blocks + blk];
+                float* dr = d + r + (nint)kk2 * kStride;
+                if (w.Bits == 4)
+                    for (int t = 0, oo = o; t < run; t++, oo++) dr[t * kStride] = (((pr[oo >> 1] >> ((oo & 1) * 4)) & 0xF) - z) * s;
+                else
+                    for (int t = 0; t < run; t++) dr[t * kStride] = (pr[o + t] - z) * s;
+            }
+            kk2 += run;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<byte> Load16(int bits, byte* p) => bits == 4 ? Int4Gemv.Unpack16(p) : Vector128.Load(p);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Low8(Vector128<byte> q) => Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(q));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> High8(Vector128<byte> q) => Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(q, 8)));
+
+    /// <summary>Rows r0..r3 (eight reduction steps of four columns) stored as eight groups of four floats, kStride apart.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose4x8Store(Vector256<float> r0, Vector256<float> r1, Vector256<float> r2, Vector256<float> r3, float* d, nint kStride)
+    {
+        var t0 = Avx.UnpackLow(r0, r1);
+        var t1 = Avx.UnpackLow(r2, r3);
+        var t2 = Avx.UnpackHigh(r0, r1);
+        var t3 = Avx.UnpackHigh(r2, r3);
+        var o0 = Avx.Shuffle(t0, t1, 0x44);
+        var o1 = Avx.Shuffle(t0, t1, 0xEE);
+        var o2 = Avx.Shuffle(t2, t3, 0x44);
+        var o3 = Avx.Shuffle(t2, t3, 0xEE);
+        o0.GetLower().Store(d);
+        o1.GetLower().Store(d + kStride);
+        o2.GetLower().Store(d + 2 * kStride);
+        o3.GetLower().Store(d + 3 * kStride);
+        o0.GetUpper().Store(d + 4 * kStride);
+        o1.GetUpper().Store(d + 5 * kStride);
+        o2.GetUpper().Store(d + 6 * kStride);
+        o3.GetUpper().Store(d + 7 * kStride);
+    }
 }

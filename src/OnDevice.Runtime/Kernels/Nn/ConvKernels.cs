@@ -17,6 +17,10 @@ internal static class ConvKernels
         // while it is still in cache.
         r.Add("FusedConv", 1, TypeSets.Float, ctx => new ConvKernel(ctx, default, Epilogue(ctx, out _)), domain: Elementwise.FusedElementwiseKernels.Domain,
             supports: ctx => ConvKernel.Supports(ctx) ?? (Epilogue(ctx, out var why) is null ? why : null));
+        // Weight-only int4 Conv with its weights kept packed (Optimizer.FuseBlockQuantConv), optionally with a fused chain.
+        r.Add(Optimizer.FuseBlockQuantConv.OpType, 1, TypeSets.Float,
+            ctx => new ConvKernel(ctx, default, ctx.Node.Attributes.ContainsKey("body") ? Epilogue(ctx, out _) : null), domain: Elementwise.FusedElementwiseKernels.Domain,
+            supports: ctx => ConvKernel.SupportsBlockQuant(ctx) ?? (ctx.Node.Attributes.ContainsKey("body") && Epilogue(ctx, out var why) is null ? why : null));
     }
 
     private static Elementwise.ElementwiseProgram? Epilogue(KernelBuildContext ctx, out string why)
@@ -35,6 +39,11 @@ internal static class ConvKernels
 /// with plain copies (<see cref="ImplicitConv"/>, <see cref="PackedIndirectB"/>), blocks in parallel; everything else
 /// packs im2col blocks (<see cref="Im2ColB"/>) straight into the GEMM. Constant
 /// weights are packed per group when the session is built; bias and activation are fused into the GEMM epilogue.
+/// <c>com.ondevice.BlockQuantConv</c> runs the same strategies on 4-bit weights kept packed as
+/// <see cref="NBitsWeights"/> columns (input 1; scales and zero points inputs 3 and 4; a column per output channel, or
+/// per kernel tap and output channel, see <c>Optimizer.FuseBlockQuantConv</c>): each run dequantizes a group's weights
+/// straight into the GEMM's A panels (or the depthwise taps) in scratch (<see cref="NBitsPanels"/>), so no float copy
+/// of the weights stays resident.
 /// </summary>
 internal sealed unsafe class ConvKernel : IKernel
 {
@@ -44,6 +53,8 @@ internal sealed unsafe class ConvKernel : IKernel
     private readonly Elementwise.ElementwiseProgram? _epilogue; // applied to output rows after bias and activation
     private readonly int[]? _wShape;
     private readonly float[][]? _packedW; // per group, GEMM A panels
+    private readonly int _quantBlock; // BlockQuantConv: block size of the packed 4-bit weights (0: float weights)
+    private readonly int _quantColumnTaps; // BlockQuantConv: 1 (a column per output channel over cg·taps) or taps (a column per tap and output channel over cg)
 
     public static string? Supports(KernelBuildContext ctx)
     {
@@ -54,13 +65,34 @@ internal sealed unsafe class ConvKernel : IKernel
         return g.Check(spatial);
     }
 
+    /// <summary>Why a BlockQuantConv node cannot run here, or null.</summary>
+    public static string? SupportsBlockQuant(KernelBuildContext ctx)
+    {
+        var n = ctx.Node;
+        if (n.GetInts("weight_shape") is not { Length: >= 3 and <= 5 } ws || ws.Any(d => d < 1)) return "BlockQuantConv needs a weight_shape of rank 3 to 5";
+        if (n.GetInt("bits", 0) != 4) return "BlockQuantConv supports bits = 4";
+        long bs = n.GetInt("block_size", 0);
+        if (bs < 16 || bs > 1024 || (bs & (bs - 1)) != 0) return $"BlockQuantConv block_size must be a power of two in 16..1024, got {bs}";
+        if (!ctx.HasInput(1) || !ctx.HasInput(3) || !ctx.HasInput(4)) return "BlockQuantConv needs packed weights, scales and zero points (inputs 1, 3, 4)";
+        if (ctx.InputType(1) is { } t && t != DType.UInt8) return $"BlockQuantConv packed weights must be uint8, got {t.Name()}";
+        var g = WindowGeometry.Read(n);
+        if (n.GetInt("group", 1) < 1) return "group must be positive";
+        return g.Check(ws.Length - 2);
+    }
+
     public ConvKernel(KernelBuildContext ctx, FusedActivation activation, Elementwise.ElementwiseProgram? epilogue = null)
     {
         _geometry = WindowGeometry.Read(ctx.Node);
         _group = checked((int)ctx.Node.GetInt("group", 1));
         _activation = activation;
         _epilogue = epilogue;
-        if (PackedWeights.FloatConstant(ctx, 1) is { } w && w.Dims.Length >= 3 && w.Dims[0] % _group == 0)
+        if (ctx.Node.OpType == Optimizer.FuseBlockQuantConv.OpType)
+        {
+            _wShape = ctx.Node.GetInts("weight_shape")!.Select(d => checked((int)d)).ToArray();
+            _quantBlock = checked((int)ctx.Node.GetInt("block_size", 0));
+            _quantColumnTaps = checked((int)ctx.Node.GetInt("column_taps", 1));
+        }
+        else if (PackedWeights.FloatConstant(ctx, 1) is { } w && w.Dims.Length >= 3 && w.Dims[0] % _group == 0)
         {
             _wShape = PackedWeights.Dims(w);
             int mg = _wShape[0] / _group, kg = _wShape[1..].Aggregate(1, (p, d) => p * d);
@@ -80,14 +112,31 @@ internal sealed unsafe class ConvKernel : IKernel
         var x = ctx.Required(0);
         var w = ctx.Required(1);
         var b = ctx.Input(2);
+        bool quant = _quantBlock > 0;
+        int[] wShape = quant ? _wShape! : w.Shape;
         int r = x.Rank - 2;
-        if (r < 1 || r > 3 || w.Rank != x.Rank) throw new InvalidOperationException($"Conv: input {x} and weight {w} ranks do not fit 1-3 spatial dimensions");
-        int n = x.Shape[0], c = x.Shape[1], m = w.Shape[0], cg = w.Shape[1];
+        if (r < 1 || r > 3 || wShape.Length != x.Rank) throw new InvalidOperationException($"Conv: input {x} and weight {TensorBuffer.Format(wShape)} ranks do not fit 1-3 spatial dimensions");
+        int n = x.Shape[0], c = x.Shape[1], m = wShape[0], cg = wShape[1];
         if (cg * _group != c || m % _group != 0)
-            throw new InvalidOperationException($"Conv: input {TensorBuffer.Format(x.Shape)} and weight {TensorBuffer.Format(w.Shape)} do not match group {_group}");
-        var kernel = w.Shape[2..];
+            throw new InvalidOperationException($"Conv: input {TensorBuffer.Format(x.Shape)} and weight {TensorBuffer.Format(wShape)} do not match group {_group}");
+        var kernel = wShape[2..];
         if (_geometry.KernelShape is { } ks && !ks.AsSpan().SequenceEqual(kernel))
-            throw new InvalidOperationException($"Conv: kernel_shape [{string.Join(",", ks)}] differs from the weight {TensorBuffer.Format(w.Shape)}");
+            throw new InvalidOperationException($"Conv: kernel_shape [{string.Join(",", ks)}] differs from the weight {TensorBuffer.Format(wShape)}");
+        TensorBuffer? qScales = null, qZeros = null;
+        int taps = kernel.Aggregate(1, (p, d) => p * d);
+        int colTaps = quant ? _quantColumnTaps : 1, colK = cg * taps / colTaps;
+        if (quant)
+        {
+            if (colTaps != 1 && colTaps != taps) throw new InvalidOperationException($"BlockQuantConv: column_taps {colTaps} must be 1 or the kernel's {taps} taps");
+            int blocks = (colK + _quantBlock - 1) / _quantBlock;
+            long columns = (long)colTaps * m;
+            qScales = ctx.Required(3);
+            qZeros = ctx.Required(4);
+            if (w.DType != DType.UInt8 || w.Length != columns * blocks * (_quantBlock / 2))
+                throw new InvalidOperationException($"BlockQuantConv: packed weights {w} must be uint8 with column_taps·M·blocks·bs/2 = {columns * blocks * (_quantBlock / 2)} bytes");
+            if (qScales.DType != DType.Float32 || qScales.Length != columns * blocks || qZeros.DType != DType.Float32 || qZeros.Length != columns * blocks)
+                throw new InvalidOperationException($"BlockQuantConv: scales {qScales} and zero points {qZeros} must be float32 with column_taps·M·blocks = {columns * blocks} values");
+        }
         if (b is not null && b.Length != m) throw new InvalidOperationException($"Conv: bias has {b.Length} values for {m} output channels");
         var win = _geometry.Resolve(x.Shape.AsSpan(2), kernel);
         var y = ctx.Output(0, DType.Float32, [n, m, .. win.Output]);
@@ -100,19 +149,25 @@ internal sealed unsafe class ConvKernel : IKernel
         int mg = m / _group, kg = cg * kSize;
 
         fixed (float* px = x.Span<float>())
-        fixed (float* pw = w.Span<float>())
+        fixed (float* pw = quant ? default : w.Span<float>())
+        fixed (byte* pq = quant ? w.Span<byte>() : default)
+        fixed (float* pqs = quant ? qScales!.Span<float>() : default)
+        fixed (float* pqz = quant ? qZeros!.Span<float>() : default)
         fixed (float* pb = b is null ? default : b.Span<float>())
         fixed (float* py = y.Span<float>())
         {
             float* bias = b is null ? null : pb;
-            if (cg == 1 && _group == c && _group > 1 && r <= 2)
+            // BlockQuantConv: column t·M + o of the packed weights is output channel o's tap t over the cg input channels
+            // (column_taps = taps), or column o is output channel o over all cg·taps in the weight's order (column_taps = 1).
+            var qw = quant ? new NBitsWeights(pq, pqs, pqz, colK, colTaps * m, 4, _quantBlock) : default;
+            if ((!quant || colTaps == 1) && cg == 1 && _group == c && _group > 1 && r <= 2)
             {
-                Depthwise(ctx, px, pw, bias, py, n, c, m, in3, w3);
+                Depthwise(ctx, px, pw, quant ? &qw : null, bias, py, n, c, m, in3, w3);
                 return;
             }
             if ((long)outSize * kg <= SmallOutputColumnFloats && outSize <= SmallOutputPositions)
             {
-                SmallOutput(ctx, px, pw, bias, py, n, c, m, cg, mg, kg, inSize, outSize, in3, w3);
+                SmallOutput(ctx, px, pw, quant ? &qw : null, bias, py, n, c, m, cg, mg, kg, inSize, outSize, in3, w3);
                 return;
             }
             bool stride1 = w3.Strides.All(s => s == 1);
@@ -121,6 +176,7 @@ internal sealed unsafe class ConvKernel : IKernel
             var layout = new ImplicitConv.Layout(cg, in3[1], in3[2], w3.Kernel[1], w3.Kernel[2], w3.Dilations[1], w3.Dilations[2],
                 w3.PadBegin[1], w3.PadBegin[2], w3.Output[1], w3.Output[2]);
             bool prepacked = _packedW is not null && w.Shape.AsSpan().SequenceEqual(_wShape);
+            NBitsWeights* pqw = quant ? &qw : null;
             int threads = ctx.Threads;
             long packA = prepacked ? 0 : PackedWeights.Lines(Gemm.PackedASize(mg, kg)) * _group;
             int blockChunk = PackedWeights.ChunkFor((long)mg * kg * layout.BlockColumns);
@@ -144,7 +200,7 @@ internal sealed unsafe class ConvKernel : IKernel
                     long groupStride = PackedWeights.Lines(Gemm.PackedASize(mg, kg));
                     if (!prepacked)
                         for (int g = 0; g < _group; g++)
-                            Gemm.PackA(pw + (nint)g * mg * kg, mg, kg, kg, 1, 1f, packedW + g * groupStride);
+                            PackGroup(pw, pqw, g, m, mg, kg, colTaps, packedW + g * groupStride);
                     var epi = new GemmEpilogue(bias is null ? GemmBias.None : GemmBias.PerRow, _activation);
                     nint nOffsets = (nint)offsets, nWork = (nint)work, nx = (nint)px, ny = (nint)py, nBias = (nint)bias, nPacked = (nint)packedW;
                     for (int img = 0; img < n; img++)
@@ -180,7 +236,7 @@ internal sealed unsafe class ConvKernel : IKernel
                 long groupA = PackedWeights.Lines(Gemm.PackedASize(mg, kg));
                 if (!prepacked)
                     for (int g = 0; g < _group; g++)
-                        Gemm.PackA(pw + (nint)g * mg * kg, mg, kg, kg, 1, 1f, packedW + g * groupA);
+                        PackGroup(pw, pqw, g, m, mg, kg, colTaps, packedW + g * groupA);
                 var ep = new GemmEpilogue(bias is null ? GemmBias.None : GemmBias.PerRow, _activation);
                 for (int img = 0; img < n; img++)
                     for (int g = 0; g < _group; g++)
@@ -206,13 +262,22 @@ internal sealed unsafe class ConvKernel : IKernel
     private const int SmallOutputPositions = 8;
     private const long SmallOutputColumnFloats = 1 << 16;
 
-    private void SmallOutput(KernelContext ctx, float* px, float* pw, float* bias, float* py, int n, int c, int m, int cg, int mg, int kg,
+    private void SmallOutput(KernelContext ctx, float* px, float* pw, NBitsWeights* qw, float* bias, float* py, int n, int c, int m, int cg, int mg, int kg,
         int inSize, int outSize, int[] in3, Window w3)
     {
-        var scratch = ctx.Scratch(PackedWeights.ScratchBytes(PackedWeights.Lines((long)outSize * kg)));
+        long colFloats = PackedWeights.Lines((long)outSize * kg);
+        var scratch = ctx.Scratch(PackedWeights.ScratchBytes(colFloats + (qw is null ? 0 : PackedWeights.Lines((long)m * kg))));
         fixed (byte* ps = scratch.Span)
         {
             float* cols = PackedWeights.Align(ps);
+            if (qw is not null)
+            {
+                // Packed 4-bit weights: dequantized row-major [M, kg] into scratch for this run.
+                pw = cols + colFloats;
+                int colTaps = qw->N / m, colK = qw->K;
+                for (int t = 0; t < colTaps; t++)
+                    NBitsPanels.Dequantize(NBitsPanels.Best, *qw, 0, colK, t * m, m, 1, pw + t, colTaps, kg);
+            }
             int k0n = w3.Kernel[0], k1n = w3.Kernel[1], k2n = w3.Kernel[2];
             for (int img = 0; img < n; img++)
                 for (int g = 0; g < _group; g++)
@@ -274,6 +339,23 @@ internal sealed unsafe class ConvKernel : IKernel
         }, Math.Max(1, 65536 / Math.Max(1, outSize)));
     }
 
+    /// <summary>
+    /// Group <paramref name="g"/>'s weights [mg, kg] as GEMM A panels (<see cref="Gemm.PackA"/> layout): from float weights,
+    /// or dequantized from the packed 4-bit columns, tap by tap when there is a column per tap (reduction index
+    /// c·taps + t), panels MR rows wide.
+    /// </summary>
+    private static void PackGroup(float* pw, NBitsWeights* qw, int g, int m, int mg, int kg, int taps, float* dst)
+    {
+        if (qw is null)
+        {
+            Gemm.PackA(pw + (nint)g * mg * kg, mg, kg, kg, 1, 1f, dst);
+            return;
+        }
+        int mr = Gemm.MR, cg = kg / taps;
+        for (int t = 0; t < taps; t++)
+            NBitsPanels.Dequantize(NBitsPanels.Best, *qw, 0, cg, t * m + g * mg, mg, mr, dst + (nint)t * mr, (nint)taps * mr, (nint)kg * mr);
+    }
+
     private static void Multiply(bool pointwise, float* xg, float* packedA, float* yg, float* bias, GemmEpilogue ep,
         int mg, int kg, int outSize, int inSize, int cg, int[] in3, Window w3, int threads, float* scratch)
     {
@@ -284,7 +366,7 @@ internal sealed unsafe class ConvKernel : IKernel
                 packedA, mg, outSize, kg, yg, outSize, false, ep, bias, threads, scratch);
     }
 
-    private void Depthwise(KernelContext ctx, float* px, float* pw, float* bias, float* py, int n, int c, int m, int[] in3, Window w3)
+    private void Depthwise(KernelContext ctx, float* px, float* pw, NBitsWeights* qw, float* bias, float* py, int n, int c, int m, int[] in3, Window w3)
     {
         var shape = new DepthwiseConv.Shape(in3[1], in3[2], w3.Kernel[1], w3.Kernel[2], w3.Strides[1], w3.Strides[2],
             w3.PadBegin[1], w3.PadBegin[2], w3.Dilations[1], w3.Dilations[2], w3.Output[1], w3.Output[2]);
@@ -293,10 +375,17 @@ internal sealed unsafe class ConvKernel : IKernel
         long per = PackedWeights.Lines(shape.PlaneFloats);
         int chunk = PackedWeights.ChunkFor((long)outSize * taps);
         int workers = PackedWeights.Workers(ctx, planes, chunk);
-        var scratch = ctx.Scratch(PackedWeights.ScratchBytes(per * workers));
+        long dequantized = qw is null ? 0 : PackedWeights.Lines((long)m * taps);
+        var scratch = ctx.Scratch(PackedWeights.ScratchBytes(per * workers + dequantized));
         var act = _activation;
         fixed (byte* ps = scratch.Span)
         {
+            if (qw is not null)
+            {
+                // Packed 4-bit taps (one column per channel): all channels' taps as floats in scratch for this run.
+                pw = PackedWeights.Align(ps) + per * workers;
+                NBitsPanels.Dequantize(NBitsPanels.Best, *qw, 0, taps, 0, m, 1, pw, 1, taps);
+            }
             nint nx = (nint)px, nw = (nint)pw, nb = (nint)bias, ny = (nint)py, ns = (nint)PackedWeights.Align(ps);
             PackedWeights.ForWorkers(ctx, planes, chunk, (worker, begin, end) =>
             {
