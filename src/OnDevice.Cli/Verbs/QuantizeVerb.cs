@@ -77,6 +77,9 @@ public static class QuantizeVerb
         var gptqActOrder = new Option<bool>("--gptq-act-order") { Description = "GPTQ: quantize columns in order of decreasing Hessian diagonal (act-order)" };
         var gptqDamp = new Option<double>("--gptq-damp") { Description = "GPTQ: dampening added to the Hessian diagonal, as a share of its mean (default 0.01)", DefaultValueFactory = _ => 0.01 };
         var gptqSequential = new Option<bool>("--gptq-sequential") { Description = "GPTQ: true-sequential — each layer's Hessian from the model whose earlier layers are already quantized (one calibration pass per layer)" };
+        var gptqOutputAware = new Option<bool>("--gptq-output-aware") { Description = "GPTQ: output-aware true-sequential — round each layer for ‖X̃Ŵᵀ − XWᵀ‖² (X float inputs, X̃ the quantized prefix's; runs the float and the quantized model per sample)" };
+        var gptqBias = new Option<bool>("--gptq-bias-correction") { Description = "GPTQ: add E[W·x − Ŵ·x̃] per output channel to each layer's bias after quantizing it" };
+        var gptqLayersPerPass = new Option<int>("--gptq-layers-per-pass") { Description = "GPTQ with --gptq-sequential or --gptq-output-aware: layers whose statistics one calibration pass collects (default 1; more is faster and less exact)", DefaultValueFactory = _ => 1 };
         var gptqClip = new Option<bool>("--gptq-clip-search") { Description = "GPTQ: choose each scale group's scale by a clip search (least Hessian-weighted rounding error over shrunk ranges)" };
         var keepSensitive = new Option<int>("--keep-sensitive") { Description = "Keep the N most sensitive sites (static activations, sub-8-bit weights; measured on --calibration) at higher precision: activations float, weights int8" };
         var keepMaxParams = new Option<long>("--keep-sensitive-max-params") { Description = "With --keep-sensitive: only weights with at most this many elements are raised to int8, and only activations read by layers that small stay float (cheap sites; 0 = any)" };
@@ -86,6 +89,7 @@ public static class QuantizeVerb
         {
             model, output, weights, granularity, symmetric, fp16Scales, method, activations, calibration, calibrator, format, exclude, maxSize, keepSensitive, reportFile, json,
             gptqActOrder, gptqDamp, gptqSequential, gptqClip, keepMaxParams,
+            gptqOutputAware, gptqBias, gptqLayersPerPass,
         };
         cmd.SetAction(r =>
         {
@@ -125,10 +129,19 @@ public static class QuantizeVerb
             if (methodName == "gptq" && r.GetValue(calibration) is null) throw new CliException("--method gptq needs --calibration DIR (its Hessians come from calibration activations)");
             double damp = r.GetValue(gptqDamp);
             if (!(damp >= 0 && damp <= 10)) throw new CliException($"--gptq-damp must be in [0, 10], not {damp.ToString(CultureInfo.InvariantCulture)}");
-            bool sequential = r.GetValue(gptqSequential);
-            if (methodName != "gptq" && (r.GetValue(gptqActOrder) || sequential || r.GetValue(gptqClip) || r.GetResult(gptqDamp) is { Implicit: false }))
-                throw new CliException("--gptq-act-order, --gptq-damp, --gptq-sequential and --gptq-clip-search need --method gptq");
-            var gptqOptions = new GptqOptions { ActOrder = r.GetValue(gptqActOrder), PercDamp = damp, ClipSearch = r.GetValue(gptqClip) };
+            bool outputAware = r.GetValue(gptqOutputAware);
+            bool sequential = r.GetValue(gptqSequential) || outputAware;
+            int layersPerPass = r.GetValue(gptqLayersPerPass);
+            if (methodName != "gptq" && (r.GetValue(gptqActOrder) || sequential || r.GetValue(gptqClip) || r.GetValue(gptqBias) || r.GetResult(gptqDamp) is { Implicit: false }
+                    || r.GetResult(gptqLayersPerPass) is { Implicit: false }))
+                throw new CliException("--gptq-act-order, --gptq-damp, --gptq-sequential, --gptq-output-aware, --gptq-bias-correction, --gptq-layers-per-pass and --gptq-clip-search need --method gptq");
+            if (layersPerPass < 1) throw new CliException($"--gptq-layers-per-pass must be 1 or more, not {layersPerPass}");
+            if (!sequential && r.GetResult(gptqLayersPerPass) is { Implicit: false }) throw new CliException("--gptq-layers-per-pass needs --gptq-sequential or --gptq-output-aware");
+            var gptqOptions = new GptqOptions
+            {
+                ActOrder = r.GetValue(gptqActOrder), PercDamp = damp, ClipSearch = r.GetValue(gptqClip),
+                OutputAware = outputAware, BiasCorrection = r.GetValue(gptqBias), LayersPerPass = layersPerPass,
+            };
             long? max = r.GetValue(maxSize) is { } ms ? Wrap(() => SizeBudget.ParseSize(ms)) : null;
             if (max is not null && fmt != QuantFormat.Qdq) throw new CliException("--max-size mixes fp16, int8, int4 and palettized layers, which only --format qdq can hold");
             var scheme = new QuantScheme(bits, signed, r.GetValue(symmetric), gran, gran == Granularity.Blocked ? 1 : 0, block, r.GetValue(fp16Scales));
@@ -168,7 +181,7 @@ public static class QuantizeVerb
             if (keep > 0) options = options with { KeepSensitive = keep, KeepSensitiveMaxParameters = keepMax };
             var result = sequential
                 // A fresh sequential rounder per quantization (sensitivity probing quantizes twice); its passes run inside.
-                ? Wrap(() => WithStages(asJson, "GPTQ (sequential)", p => Quantizer.Quantize(m, options with
+                ? Wrap(() => WithStages(asJson, outputAware ? "GPTQ (output-aware)" : "GPTQ (sequential)", p => Quantizer.Quantize(m, options with
                 {
                     RounderFactory = (fm, c) => new SequentialGptqRounder(fm, c ?? cal!, gptqOptions with { Progress = p }, new HessianOptions { Progress = p }, RtnRounder.Instance),
                 })))
