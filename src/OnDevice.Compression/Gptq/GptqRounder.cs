@@ -49,9 +49,10 @@ public sealed record GptqOptions
     public bool OutputAware { get; init; }
 
     /// <summary>
-    /// <see cref="SequentialGptqRounder"/> only: layers whose statistics one calibration pass collects (default 1, exact
-    /// true-sequential). With N &gt; 1 the next N layers (graph order) see the model with every layer before the first
-    /// of them quantized — N times fewer passes, and the later layers of a group do not see the earlier ones' error.
+    /// <see cref="SequentialGptqRounder"/> only: most layers whose statistics one calibration pass collects (default 1).
+    /// A pass only groups consecutive layers none of which reads a value computed from another's output (parallel
+    /// branches), so the result is the same as with 1, in fewer passes. (Grouping dependent layers would make a layer
+    /// correct an upstream error that the output-aware objective already removes in the layer before it.)
     /// </summary>
     public int LayersPerPass { get; init; } = 1;
 

@@ -113,16 +113,25 @@ public sealed class SequentialGptqRounder : IBiasCorrectingRounder
     public float[]? BiasCorrection(string weight) => _bias.TryGetValue(weight, out var d) ? d : null;
 
     /// <summary>
-    /// Collects the statistics of <paramref name="first"/> and the next <see cref="GptqOptions.LayersPerPass"/> − 1
-    /// layers not quantized yet (graph order), in one pass over the set through the working model (and the float model
-    /// for the output-aware objective).
+    /// Collects the statistics of <paramref name="first"/> and of the layers that follow it in graph order, up to
+    /// <see cref="GptqOptions.LayersPerPass"/> in all, as long as none of them reads a value computed from an earlier
+    /// member's output (parallel branches such as attention's query/key/value projections): their inputs do not
+    /// change when the earlier members are quantized, so one pass gives exactly the statistics one pass per layer would.
+    /// One pass over the set through the working model (and the float model for the output-aware objective).
     /// </summary>
     private void CollectStage(LayerSite first)
     {
         var stage = new List<LayerSite> { first };
         int at = _order.FindIndex(x => x.Weight == first.Weight);
+        var downstream = new HashSet<string>(StringComparer.Ordinal);
         for (int i = at + 1; i < _order.Count && stage.Count < Options.LayersPerPass; i++)
-            if (!_quantized.Contains(_order[i].Weight) && !_pending.ContainsKey(_order[i].Weight) && !_pendingCross.ContainsKey(_order[i].Weight)) stage.Add(_order[i]);
+        {
+            var next = _order[i];
+            if (_quantized.Contains(next.Weight) || _pending.ContainsKey(next.Weight) || _pendingCross.ContainsKey(next.Weight)) break;
+            Downstream(stage[^1].Output, downstream);
+            if (downstream.Contains(next.Input)) break;
+            stage.Add(next);
+        }
         var outputs = stage.Select(x => x.Output).ToList();
         if (Options.OutputAware)
         {
@@ -132,6 +141,16 @@ public sealed class SequentialGptqRounder : IBiasCorrectingRounder
         }
         var hs = HessianCollector.Collect(Prefix(_work, outputs), _set, _hessian with { Weights = stage.Select(x => x.Weight).ToList() });
         foreach (var (name, h) in hs.Layers) _pending[name] = h;
+    }
+
+    /// <summary>Adds to <paramref name="seen"/> every value of the working graph computed from <paramref name="value"/> (itself included).</summary>
+    private void Downstream(string value, HashSet<string> seen)
+    {
+        if (!seen.Add(value)) return;
+        foreach (var n in _work.Graph.Nodes)
+            if (n.Inputs.Any(seen.Contains))
+                foreach (var o in n.Outputs)
+                    if (o.Length > 0) seen.Add(o);
     }
 
     /// <summary><paramref name="model"/> cut to the nodes that <paramref name="outputs"/> need: those are its outputs.</summary>
