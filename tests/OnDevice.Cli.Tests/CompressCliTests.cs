@@ -126,6 +126,11 @@ public class CompressCliTests
             var layers = doc.RootElement.GetProperty("layers").EnumerateArray().ToList();
             Assert.Equal(54, layers.Count);
             Assert.Contains(layers, l => l.GetProperty("note").GetString() is { } n && n.Contains("bias corrected"));
+            // RTN versus GPTQ per layer, measured against the float model's layer output: never worse than RTN.
+            var gptq = doc.RootElement.GetProperty("gptq").EnumerateArray().ToList();
+            Assert.Equal(54, gptq.Count);
+            Assert.All(gptq, l => Assert.True(l.GetProperty("gptqError").GetDouble() <= l.GetProperty("rtnError").GetDouble() * (1 + 1e-9), l.ToString()));
+            Assert.True(gptq.Sum(l => l.GetProperty("gptqError").GetDouble()) < 0.9 * gptq.Sum(l => l.GetProperty("rtnError").GetDouble()));
         }
         var m = OnDevice.Formats.Onnx.OnnxReader.Read(dir.File("g.onnx"));
         Assert.Contains(m.Graph.Nodes, n => n.OpType == "DequantizeLinear");

@@ -158,10 +158,12 @@ public static class QuantizeVerb
             options = options with { Calibration = cal };
             if (actType is { } at)
                 options = options with { ActivationType = at, ActivationRanges = Wrap(() => Calibrate(m, cal!, calibratorName, asJson)) };
+            Func<IReadOnlyDictionary<string, GptqLayerStats>?>? gptqStats = null;
             if (methodName == "gptq" && !sequential)
             {
                 var rounder = Wrap(() => WithStages(asJson, "GPTQ", p => Gptq(m, cal!, p, gptqOptions)));
                 options = options with { RounderFactory = (_, _) => rounder };
+                gptqStats = () => (rounder as GptqRounder)?.Stats;
             }
             if (max is { } mb)
             {
@@ -183,11 +185,16 @@ public static class QuantizeVerb
                 // A fresh sequential rounder per quantization (sensitivity probing quantizes twice); its passes run inside.
                 ? Wrap(() => WithStages(asJson, outputAware ? "GPTQ (output-aware)" : "GPTQ (sequential)", p => Quantizer.Quantize(m, options with
                 {
-                    RounderFactory = (fm, c) => new SequentialGptqRounder(fm, c ?? cal!, gptqOptions with { Progress = p }, new HessianOptions { Progress = p }, RtnRounder.Instance),
+                    RounderFactory = (fm, c) =>
+                    {
+                        var seq = new SequentialGptqRounder(fm, c ?? cal!, gptqOptions with { Progress = p }, new HessianOptions { Progress = p }, RtnRounder.Instance);
+                        gptqStats = () => seq.Stats; // the last quantization's (the one written)
+                        return seq;
+                    },
                 })))
                 : Wrap(() => Cli.WithStatus(asJson, "quantizing", () => Quantizer.Quantize(m, options)));
             Wrap(() => result.Save(outPath, max));
-            Finish(result, path, outPath, reportPath, asJson, max);
+            Finish(result, path, outPath, reportPath, asJson, max, gptqStats?.Invoke());
             return 0;
         });
         return cmd;
@@ -247,17 +254,28 @@ public static class QuantizeVerb
         public IReadOnlyList<KeptSensitive> KeptAtHigherPrecision { get; init; } = [];
         /// <summary>Every site <c>--keep-sensitive</c> ranked, most sensitive first.</summary>
         public IReadOnlyList<KeptSensitive> SensitivityRanking { get; init; } = [];
+        /// <summary>GPTQ per layer: its output error and round-to-nearest's on the calibration data (relative), rows kept at RTN.</summary>
+        public IReadOnlyList<GptqLayerJson>? Gptq { get; init; }
     }
 
+    /// <summary>One layer's GPTQ-versus-RTN output error in the JSON report.</summary>
+    internal sealed record GptqLayerJson(string Weight, int Rows, int Columns, double RtnError, double GptqError, int RowsKeptRtn, double Seconds);
+
     /// <summary>Writes the report file and prints the result (JSON or a table).</summary>
-    internal static void Finish(CompressionResult result, string modelPath, string outPath, string? reportPath, bool asJson, long? max = null)
+    internal static void Finish(CompressionResult result, string modelPath, string outPath, string? reportPath, bool asJson, long? max = null,
+        IReadOnlyDictionary<string, GptqLayerStats>? gptq = null)
     {
         var rep = result.Report;
         rep.InputBytes = new FileInfo(modelPath).Length;
         var j = new ReportJson(modelPath, outPath, rep.Pass, rep.Format, rep.Method, rep.InputBytes, rep.OutputBytes,
             rep.OutputBytes > 0 ? Math.Round(rep.InputBytes / (double)rep.OutputBytes, 3) : 0,
             rep.LayerBytesBefore, rep.LayerBytesAfter, rep.LayerBytesAfter > 0 ? Math.Round(rep.LayerBytesBefore / (double)rep.LayerBytesAfter, 3) : 0,
-            max, rep.CalibrationSamples, rep.Layers, rep.StayedFloat, rep.Notes) { KeptAtHigherPrecision = rep.KeptAtHigherPrecision, SensitivityRanking = rep.SensitivityRanking };
+            max, rep.CalibrationSamples, rep.Layers, rep.StayedFloat, rep.Notes)
+        {
+            KeptAtHigherPrecision = rep.KeptAtHigherPrecision, SensitivityRanking = rep.SensitivityRanking,
+            Gptq = gptq?.Values.OrderBy(g => rep.Layers.FindIndex(l => l.Weight == g.Weight) is var i && i >= 0 ? i : int.MaxValue)
+                .Select(g => new GptqLayerJson(g.Weight, g.Rows, g.Columns, g.RtnError, g.GptqError, g.RowsKeptRtn, g.Seconds)).ToList(),
+        };
         if (reportPath is not null) AtomicFile.WriteAllBytes(reportPath, JsonSerializer.SerializeToUtf8Bytes(j, Cli.Json));
         if (asJson)
         {
@@ -275,6 +293,9 @@ public static class QuantizeVerb
             Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "kept     {0} {1}: sensitivity rank {2} of {3} (model error alone {4:0.0000}) → {5}",
                 k.Kind, k.Name, k.Rank, k.Candidates, k.ModelErrorAlone, k.Kind == "activation" ? "float" : "int8 per-channel"));
         foreach (var n in rep.Notes) Console.WriteLine($"note     {n}");
+        if (j.Gptq is { Count: > 0 } gl)
+            Console.WriteLine($"gptq     {gl.Count} layers, mean relative output error RTN {gl.Average(g => g.RtnError).ToString("0.0000", CultureInfo.InvariantCulture)} → GPTQ "
+                + $"{gl.Average(g => g.GptqError).ToString("0.0000", CultureInfo.InvariantCulture)} (per layer in --json / --report)");
         Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0} -> {1}: {2} -> {3} ({4:0.00}x smaller); compressed layers {5} -> {6} ({7:0.00}x)",
             modelPath, outPath, Cli.Bytes(rep.InputBytes), Cli.Bytes(rep.OutputBytes), j.Ratio, Cli.Bytes(rep.LayerBytesBefore), Cli.Bytes(rep.LayerBytesAfter), j.LayerRatio));
         if (rep.CalibrationSamples == 0) Console.WriteLine("         (no --calibration: output errors not measured; sensitivity ranked by SQNR)");
