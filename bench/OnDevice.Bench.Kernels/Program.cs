@@ -21,6 +21,12 @@ public static unsafe class Program
         Console.WriteLine($"threads={threads} runs={runs} MR={Gemm.MR} NR={Gemm.NR} KC={Gemm.KC} MC={Gemm.MC} NC={Gemm.NC} " +
             $"cpus={Environment.ProcessorCount} ({cpu}) {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}");
         LowBit.CpuTime = args.Contains("--cpu-time");
+        if (args.Contains("--dwint8"))
+        {
+            int i = Array.IndexOf(args, "--model");
+            DepthwiseInt8Bench.Run(runs, i >= 0 && i + 1 < args.Length ? args[i + 1] : null);
+            return;
+        }
         if (args.Contains("--lowbit-conv"))
         {
             LowBit.Convs(runs, threads);

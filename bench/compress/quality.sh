@@ -6,7 +6,8 @@
 #   bench/compress/quality.sh [WORK_DIR]        (default /tmp/ondevice-quality; needs a Release build and scripts/setup.sh)
 #   ROWS="int8-static int4-gptq" bench/compress/quality.sh    (only these rows; fp32 is always written as the reference)
 #   Extra rows: int8-static-entropy (the entropy calibrator, KEEP_ENTROPY most sensitive activations float, default 0);
-#   int4-rtn-asym (round-to-nearest on the int4-gptq row's asymmetric grid).
+#   int4-rtn-asym (round-to-nearest on the int4-gptq row's asymmetric grid); int8-static-act (Q/DQ after each layer's
+#   element-wise chain, the stem equalized, entropy calibrator, KEEP_ACT most sensitive activations float, default 0).
 #   The int4-gptq row is asymmetric int4 block 32 with GPTQ_FLAGS (default "--gptq-act-order --gptq-clip-search
 #   --gptq-output-aware"), every layer int4 (pure int4), calibrated on the first GPTQ_CAL_SAMPLES (default 64) samples
 #   of the calibration set (output-aware GPTQ makes a pass per layer); KEEP_INT4=N keeps the N most sensitive layers of
@@ -48,6 +49,7 @@ cp "$M" "$W/fp32.onnx"
 ! want int8-wo || $OD quantize "$M" -o "$W/int8-wo.onnx" --weights int8 --granularity channel --symmetric --json > "$W/int8-wo.json"
 ! want int8-static || $OD quantize "$M" -o "$W/int8-static.onnx" --weights int8 --granularity channel --symmetric --activations int8 --calibration "$W/calmix" --calibrator percentile --keep-sensitive ${KEEP_STATIC:-16} --keep-sensitive-max-params ${KEEP_STATIC_MAX_PARAMS:-600} --json > "$W/int8-static.json"
 ! want int8-static-entropy || $OD quantize "$M" -o "$W/int8-static-entropy.onnx" --weights int8 --granularity channel --symmetric --activations int8 --calibration "$W/calmix" --calibrator entropy --keep-sensitive ${KEEP_ENTROPY:-0} --json > "$W/int8-static-entropy.json"
+! want int8-static-act || $OD quantize "$M" -o "$W/int8-static-act.onnx" --weights int8 --granularity channel --symmetric --activations int8 --calibration "$W/calmix" --calibrator entropy --qdq-placement activations --equalize --keep-sensitive ${KEEP_ACT:-0} --keep-sensitive-max-params 600 --json > "$W/int8-static-act.json"
 ! want int4-rtn || $OD quantize "$M" -o "$W/int4-rtn.onnx" --weights int4 --granularity block:32 --symmetric --json > "$W/int4-rtn.json"
 ! want int4-rtn-asym || $OD quantize "$M" -o "$W/int4-rtn-asym.onnx" --weights int4 --granularity block:32 --json > "$W/int4-rtn-asym.json"
 NG=${GPTQ_CAL_SAMPLES:-64}

@@ -150,6 +150,44 @@ public class CompressCliTests
     }
 
     [Fact]
+    public void Quantize_ActivationsPlacement_Equalize_FoldsAndQuantizesChainEnds()
+    {
+        using var dir = new TempDir();
+        var cal = ClsCalibration(dir);
+        var r = CliRunner.Run("quantize", "paddleocr-cls", "-o", dir.File("a.onnx"), "--activations", "int8", "--calibration", cal, "--calibrator", "percentile",
+            "--qdq-placement", "activations", "--equalize", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using (var doc = JsonDocument.Parse(r.Stdout))
+        {
+            var notes = doc.RootElement.GetProperty("notes").EnumerateArray().Select(n => n.GetString()!).ToList();
+            Assert.Contains(notes, n => n.StartsWith("folded ", StringComparison.Ordinal));
+        }
+        var m = OnDevice.Formats.Onnx.OnnxReader.Read(dir.File("a.onnx"));
+        Assert.DoesNotContain(m.Graph.Nodes, n => n.OpType == "BatchNormalization");
+        // No conv output is rounded directly when an element-wise op follows it: the Q sits after the chain.
+        var index = new GraphIndex(m.Graph);
+        foreach (var conv in m.Graph.Nodes.Where(n => n.OpType == "Conv"))
+        {
+            var uses = index.Consumers(conv.Outputs[0]);
+            if (uses.Count == 1 && uses[0].Node.OpType == "QuantizeLinear") continue;
+            Assert.DoesNotContain(uses, u => u.Node.OpType == "QuantizeLinear");
+        }
+        Assert.Contains(m.Graph.Nodes, n => n.OpType == "QuantizeLinear" && index.Producer(n.Inputs[0])?.OpType is "Add" or "Mul" or "HardSigmoid" or "Relu" or "Clip" or "Div");
+        foreach (var (expected, args) in new[]
+        {
+            ("--qdq-placement must be ops or activations", new[] { "--qdq-placement", "after" }),
+            ("--fold must be on, off or auto", new[] { "--fold", "maybe" }),
+            ("--equalize needs --calibration", new[] { "--equalize" }),
+        })
+        {
+            var bad = CliRunner.Run(new[] { "quantize", "paddleocr-cls", "-o", dir.File("b.onnx") }.Concat(args).ToArray());
+            Assert.Equal(1, bad.ExitCode);
+            Assert.Contains(expected, bad.Stderr);
+            Assert.False(File.Exists(dir.File("b.onnx")));
+        }
+    }
+
+    [Fact]
     public void Quantize_KeepSensitive_ListsTheKeptActivations_AndLeavesThemFloat()
     {
         using var dir = new TempDir();

@@ -35,6 +35,7 @@ public class OrtAgreementTests(ITestOutputHelper log)
         new("qoperator-dynamic", new() { Scheme = S(8, true, true, Granularity.PerChannel), Format = QuantFormat.QOperator }, 0.05, MaxSimulatedError: 0.05),
         new("qoperator-static-uint8", new() { Scheme = S(8, true, true, Granularity.PerChannel), Format = QuantFormat.QOperator }, 0.08, Static: true, MaxSimulatedError: 0.08),
         new("qdq-static-int8", new() { Scheme = S(8, true, true, Granularity.PerChannel), ActivationType = DType.Int8 }, 0.08, Static: true, MaxSimulatedError: 0.08),
+        new("qdq-static-int8-activations", new() { Scheme = S(8, true, true, Granularity.PerChannel), ActivationType = DType.Int8, Placement = QdqPlacement.Activations }, 0.08, Static: true, MaxSimulatedError: 0.08),
         new("fp16", new() { Plan = new Fp16Plan() }, 0.002),
         new("palettized-4", new() { Plan = new PalettePlan(4) }, 0.3),
         new("palettized-6-group4", new() { Plan = new PalettePlan(6, 4) }, 0.05),
@@ -60,6 +61,9 @@ public class OrtAgreementTests(ITestOutputHelper log)
         // Weights inside If branches, an LSTM that stays float.
         d.Add("silero-vad", "qdq-int8-channel");
         d.Add("silero-vad", "qdq-int4-block32");
+        // Q/DQ after the element-wise chains (BatchNormalization and per-channel affines folded into the convs).
+        d.Add("paddleocr-rec", "qdq-static-int8-activations");
+        d.Add("paddleocr-det", "qdq-static-int8-activations");
         return d;
     }
 

@@ -20,12 +20,12 @@ public static class QuantizeVerb
         GptqRounder.Calibrate(m, cal, (options ?? new GptqOptions()) with { Progress = progress }, new HessianOptions { Progress = progress }, fallback: RtnRounder.Instance);
 
     /// <summary>Activation ranges for <c>--activations</c> with the named calibrator; warnings go to stderr.</summary>
-    internal static IReadOnlyDictionary<string, ActivationRange> Calibrate(Model m, CalibrationSet cal, string calibrator, bool quiet)
+    internal static IReadOnlyDictionary<string, ActivationRange> Calibrate(Model m, CalibrationSet cal, string calibrator, bool quiet, QdqPlacement placement = QdqPlacement.Ops)
     {
         var result = WithStages(quiet, "calibrating activations", p => ActivationCalibrator.Calibrate(m, cal, new ActivationCalibrationOptions
         {
             Method = ActivationCalibrator.ParseMethod(calibrator),
-            Values = ActivationCalibrator.LayerValues(m.Graph),
+            Values = ActivationCalibrator.LayerValues(m.Graph, placement),
             Progress = p,
         }));
         foreach (var w in result.Warnings) Console.Error.WriteLine($"warning: {w}");
@@ -83,6 +83,9 @@ public static class QuantizeVerb
         var gptqClip = new Option<bool>("--gptq-clip-search") { Description = "GPTQ: choose each scale group's scale by a clip search (least Hessian-weighted rounding error over shrunk ranges)" };
         var keepSensitive = new Option<int>("--keep-sensitive") { Description = "Keep the N most sensitive sites (static activations, sub-8-bit weights; measured on --calibration) at higher precision: activations float, weights int8" };
         var keepMaxParams = new Option<long>("--keep-sensitive-max-params") { Description = "With --keep-sensitive: only weights with at most this many elements are raised to int8, and only activations read by layers that small stay float (cheap sites; 0 = any)" };
+        var placementOpt = new Option<string>("--qdq-placement") { Description = "Static QDQ: quantize a layer's output on the op itself (ops) or after the element-wise chain that follows it (activations: one rounding point per layer)", DefaultValueFactory = _ => "ops" };
+        var fold = new Option<string>("--fold") { Description = "Fold BatchNormalization and constant per-channel Mul/Add into the Conv before them: on, off, or auto (on with --qdq-placement activations or --equalize)", DefaultValueFactory = _ => "auto" };
+        var equalize = new Option<bool>("--equalize") { Description = "Cross-layer equalization of Conv -> [Relu] -> depthwise Conv pairs on per-channel ranges from --calibration (exact in float)" };
         var reportFile = new Option<string?>("--report") { Description = "Write the per-layer report (JSON) to this file" };
         var json = new Option<bool>("--json") { Description = "Print one JSON object (sizes and the per-layer table)" };
         var cmd = new Command("quantize", "Quantize weights (int8/uint8/int4/uint4) and optionally activations; write QDQ, QOperator or MatMulNBits ONNX")
@@ -90,6 +93,7 @@ public static class QuantizeVerb
             model, output, weights, granularity, symmetric, fp16Scales, method, activations, calibration, calibrator, format, exclude, maxSize, keepSensitive, reportFile, json,
             gptqActOrder, gptqDamp, gptqSequential, gptqClip, keepMaxParams,
             gptqOutputAware, gptqBias, gptqLayersPerPass,
+            placementOpt, fold, equalize,
         };
         cmd.SetAction(r =>
         {
@@ -145,7 +149,24 @@ public static class QuantizeVerb
             long? max = r.GetValue(maxSize) is { } ms ? Wrap(() => SizeBudget.ParseSize(ms)) : null;
             if (max is not null && fmt != QuantFormat.Qdq) throw new CliException("--max-size mixes fp16, int8, int4 and palettized layers, which only --format qdq can hold");
             var scheme = new QuantScheme(bits, signed, r.GetValue(symmetric), gran, gran == Granularity.Blocked ? 1 : 0, block, r.GetValue(fp16Scales));
-            var options = new QuantizeOptions { Scheme = scheme, Format = fmt, Exclude = r.GetValue(exclude) ?? [] };
+            var placement = r.GetValue(placementOpt)!.ToLowerInvariant() switch
+            {
+                "ops" => QdqPlacement.Ops,
+                "activations" => QdqPlacement.Activations,
+                var q => throw new CliException($"--qdq-placement must be ops or activations, not '{q}'"),
+            };
+            if (r.GetValue(equalize) && r.GetValue(calibration) is null) throw new CliException("--equalize needs --calibration DIR (per-channel ranges are measured on calibration samples)");
+            bool? folding = r.GetValue(fold)!.ToLowerInvariant() switch
+            {
+                "auto" => null,
+                "on" => true,
+                "off" => false,
+                var f => throw new CliException($"--fold must be on, off or auto, not '{f}'"),
+            };
+            var options = new QuantizeOptions
+            {
+                Scheme = scheme, Format = fmt, Exclude = r.GetValue(exclude) ?? [], Placement = placement, FoldConvAffine = folding,
+            };
             Wrap(() => { options.Validate(); return 0; });
             string outPath = r.GetValue(output)!;
             string? reportPath = r.GetValue(reportFile);
@@ -155,9 +176,13 @@ public static class QuantizeVerb
             var path = Cli.ResolveModel(r.GetValue(model)!, asJson);
             var m = OnnxReader.Read(path);
             CalibrationSet? cal = r.GetValue(calibration) is { } dir ? Wrap(() => CalibrationSet.Load(dir, m.Graph)) : null;
-            options = options with { Calibration = cal };
+            options = options with { Calibration = cal, Equalize = r.GetValue(equalize) };
+            // Fold and equalize once, up front: ranges, GPTQ statistics and sensitivities are all taken on the model that is quantized.
+            var (prepared, prepNotes) = Wrap(() => Quantizer.Prepare(m, options));
+            m = prepared;
+            options = options with { Equalize = false };
             if (actType is { } at)
-                options = options with { ActivationType = at, ActivationRanges = Wrap(() => Calibrate(m, cal!, calibratorName, asJson)) };
+                options = options with { ActivationType = at, ActivationRanges = Wrap(() => Calibrate(m, cal!, calibratorName, asJson, placement)) };
             Func<IReadOnlyDictionary<string, GptqLayerStats>?>? gptqStats = null;
             if (methodName == "gptq" && !sequential)
             {
@@ -193,6 +218,7 @@ public static class QuantizeVerb
                     },
                 })))
                 : Wrap(() => Cli.WithStatus(asJson, "quantizing", () => Quantizer.Quantize(m, options)));
+            result.Report.Notes.InsertRange(0, prepNotes);
             Wrap(() => result.Save(outPath, max));
             Finish(result, path, outPath, reportPath, asJson, max, gptqStats?.Invoke());
             return 0;

@@ -94,21 +94,33 @@ public static class ActivationCalibrator
     /// The values a static quantizer quantizes: the data inputs and the outputs of Conv, ConvTranspose, Gemm and
     /// MatMul nodes (constants excluded), in graph order, main graph and subgraphs.
     /// </summary>
-    public static IReadOnlyList<string> LayerValues(Graph graph)
+    public static IReadOnlyList<string> LayerValues(Graph graph) => LayerValues(graph, QdqPlacement.Ops);
+
+    /// <summary>
+    /// <see cref="LayerValues(Graph)"/> for a placement: with <see cref="QdqPlacement.Activations"/> each layer output
+    /// is replaced by the end of the element-wise chain that follows it (<see cref="ActivationChains"/>), where that
+    /// placement quantizes it.
+    /// </summary>
+    public static IReadOnlyList<string> LayerValues(Graph graph, QdqPlacement placement)
     {
         var g = graph.Clone();
         ConstantLifting.Lift(g);
         var result = new List<string>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var sg in g.SelfAndSubgraphs())
+        {
+            var index = placement == QdqPlacement.Activations ? new GraphIndex(sg) : null;
             foreach (var n in sg.Nodes)
             {
                 if (!n.IsDefaultDomain || n.OpType is not ("Conv" or "ConvTranspose" or "Gemm" or "MatMul")) continue;
                 int dataInputs = n.OpType == "MatMul" ? 2 : 1;
                 for (int i = 0; i < Math.Min(dataInputs, n.Inputs.Count); i++)
                     if (n.Inputs[i].Length > 0 && !sg.Initializers.ContainsKey(n.Inputs[i]) && seen.Add(n.Inputs[i])) result.Add(n.Inputs[i]);
-                if (n.Outputs.Count > 0 && n.Outputs[0].Length > 0 && seen.Add(n.Outputs[0])) result.Add(n.Outputs[0]);
+                if (n.Outputs.Count == 0 || n.Outputs[0].Length == 0) continue;
+                string o = index is null ? n.Outputs[0] : ActivationChains.End(index, n.Outputs[0]);
+                if (seen.Add(o)) result.Add(o);
             }
+        }
         return result;
     }
 

@@ -107,6 +107,30 @@ public sealed record QuantizeOptions
     /// </summary>
     public long KeepSensitiveMaxParameters { get; init; }
 
+    /// <summary>
+    /// Where a static QDQ model rounds a quantized layer's output: on the op's output (<see cref="QdqPlacement.Ops"/>,
+    /// the default) or after the element-wise chain that follows it (<see cref="QdqPlacement.Activations"/>).
+    /// </summary>
+    public QdqPlacement Placement { get; init; } = QdqPlacement.Ops;
+
+    /// <summary>
+    /// Before finding weights, fold BatchNormalization and constant per-channel Mul/Add/Sub/Div that directly follow a
+    /// Conv into its weight and bias (<see cref="ConvFolding"/>). Null (the default) folds when
+    /// <see cref="Placement"/> is <see cref="QdqPlacement.Activations"/> or <see cref="Equalize"/> is on, and not
+    /// otherwise: ONNX Runtime 1.30 stops fusing DQ→Conv→Q into QLinearConv for folded convs of the ops placement
+    /// (PP-OCRv4 rec: 5 of 38 fused instead of 37, twice its time), so that placement's files stay as they were.
+    /// </summary>
+    public bool? FoldConvAffine { get; init; }
+
+    /// <summary>Whether <see cref="FoldConvAffine"/> (or its default) folds.</summary>
+    public bool Folds => FoldConvAffine ?? (Placement == QdqPlacement.Activations || Equalize);
+
+    /// <summary>
+    /// Cross-layer equalization of Conv → [Relu] → depthwise Conv pairs before quantizing (<see cref="CrossLayerEqualization"/>;
+    /// needs <see cref="Calibration"/>, whose first samples give the per-channel ranges).
+    /// </summary>
+    public bool Equalize { get; init; }
+
     /// <summary>Progress of long stages (sensitivity measurement).</summary>
     public IProgress<StageProgress>? Progress { get; init; }
 
@@ -117,6 +141,8 @@ public sealed record QuantizeOptions
         if (KeepSensitiveMaxParameters < 0) throw new CompressionException($"--keep-sensitive-max-params must be 0 or more, not {KeepSensitiveMaxParameters}");
         if (KeepSensitive > 0 && Calibration is null)
             throw new CompressionException("--keep-sensitive needs --calibration DIR (sensitivity is measured on calibration samples)");
+        if (Equalize && Calibration is null)
+            throw new CompressionException("--equalize needs --calibration DIR (per-channel ranges are measured on calibration samples)");
         var s = Scheme;
         if (s.Bits is not (4 or 8)) throw new CompressionException($"weights must be 4 or 8 bits, not {s.Bits}");
         if (s.Granularity == Granularity.Blocked && s.BlockSize is not (16 or 32 or 64 or 128))

@@ -88,6 +88,36 @@ public static class Quantizer
     public static CompressionResult Quantize(Model input, QuantizeOptions options)
     {
         options.Validate();
+        var (prepared, notes) = Prepare(input, options);
+        var result = QuantizePrepared(prepared, options with { Equalize = false });
+        result.Report.Notes.InsertRange(0, notes);
+        return result;
+    }
+
+    /// <summary>
+    /// The model the quantizer works on: a copy of <paramref name="input"/> with Conv affines folded
+    /// (<see cref="QuantizeOptions.FoldConvAffine"/>) and Conv → depthwise pairs equalized (<see cref="QuantizeOptions.Equalize"/>),
+    /// and notes on what changed. Calibrate activation ranges on this model (its values keep their names), then quantize
+    /// it with <see cref="QuantizeOptions.Equalize"/> off; folding again finds nothing to fold. Returns
+    /// <paramref name="input"/> itself when nothing was folded or equalized.
+    /// </summary>
+    public static (Model Model, List<string> Notes) Prepare(Model input, QuantizeOptions options)
+    {
+        var model = CopyModel(input);
+        var notes = new List<string>();
+        if (options.Folds && ConvFolding.Fold(model.Graph) is var folded and > 0)
+            notes.Add($"folded {folded} BatchNormalization / constant Mul, Add, Sub, Div node(s) into the Conv before it");
+        if (options.Equalize && options.Calibration is { } cal)
+            foreach (var p in CrossLayerEqualization.Equalize(model, cal))
+                notes.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"equalized {p.First} -> {p.Depthwise} on '{p.Value}' (per-channel max |x| spread {p.SpreadBefore:0.0}x before)"));
+        // Nothing changed: hand on the input itself (what the rounder factory and callers see stays the caller's model).
+        return (notes.Count == 0 ? input : model, notes);
+    }
+
+    /// <summary>Quantizes a model <see cref="Prepare"/> made (no further folding or equalization).</summary>
+    internal static CompressionResult QuantizePrepared(Model input, QuantizeOptions options)
+    {
         if (options.KeepSensitive > 0) return SensitivityPolicy.Quantize(input, options);
         var model = CopyModel(input);
         var (sites, skipped) = WeightSites.Find(model.Graph, options.Exclude);
@@ -111,6 +141,10 @@ public static class Quantizer
         bool usesMs = false;
         var activationNames = new List<(GraphEdit Edit, string Name)>();
         var rows = new List<(WeightSite Site, string Scheme, string Form, long After, double Sqnr, string? Note)>();
+        var chainEnds = options.Placement == QdqPlacement.Activations && options.ActivationRanges is not null
+            ? sites.GroupBy(ws => ws.Graph).SelectMany(gr => ActivationChains.Ends(gr.Key, gr.Select(ws => ws.Node.Outputs[0])).Select(kv => (G: gr.Key, From: kv.Key, To: kv.Value)))
+                .ToDictionary(x => (x.G, x.From), x => x.To)
+            : new Dictionary<(Graph, string), string>();
 
         foreach (var site in sites)
         {
@@ -171,7 +205,8 @@ public static class Quantizer
                     rebuilt = Layout.Permute(q.Dequantize(), site.PermutedDims, Layout.Inverse(site.Perm));
                     // DequantizeLinear with float16 scales computes in float16.
                     if (scheme.Fp16Scales) rebuilt = rebuilt.Select(x => (float)(Half)x).ToArray();
-                    (form, long req, string? fallback) = EmitInt(edit, site, q, options, activationNames);
+                    (form, long req, string? fallback) = EmitInt(edit, site, q, options, activationNames,
+                        chainEnds.GetValueOrDefault((site.Graph, site.Node.Outputs[0]), site.Node.Outputs[0]));
                     if (fallback is not null) note = note is null ? fallback : note + "; " + fallback;
                     need = Math.Max(need, req);
                     usesMs |= form == "MatMulNBits";
@@ -317,7 +352,7 @@ public static class Quantizer
         n.OpType == "MatMul" || (n.OpType == "Gemm" && n.GetInt("transA", 0) == 0 && n.GetFloat("alpha", 1) == 1 && n.GetFloat("beta", 1) == 1);
 
     private static (string Form, long Opset, string? Note) EmitInt(GraphEdit edit, WeightSite site, QuantizedWeight q, QuantizeOptions o,
-        List<(GraphEdit, string)> activations)
+        List<(GraphEdit, string)> activations, string outputPoint)
     {
         var n = site.Node;
         bool matmulLike = n.OpType is "MatMul" or "Gemm";
@@ -353,7 +388,7 @@ public static class Quantizer
                 if (o.ActivationRanges is not null)
                 {
                     activations.Add((edit, n.Inputs[0]));
-                    activations.Add((edit, n.Outputs[0]));
+                    activations.Add((edit, outputPoint));
                 }
                 return (EmitDq(edit, site, q, out long r4), r4, null);
         }

@@ -23,24 +23,40 @@ public static class SensitivityPolicy
     /// <summary>Calibration samples each activation's sensitivity is measured on (the first ones of the set).</summary>
     public const int ActivationSamples = 8;
 
-    /// <summary>The values a static QDQ model quantizes: inputs and outputs of every weight site (not initializers).</summary>
-    public static IReadOnlyList<string> QuantizedActivations(Model model, IReadOnlyList<string> exclude)
+    /// <summary>
+    /// The values a static QDQ model quantizes: inputs and outputs of every weight site (not initializers); with
+    /// <see cref="QdqPlacement.Activations"/> each output is replaced by the end of its element-wise chain.
+    /// </summary>
+    public static IReadOnlyList<string> QuantizedActivations(Model model, IReadOnlyList<string> exclude, QdqPlacement placement = QdqPlacement.Ops)
     {
         var copy = Quantizer.CopyModel(model);
         var (sites, _) = WeightSites.Find(copy.Graph, exclude);
+        var ends = OutputPoints(sites, placement);
         var names = new List<string>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var s in sites)
-            foreach (var v in new[] { s.Node.Inputs[0], s.Node.Outputs[0] })
+            foreach (var v in new[] { s.Node.Inputs[0], ends.GetValueOrDefault(s.Node.Outputs[0], s.Node.Outputs[0]) })
                 if (v.Length > 0 && !s.Graph.Initializers.ContainsKey(v) && seen.Add(v)) names.Add(v);
         return names;
     }
 
+    /// <summary>Where each site's output is quantized under <paramref name="placement"/> (only outputs that move are listed).</summary>
+    private static Dictionary<string, string> OutputPoints(List<WeightSite> sites, QdqPlacement placement)
+    {
+        var r = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (placement != QdqPlacement.Activations) return r;
+        foreach (var g in sites.GroupBy(s => s.Graph))
+            foreach (var (k, v) in ActivationChains.Ends(g.Key, g.Select(s => s.Node.Outputs[0]))) r[k] = v;
+        return r;
+    }
+
     /// <summary>
     /// For each activation read by weight sites: the element count of the largest weight among them. An activation kept
-    /// float makes those layers run in float, so this is what keeping it costs.
+    /// float makes those layers run in float, so this is what keeping it costs. With <see cref="QdqPlacement.Activations"/>
+    /// the layer that writes the activation (through its element-wise chain) counts too: without the rounding point
+    /// after its chain it cannot run as one integer conv either.
     /// </summary>
-    public static Dictionary<string, long> ReaderWeightElements(Model model, IReadOnlyList<string> exclude)
+    public static Dictionary<string, long> ReaderWeightElements(Model model, IReadOnlyList<string> exclude, QdqPlacement placement = QdqPlacement.Ops)
     {
         var copy = Quantizer.CopyModel(model);
         var (sites, _) = WeightSites.Find(copy.Graph, exclude);
@@ -48,6 +64,15 @@ public static class SensitivityPolicy
         foreach (var s in sites)
             if (s.Node.Inputs[0].Length > 0)
                 result[s.Node.Inputs[0]] = Math.Max(result.GetValueOrDefault(s.Node.Inputs[0]), s.Tensor.ElementCount);
+        if (placement == QdqPlacement.Activations)
+        {
+            var ends = OutputPoints(sites, placement);
+            foreach (var s in sites)
+            {
+                var v = ends.GetValueOrDefault(s.Node.Outputs[0], s.Node.Outputs[0]);
+                result[v] = Math.Max(result.GetValueOrDefault(v), s.Tensor.ElementCount);
+            }
+        }
         return result;
     }
 
@@ -103,8 +128,8 @@ public static class SensitivityPolicy
         bool staticQdq = options.ActivationRanges is not null && options.Format == QuantFormat.Qdq;
         if (staticQdq)
         {
-            var readers = ReaderWeightElements(input, options.Exclude);
-            var values = QuantizedActivations(input, options.Exclude).Where(v => options.FloatActivations?.Contains(v) != true
+            var readers = ReaderWeightElements(input, options.Exclude, options.Placement);
+            var values = QuantizedActivations(input, options.Exclude, options.Placement).Where(v => options.FloatActivations?.Contains(v) != true
                 && (options.KeepSensitiveMaxParameters <= 0 || readers.GetValueOrDefault(v) <= options.KeepSensitiveMaxParameters));
             foreach (var (v, e) in ActivationErrors(input, values, options.ActivationRanges!, options.ActivationType, cal, progress: options.Progress))
                 candidates.Add(("activation", v, e));
@@ -112,7 +137,7 @@ public static class SensitivityPolicy
         int bits = options.Plan switch { null => options.Scheme.Bits, IntPlan ip => ip.Scheme.Bits, _ => 8 };
         if (bits < 8)
         {
-            var probe = Quantizer.Quantize(input, inner with { MeasureSensitivity = true, ActivationRanges = null });
+            var probe = Quantizer.QuantizePrepared(input, inner with { MeasureSensitivity = true, ActivationRanges = null });
             foreach (var l in probe.Report.Layers)
                 if (l.ModelErrorAlone is { } e && options.PerLayer?.ContainsKey(l.Layer) != true && l.Scheme.Contains("int4", StringComparison.Ordinal)
                     && (options.KeepSensitiveMaxParameters <= 0 || l.Parameters <= options.KeepSensitiveMaxParameters))
@@ -127,7 +152,7 @@ public static class SensitivityPolicy
         foreach (var k in keep)
             if (k.Kind == "activation") floatActs.Add(k.Name);
             else perLayer[k.Name] = int8;
-        var result = Quantizer.Quantize(input, inner with { FloatActivations = floatActs, PerLayer = perLayer });
+        var result = Quantizer.QuantizePrepared(input, inner with { FloatActivations = floatActs, PerLayer = perLayer });
         result.Report.KeptAtHigherPrecision.AddRange(keep);
         result.Report.SensitivityRanking.AddRange(all);
         if (keep.Count < options.KeepSensitive)

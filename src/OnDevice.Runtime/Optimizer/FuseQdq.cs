@@ -146,6 +146,7 @@ internal sealed class FuseQdq : IGraphPass
     private bool TryWeightOnlyMatMul(Graph g, OptimizerContext ctx, ShapeInferenceResult facts, Node mm)
     {
         if (mm.Inputs.Count != 2 || mm.Outputs.Count != 1) return false;
+        if (TryIntegerFloatMatMul(g, ctx, facts, mm)) return true;
         var w = ReadDq(g, ctx, Producer(g, mm.Inputs[1]));
         if (w?.XConst is not { Dims.Length: 2 } wc || wc.DType is not (DType.Int8 or DType.UInt8 or DType.Int4 or DType.UInt4)) return false;
         if (w.Scale.DType != DType.Float32 && w.Scale.DType != DType.Float16) return false;
@@ -218,6 +219,48 @@ internal sealed class FuseQdq : IGraphPass
         node.With(Core.Attribute.Of("K", (long)k)).With(Core.Attribute.Of("N", (long)n)).With(Core.Attribute.Of("bits", (long)bits))
             .With(Core.Attribute.Of("block_size", (long)bs)).With(Core.Attribute.Of("accuracy_level", 0L));
         g.Nodes[g.Nodes.IndexOf(mm)] = node;
+        RemoveIfUnused(g, w.Node);
+        return true;
+    }
+
+    /// <summary>
+    /// MatMul(DequantizeLinear(x), DequantizeLinear(constant 8-bit w [K, N])) whose result stays float (a graph quantized
+    /// after the element-wise chain that follows the MatMul): <c>com.ondevice.QLinearMatMul</c> with <c>dequantize</c> =
+    /// <c>float_output</c> = 1, the int8 GEMM with y = S·x_scale·w_scale[j] (+ bias[j] of a following constant Add), no
+    /// requantization. x per tensor 8-bit; w per tensor or per column (axis 1).
+    /// </summary>
+    private static bool TryIntegerFloatMatMul(Graph g, OptimizerContext ctx, ShapeInferenceResult facts, Node mm)
+    {
+        var x = ReadDq(g, ctx, Producer(g, mm.Inputs[0]));
+        var w = ReadDq(g, ctx, Producer(g, mm.Inputs[1]));
+        if (x is null || w is null || x.XConst is not null || x.BlockSize != 0 || w.BlockSize != 0) return false;
+        if (x.Scale.DType != DType.Float32 || !Scalar(x.Scale) || (x.Zp is not null && !Scalar(x.Zp))) return false;
+        var xType = x.Zp?.DType ?? facts.Get(x.X)?.DType;
+        if (xType is not (DType.UInt8 or DType.Int8)) return false;
+        if (w.XConst is not { DType: DType.Int8 or DType.UInt8, Dims.Length: 2 } wc || w.Scale.DType != DType.Float32) return false;
+        long n = wc.Dims[1];
+        long axis = w.Axis < 0 ? w.Axis + 2 : w.Axis;
+        if (!Scalar(w.Scale) && !(w.Scale.Dims.Length == 1 && w.Scale.ElementCount == n && axis == 1)) return false;
+        if (w.Zp is not null && (w.Zp.ElementCount != w.Scale.ElementCount || w.Zp.DType != wc.DType)) return false;
+        string label = mm.Name.Length > 0 ? mm.Name : mm.Outputs[0];
+        string zx = x.Zp is null ? AddConst(g, label + "_x_zero_point", Tensor.FromBytes(xType.Value, [], new byte[1])) : x.Node.Inputs[2];
+        string zw = w.Zp is null ? AddConst(g, label + "_w_zero_point", Tensor.FromBytes(wc.DType, w.Scale.Dims, new byte[w.Scale.ElementCount])) : w.Node.Inputs[2];
+        var inputs = new List<string> { x.X, x.Node.Inputs[1], zx, w.X, w.Node.Inputs[1], zw, "", "" };
+        // A constant [N] bias added right after (the single reader) joins the epilogue.
+        string output = mm.Outputs[0];
+        Node? add = null;
+        if (SingleUse(g, output) && g.Nodes.FirstOrDefault(r => r.Inputs.Contains(output)) is { OpType: "Add", IsDefaultDomain: true, Inputs.Count: 2 } a
+            && a.Inputs.IndexOf(output) is int at && at >= 0 && ctx.ConstantOf(g, a.Inputs[1 - at]) is { DType: DType.Float32 } bt
+            && bt.ElementCount == n && bt.Dims.Length == 1)
+        {
+            add = a;
+            inputs.Add(a.Inputs[1 - at]);
+        }
+        var fused = new Node("QLinearMatMul", inputs, [add is null ? output : add.Outputs[0]], label + "+qdq-float", FusedElementwiseKernels.Domain)
+            .With(Core.Attribute.Of("dequantize", 1L)).With(Core.Attribute.Of("float_output", 1L));
+        g.Nodes[g.Nodes.IndexOf(mm)] = fused;
+        if (add is not null) g.Nodes.Remove(add);
+        RemoveIfUnused(g, x.Node);
         RemoveIfUnused(g, w.Node);
         return true;
     }
@@ -368,6 +411,7 @@ internal sealed class FuseQdq : IGraphPass
         if (lut.Inputs.Count != 2 || ctx.ConstantOf(g, lut.Inputs[1]) is not { } table) return false;
         var conv = Producer(g, lut.Inputs[0]);
         if (conv is not { OpType: "QLinearConv" } || conv.Domain != FusedElementwiseKernels.Domain || conv.Inputs.Count is < 8 or > 9) return false;
+        if (conv.GetInt("float_epilogue", 0) != 0) return false; // its float epilogue ends in bytes without a lookup stage
         if (!SingleUse(g, lut.Inputs[0]) || ctx.ConstantOf(g, conv.Inputs[7]) is not { } yzp || yzp.DType != table.DType) return false;
         if (ctx.ConstantOf(g, conv.Inputs[3]) is not { Dims.Length: >= 3 } w) return false;
         long rows = table.ElementCount / 256;

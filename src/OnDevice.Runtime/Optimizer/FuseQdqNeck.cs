@@ -140,6 +140,7 @@ internal sealed class FuseQdqNeck : IGraphPass
         if (lut.Inputs.Count != 2 || ctx.ConstantOf(g, lut.Inputs[1]) is not { } table) return false;
         var op = Producer(g, lut.Inputs[0]);
         if (op is not { OpType: "QLinearConvTranspose" } || op.Domain != FusedElementwiseKernels.Domain || op.Inputs.Count is < 8 or > 9) return false;
+        if (op.GetInt("float_epilogue", 0) != 0) return false; // its float epilogue ends in bytes without a lookup stage
         if (!SingleUse(g, lut.Inputs[0]) || ctx.ConstantOf(g, op.Inputs[7]) is not { } yzp || yzp.DType != table.DType) return false;
         if (ctx.ConstantOf(g, op.Inputs[3]) is not { Dims.Length: 4 } w) return false;
         long rows = table.ElementCount / 256;

@@ -41,7 +41,8 @@ public static class GraphOptimizer
         new FuseFlattenSoftmax(), // Flatten → Softmax → Reshape(Shape(x)) is a last-axis Softmax
         new FuseQdq(), // before folding, which would dequantize constant weights to float
         new FuseQdqNeck(), // ConvTranspose and the FPN neck of QDQ graphs, also before folding
-        new FuseQdqConvFloatOutput(), // DQ(x) → pointwise Conv(DQ(w)) with a float result: int8 GEMM, float epilogue
+        new FuseQdqConvChain(), // DQ(x) → Conv(DQ(w)) → [BN] → element-wise chain → Q: integer conv, float epilogue, bytes out
+        new FuseQdqConvFloatOutput(), // DQ(x) → Conv(DQ(w)) with a float result: integer conv, float epilogue
         new FoldConstants(),
         new FoldBatchNormIntoConv(),
         new FuseElementwiseChains(),

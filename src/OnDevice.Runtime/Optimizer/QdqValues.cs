@@ -44,4 +44,28 @@ internal static class QdqValues
 
     /// <summary><see cref="BiasValues(Graph, OptimizerContext, string, out Node?)"/> without the node.</summary>
     public static double[]? BiasValues(Graph g, OptimizerContext ctx, string name) => BiasValues(g, ctx, name, out _);
+
+    /// <summary>
+    /// When a BatchNormalization (inference mode, constant float statistics of <paramref name="scale"/>.Length channels)
+    /// is the only reader of <paramref name="output"/>, folds it into the per-channel <paramref name="scale"/> and
+    /// <paramref name="bias"/> of y = acc·scale + bias (changed in place) and returns it (the caller removes it); else null.
+    /// </summary>
+    public static Node? FoldFollowingBatchNorm(Graph g, OptimizerContext ctx, string output, double[] scale, double[] bias)
+    {
+        int m = scale.Length;
+        if (IsGraphOutput(g, output) || UseCount(g, output) != 1) return null;
+        if (g.Nodes.FirstOrDefault(n => n.Inputs.Contains(output)) is not { OpType: "BatchNormalization", IsDefaultDomain: true } b
+            || b.Inputs.Count < 5 || b.Inputs[0] != output || b.GetInt("training_mode", 0) != 0
+            || b.Outputs.Skip(1).Any(o => o.Length > 0 && UseCount(g, o) > 0)) return null;
+        var stats = b.Inputs.Skip(1).Take(4).Select(i => ctx.ConstantOf(g, i)).ToArray();
+        if (!stats.All(t => t is { DType: DType.Float32 } && t.ElementCount == m)) return null;
+        float eps = b.GetFloat("epsilon", 1e-5f);
+        for (int o = 0; o < m; o++)
+        {
+            double f = stats[0]!.GetDouble(o) / Math.Sqrt(stats[3]!.GetDouble(o) + eps);
+            scale[o] *= f;
+            bias[o] = (bias[o] - stats[2]!.GetDouble(o)) * f + stats[1]!.GetDouble(o);
+        }
+        return b;
+    }
 }

@@ -4,7 +4,7 @@ using Attr = OnDevice.Core.Attribute;
 namespace OnDevice.Runtime.Tests.Quantization;
 
 /// <summary>
-/// DequantizeLinear(x) → pointwise Conv(DequantizeLinear(int8 w)) whose result stays float (the activation after it is
+/// DequantizeLinear(x) → Conv(DequantizeLinear(int8 w)) whose result stays float (the activation after it is
 /// kept float in a mixed-precision model) runs as the int8 GEMM with a float epilogue, with a following
 /// BatchNormalization folded into its per-channel scale and bias. Against the unfused graph (float convolution on
 /// dequantized values) the only difference is float rounding: the integer sum is exact where the float one rounds
@@ -68,16 +68,28 @@ public class QdqConvFloatOutputTests(Xunit.Abstractions.ITestOutputHelper output
             Assert.True(MathF.Abs(yf[i] - yo[i]) <= 2e-6f * scale + 1e-6f, $"ONNX Runtime [{i}] {yf[i]} vs {yo[i]}");
     }
 
-    [Fact]
-    public void ConvWithPaddingOrGroups_StaysAsItWas()
+    [Theory]
+    [InlineData(1L)]
+    [InlineData(4L)]
+    public void ConvWithPaddingOrGroups_AlsoRunsAsIntegerConv_AndMatchesTheFloatConvolution(long group)
     {
         var b = new QOperatorOrtTests.Builder();
         b.G.Inputs.Add(ValueInfo.Tensor("x", DType.Float32, Shape.Of(1, 4, 5, 5)));
         var xd = b.Op("DequantizeLinear", [b.Op("QuantizeLinear", ["x", b.F(0.05f), b.U8(128)]), b.F(0.05f), b.U8(128)]);
-        var wd = b.Op("DequantizeLinear", [b.C(Tensor.FromBytes(DType.Int8, [4, 4, 3, 3], Enumerable.Range(0, 144).Select(i => (byte)(i * 7)).ToArray())), b.F(0.01f),
+        int cg = (int)(4 / group);
+        var wd = b.Op("DequantizeLinear", [b.C(Tensor.FromBytes(DType.Int8, [4, cg, 3, 3], Enumerable.Range(0, 36 * cg).Select(i => (byte)(i * 7)).ToArray())), b.F(0.01f),
             b.C(Tensor.FromBytes(DType.Int8, [], new byte[1]))]);
-        var m = b.Model(b.Op("Relu", [b.Op("Conv", [xd, wd], "", Attr.Of("pads", new long[] { 1, 1, 1, 1 }))]));
+        var m = b.Model(b.Op("Relu", [b.Op("Conv", [xd, wd], "", Attr.Of("pads", new long[] { 1, 1, 1, 1 }), Attr.Of("group", group))]));
         var s = new InferenceSession(m, new SessionOptions { Threads = 1 });
-        Assert.DoesNotContain(s.OptimizedGraph.Nodes, n => n.OpType == "QLinearConv" && n.GetInt("dequantize", 0) == 1);
+        Assert.Contains(s.OptimizedGraph.Nodes, n => n.OpType == "QLinearConv" && n.GetInt("dequantize", 0) == 1);
+        Assert.DoesNotContain(s.OptimizedGraph.Nodes, n => n.OpType is "Conv" or "FusedConv");
+        var inputs = new Dictionary<string, Tensor> { ["x"] = Tensor.FromArray<float>(NodeRunner.Random(100, 6, -3f, 3f), [1, 4, 5, 5], "x") };
+        var name = m.Graph.Outputs[0].Name;
+        var yf = s.Run(inputs)[name].ToFloatArray();
+        var yu = new InferenceSession(m, new SessionOptions { Threads = 1, Optimize = false }).Run(inputs)[name].ToFloatArray();
+        float scale = yu.Max(MathF.Abs);
+        Assert.True(scale > 0.1f, "the output is nearly zero");
+        for (int i = 0; i < yu.Length; i++)
+            Assert.True(MathF.Abs(yf[i] - yu[i]) <= 2e-6f * scale + 1e-6f, $"[{i}] {yf[i]} vs {yu[i]}");
     }
 }

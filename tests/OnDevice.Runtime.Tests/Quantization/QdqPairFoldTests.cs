@@ -15,7 +15,7 @@ public class QdqPairFoldTests
         Tensor.FromArray<float>(Enumerable.Range(0, (int)dims.Aggregate(1L, (p, d) => p * d)).Select(_ => (float)(rng.NextDouble() * 2 - 1) * scale).ToArray(), dims);
 
     /// <summary>
-    /// x → Conv(float w, bias) → HardSwish → Q(s, zp) → DQ → 3×3 Conv(weight-only: DQ(int8 w)) → HardSwish → Q → DQ (two readers:
+    /// x → Conv(float w, bias) → HardSwish → Q(s, zp) → DQ → Relu → 3×3 Conv(weight-only: DQ(int8 w)) → HardSwish → Q → DQ (two readers:
     /// Relu and Sigmoid) → Add, the quantized type and zero point chosen by the caller (no zero point input when
     /// <paramref name="zp"/> is null). The second convolution's output is not quantized right away (an activation kept
     /// float), so it stays a float convolution and both pairs sit between float ops.
@@ -35,7 +35,8 @@ public class QdqPairFoldTests
         for (int i = 0; i < wq.Length; i++) wq[i] = (byte)(sbyte)rng.Next(-120, 120);
         var w2 = b.Op("DequantizeLinear", [b.C(Tensor.FromBytes(DType.Int8, [8, 8, 3, 3], wq)), b.C(Tensor.FromArray<float>(Enumerable.Range(0, 8).Select(i => 0.01f + 0.002f * i).ToArray(), [8])),
             b.C(Tensor.FromBytes(DType.Int8, [8], new byte[8]))], "", Attr.Of("axis", 0L));
-        var c2 = b.Op("HardSwish", [b.Op("Conv", [d1, w2], "", Attr.Of("pads", new long[] { 1, 1, 1, 1 }))]);
+        // Relu between the pair and the convolution: the convolution's input is not a DequantizeLinear, so no integer fusion takes it.
+        var c2 = b.Op("HardSwish", [b.Op("Conv", [b.Op("Relu", [d1]), w2], "", Attr.Of("pads", new long[] { 1, 1, 1, 1 }))]);
         var q2 = b.Op("QuantizeLinear", QArgs(c2, s2));
         var d2 = b.Op("DequantizeLinear", QArgs(q2, s2));
         var d2b = b.Op("DequantizeLinear", QArgs(q2, s2));

@@ -1,5 +1,6 @@
 using System.Runtime.Intrinsics;
 using OnDevice.Core;
+using OnDevice.Runtime.Kernels.Elementwise;
 using OnDevice.Runtime.Kernels.LinearAlgebra;
 using OnDevice.Runtime.Kernels.Nn;
 using OnDevice.Runtime.Simd;
@@ -32,6 +33,12 @@ internal static class IntegerConvKernels
 /// </summary>
 internal sealed unsafe class IntegerConvCore
 {
+    /// <summary>
+    /// Float output rows [c0, c1) × positions [p0, p0 + count) of image img are final: row c is at
+    /// src + (c − c0)·srcStride floats (in y, or in the worker's scratch; valid during the call, may be changed).
+    /// </summary>
+    public delegate void FloatRows(int img, int c0, int c1, int p0, int count, float* src, nint srcStride);
+
     private readonly WindowGeometry _geometry;
     private readonly int _group;
     private readonly int _wInput, _wZpInput;
@@ -100,8 +107,12 @@ internal sealed unsafe class IntegerConvCore
     /// <summary>
     /// Runs a pointwise convolution (constant 1×1 weights, stride 1, no padding, one group) on <see cref="Int8Pointwise"/>
     /// straight from and into NCHW, requantizing in the GEMM's epilogue; false (nothing done) when the call does not fit.
+    /// With float output, <paramref name="done"/>, when given, is called once each block of output has been written
+    /// (the place for a further per-row epilogue while it is in cache); with <paramref name="floatsInScratch"/> the
+    /// block's floats go only to the worker's scratch (y is not written: done must store the result).
     /// </summary>
-    public bool TryPointwise(KernelContext ctx, TensorBuffer x, int zx, TensorBuffer w, Window win, Int8Pointwise.Requant q, TensorBuffer y)
+    public bool TryPointwise(KernelContext ctx, TensorBuffer x, int zx, TensorBuffer w, Window win, Int8Pointwise.Requant q, TensorBuffer y,
+        FloatRows? done = null, bool floatsInScratch = false)
     {
         if (_pointwise is null || _wShape is null || !w.Shape.AsSpan().SequenceEqual(_wShape) || x.DType is not (DType.UInt8 or DType.Int8)) return false;
         for (int i = 0; i < win.Rank; i++)
@@ -113,27 +124,45 @@ internal sealed unsafe class IntegerConvCore
         for (int i = 2; i < x.Rank; i++) positions *= x.Shape[i];
         if ((long)n * positions == 0) return true;
         int panels = (positions + Int8Pointwise.Panel - 1) / Int8Pointwise.Panel;
-        int blocks = (panels + Int8Pointwise.PanelsPerBlock - 1) / Int8Pointwise.PanelsPerBlock;
+        // With a per-row epilogue after each job, jobs of about 256 positions: the epilogue's per-row overhead is
+        // paid on longer rows, and M rows of 256 floats still stay in L2 between the GEMM and the epilogue.
+        int panelsPerJob = done is null ? Int8Pointwise.PanelsPerBlock : Math.Max(Int8Pointwise.PanelsPerBlock, 256 / Int8Pointwise.Panel);
+        int blocks = (panels + panelsPerJob - 1) / panelsPerJob;
         int jobs = n * blocks;
-        int minChunk = PackedWeights.ChunkFor((long)Int8Pointwise.PanelsPerBlock * Int8Pointwise.Panel * k * m);
+        int minChunk = PackedWeights.ChunkFor((long)panelsPerJob * Int8Pointwise.Panel * k * m);
         int workers = PackedWeights.Workers(ctx, jobs, minChunk);
-        int perWorker = Int8Pointwise.ScratchBytes(pw.KPadded);
-        var scratch = ctx.Scratch(checked(perWorker * workers));
-        bool signedX = x.DType == DType.Int8;
         int es = q.OutScales != null ? sizeof(float) : 1; // float output (dequantize) or bytes
+        floatsInScratch &= done is not null && es == sizeof(float);
+        int jobCols = panelsPerJob * Int8Pointwise.Panel;
+        int gemmBytes = (Int8Pointwise.ScratchBytes(pw.KPadded) + 63) / 64 * 64;
+        int perWorker = gemmBytes + (floatsInScratch ? checked(m * jobCols * sizeof(float) + 64) : 0);
+        var scratch = ctx.Scratch(checked(perWorker * workers + 64));
+        bool signedX = x.DType == DType.Int8;
         fixed (byte* px0 = x.Memory.Span)
         fixed (byte* py0 = y.Memory.Span)
         fixed (byte* ps0 = scratch.Span)
         {
-            nint px = (nint)px0, py = (nint)py0, ps = (nint)ps0;
+            nint px = (nint)px0, py = (nint)py0, ps = ((nint)ps0 + 63) & ~(nint)63;
             PackedWeights.ForWorkers(ctx, jobs, minChunk, (worker, j0, j1) =>
             {
+                byte* mine = (byte*)ps + (nint)worker * perWorker;
+                float* tmp = (float*)(mine + gemmBytes);
                 for (int job = j0; job < j1; job++)
                 {
                     int img = job / blocks, blk = job % blocks;
-                    int p0 = blk * Int8Pointwise.PanelsPerBlock, p1 = Math.Min(panels, p0 + Int8Pointwise.PanelsPerBlock);
-                    Int8Pointwise.Run(Int8GemmPath.AvxVnni, pw, (byte*)px + (nint)img * k * positions, positions, signedX, zx, q,
-                        (byte*)py + (nint)img * m * positions * es, p0, p1, (byte*)ps + (nint)worker * perWorker);
+                    int p0 = blk * panelsPerJob, p1 = Math.Min(panels, p0 + panelsPerJob);
+                    int c0 = p0 * Int8Pointwise.Panel, count = Math.Min(positions, p1 * Int8Pointwise.Panel) - c0;
+                    byte* xi = (byte*)px + (nint)img * k * positions;
+                    if (floatsInScratch)
+                    {
+                        // Column c of this job lands at tmp + (c − c0): the GEMM addresses columns from the row start.
+                        Int8Pointwise.Run(Int8GemmPath.AvxVnni, pw, xi, positions, positions, signedX, zx, q, (byte*)(tmp - c0), jobCols, p0, p1, mine);
+                        done!(img, 0, m, c0, count, tmp, jobCols);
+                        continue;
+                    }
+                    float* yi = (float*)((byte*)py + (nint)img * m * positions * es);
+                    Int8Pointwise.Run(Int8GemmPath.AvxVnni, pw, xi, positions, signedX, zx, q, (byte*)yi, p0, p1, mine);
+                    done?.Invoke(img, 0, m, c0, count, yi + c0, positions);
                 }
             });
         }
@@ -167,9 +196,11 @@ internal sealed unsafe class IntegerConvCore
     /// A 2-D convolution over few input channels (a stem: 3→16 3×3 stride 2) or to few output channels on
     /// <see cref="Int8Pointwise"/>: for each band of output rows, the im2col rows in the weights' own order (channel, ky, kx) × output columns are built from NCHW
     /// (copies for stride 1, even-byte gathers for stride 2, the zero point outside the image) and multiplied with the
-    /// weights, requantizing in the epilogue. False when the call does not fit.
+    /// weights, requantizing in the epilogue (or writing floats when <see cref="Int8Pointwise.Requant.OutScales"/> is set).
+    /// False when the call does not fit. <paramref name="done"/> as for <see cref="TryPointwise"/>.
     /// </summary>
-    public bool TryRowIm2Col(KernelContext ctx, TensorBuffer x, int zx, TensorBuffer w, Window win, Int8Pointwise.Requant q, TensorBuffer y)
+    public bool TryRowIm2Col(KernelContext ctx, TensorBuffer x, int zx, TensorBuffer w, Window win, Int8Pointwise.Requant q, TensorBuffer y,
+        FloatRows? done = null, bool floatsInScratch = false)
     {
         if (_pointwise is null || _wShape is null || _group != 1 || x.Rank != 4 || !w.Shape.AsSpan().SequenceEqual(_wShape) || x.DType is not (DType.UInt8 or DType.Int8)) return false;
         var pw = _pointwise;
@@ -186,7 +217,11 @@ internal sealed unsafe class IntegerConvCore
         int minChunk = PackedWeights.ChunkFor((long)rowsPerJob * ow * k * m);
         int workers = PackedWeights.Workers(ctx, jobs, minChunk);
         int rowBytes = checked((k * rowsPerJob * ow + 63) / 64 * 64);
-        int perWorker = rowBytes + Int8Pointwise.ScratchBytes(pw.KPadded);
+        int es = q.OutScales != null ? sizeof(float) : 1; // float output (dequantize) or bytes
+        floatsInScratch &= done is not null && es == sizeof(float);
+        int jobCols = rowsPerJob * ow;
+        int gemmBytes = (Int8Pointwise.ScratchBytes(pw.KPadded) + 63) / 64 * 64;
+        int perWorker = rowBytes + gemmBytes + (floatsInScratch ? checked(m * jobCols * sizeof(float) + 64) : 0);
         var scratch = ctx.Scratch(checked(perWorker * workers + 64));
         bool signedX = x.DType == DType.Int8;
         byte pad = (byte)zx;
@@ -199,6 +234,7 @@ internal sealed unsafe class IntegerConvCore
             {
                 byte* rows = (byte*)ps + (nint)worker * perWorker;
                 byte* gemm = rows + rowBytes;
+                float* tmp = (float*)(gemm + gemmBytes);
                 for (int job = j0; job < j1; job++)
                 {
                     int img = job / bands, oy0 = job % bands * rowsPerJob, nRows = Math.Min(rowsPerJob, oh - oy0), cols = nRows * ow;
@@ -221,8 +257,16 @@ internal sealed unsafe class IntegerConvCore
                                     new Span<byte>(dst + hi, ow - hi).Fill(pad);
                                     CopyStrided(src + lo * sw + off, sw, dst + lo, hi - lo);
                                 }
-                    Int8Pointwise.Run(Int8GemmPath.AvxVnni, pw, rows, cols, cols, signedX, zx, q, (byte*)py + (nint)img * m * outSize + (nint)oy0 * ow, outSize,
-                        0, (cols + Int8Pointwise.Panel - 1) / Int8Pointwise.Panel, gemm);
+                    int colPanels = (cols + Int8Pointwise.Panel - 1) / Int8Pointwise.Panel;
+                    if (floatsInScratch)
+                    {
+                        Int8Pointwise.Run(Int8GemmPath.AvxVnni, pw, rows, cols, cols, signedX, zx, q, (byte*)tmp, jobCols, 0, colPanels, gemm);
+                        done!(img, 0, m, oy0 * ow, cols, tmp, jobCols);
+                        continue;
+                    }
+                    byte* yj = (byte*)py + ((nint)img * m * outSize + (nint)oy0 * ow) * es;
+                    Int8Pointwise.Run(Int8GemmPath.AvxVnni, pw, rows, cols, cols, signedX, zx, q, yj, outSize, 0, colPanels, gemm);
+                    done?.Invoke(img, 0, m, oy0 * ow, cols, (float*)yj, outSize);
                 }
             });
         }
@@ -253,10 +297,15 @@ internal sealed unsafe class IntegerConvCore
     /// <summary>
     /// Depthwise QLinearConv (2-D windows of at most 256 taps) straight to requantized bytes: per channel the float
     /// depthwise kernel on x − zx and w − zw (exact: every partial sum stays below 2^24), then one vectorized pass
-    /// from those exact sums to output bytes (bias, multiplier, zero point, clamp, optional lookup). False when the
-    /// call does not fit (then <see cref="Compute"/> runs).
+    /// from those exact sums to output bytes (bias, multiplier, zero point, clamp, optional lookup), or to floats
+    /// fma(sum, OutScales[c], OutBias[c]) when <see cref="Int8Pointwise.Requant.OutScales"/> is set. False when the
+    /// call does not fit (then <see cref="Compute"/> runs). <paramref name="done"/> as for <see cref="TryPointwise"/>,
+    /// once per output channel. With float output and <paramref name="rowDone"/> the channel's exact sums (as floats,
+    /// not yet scaled: the callee applies OutScales/OutBias) are handed over in the worker's scratch instead of being
+    /// written to y (valid during the call; may be changed).
     /// </summary>
-    public bool TryDepthwise(KernelContext ctx, TensorBuffer x, int zx, TensorBuffer w, Window win, Int8Pointwise.Requant q, TensorBuffer y)
+    public bool TryDepthwise(KernelContext ctx, TensorBuffer x, int zx, TensorBuffer w, Window win, Int8Pointwise.Requant q, TensorBuffer y,
+        FloatRows? done = null, FloatRows? rowDone = null)
     {
         if (_group <= 1 || w.Rank < 3 || w.Shape[1] != 1 || x.DType is not (DType.UInt8 or DType.Int8) || w.DType is not (DType.UInt8 or DType.Int8)) return false;
         var w3 = win.To3D();
@@ -282,10 +331,12 @@ internal sealed unsafe class IntegerConvCore
         }
         var shape = new DepthwiseConv.Shape(in3[1], in3[2], w3.Kernel[1], w3.Kernel[2], w3.Strides[1], w3.Strides[2], w3.PadBegin[1], w3.PadBegin[2],
             w3.Dilations[1], w3.Dilations[2], w3.Output[1], w3.Output[2]);
+        // The integer sums (DepthwiseInt8) when every w − zw fits a signed byte; otherwise the float kernel on exact integers.
+        var (dwi, plan) = DepthwiseInt8Weights(ctx, w, m, shape);
         int jobs = n * _group;
         int chunkJobs = PackedWeights.ChunkFor((long)outSize * taps * mg);
         int workers = PackedWeights.Workers(ctx, jobs, chunkJobs);
-        long perWorker = PackedWeights.Lines(inSize) + PackedWeights.Lines(outSize) + PackedWeights.Lines(shape.PlaneFloats) + 16;
+        long perWorker = PackedWeights.Lines(inSize) + PackedWeights.Lines(outSize) + PackedWeights.Lines(Math.Max(shape.PlaneFloats, (plan?.ScratchBytes ?? 0) / 4 + 16)) + 16;
         var scratch = ctx.Scratch(checked((int)(perWorker * workers * sizeof(float) + 64)));
         var xm = x.Memory;
         fixed (byte* px0 = xm.Span)
@@ -309,7 +360,20 @@ internal sealed unsafe class IntegerConvCore
                     {
                         int oc = g * mg + j;
                         // x − zx goes straight into the kernel's padded plane (no dequantized copy of the channel).
-                        DepthwiseConv.ChannelFromBytes(shape, xc, sx, zx, (float*)pw + (nint)oc * taps, 0f, default, yf, planeScratch);
+                        if (plan is not null) DepthwiseInt8.Channel(DepthwiseInt8.Best, plan, xc, sx, zx, dwi!, oc, yf, (byte*)planeScratch);
+                        else DepthwiseConv.ChannelFromBytes(shape, xc, sx, zx, (float*)pw + (nint)oc * taps, 0f, default, yf, planeScratch);
+                        if (q.OutScales != null && rowDone is not null)
+                        {
+                            rowDone(img, oc, oc + 1, 0, outSize, yf, outSize); // the exact sums: rowDone scales them
+                            continue;
+                        }
+                        if (q.OutScales != null)
+                        {
+                            float* row = (float*)py + ((nint)img * m + oc) * outSize;
+                            ConvFloatEpilogue.Affine(yf, outSize, q.OutScales[oc], q.OutBias[oc], row);
+                            done?.Invoke(img, oc, oc + 1, 0, outSize, row, outSize);
+                            continue;
+                        }
                         byte* dst = (byte*)py + ((nint)img * m + oc) * outSize;
                         Requantize.FromFloat(yf, outSize, q.Bias[oc], q.Multipliers[oc], q.Zy, q.Min, q.Max, dst);
                         if (q.LookupRows > 0) ByteLookup.Apply(dst, dst, outSize, q.Lookup + (q.LookupRows == 1 ? 0 : oc * 256));
@@ -318,6 +382,33 @@ internal sealed unsafe class IntegerConvCore
             });
         }
         return true;
+    }
+
+    private DepthwiseInt8.Weights? _depthwiseInt8;
+    private DepthwiseInt8.Plan? _depthwisePlan;
+    private bool _depthwiseInt8Refused;
+
+    /// <summary>The weights prepared for <see cref="DepthwiseInt8"/> (cached when constant) and a plan for this geometry;
+    /// (null, null) when some w − zw does not fit a signed byte or the rows cannot be expanded with vector permutes.</summary>
+    private (DepthwiseInt8.Weights?, DepthwiseInt8.Plan?) DepthwiseInt8Weights(KernelContext ctx, TensorBuffer w, int m, DepthwiseConv.Shape shape)
+    {
+        var prepared = _depthwiseInt8 is { } cached && _wConstant && w.Shape.AsSpan().SequenceEqual(_wShape) && cached.Channels == m ? cached : null;
+        if (prepared is null)
+        {
+            if (_depthwiseInt8Refused) return (null, null);
+            var zwb = ctx.Input(_wZpInput);
+            var zw = zwb is null ? [] : QuantValues.ZeroPointVector(zwb, m, "weight zero point");
+            prepared = DepthwiseInt8.Prepare(w.Memory.Span, w.DType == DType.Int8, zw, m, shape.KH, shape.KW);
+            if (prepared is null)
+            {
+                _depthwiseInt8Refused = _wConstant;
+                return (null, null);
+            }
+            if (_wConstant) _depthwiseInt8 = prepared;
+        }
+        var plan = _depthwisePlan is { } p && p.Shape == shape ? p : _depthwisePlan = new DepthwiseInt8.Plan(shape);
+        // Scalar row expansion (no VBMI/AVX2, or a window reach they cannot shuffle) is slower than the float kernel.
+        return plan.VectorExpansion && DepthwiseInt8.Best != Int8GemmPath.Scalar ? (prepared, plan) : (null, null);
     }
 
     /// <summary>
@@ -595,10 +686,12 @@ internal sealed unsafe class QLinearConvKernel(KernelBuildContext build) : IKern
     private readonly int _group = checked((int)build.Node.GetInt("group", 1));
     private readonly bool _relu = build.Node.GetInt("relu", 0) != 0;
     private readonly bool _dequantize = build.Node.GetInt("dequantize", 0) != 0;
+    private readonly bool _floatEpilogue = build.Node.GetInt("float_epilogue", 0) != 0;
+    private readonly ConvEpilogueCache _epilogues = new(build.Node);
 
     public void Execute(KernelContext ctx)
     {
-        if (_dequantize)
+        if (_dequantize || _floatEpilogue)
         {
             ExecuteFloat(ctx);
             return;
@@ -652,9 +745,13 @@ internal sealed unsafe class QLinearConvKernel(KernelBuildContext build) : IKern
     }
 
     /// <summary>
-    /// The optimizer's float-output form (attribute <c>dequantize</c> = 1, from DequantizeLinear(x) → Conv(DequantizeLinear(w))
-    /// whose result stays float): y = fma(Σ (x − zx)(w − zw[oc]), x_scale·w_scale[oc], bias[oc]) with input 8 an optional
-    /// float32 bias; inputs 6 and 7 (y_scale, y_zero_point) are unused.
+    /// The optimizer's float-epilogue forms. Attribute <c>dequantize</c> = 1 (from DequantizeLinear(x) →
+    /// Conv(DequantizeLinear(w)) whose result stays float): y = fma(Σ (x − zx)(w − zw[oc]), x_scale·w_scale[oc], bias[oc])
+    /// with input 8 an optional float32 bias; inputs 6 and 7 (y_scale, y_zero_point) are unused. Attribute
+    /// <c>float_epilogue</c> = 1 (from DequantizeLinear → Conv → [BatchNormalization] → element-wise chain →
+    /// QuantizeLinear): the same float value, then the chain, then quantization with inputs 6 and 7, written as bytes.
+    /// Either may carry the chain as a <c>body</c> graph (with <c>rank</c> and <c>opset</c>, as FusedElementwise),
+    /// applied to each output channel's row right after the convolution wrote it.
     /// </summary>
     private void ExecuteFloat(KernelContext ctx)
     {
@@ -666,30 +763,81 @@ internal sealed unsafe class QLinearConvKernel(KernelBuildContext build) : IKern
         int m = shape[1], mg = m / _group;
         var sw = QuantValues.ScaleVector(ctx.Required(4), m, "w_scale");
         var bias = ctx.Input(8) is { } bb ? bb.DType == DType.Float32 && bb.Length == m ? bb.Span<float>().ToArray()
-            : throw new InvalidOperationException($"QLinearConv (float output) bias must be float32[{m}], got {bb}") : new float[m];
+            : throw new InvalidOperationException($"QLinearConv (float epilogue) bias must be float32[{m}], got {bb}") : new float[m];
         var scales = new float[m];
         for (int j = 0; j < m; j++) scales[j] = sx * sw[j];
-        var y = ctx.Output(0, DType.Float32, shape);
+        ConvFloatEpilogue? epi;
+        TensorBuffer y;
+        if (_floatEpilogue)
+        {
+            float sy = QuantValues.ScalarScale(ctx.Required(6), "y_scale");
+            var yzp = ctx.Required(7);
+            int zy = QuantValues.ScalarZeroPoint(yzp, "y_zero_point");
+            var (min, max) = QuantValues.Range(yzp.DType);
+            epi = _epilogues.Quantizing(sy, zy, min, max);
+            y = ctx.Output(0, yzp.DType, shape);
+        }
+        else
+        {
+            epi = _epilogues.FloatOutput();
+            y = ctx.Output(0, DType.Float32, shape);
+        }
+        if (epi?.CheckChannels(m) is { } bad) throw new InvalidOperationException($"node {ctx.Node.Label}: {bad}");
         int outSize = y.Length / Math.Max(1, shape[0] * m);
+        bool quantize = epi is { Quantize: true };
         var zeros = new int[m];
         fixed (int* pz = zeros)
         fixed (float* ps = scales)
         fixed (float* pb = bias)
+        fixed (byte* py0 = y.Memory.Span)
         {
-            var q = new Int8Pointwise.Requant { Bias = pz, Multipliers = ps, OutScales = ps, OutBias = pb };
-            if (_group == 1 && _core.TryPointwise(ctx, x, zx, w, win, q, y)) return;
-        }
-        var ym = y.Memory;
-        _core.Compute(ctx, x, zx, w, win, (img, g, p0, count, sums) =>
-        {
-            var ys = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(ym.Span);
-            int* s = (int*)sums;
-            for (int j = 0; j < mg; j++)
+            nint py = (nint)py0;
+            // Rows [c0, c1) × positions [p0, p0 + count) are final floats at src: chain and quantize them now
+            // (byte output), or run the chain in place (float output, src inside y).
+            IntegerConvCore.FloatRows? done = epi is null ? null : (img, c0, c1, p0, count, src, stride) =>
             {
-                int oc = g * mg + j;
-                var dst = ys.Slice((img * m + oc) * outSize + p0, count);
-                for (int p = 0; p < count; p++) dst[p] = MathF.FusedMultiplyAdd(s[p * mg + j], scales[oc], bias[oc]);
-            }
-        });
+                for (int c = c0; c < c1; c++)
+                    epi.Row(src + (c - c0) * stride, count, c, (byte*)py + ((nint)img * m + c) * outSize + p0);
+            };
+            var q = new Int8Pointwise.Requant { Bias = pz, Multipliers = ps, OutScales = ps, OutBias = pb };
+            if (_group == 1 && (_core.TryPointwise(ctx, x, zx, w, win, q, y, done, quantize) || _core.TryRowIm2Col(ctx, x, zx, w, win, q, y, done, quantize))) return;
+            // Depthwise with byte output: each channel's sums go from the worker's scratch straight into the epilogue.
+            IntegerConvCore.FloatRows? fromSums = !quantize ? null : (img, c0, c1, p0, count, src, stride) =>
+                epi!.RowFromSums(src, count, c0, scales[c0], bias[c0], (byte*)py + ((nint)img * m + c0) * outSize + p0);
+            if (_group > 1 && _core.TryDepthwise(ctx, x, zx, w, win, q, y, quantize ? null : done, fromSums)) return;
+        }
+        // Everything else: the generic integer convolution into floats, then the epilogue per block.
+        byte[]? rented = quantize ? System.Buffers.ArrayPool<byte>.Shared.Rent(checked(y.Length * sizeof(float))) : null;
+        try
+        {
+            var yf = rented is null ? y : new TensorBuffer(DType.Float32, shape, rented);
+            var yfm = yf.Memory;
+            var ym = y.Memory;
+            _core.Compute(ctx, x, zx, w, win, (img, g, p0, count, sums) =>
+            {
+                var ys = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(yfm.Span);
+                int* s = (int*)sums;
+                for (int j = 0; j < mg; j++)
+                {
+                    int oc = g * mg + j;
+                    var dst = ys.Slice((img * m + oc) * outSize + p0, count);
+                    for (int p = 0; p < count; p++) dst[p] = MathF.FusedMultiplyAdd(s[p * mg + j], scales[oc], bias[oc]);
+                }
+                if (epi is null) return;
+                fixed (byte* pf = yfm.Span)
+                fixed (byte* pq = ym.Span)
+                {
+                    for (int j = 0; j < mg; j++)
+                    {
+                        nint at = ((nint)img * m + g * mg + j) * outSize + p0;
+                        epi.Row((float*)pf + at, count, g * mg + j, pq + at);
+                    }
+                }
+            });
+        }
+        finally
+        {
+            if (rented is not null) System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+        }
     }
 }

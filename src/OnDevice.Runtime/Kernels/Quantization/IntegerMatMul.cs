@@ -163,6 +163,9 @@ internal sealed unsafe class QLinearMatMulKernel(KernelBuildContext build) : IKe
     private readonly bool _relu = build.Node.GetInt("relu", 0) != 0;
     // The optimizer's fold of a following DequantizeLinear (+ Add of a [N] bias, input 8): float output.
     private readonly bool _dequantize = build.Node.GetInt("dequantize", 0) != 0;
+    // The optimizer's float-output form (DequantizeLinear → MatMul whose result stays float): y = S·a_scale·b_scale[j]
+    // (+ bias[j], input 8), no requantization; inputs 6 and 7 are unused.
+    private readonly bool _floatOutput = build.Node.GetInt("float_output", 0) != 0;
 
     [ThreadStatic]
     private static int[]? t_sums;
@@ -175,6 +178,15 @@ internal sealed unsafe class QLinearMatMulKernel(KernelBuildContext build) : IKe
         float sa = QuantValues.ScalarScale(ctx.Required(1), "a_scale");
         var za = QuantValues.Ints(ctx.Required(2));
         var sb = QuantValues.ScaleVector(ctx.Required(4), g.N, "b_scale");
+        if (_floatOutput)
+        {
+            var yf = ctx.Output(0, DType.Float32, g.OutShape);
+            var sums = t_sums is { } c0 && c0.Length >= yf.Length ? c0 : t_sums = GC.AllocateUninitializedArray<int>(Math.Max(1, yf.Length), pinned: true);
+            fixed (int* c = sums) _core.Compute(ctx, g, a, za, b, c);
+            var fb = ctx.Input(8) is { } fbb ? QuantValues.ScaleVector(fbb, g.N, "bias") : null;
+            MatMulIntegerToFloatKernel.ToFloat(sums.AsSpan(0, yf.Length), sa, sb, fb, g.N, yf.Span<float>());
+            return;
+        }
         float sy = QuantValues.ScalarScale(ctx.Required(6), "y_scale");
         var yzp = ctx.Required(7);
         int zy = QuantValues.ScalarZeroPoint(yzp, "y_zero_point");
@@ -216,13 +228,27 @@ internal sealed unsafe class MatMulIntegerToFloatKernel(KernelBuildContext build
         ToFloat(c, sa, sb, bias, g.N, y.Span<float>());
     }
 
-    /// <summary>y[i, j] = c[i, j]·sa·sb[j] + bias[j].</summary>
-    internal static void ToFloat(ReadOnlySpan<int> c, float sa, float[] sb, float[]? bias, int n, Span<float> y)
+    /// <summary>
+    /// y[i, j] = c[i, j]·(sa·sb[j]) + bias[j]: sixteen columns at a time with AVX-512 (the same multiply and add);
+    /// <paramref name="vector"/> false runs the scalar twin.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    internal static void ToFloat(ReadOnlySpan<int> c, float sa, float[] sb, float[]? bias, int n, Span<float> y, bool vector = true)
     {
         var scale = new float[n];
         for (int j = 0; j < n; j++) scale[j] = sa * sb[j];
-        for (int i = 0; i < y.Length; i += n)
-            for (int j = 0; j < n; j++) y[i + j] = c[i + j] * scale[j] + (bias is null ? 0 : bias[j]);
+        var b = bias ?? new float[n];
+        fixed (int* pc = c) fixed (float* py = y) fixed (float* ps = scale) fixed (float* pb = b)
+        {
+            for (int i = 0; i < y.Length; i += n)
+            {
+                int j = 0;
+                if (vector && Vector512.IsHardwareAccelerated)
+                    for (; j + 16 <= n; j += 16)
+                        (Vector512.ConvertToSingle(Vector512.Load(pc + i + j)) * Vector512.Load(ps + j) + Vector512.Load(pb + j)).Store(py + i + j);
+                for (; j < n; j++) py[i + j] = pc[i + j] * ps[j] + pb[j];
+            }
+        }
     }
 }
 

@@ -19,6 +19,10 @@ namespace OnDevice.Runtime.Kernels.Quantization;
 /// <see cref="Int8Pointwise"/> (requantized in its epilogue), a band of input rows at a time, then the kh·kw row planes
 /// are interleaved into the output. Every other geometry runs <see cref="Reference"/>, the direct definition (also the
 /// twin the fast path is tested against: the int32 sums are exact, so both give identical bytes).</para>
+/// <para>With attribute <c>float_epilogue</c> = 1 (DequantizeLinear → ConvTranspose → [BatchNormalization] → element-wise
+/// chain → QuantizeLinear, see <c>FuseQdqConvChain</c>), input 8 is a float32 bias and each output channel's values
+/// are y = Σ·x_scale·w_scale[m] + bias[m], then the chain (<c>body</c>) and the quantization of
+/// <see cref="ConvFloatEpilogue"/> (no lookup).</para>
 /// </summary>
 internal sealed unsafe class QLinearConvTransposeKernel : IKernel
 {
@@ -27,6 +31,8 @@ internal sealed unsafe class QLinearConvTransposeKernel : IKernel
             domain: Elementwise.FusedElementwiseKernels.Domain, supports: Supports);
 
     private readonly WindowGeometry _geometry;
+    private readonly bool _floatEpilogue;
+    private readonly ConvEpilogueCache _epilogues;
     private readonly Int8PointwiseWeights? _gemm;
     private readonly int[]? _gemmShape;
 
@@ -48,6 +54,8 @@ internal sealed unsafe class QLinearConvTransposeKernel : IKernel
     public QLinearConvTransposeKernel(KernelBuildContext ctx)
     {
         _geometry = WindowGeometry.Read(ctx.Node);
+        _floatEpilogue = ctx.Node.GetInt("float_epilogue", 0) != 0;
+        _epilogues = new ConvEpilogueCache(ctx.Node);
         var w = ctx.Constant(3);
         var zp = ctx.Constant(5);
         if (w is not { DType: DType.UInt8 or DType.Int8, Dims.Length: 4 } || (ctx.HasInput(5) && zp is null) || !Int8Pointwise.IsSupported(Int8GemmPath.AvxVnni)) return;
@@ -103,7 +111,11 @@ internal sealed unsafe class QLinearConvTransposeKernel : IKernel
         float sy = QuantValues.ScalarScale(ctx.Required(6), "y_scale");
         var yzp = ctx.Required(7);
         int zy = QuantValues.ScalarZeroPoint(yzp, "y_zero_point");
-        var bias = ctx.Input(8) is { } bb ? bb.DType == DType.Int32 && bb.Length == m ? bb.Span<int>().ToArray()
+        float[]? floatBias = null;
+        if (_floatEpilogue)
+            floatBias = ctx.Input(8) is { } fb ? fb.DType == DType.Float32 && fb.Length == m ? fb.Span<float>().ToArray()
+                : throw new InvalidOperationException($"QLinearConvTranspose (float epilogue) bias must be float32[{m}], got {fb}") : new float[m];
+        var bias = _floatEpilogue ? new int[m] : ctx.Input(8) is { } bb ? bb.DType == DType.Int32 && bb.Length == m ? bb.Span<int>().ToArray()
             : throw new InvalidOperationException($"QLinearConvTranspose bias must be int32[{m}], got {bb}") : new int[m];
         var multipliers = new float[m];
         for (int j = 0; j < m; j++) multipliers[j] = sx * ws[j] / sy;
@@ -116,6 +128,15 @@ internal sealed unsafe class QLinearConvTransposeKernel : IKernel
         if (y.Length == 0) return;
 
         var req = new Requant(bias, multipliers, zy, min, max);
+        if (_floatEpilogue)
+        {
+            if (table is not null) throw new InvalidOperationException("QLinearConvTranspose: a float epilogue takes no lookup table");
+            var scales = new float[m];
+            for (int j = 0; j < m; j++) scales[j] = sx * ws[j];
+            var epi = _epilogues.Quantizing(sy, zy, min, max);
+            if (epi.CheckChannels(m) is { } bad) throw new InvalidOperationException($"node {ctx.Node.Label}: {bad}");
+            req = req with { Float = new FloatEpilogue(scales, floatBias!, epi) };
+        }
         fixed (byte* px = x.Memory.Span)
         fixed (byte* pw = w.Memory.Span)
         fixed (byte* py = y.Memory.Span)
@@ -129,7 +150,14 @@ internal sealed unsafe class QLinearConvTransposeKernel : IKernel
     }
 
     /// <summary>Requantization of one call: int32 bias and float multiplier per output channel, output zero point and range.</summary>
-    internal sealed record Requant(int[] Bias, float[] Multipliers, int Zy, int Min, int Max);
+    internal sealed record Requant(int[] Bias, float[] Multipliers, int Zy, int Min, int Max)
+    {
+        /// <summary>The float-epilogue form (then Bias and Multipliers are unused), or null.</summary>
+        public FloatEpilogue? Float { get; init; }
+    }
+
+    /// <summary>Per output channel x_scale·w_scale and float bias, then the epilogue's chain and quantization.</summary>
+    internal sealed record FloatEpilogue(float[] Scales, float[] Bias, ConvFloatEpilogue Epilogue);
 
     /// <summary>
     /// The definition, for any 2-D geometry: per output channel an int32 plane starting at the bias, every input pixel
@@ -168,6 +196,13 @@ internal sealed unsafe class QLinearConvTransposeKernel : IKernel
                         }
                 }
                 byte* dst = y + ((long)img * m + j) * oh * ow;
+                if (q.Float is { } fe)
+                {
+                    var plane = new float[acc.Length];
+                    for (int p = 0; p < acc.Length; p++) plane[p] = MathF.FusedMultiplyAdd(acc[p], fe.Scales[j], fe.Bias[j]);
+                    fixed (float* pp = plane) fe.Epilogue.Row(pp, plane.Length, j, dst, vector: false);
+                    continue;
+                }
                 byte* t = tableRows == 0 ? null : table + (tableRows == 1 ? 0 : j * 256);
                 for (int p = 0; p < acc.Length; p++)
                 {
@@ -187,10 +222,18 @@ internal sealed unsafe class QLinearConvTransposeKernel : IKernel
         int win = kh * kw, rows = m * win, oh = h * kh, ow = wi * kw;
         var bias = new int[rows];
         var mul = new float[rows];
+        var fe = q.Float;
+        var outScales = fe is null ? null : new float[rows];
+        var outBias = fe is null ? null : new float[rows];
         for (int r = 0; r < rows; r++)
         {
             bias[r] = q.Bias[r / win];
             mul[r] = q.Multipliers[r / win];
+            if (fe is not null)
+            {
+                outScales![r] = fe.Scales[r / win];
+                outBias![r] = fe.Bias[r / win];
+            }
         }
         byte[]? rowTables = null;
         if (tableRows > 1)
@@ -202,32 +245,43 @@ internal sealed unsafe class QLinearConvTransposeKernel : IKernel
         int bands = (h + bandRows - 1) / bandRows, jobs = n * bands;
         int bandCap = bandRows * wi;
         int gemmBytes = Int8Pointwise.ScratchBytes(gemm.KPadded);
-        int perWorker = checked(rows * bandCap + 64 + gemmBytes);
+        int floatBytes = fe is null ? 0 : checked(rows * bandCap * sizeof(float) + 64); // the float rows before the epilogue
+        int perWorker = checked(rows * bandCap + 64 + gemmBytes + floatBytes);
         int minChunk = PackedWeights.ChunkFor((long)bandCap * rows * c);
         int workers = PackedWeights.Workers(ctx, jobs, minChunk);
         var scratch = ctx.Scratch(checked(perWorker * workers));
         fixed (int* pbias = bias)
         fixed (float* pmul = mul)
         fixed (byte* prt = rowTables)
+        fixed (float* pos = outScales)
+        fixed (float* pob = outBias)
         fixed (byte* ps0 = scratch.Span)
         {
             var rq = new Int8Pointwise.Requant
             {
                 Bias = pbias, Multipliers = pmul, Zy = q.Zy, Min = q.Min, Max = q.Max,
                 Lookup = tableRows > 1 ? prt : table, LookupRows = tableRows > 1 ? rows : tableRows,
+                OutScales = pos, OutBias = pob,
             };
             nint px = (nint)x, py = (nint)y, ps = (nint)ps0;
             PackedWeights.ForWorkers(ctx, jobs, minChunk, (worker, j0, j1) =>
             {
                 byte* temp = (byte*)ps + (nint)worker * perWorker;
                 byte* gs = temp + rows * bandCap + 64;
+                float* ft = (float*)(((nint)(gs + gemmBytes) + 63) & ~(nint)63);
                 for (int job = j0; job < j1; job++)
                 {
                     int img = job / bands, band = job % bands;
                     int row0 = band * bandRows, nrows = Math.Min(bandRows, h - row0), count = nrows * wi;
                     byte* xi = (byte*)px + ((nint)img * c * h + row0) * wi;
-                    Int8Pointwise.Run(Int8GemmPath.AvxVnni, gemm, xi, (nint)h * wi, count, signedX, zx, rq, temp, count,
-                        0, (count + Int8Pointwise.Panel - 1) / Int8Pointwise.Panel, gs);
+                    int panels = (count + Int8Pointwise.Panel - 1) / Int8Pointwise.Panel;
+                    if (fe is null) Int8Pointwise.Run(Int8GemmPath.AvxVnni, gemm, xi, (nint)h * wi, count, signedX, zx, rq, temp, count, 0, panels, gs);
+                    else
+                    {
+                        // Float rows (m, ky, kx), then each through the epilogue into the byte rows the interleave reads.
+                        Int8Pointwise.Run(Int8GemmPath.AvxVnni, gemm, xi, (nint)h * wi, count, signedX, zx, rq, (byte*)ft, count, 0, panels, gs);
+                        for (int r = 0; r < rows; r++) fe.Epilogue.Row(ft + (nint)r * count, count, r / win, temp + (nint)r * count);
+                    }
                     byte* yi = (byte*)py + (nint)img * m * oh * ow;
                     for (int j = 0; j < m; j++)
                         for (int ky = 0; ky < kh; ky++)
