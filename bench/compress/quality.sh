@@ -8,9 +8,11 @@
 #   Extra rows: int8-static-entropy (the entropy calibrator, KEEP_ENTROPY most sensitive activations float, default 0);
 #   int4-rtn-asym (round-to-nearest on the int4-gptq row's asymmetric grid); int8-static-act (Q/DQ after each layer's
 #   element-wise chain, the stem equalized, entropy calibrator, KEEP_ACT most sensitive activations float, default 0).
-#   The int4-gptq row is asymmetric int4 block 32 with GPTQ_FLAGS (default "--gptq-act-order --gptq-clip-search"),
-#   KEEP_INT4 (default 5) most sensitive layers of at most KEEP_INT4_MAX_PARAMS (default 16384) weights kept int8;
-#   KEEP_INT4=0 gives pure int4.
+#   The int4-gptq row is asymmetric int4 block 32 with GPTQ_FLAGS (default "--gptq-act-order --gptq-clip-search
+#   --gptq-output-aware"), every layer int4 (pure int4); GPTQ_CAL_SAMPLES=N calibrates it on the first N samples of the
+#   calibration set only (output-aware GPTQ makes a pass per layer: 64 samples are ~4× faster, 6.35 % vs 6.67 %);
+#   KEEP_INT4=N keeps the N most sensitive layers of at most KEEP_INT4_MAX_PARAMS (default 16384) weights at int8.
+#   The one-shot alternative (faster, 8.09 %): GPTQ_FLAGS="--gptq-act-order --gptq-clip-search --gptq-bias-correction".
 #
 # Evaluation data: scripts/render-textlines.sh --count 300 --seed 1 (the test sets, in $ONDEVICE_CACHE/textlines).
 # Calibration data (int8 static, GPTQ, sensitivity): a separate set like the deployment's — 128 other lines
@@ -50,7 +52,16 @@ cp "$M" "$W/fp32.onnx"
 ! want int8-static-act || $OD quantize "$M" -o "$W/int8-static-act.onnx" --weights int8 --granularity channel --symmetric --activations int8 --calibration "$W/calmix" --calibrator entropy --qdq-placement activations --equalize --keep-sensitive ${KEEP_ACT:-0} --keep-sensitive-max-params 600 --json > "$W/int8-static-act.json"
 ! want int4-rtn || $OD quantize "$M" -o "$W/int4-rtn.onnx" --weights int4 --granularity block:32 --symmetric --json > "$W/int4-rtn.json"
 ! want int4-rtn-asym || $OD quantize "$M" -o "$W/int4-rtn-asym.onnx" --weights int4 --granularity block:32 --json > "$W/int4-rtn-asym.json"
-! want int4-gptq || $OD quantize "$M" -o "$W/int4-gptq.onnx" --weights int4 --granularity block:32 --method gptq ${GPTQ_FLAGS:---gptq-act-order --gptq-clip-search} --calibration "$W/calmix" --keep-sensitive ${KEEP_INT4:-5} --keep-sensitive-max-params ${KEEP_INT4_MAX_PARAMS:-16384} --json > "$W/int4-gptq.json"
+GCAL="$W/calmix"
+if [ -n "${GPTQ_CAL_SAMPLES:-}" ]; then
+  GCAL="$W/calmix-first$GPTQ_CAL_SAMPLES"
+  if want int4-gptq && [ ! -d "$GCAL" ]; then
+    mkdir -p "$GCAL.tmp"
+    for d in $(ls "$W/calmix" | sort | head -n "$GPTQ_CAL_SAMPLES"); do ln -s "$W/calmix/$d" "$GCAL.tmp/$d"; done
+    mv "$GCAL.tmp" "$GCAL"
+  fi
+fi
+! want int4-gptq || $OD quantize "$M" -o "$W/int4-gptq.onnx" --weights int4 --granularity block:32 --method gptq ${GPTQ_FLAGS:---gptq-act-order --gptq-clip-search --gptq-output-aware} --calibration "$GCAL" --keep-sensitive ${KEEP_INT4:-0} --keep-sensitive-max-params ${KEEP_INT4_MAX_PARAMS:-16384} --json > "$W/int4-gptq.json"
 ! want pal6 || $OD palettize "$M" -o "$W/pal6.onnx" --bits 6 --json > "$W/pal6.json"
 ! want prune50 || $OD prune "$M" -o "$W/prune50.onnx" --sparsity 0.5 --json > "$W/prune50.json"
 

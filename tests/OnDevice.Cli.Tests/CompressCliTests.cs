@@ -114,6 +114,42 @@ public class CompressCliTests
     }
 
     [Fact]
+    public void Quantize_GptqOutputAware_WithBiasCorrection_AndItsBadInput()
+    {
+        using var dir = new TempDir();
+        var cal = ClsCalibration(dir);
+        var g = CliRunner.Run("quantize", "paddleocr-cls", "-o", dir.File("g.onnx"), "--weights", "int4", "--granularity", "block:32",
+            "--method", "gptq", "--gptq-output-aware", "--gptq-bias-correction", "--gptq-layers-per-pass", "4", "--gptq-clip-search", "--calibration", cal, "--json");
+        Assert.True(g.ExitCode == 0, g.Stderr);
+        using (var doc = JsonDocument.Parse(g.Stdout))
+        {
+            var layers = doc.RootElement.GetProperty("layers").EnumerateArray().ToList();
+            Assert.Equal(54, layers.Count);
+            Assert.Contains(layers, l => l.GetProperty("note").GetString() is { } n && n.Contains("bias corrected"));
+            // RTN versus GPTQ per layer, measured against the float model's layer output: never worse than RTN.
+            var gptq = doc.RootElement.GetProperty("gptq").EnumerateArray().ToList();
+            Assert.Equal(54, gptq.Count);
+            Assert.All(gptq, l => Assert.True(l.GetProperty("gptqError").GetDouble() <= l.GetProperty("rtnError").GetDouble() * (1 + 1e-9), l.ToString()));
+            Assert.True(gptq.Sum(l => l.GetProperty("gptqError").GetDouble()) < 0.9 * gptq.Sum(l => l.GetProperty("rtnError").GetDouble()));
+        }
+        var m = OnDevice.Formats.Onnx.OnnxReader.Read(dir.File("g.onnx"));
+        Assert.Contains(m.Graph.Nodes, n => n.OpType == "DequantizeLinear");
+        foreach (var args in new[] { new[] { "--gptq-output-aware" }, new[] { "--gptq-bias-correction" }, new[] { "--gptq-layers-per-pass", "2" } })
+        {
+            var bad = CliRunner.Run(new[] { "quantize", "paddleocr-cls", "-o", dir.File("b.onnx"), "--weights", "int4" }.Concat(args).ToArray());
+            Assert.Equal(1, bad.ExitCode);
+            Assert.Contains("need --method gptq", bad.Stderr);
+        }
+        var lpp = CliRunner.Run("quantize", "paddleocr-cls", "-o", dir.File("b.onnx"), "--method", "gptq", "--calibration", cal, "--gptq-layers-per-pass", "2");
+        Assert.Equal(1, lpp.ExitCode);
+        Assert.Contains("--gptq-layers-per-pass needs --gptq-sequential or --gptq-output-aware", lpp.Stderr);
+        var zero = CliRunner.Run("quantize", "paddleocr-cls", "-o", dir.File("b.onnx"), "--method", "gptq", "--calibration", cal, "--gptq-output-aware", "--gptq-layers-per-pass", "0");
+        Assert.Equal(1, zero.ExitCode);
+        Assert.Contains("--gptq-layers-per-pass must be 1 or more", zero.Stderr);
+        Assert.False(File.Exists(dir.File("b.onnx")));
+    }
+
+    [Fact]
     public void Quantize_ActivationsPlacement_Equalize_FoldsAndQuantizesChainEnds()
     {
         using var dir = new TempDir();

@@ -77,6 +77,9 @@ public static class QuantizeVerb
         var gptqActOrder = new Option<bool>("--gptq-act-order") { Description = "GPTQ: quantize columns in order of decreasing Hessian diagonal (act-order)" };
         var gptqDamp = new Option<double>("--gptq-damp") { Description = "GPTQ: dampening added to the Hessian diagonal, as a share of its mean (default 0.01)", DefaultValueFactory = _ => 0.01 };
         var gptqSequential = new Option<bool>("--gptq-sequential") { Description = "GPTQ: true-sequential — each layer's Hessian from the model whose earlier layers are already quantized (one calibration pass per layer)" };
+        var gptqOutputAware = new Option<bool>("--gptq-output-aware") { Description = "GPTQ: output-aware true-sequential — round each layer for ‖X̃Ŵᵀ − XWᵀ‖² (X float inputs, X̃ the quantized prefix's; runs the float and the quantized model per sample)" };
+        var gptqBias = new Option<bool>("--gptq-bias-correction") { Description = "GPTQ: add E[W·x − Ŵ·x̃] per output channel to each layer's bias after quantizing it" };
+        var gptqLayersPerPass = new Option<int>("--gptq-layers-per-pass") { Description = "GPTQ with --gptq-sequential or --gptq-output-aware: most layers whose statistics one calibration pass collects (default 1); only parallel branches share a pass, so the result is the same, faster", DefaultValueFactory = _ => 1 };
         var gptqClip = new Option<bool>("--gptq-clip-search") { Description = "GPTQ: choose each scale group's scale by a clip search (least Hessian-weighted rounding error over shrunk ranges)" };
         var keepSensitive = new Option<int>("--keep-sensitive") { Description = "Keep the N most sensitive sites (static activations, sub-8-bit weights; measured on --calibration) at higher precision: activations float, weights int8" };
         var keepMaxParams = new Option<long>("--keep-sensitive-max-params") { Description = "With --keep-sensitive: only weights with at most this many elements are raised to int8, and only activations read by layers that small stay float (cheap sites; 0 = any)" };
@@ -89,6 +92,7 @@ public static class QuantizeVerb
         {
             model, output, weights, granularity, symmetric, fp16Scales, method, activations, calibration, calibrator, format, exclude, maxSize, keepSensitive, reportFile, json,
             gptqActOrder, gptqDamp, gptqSequential, gptqClip, keepMaxParams,
+            gptqOutputAware, gptqBias, gptqLayersPerPass,
             placementOpt, fold, equalize,
         };
         cmd.SetAction(r =>
@@ -129,10 +133,19 @@ public static class QuantizeVerb
             if (methodName == "gptq" && r.GetValue(calibration) is null) throw new CliException("--method gptq needs --calibration DIR (its Hessians come from calibration activations)");
             double damp = r.GetValue(gptqDamp);
             if (!(damp >= 0 && damp <= 10)) throw new CliException($"--gptq-damp must be in [0, 10], not {damp.ToString(CultureInfo.InvariantCulture)}");
-            bool sequential = r.GetValue(gptqSequential);
-            if (methodName != "gptq" && (r.GetValue(gptqActOrder) || sequential || r.GetValue(gptqClip) || r.GetResult(gptqDamp) is { Implicit: false }))
-                throw new CliException("--gptq-act-order, --gptq-damp, --gptq-sequential and --gptq-clip-search need --method gptq");
-            var gptqOptions = new GptqOptions { ActOrder = r.GetValue(gptqActOrder), PercDamp = damp, ClipSearch = r.GetValue(gptqClip) };
+            bool outputAware = r.GetValue(gptqOutputAware);
+            bool sequential = r.GetValue(gptqSequential) || outputAware;
+            int layersPerPass = r.GetValue(gptqLayersPerPass);
+            if (methodName != "gptq" && (r.GetValue(gptqActOrder) || sequential || r.GetValue(gptqClip) || r.GetValue(gptqBias) || r.GetResult(gptqDamp) is { Implicit: false }
+                    || r.GetResult(gptqLayersPerPass) is { Implicit: false }))
+                throw new CliException("--gptq-act-order, --gptq-damp, --gptq-sequential, --gptq-output-aware, --gptq-bias-correction, --gptq-layers-per-pass and --gptq-clip-search need --method gptq");
+            if (layersPerPass < 1) throw new CliException($"--gptq-layers-per-pass must be 1 or more, not {layersPerPass}");
+            if (!sequential && r.GetResult(gptqLayersPerPass) is { Implicit: false }) throw new CliException("--gptq-layers-per-pass needs --gptq-sequential or --gptq-output-aware");
+            var gptqOptions = new GptqOptions
+            {
+                ActOrder = r.GetValue(gptqActOrder), PercDamp = damp, ClipSearch = r.GetValue(gptqClip),
+                OutputAware = outputAware, BiasCorrection = r.GetValue(gptqBias), LayersPerPass = layersPerPass,
+            };
             long? max = r.GetValue(maxSize) is { } ms ? Wrap(() => SizeBudget.ParseSize(ms)) : null;
             if (max is not null && fmt != QuantFormat.Qdq) throw new CliException("--max-size mixes fp16, int8, int4 and palettized layers, which only --format qdq can hold");
             var scheme = new QuantScheme(bits, signed, r.GetValue(symmetric), gran, gran == Granularity.Blocked ? 1 : 0, block, r.GetValue(fp16Scales));
@@ -170,10 +183,12 @@ public static class QuantizeVerb
             options = options with { Equalize = false };
             if (actType is { } at)
                 options = options with { ActivationType = at, ActivationRanges = Wrap(() => Calibrate(m, cal!, calibratorName, asJson, placement)) };
+            Func<IReadOnlyDictionary<string, GptqLayerStats>?>? gptqStats = null;
             if (methodName == "gptq" && !sequential)
             {
                 var rounder = Wrap(() => WithStages(asJson, "GPTQ", p => Gptq(m, cal!, p, gptqOptions)));
                 options = options with { RounderFactory = (_, _) => rounder };
+                gptqStats = () => (rounder as GptqRounder)?.Stats;
             }
             if (max is { } mb)
             {
@@ -193,14 +208,19 @@ public static class QuantizeVerb
             if (keep > 0) options = options with { KeepSensitive = keep, KeepSensitiveMaxParameters = keepMax };
             var result = sequential
                 // A fresh sequential rounder per quantization (sensitivity probing quantizes twice); its passes run inside.
-                ? Wrap(() => WithStages(asJson, "GPTQ (sequential)", p => Quantizer.Quantize(m, options with
+                ? Wrap(() => WithStages(asJson, outputAware ? "GPTQ (output-aware)" : "GPTQ (sequential)", p => Quantizer.Quantize(m, options with
                 {
-                    RounderFactory = (fm, c) => new SequentialGptqRounder(fm, c ?? cal!, gptqOptions with { Progress = p }, new HessianOptions { Progress = p }, RtnRounder.Instance),
+                    RounderFactory = (fm, c) =>
+                    {
+                        var seq = new SequentialGptqRounder(fm, c ?? cal!, gptqOptions with { Progress = p }, new HessianOptions { Progress = p }, RtnRounder.Instance);
+                        gptqStats = () => seq.Stats; // the last quantization's (the one written)
+                        return seq;
+                    },
                 })))
                 : Wrap(() => Cli.WithStatus(asJson, "quantizing", () => Quantizer.Quantize(m, options)));
             result.Report.Notes.InsertRange(0, prepNotes);
             Wrap(() => result.Save(outPath, max));
-            Finish(result, path, outPath, reportPath, asJson, max);
+            Finish(result, path, outPath, reportPath, asJson, max, gptqStats?.Invoke());
             return 0;
         });
         return cmd;
@@ -260,17 +280,28 @@ public static class QuantizeVerb
         public IReadOnlyList<KeptSensitive> KeptAtHigherPrecision { get; init; } = [];
         /// <summary>Every site <c>--keep-sensitive</c> ranked, most sensitive first.</summary>
         public IReadOnlyList<KeptSensitive> SensitivityRanking { get; init; } = [];
+        /// <summary>GPTQ per layer: its output error and round-to-nearest's on the calibration data (relative), rows kept at RTN.</summary>
+        public IReadOnlyList<GptqLayerJson>? Gptq { get; init; }
     }
 
+    /// <summary>One layer's GPTQ-versus-RTN output error in the JSON report.</summary>
+    internal sealed record GptqLayerJson(string Weight, int Rows, int Columns, double RtnError, double GptqError, int RowsKeptRtn, double Seconds);
+
     /// <summary>Writes the report file and prints the result (JSON or a table).</summary>
-    internal static void Finish(CompressionResult result, string modelPath, string outPath, string? reportPath, bool asJson, long? max = null)
+    internal static void Finish(CompressionResult result, string modelPath, string outPath, string? reportPath, bool asJson, long? max = null,
+        IReadOnlyDictionary<string, GptqLayerStats>? gptq = null)
     {
         var rep = result.Report;
         rep.InputBytes = new FileInfo(modelPath).Length;
         var j = new ReportJson(modelPath, outPath, rep.Pass, rep.Format, rep.Method, rep.InputBytes, rep.OutputBytes,
             rep.OutputBytes > 0 ? Math.Round(rep.InputBytes / (double)rep.OutputBytes, 3) : 0,
             rep.LayerBytesBefore, rep.LayerBytesAfter, rep.LayerBytesAfter > 0 ? Math.Round(rep.LayerBytesBefore / (double)rep.LayerBytesAfter, 3) : 0,
-            max, rep.CalibrationSamples, rep.Layers, rep.StayedFloat, rep.Notes) { KeptAtHigherPrecision = rep.KeptAtHigherPrecision, SensitivityRanking = rep.SensitivityRanking };
+            max, rep.CalibrationSamples, rep.Layers, rep.StayedFloat, rep.Notes)
+        {
+            KeptAtHigherPrecision = rep.KeptAtHigherPrecision, SensitivityRanking = rep.SensitivityRanking,
+            Gptq = gptq?.Values.OrderBy(g => rep.Layers.FindIndex(l => l.Weight == g.Weight) is var i && i >= 0 ? i : int.MaxValue)
+                .Select(g => new GptqLayerJson(g.Weight, g.Rows, g.Columns, g.RtnError, g.GptqError, g.RowsKeptRtn, g.Seconds)).ToList(),
+        };
         if (reportPath is not null) AtomicFile.WriteAllBytes(reportPath, JsonSerializer.SerializeToUtf8Bytes(j, Cli.Json));
         if (asJson)
         {
@@ -288,6 +319,9 @@ public static class QuantizeVerb
             Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "kept     {0} {1}: sensitivity rank {2} of {3} (model error alone {4:0.0000}) → {5}",
                 k.Kind, k.Name, k.Rank, k.Candidates, k.ModelErrorAlone, k.Kind == "activation" ? "float" : "int8 per-channel"));
         foreach (var n in rep.Notes) Console.WriteLine($"note     {n}");
+        if (j.Gptq is { Count: > 0 } gl)
+            Console.WriteLine($"gptq     {gl.Count} layers, mean relative output error RTN {gl.Average(g => g.RtnError).ToString("0.0000", CultureInfo.InvariantCulture)} → GPTQ "
+                + $"{gl.Average(g => g.GptqError).ToString("0.0000", CultureInfo.InvariantCulture)} (per layer in --json / --report)");
         Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0} -> {1}: {2} -> {3} ({4:0.00}x smaller); compressed layers {5} -> {6} ({7:0.00}x)",
             modelPath, outPath, Cli.Bytes(rep.InputBytes), Cli.Bytes(rep.OutputBytes), j.Ratio, Cli.Bytes(rep.LayerBytesBefore), Cli.Bytes(rep.LayerBytesAfter), j.LayerRatio));
         if (rep.CalibrationSamples == 0) Console.WriteLine("         (no --calibration: output errors not measured; sensitivity ranked by SQNR)");

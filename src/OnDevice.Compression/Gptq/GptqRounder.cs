@@ -36,6 +36,26 @@ public sealed record GptqOptions
     /// <summary>Shrink factors the clip search tries (default 1.00, 0.975, …, 0.70).</summary>
     public IReadOnlyList<double> ClipFactors { get; init; } = Enumerable.Range(0, 13).Select(i => 1.0 - 0.025 * i).ToArray();
 
+    /// <summary>
+    /// Bias correction (Nagel et al. 2019; default false): after a layer is quantized, add E[W·x − Ŵ·x̃] per output
+    /// channel to its bias (x̃ = x for one-shot GPTQ; the quantized prefix's input for <see cref="SequentialGptqRounder"/>).
+    /// </summary>
+    public bool BiasCorrection { get; init; }
+
+    /// <summary>
+    /// <see cref="SequentialGptqRounder"/> only: output-aware objective ‖X̃·Ŵᵀ − X·Wᵀ‖² (X the float model's inputs,
+    /// X̃ the quantized prefix's) instead of plain GPTQ on X̃ (default false). See <see cref="OutputAwareGptq"/>.
+    /// </summary>
+    public bool OutputAware { get; init; }
+
+    /// <summary>
+    /// <see cref="SequentialGptqRounder"/> only: most layers whose statistics one calibration pass collects (default 1).
+    /// A pass only groups consecutive layers none of which reads a value computed from another's output (parallel
+    /// branches), so the result is the same as with 1, in fewer passes. (Grouping dependent layers would make a layer
+    /// correct an upstream error that the output-aware objective already removes in the layer before it.)
+    /// </summary>
+    public int LayersPerPass { get; init; } = 1;
+
     /// <summary>Threads for the inverse-Hessian factorization (default: all processors).</summary>
     public int Threads { get; init; } = Environment.ProcessorCount;
 
@@ -61,11 +81,12 @@ public sealed record GptqLayerStats(string Weight, int Rows, int Columns, int Ro
 /// scales are computed when their block is reached (from the error-updated weights), or up front with act-order so
 /// the blocks stay contiguous in the original column order.
 /// </summary>
-public sealed class GptqRounder : IWeightRounder
+public sealed class GptqRounder : IBiasCorrectingRounder
 {
     private readonly IReadOnlyDictionary<string, LayerHessian> _hessians;
     private readonly IWeightRounder? _fallback;
     private readonly ConcurrentDictionary<string, GptqLayerStats> _stats = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, float[]> _bias = new(StringComparer.Ordinal);
     private int _done;
 
     /// <summary>
@@ -105,6 +126,9 @@ public sealed class GptqRounder : IWeightRounder
     /// <summary>What happened to each weight quantized so far, by weight name.</summary>
     public IReadOnlyDictionary<string, GptqLayerStats> Stats => _stats;
 
+    /// <inheritdoc/>
+    public float[]? BiasCorrection(string weight) => _bias.TryGetValue(weight, out var d) ? d : null;
+
     /// <summary>True when GPTQ statistics exist for weight <paramref name="name"/>.</summary>
     public bool Covers(string name) => _hessians.ContainsKey(name);
 
@@ -118,6 +142,7 @@ public sealed class GptqRounder : IWeightRounder
         }
         var q = Run(weight, scheme, h, Options, out var stats);
         _stats[weight.Name] = stats;
+        if (Options.BiasCorrection) _bias[weight.Name] = OutputAwareGptq.BiasCorrection(weight, q, h, h);
         int done = Interlocked.Increment(ref _done);
         Options.Progress?.Report(new StageProgress("gptq", done, _hessians.Count, weight.Name));
         return q;

@@ -117,9 +117,11 @@ public static class HessianCollector
 
     private static long Bytes(LayerSite s) => s.Groups * ((long)s.Columns * s.Columns + s.Columns) * sizeof(double);
 
-    private sealed class Scratch
+    /// <summary>Reusable buffers for input rows (a second set for a paired input) and XᵀX products.</summary>
+    internal sealed class Scratch
     {
         public float[] Rows = [];
+        public float[] Rows2 = [];
         public float[] Tmp = [];
 
         public (float[] Rows, float[] Tmp) For(int k, int rows)
@@ -128,12 +130,33 @@ public static class HessianCollector
             if (k > 24 && Tmp.Length < (long)k * k) Tmp = new float[(long)k * k];
             return (Rows, Tmp);
         }
+
+        public float[] Second(int k, int rows)
+        {
+            if (Rows2.Length < (long)k * rows) Rows2 = new float[(long)k * rows];
+            return Rows2;
+        }
     }
 
     /// <summary>Rows per XᵀX chunk: about a megabyte of floats.</summary>
     private static int ChunkRows(int k) => Math.Clamp(262_144 / k, 16, 4096);
 
+    /// <summary>Receives a chunk of input rows of one weight group: <paramref name="a"/>[rows, K] and, for a paired input, the matching <paramref name="b"/>[rows, K] (else null).</summary>
+    internal unsafe delegate void RowSink(int group, float* a, float* b, int rows);
+
     private static unsafe void Accumulate(LayerSite s, LayerHessian h, ReadOnlySpan<float> data, int[] shape, Scratch scratch, int threads)
+    {
+        var (_, tmp) = scratch.For(s.Columns, 0);
+        fixed (float* p = data)
+            EachRows(s, p, null, data.Length, shape, scratch, (g, a, _, n) => h.AddRows(g, a, n, tmp, threads));
+    }
+
+    /// <summary>
+    /// Feeds <paramref name="sink"/> the input rows of <paramref name="s"/>'s weight (MatMul rows, Gemm's A rows, or
+    /// Conv im2col patches per group) in chunks. With <paramref name="b"/> (an input of the same shape, e.g. the same
+    /// activation in another model), the matching rows of both come together.
+    /// </summary>
+    internal static unsafe void EachRows(LayerSite s, float* a, float* b, int length, int[] shape, Scratch scratch, RowSink sink)
     {
         int K = s.Columns;
         switch (s.OpType)
@@ -142,10 +165,9 @@ public static class HessianCollector
             {
                 if (shape.Length < 1 || shape[^1] != K)
                     throw new InvalidOperationException($"{s.Layer}: input '{s.Input}' has shape [{string.Join(",", shape)}], expected last dimension {K}");
-                int rows = data.Length / K, chunk = ChunkRows(K);
-                var (_, tmp) = scratch.For(K, 0);
-                fixed (float* p = data)
-                    for (int r = 0; r < rows; r += chunk) h.AddRows(0, p + (long)r * K, Math.Min(chunk, rows - r), tmp, threads);
+                int rows = length / K, chunk = ChunkRows(K);
+                for (int r = 0; r < rows; r += chunk)
+                    sink(0, a + (long)r * K, b == null ? null : b + (long)r * K, Math.Min(chunk, rows - r));
                 break;
             }
             case "Gemm":
@@ -153,30 +175,36 @@ public static class HessianCollector
                 if (shape.Length != 2 || shape[s.TransA ? 0 : 1] != K)
                     throw new InvalidOperationException($"{s.Layer}: input '{s.Input}' has shape [{string.Join(",", shape)}], expected a matrix with {K} {(s.TransA ? "rows" : "columns")}");
                 int rows = s.TransA ? shape[1] : shape[0], chunk = ChunkRows(K);
-                var (buf, tmp) = scratch.For(K, chunk);
-                fixed (float* p = data)
-                fixed (float* b = buf)
+                if (!s.TransA)
+                {
+                    for (int r = 0; r < rows; r += chunk)
+                        sink(0, a + (long)r * K, b == null ? null : b + (long)r * K, Math.Min(chunk, rows - r));
+                    break;
+                }
+                var (buf, _) = scratch.For(K, chunk);
+                var buf2 = b == null ? null : scratch.Second(K, chunk);
+                fixed (float* ba = buf)
+                fixed (float* bb = buf2)
                     for (int r = 0; r < rows; r += chunk)
                     {
                         int n = Math.Min(chunk, rows - r);
-                        if (!s.TransA)
-                        {
-                            h.AddRows(0, p + (long)r * K, n, tmp, threads);
-                            continue;
-                        }
                         for (int t = 0; t < n; t++)
-                            for (int k = 0; k < K; k++) b[(long)t * K + k] = p[(long)k * rows + r + t];
-                        h.AddRows(0, b, n, tmp, threads);
+                            for (int k = 0; k < K; k++)
+                            {
+                                ba[(long)t * K + k] = a[(long)k * rows + r + t];
+                                if (b != null) bb[(long)t * K + k] = b[(long)k * rows + r + t];
+                            }
+                        sink(0, ba, b == null ? null : bb, n);
                     }
                 break;
             }
             default:
-                AccumulateConv(s, h, data, shape, scratch, threads);
+                EachConvRows(s, a, b, shape, scratch, sink);
                 break;
         }
     }
 
-    private static unsafe void AccumulateConv(LayerSite s, LayerHessian h, ReadOnlySpan<float> data, int[] shape, Scratch scratch, int threads)
+    private static unsafe void EachConvRows(LayerSite s, float* p, float* p2, int[] shape, Scratch scratch, RowSink sink)
     {
         var geo = s.Conv!;
         int spatial = geo.Kernel.Length;
@@ -195,40 +223,47 @@ public static class HessianCollector
         int positions = outH * outW;
         if (positions == 0) return;
         int chunk = ChunkRows(K);
-        var (buf, tmp) = scratch.For(K, chunk);
-        fixed (float* p = data)
+        var (buf, _) = scratch.For(K, chunk);
+        var buf2 = p2 == null ? null : scratch.Second(K, chunk);
         fixed (float* b = buf)
+        fixed (float* b2 = buf2)
         {
             for (int n = 0; n < batch; n++)
                 for (int g = 0; g < groups; g++)
                 {
-                    float* inG = p + ((long)n * c + (long)g * cg) * inH * inW;
+                    long offset = ((long)n * c + (long)g * cg) * inH * inW;
                     for (int pos0 = 0; pos0 < positions; pos0 += chunk)
                     {
                         int rows = Math.Min(chunk, positions - pos0);
-                        for (int t = 0; t < rows; t++)
-                        {
-                            int oy = (pos0 + t) / outW, ox = (pos0 + t) % outW;
-                            float* row = b + (long)t * K;
-                            int idx = 0;
-                            for (int ci = 0; ci < cg; ci++)
-                            {
-                                float* plane = inG + (long)ci * inH * inW;
-                                for (int ky = 0; ky < kh; ky++)
-                                {
-                                    int iy = oy * sh - padT + ky * dh;
-                                    bool rowIn = iy >= 0 && iy < inH;
-                                    for (int kx = 0; kx < kw; kx++)
-                                    {
-                                        int ix = ox * swd - padL + kx * dw;
-                                        row[idx++] = rowIn && ix >= 0 && ix < inW ? plane[(long)iy * inW + ix] : 0f;
-                                    }
-                                }
-                            }
-                        }
-                        h.AddRows(g, b, rows, tmp, threads);
+                        Im2Col(p + offset, b, pos0, rows);
+                        if (p2 != null) Im2Col(p2 + offset, b2, pos0, rows);
+                        sink(g, b, p2 == null ? null : b2, rows);
                     }
                 }
+        }
+
+        void Im2Col(float* inG, float* dst, int pos0, int rows)
+        {
+            for (int t = 0; t < rows; t++)
+            {
+                int oy = (pos0 + t) / outW, ox = (pos0 + t) % outW;
+                float* row = dst + (long)t * K;
+                int idx = 0;
+                for (int ci = 0; ci < cg; ci++)
+                {
+                    float* plane = inG + (long)ci * inH * inW;
+                    for (int ky = 0; ky < kh; ky++)
+                    {
+                        int iy = oy * sh - padT + ky * dh;
+                        bool rowIn = iy >= 0 && iy < inH;
+                        for (int kx = 0; kx < kw; kx++)
+                        {
+                            int ix = ox * swd - padL + kx * dw;
+                            row[idx++] = rowIn && ix >= 0 && ix < inW ? plane[(long)iy * inW + ix] : 0f;
+                        }
+                    }
+                }
+            }
         }
     }
 }

@@ -218,4 +218,71 @@ internal static unsafe class Linalg
         }
         for (int i = 0; i < k * k; i++) xtx[i] += tmp[i];
     }
+    /// <summary>XtY[K, K] += Xᵀ·Y for X[rows, K] and Y[rows, K] row-major (float product, double accumulation).</summary>
+    public static void AccumulateXtY(float* x, float* y, int rows, int k, double[] xty, float[] tmp, int threads)
+    {
+        if (rows == 0) return;
+        if (k <= 24)
+        {
+            AccumulateXtYReference(x, y, rows, k, xty);
+            return;
+        }
+        var packed = (float*)NativeMemory.AlignedAlloc((nuint)Gemm.PackedASize(k, rows) * sizeof(float), 64);
+        var scratch = (float*)NativeMemory.AlignedAlloc((nuint)Math.Max(16, Gemm.ScratchFloats(rows, k, threads)) * sizeof(float), 64);
+        try
+        {
+            Gemm.PackA(x, k, rows, 1, k, 1f, packed);
+            fixed (float* c = tmp)
+                Gemm.Multiply(new StridedB(y, k, 1, k), packed, k, k, rows, c, k, accumulate: false, GemmEpilogue.None, null, threads, scratch);
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(packed);
+            NativeMemory.AlignedFree(scratch);
+        }
+        for (int i = 0; i < k * k; i++) xty[i] += tmp[i];
+    }
+
+    /// <summary>Scalar twin of <see cref="AccumulateXtY"/> (double products).</summary>
+    public static void AccumulateXtYReference(float* x, float* y, int rows, int k, double[] xty)
+    {
+        for (int t = 0; t < rows; t++)
+        {
+            float* a = x + (long)t * k, b = y + (long)t * k;
+            for (int i = 0; i < k; i++)
+            {
+                double xi = a[i];
+                if (xi == 0) continue;
+                int o = i * k;
+                for (int j = 0; j < k; j++) xty[o + j] += xi * b[j];
+            }
+        }
+    }
+
+    /// <summary>
+    /// X·A⁻¹ for the symmetric positive definite n×n <paramref name="a"/> and X[m, n] (row-major), by Cholesky
+    /// (A = L·Lᵀ, two triangular solves per row); null when A is not numerically positive definite. A is not modified.
+    /// </summary>
+    public static double[]? SolveRight(double[] x, int m, double[] a, int n, int threads = 1)
+    {
+        var l = (double[])a.Clone();
+        if (!CholeskyLower(l, n)) return null;
+        var r = (double[])x.Clone();
+        void Row(int row)
+        {
+            var v = r.AsSpan(row * n, n);
+            // z·A = v, i.e. A·zᵀ = vᵀ: L·u = vᵀ (row by row), then Lᵀ·zᵀ = u (column by column, rows of L contiguous).
+            for (int i = 0; i < n; i++) v[i] = (v[i] - Dot(l.AsSpan(i * n, i), v[..i])) / l[i * n + i];
+            for (int i = n - 1; i >= 0; i--)
+            {
+                double zi = v[i] / l[i * n + i];
+                v[i] = zi;
+                var li = l.AsSpan(i * n, i);
+                for (int j = 0; j < i; j++) v[j] -= li[j] * zi;
+            }
+        }
+        if (threads > 1 && m > 1) Parallel.For(0, m, new ParallelOptions { MaxDegreeOfParallelism = threads }, Row);
+        else for (int row = 0; row < m; row++) Row(row);
+        return r;
+    }
 }

@@ -10,11 +10,21 @@ namespace OnDevice.Compression.Gptq;
 /// quantized before it already holds its quantized (reconstructed) weight, so each layer also corrects the error its
 /// quantized predecessors pushed into its input. Layers must be asked for in graph order (the quantizer does); each
 /// costs one pass over the calibration set through the part of the graph that feeds it. Weights GPTQ cannot handle
-/// go to the fallback rounder (their float weights stay in the working model).
+/// go to the fallback rounder (their float weights stay in the working model). With
+/// <see cref="GptqOptions.OutputAware"/> each pass also runs the float model on the same sample and the layer is
+/// rounded for ‖X̃·Ŵᵀ − X·Wᵀ‖² (<see cref="OutputAwareGptq"/>); with <see cref="GptqOptions.BiasCorrection"/> the
+/// layer's bias (in the working model and, through <see cref="IBiasCorrectingRounder"/>, in the output) absorbs
+/// E[W·x − Ŵ·x̃].
 /// </summary>
-public sealed class SequentialGptqRounder : IWeightRounder
+public sealed class SequentialGptqRounder : IBiasCorrectingRounder
 {
     private readonly Model _work;
+    private readonly Model _float;
+    private readonly List<LayerSite> _order;
+    private readonly HashSet<string> _quantized = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, LayerHessian> _pending = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, LayerCrossStats> _pendingCross = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, float[]> _bias = new(StringComparer.Ordinal);
     private readonly CalibrationSet _set;
     private readonly HessianOptions _hessian;
     private readonly IWeightRounder? _fallback;
@@ -32,12 +42,15 @@ public sealed class SequentialGptqRounder : IWeightRounder
         if (set.Count == 0) throw new CalibrationSetException("the calibration set is empty: give at least one sample");
         Options = options ?? new GptqOptions();
         if (!(Options.PercDamp >= 0)) throw new ArgumentOutOfRangeException(nameof(options), $"percdamp must be ≥ 0, got {Options.PercDamp}");
+        if (Options.LayersPerPass < 1) throw new ArgumentOutOfRangeException(nameof(options), $"layers per pass must be ≥ 1, got {Options.LayersPerPass}");
         _hessian = hessian ?? new HessianOptions();
         _set = set;
         _fallback = fallback;
         _work = Quantizer.CopyModel(model);
         ConstantLifting.Lift(_work.Graph);
+        _float = Quantizer.CopyModel(_work);
         var (sites, skipped) = LayerSites.Find(_work.Graph);
+        _order = sites;
         _sites = sites.ToDictionary(s => s.Weight, StringComparer.Ordinal);
         _skipped = skipped;
     }
@@ -65,28 +78,87 @@ public sealed class SequentialGptqRounder : IWeightRounder
             return q; // not a Conv/Gemm/MatMul view GPTQ knows (e.g. ConvTranspose): its float weight stays in the working model
         }
         var sw = Stopwatch.StartNew();
-        var hs = HessianCollector.Collect(Prefix(site), _set, _hessian with { Weights = [weight.Name] });
-        if (!hs.Layers.TryGetValue(weight.Name, out var h))
+        if (!_pending.ContainsKey(weight.Name) && !_pendingCross.ContainsKey(weight.Name)) CollectStage(site);
+        float[]? bias = null;
+        if (Options.OutputAware && _pendingCross.Remove(weight.Name, out var cross))
+        {
+            q = OutputAwareGptq.Run(weight, scheme, cross, Options, out var stats);
+            _stats[weight.Name] = stats with { Seconds = sw.Elapsed.TotalSeconds };
+            if (Options.BiasCorrection) bias = OutputAwareGptq.BiasCorrection(weight, q, cross);
+        }
+        else if (!Options.OutputAware && _pending.Remove(weight.Name, out var h))
+        {
+            q = GptqRounder.Run(weight, scheme, h, Options, out var stats);
+            _stats[weight.Name] = stats with { Seconds = sw.Elapsed.TotalSeconds };
+            if (Options.BiasCorrection) bias = OutputAwareGptq.BiasCorrection(weight, q, h, h);
+        }
+        else
         {
             q = (_fallback ?? throw new ArgumentException($"no GPTQ statistics for weight '{weight.Name}': its input was never produced as float32", nameof(weight)))
                 .Quantize(weight, scheme);
         }
-        else
-        {
-            q = GptqRounder.Run(weight, scheme, h, Options, out var stats);
-            _stats[weight.Name] = stats with { Seconds = sw.Elapsed.TotalSeconds };
-        }
+        _quantized.Add(weight.Name);
         Replace(weight.Name, q);
+        if (bias is not null)
+        {
+            _bias[weight.Name] = bias;
+            var node = _work.Graph.Nodes.FirstOrDefault(n => n.Inputs.Count > 1 && n.Inputs[1] == weight.Name);
+            if (node is not null) BiasSlots.Add(_work.Graph, node, bias);
+        }
         Options.Progress?.Report(new StageProgress("gptq", ++_done, _sites.Count, weight.Name));
         return q;
     }
 
-    /// <summary>The working model cut to the nodes <paramref name="site"/>'s layer needs (itself included): its output is the layer's output.</summary>
-    private Model Prefix(LayerSite site)
+    /// <inheritdoc/>
+    public float[]? BiasCorrection(string weight) => _bias.TryGetValue(weight, out var d) ? d : null;
+
+    /// <summary>
+    /// Collects the statistics of <paramref name="first"/> and of the layers that follow it in graph order, up to
+    /// <see cref="GptqOptions.LayersPerPass"/> in all, as long as none of them reads a value computed from an earlier
+    /// member's output (parallel branches such as attention's query/key/value projections): their inputs do not
+    /// change when the earlier members are quantized, so one pass gives exactly the statistics one pass per layer would.
+    /// One pass over the set through the working model (and the float model for the output-aware objective).
+    /// </summary>
+    private void CollectStage(LayerSite first)
     {
-        var g = _work.Graph;
-        if (g.Nodes.Any(n => n.Subgraphs.Any())) return _work; // implicit subgraph inputs: run everything
-        var needed = new HashSet<string>(StringComparer.Ordinal) { site.Output };
+        var stage = new List<LayerSite> { first };
+        int at = _order.FindIndex(x => x.Weight == first.Weight);
+        var downstream = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = at + 1; i < _order.Count && stage.Count < Options.LayersPerPass; i++)
+        {
+            var next = _order[i];
+            if (_quantized.Contains(next.Weight) || _pending.ContainsKey(next.Weight) || _pendingCross.ContainsKey(next.Weight)) break;
+            Downstream(stage[^1].Output, downstream);
+            if (downstream.Contains(next.Input)) break;
+            stage.Add(next);
+        }
+        var outputs = stage.Select(x => x.Output).ToList();
+        if (Options.OutputAware)
+        {
+            foreach (var (name, st) in PairedCollector.Collect(Prefix(_float, outputs), Prefix(_work, outputs), _set, stage, _hessian))
+                _pendingCross[name] = st;
+            return;
+        }
+        var hs = HessianCollector.Collect(Prefix(_work, outputs), _set, _hessian with { Weights = stage.Select(x => x.Weight).ToList() });
+        foreach (var (name, h) in hs.Layers) _pending[name] = h;
+    }
+
+    /// <summary>Adds to <paramref name="seen"/> every value of the working graph computed from <paramref name="value"/> (itself included).</summary>
+    private void Downstream(string value, HashSet<string> seen)
+    {
+        if (!seen.Add(value)) return;
+        foreach (var n in _work.Graph.Nodes)
+            if (n.Inputs.Any(seen.Contains))
+                foreach (var o in n.Outputs)
+                    if (o.Length > 0) seen.Add(o);
+    }
+
+    /// <summary><paramref name="model"/> cut to the nodes that <paramref name="outputs"/> need: those are its outputs.</summary>
+    private static Model Prefix(Model model, IReadOnlyList<string> outputs)
+    {
+        var g = model.Graph;
+        if (g.Nodes.Any(n => n.Subgraphs.Any())) return model; // implicit subgraph inputs: run everything
+        var needed = new HashSet<string>(outputs, StringComparer.Ordinal);
         var keep = new List<Node>();
         for (int i = g.Nodes.Count - 1; i >= 0; i--)
         {
@@ -102,10 +174,10 @@ public sealed class SequentialGptqRounder : IWeightRounder
         foreach (var (name, t) in g.Initializers)
             if (needed.Contains(name)) cut.Initializers.Add(name, t);
         cut.Nodes.AddRange(keep);
-        cut.Outputs.Add(ValueInfo.Tensor(site.Output, DType.Float32, null));
-        var m = new Model(cut) { IrVersion = _work.IrVersion };
-        m.OpsetImports.AddRange(_work.OpsetImports);
-        m.Functions.AddRange(_work.Functions);
+        foreach (var o in outputs) cut.Outputs.Add(ValueInfo.Tensor(o, DType.Float32, null));
+        var m = new Model(cut) { IrVersion = model.IrVersion };
+        m.OpsetImports.AddRange(model.OpsetImports);
+        m.Functions.AddRange(model.Functions);
         return m;
     }
 

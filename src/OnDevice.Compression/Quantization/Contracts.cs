@@ -27,3 +27,13 @@ public interface IWeightRounder
     /// <summary>Quantizes <paramref name="weight"/>; the result's <see cref="QuantizedWeight.Dims"/> are [Rows, Columns].</summary>
     QuantizedWeight Quantize(WeightMatrix weight, QuantScheme scheme);
 }
+
+/// <summary>
+/// A rounder that also corrects the layer's bias (bias correction): after <see cref="IWeightRounder.Quantize"/>, the
+/// quantizer adds <see cref="BiasCorrection"/> (one value per output channel) to the layer's bias.
+/// </summary>
+public interface IBiasCorrectingRounder : IWeightRounder
+{
+    /// <summary>The correction for the weight quantized last under <paramref name="weight"/>, or null for none.</summary>
+    float[]? BiasCorrection(string weight);
+}

@@ -195,6 +195,13 @@ public static class Quantizer
                     }
                     scheme = scheme with { Axis = scheme.Granularity == Granularity.Blocked ? 1 : 0 };
                     var q = rounder.Quantize(new WeightMatrix(site.WeightName, site.Matrix(), site.Rows, site.Columns), scheme);
+                    if (rounder is IBiasCorrectingRounder bc && bc.BiasCorrection(site.WeightName) is { } delta)
+                    {
+                        var (biasName, biasData, why) = Gptq.BiasSlots.Add(site.Graph, site.Node, delta);
+                        if (biasName is not null) recon[(site.Graph, biasName)] = biasData!; // the simulated model gets it where the float model has that bias
+                        string bn = why is null ? $"bias corrected ({biasName})" : $"no bias correction: {why}";
+                        note = note is null ? bn : note + "; " + bn;
+                    }
                     rebuilt = Layout.Permute(q.Dequantize(), site.PermutedDims, Layout.Inverse(site.Perm));
                     // DequantizeLinear with float16 scales computes in float16.
                     if (scheme.Fp16Scales) rebuilt = rebuilt.Select(x => (float)(Half)x).ToArray();
