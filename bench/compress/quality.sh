@@ -6,8 +6,11 @@
 #   bench/compress/quality.sh [WORK_DIR]        (default /tmp/ondevice-quality; needs a Release build and scripts/setup.sh)
 #   ROWS="int8-static int4-gptq" bench/compress/quality.sh    (only these rows; fp32 is always written as the reference)
 #   Extra rows: int8-static-entropy (the entropy calibrator, KEEP_ENTROPY most sensitive activations float, default 0);
-#   int4-rtn-asym (round-to-nearest on the int4-gptq row's asymmetric grid); int8-static-act (Q/DQ after each layer's
-#   element-wise chain, the stem equalized, entropy calibrator, KEEP_ACT most sensitive activations float, default 0).
+#   int4-rtn-asym (round-to-nearest on the int4-gptq row's asymmetric grid); int8-static-ops (session 4's int8 static
+#   recipe: Q/DQ around every quantized op, percentile, KEEP_STATIC (16) most sensitive activations read by layers of at
+#   most KEEP_STATIC_MAX_PARAMS (600) weights kept float — the form ONNX Runtime fuses best).
+#   The int8-static row (session 5): Q/DQ after each layer's element-wise chain, the stem equalized, entropy calibrator,
+#   KEEP_ACT most sensitive activations float (default 0: every activation int8).
 #   The int4-gptq row is asymmetric int4 block 32 with GPTQ_FLAGS (default "--gptq-act-order --gptq-clip-search
 #   --gptq-output-aware"), every layer int4 (pure int4); GPTQ_CAL_SAMPLES=N calibrates it on the first N samples of the
 #   calibration set only (output-aware GPTQ makes a pass per layer: 64 samples are ~4× faster, 6.35 % vs 6.67 %);
@@ -47,9 +50,9 @@ want() { [[ " $ROWS " == *" $1 "* ]]; }
 
 cp "$M" "$W/fp32.onnx"
 ! want int8-wo || $OD quantize "$M" -o "$W/int8-wo.onnx" --weights int8 --granularity channel --symmetric --json > "$W/int8-wo.json"
-! want int8-static || $OD quantize "$M" -o "$W/int8-static.onnx" --weights int8 --granularity channel --symmetric --activations int8 --calibration "$W/calmix" --calibrator percentile --keep-sensitive ${KEEP_STATIC:-16} --keep-sensitive-max-params ${KEEP_STATIC_MAX_PARAMS:-600} --json > "$W/int8-static.json"
+! want int8-static-ops || $OD quantize "$M" -o "$W/int8-static-ops.onnx" --weights int8 --granularity channel --symmetric --activations int8 --calibration "$W/calmix" --calibrator percentile --keep-sensitive ${KEEP_STATIC:-16} --keep-sensitive-max-params ${KEEP_STATIC_MAX_PARAMS:-600} --json > "$W/int8-static-ops.json"
 ! want int8-static-entropy || $OD quantize "$M" -o "$W/int8-static-entropy.onnx" --weights int8 --granularity channel --symmetric --activations int8 --calibration "$W/calmix" --calibrator entropy --keep-sensitive ${KEEP_ENTROPY:-0} --json > "$W/int8-static-entropy.json"
-! want int8-static-act || $OD quantize "$M" -o "$W/int8-static-act.onnx" --weights int8 --granularity channel --symmetric --activations int8 --calibration "$W/calmix" --calibrator entropy --qdq-placement activations --equalize --keep-sensitive ${KEEP_ACT:-0} --keep-sensitive-max-params 600 --json > "$W/int8-static-act.json"
+! want int8-static || $OD quantize "$M" -o "$W/int8-static.onnx" --weights int8 --granularity channel --symmetric --activations int8 --calibration "$W/calmix" --calibrator entropy --qdq-placement activations --equalize --keep-sensitive ${KEEP_ACT:-0} --keep-sensitive-max-params 600 --json > "$W/int8-static.json"
 ! want int4-rtn || $OD quantize "$M" -o "$W/int4-rtn.onnx" --weights int4 --granularity block:32 --symmetric --json > "$W/int4-rtn.json"
 ! want int4-rtn-asym || $OD quantize "$M" -o "$W/int4-rtn-asym.onnx" --weights int4 --granularity block:32 --json > "$W/int4-rtn-asym.json"
 GCAL="$W/calmix"
