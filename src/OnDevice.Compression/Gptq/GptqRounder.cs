@@ -210,7 +210,7 @@ public sealed class GptqRounder : IBiasCorrectingRounder
     {
         var d = new double[cols];
         for (int c = 0; c < cols; c++) d[c] = w[r * cols + c];
-        return Quadratic(d, xtx);
+        return Linalg.Quadratic(d, xtx);
     }
 
     private static double RowError(float[] w, int r, int cols, double[] xtx, int[] q, float[] scales, int[] zps, QuantScheme scheme)
@@ -221,17 +221,7 @@ public sealed class GptqRounder : IBiasCorrectingRounder
             int g = RtnReference.GroupOf(r, c, cols, scheme);
             d[c] = w[r * cols + c] - (double)((q[r * cols + c] - zps[g]) * scales[g]);
         }
-        return Quadratic(d, xtx);
-    }
-
-    /// <summary>d·A·dᵀ for symmetric A.</summary>
-    private static double Quadratic(double[] d, double[] a)
-    {
-        int n = d.Length;
-        double s = 0;
-        for (int i = 0; i < n; i++)
-            if (d[i] != 0) s += d[i] * Linalg.Dot(a.AsSpan(i * n, n), d);
-        return s;
+        return Linalg.Quadratic(d, xtx);
     }
 
     /// <summary>

@@ -68,8 +68,8 @@ public static class LayerErrors
                 wr[c] = weight.Data[r * cols + c];
                 d[c] = wr[c] - deq[r * cols + c];
             }
-            err += Quadratic(d, xtx);
-            norm += Quadratic(wr, xtx);
+            err += Linalg.Quadratic(d, xtx);
+            norm += Linalg.Quadratic(wr, xtx);
             if (bias is not null)
             {
                 double b = bias[r];
@@ -77,15 +77,6 @@ public static class LayerErrors
             }
         }
         return norm > 0 ? Math.Sqrt(Math.Max(err, 0) / norm) : err > 0 ? double.PositiveInfinity : 0;
-    }
-
-    private static double Quadratic(double[] d, ReadOnlySpan<double> a)
-    {
-        int n = d.Length;
-        double s = 0;
-        for (int i = 0; i < n; i++)
-            if (d[i] != 0) s += d[i] * Linalg.Dot(a.Slice(i * n, n), d);
-        return s;
     }
 
     /// <summary>

@@ -8,6 +8,16 @@ namespace OnDevice.Compression.Gptq;
 /// <summary>The dense linear algebra GPTQ needs: XᵀX accumulation, a Cholesky-based inverse factor, a GEMM update.</summary>
 internal static unsafe class Linalg
 {
+    /// <summary>d·A·dᵀ for a symmetric n×n A (row-major), skipping zero entries of d.</summary>
+    public static double Quadratic(ReadOnlySpan<double> d, ReadOnlySpan<double> a)
+    {
+        int n = d.Length;
+        double s = 0;
+        for (int i = 0; i < n; i++)
+            if (d[i] != 0) s += d[i] * Dot(a.Slice(i * n, n), d);
+        return s;
+    }
+
     /// <summary>Dot product of two double spans (vectorized, four independent accumulators).</summary>
     public static double Dot(ReadOnlySpan<double> a, ReadOnlySpan<double> b)
     {
@@ -203,21 +213,9 @@ internal static unsafe class Linalg
             }
             return;
         }
-        var packed = (float*)NativeMemory.AlignedAlloc((nuint)Gemm.PackedASize(k, rows) * sizeof(float), 64);
-        var scratch = (float*)NativeMemory.AlignedAlloc((nuint)Math.Max(16, Gemm.ScratchFloats(rows, k, threads)) * sizeof(float), 64);
-        try
-        {
-            Gemm.PackA(x, k, rows, 1, k, 1f, packed);
-            fixed (float* c = tmp)
-                Gemm.Multiply(new StridedB(x, k, 1, k), packed, k, k, rows, c, k, accumulate: false, GemmEpilogue.None, null, threads, scratch);
-        }
-        finally
-        {
-            NativeMemory.AlignedFree(packed);
-            NativeMemory.AlignedFree(scratch);
-        }
-        for (int i = 0; i < k * k; i++) xtx[i] += tmp[i];
+        GemmAccumulate(x, x, rows, k, xtx, tmp, threads);
     }
+
     /// <summary>XtY[K, K] += Xᵀ·Y for X[rows, K] and Y[rows, K] row-major (float product, double accumulation).</summary>
     public static void AccumulateXtY(float* x, float* y, int rows, int k, double[] xty, float[] tmp, int threads)
     {
@@ -227,6 +225,12 @@ internal static unsafe class Linalg
             AccumulateXtYReference(x, y, rows, k, xty);
             return;
         }
+        GemmAccumulate(x, y, rows, k, xty, tmp, threads);
+    }
+
+    /// <summary>acc[K, K] += Xᵀ·Y through the float GEMM (product in <paramref name="tmp"/>, accumulated in double).</summary>
+    private static void GemmAccumulate(float* x, float* y, int rows, int k, double[] acc, float[] tmp, int threads)
+    {
         var packed = (float*)NativeMemory.AlignedAlloc((nuint)Gemm.PackedASize(k, rows) * sizeof(float), 64);
         var scratch = (float*)NativeMemory.AlignedAlloc((nuint)Math.Max(16, Gemm.ScratchFloats(rows, k, threads)) * sizeof(float), 64);
         try
@@ -240,7 +244,7 @@ internal static unsafe class Linalg
             NativeMemory.AlignedFree(packed);
             NativeMemory.AlignedFree(scratch);
         }
-        for (int i = 0; i < k * k; i++) xty[i] += tmp[i];
+        for (int i = 0; i < k * k; i++) acc[i] += tmp[i];
     }
 
     /// <summary>Scalar twin of <see cref="AccumulateXtY"/> (double products).</summary>

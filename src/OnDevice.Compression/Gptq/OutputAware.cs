@@ -155,7 +155,7 @@ public static class OutputAwareGptq
             int g = r / per;
             eG[r] = RowError(weight.Data, deqG, r, K, cross, g);
             eR[r] = RowError(weight.Data, deqR, r, K, cross, g);
-            norm += Quadratic(Row(weight.Data, r, K), cross.Float.XtX(g));
+            norm += Linalg.Quadratic(Row(weight.Data, r, K), cross.Float.XtX(g));
         }
         var values = q.Values;
         var scales = q.Scales;
@@ -228,7 +228,7 @@ public static class OutputAwareGptq
         double mixed = 0;
         for (int i = 0; i < K; i++)
             if (qr[i] != 0) mixed += qr[i] * Linalg.Dot(cross.Slice(i * K, K), wr);
-        return Quadratic(qr, s.Quantized.XtX(g)) - 2 * mixed + Quadratic(wr, s.Float.XtX(g));
+        return Linalg.Quadratic(qr, s.Quantized.XtX(g)) - 2 * mixed + Linalg.Quadratic(wr, s.Float.XtX(g));
     }
 
     private static double[] Row(float[] w, int r, int K)
@@ -236,15 +236,6 @@ public static class OutputAwareGptq
         var d = new double[K];
         for (int c = 0; c < K; c++) d[c] = w[(long)r * K + c];
         return d;
-    }
-
-    private static double Quadratic(double[] d, ReadOnlySpan<double> a)
-    {
-        int n = d.Length;
-        double s = 0;
-        for (int i = 0; i < n; i++)
-            if (d[i] != 0) s += d[i] * Linalg.Dot(a.Slice(i * n, n), d);
-        return s;
     }
 
     private static void Check(WeightMatrix weight, LayerCrossStats stats)
