@@ -157,12 +157,7 @@ public static unsafe class LowBit
         {
             g.Inputs.Add(ValueInfo.Tensor("x", DType.UInt8, null));
             g.AddInitializer(Tensor.FromBytes(DType.Int8, wd, Bytes(wn, 3), "w"));
-            g.AddInitializer(Tensor.Scalar(0.02f, "sx"));
-            g.AddInitializer(Tensor.FromBytes(DType.UInt8, [], new byte[] { 128 }, "zx"));
-            g.AddInitializer(Tensor.FromArray<float>(Enumerable.Repeat(0.001f, cout).ToArray(), [cout], "sw"));
-            g.AddInitializer(Tensor.FromBytes(DType.Int8, [cout], new byte[cout], "zw"));
-            g.AddInitializer(Tensor.Scalar(0.5f, "sy"));
-            g.AddInitializer(Tensor.FromBytes(DType.UInt8, [], new byte[] { 128 }, "zy"));
+            AddQuantParams(g, cout);
             node = new Node("QLinearConv", ["x", "sx", "zx", "w", "sw", "zw", "sy", "zy"], ["y"]);
         }
         foreach (var a in attrs) node.With(a);
@@ -218,12 +213,7 @@ public static unsafe class LowBit
         {
             g.Inputs.Add(ValueInfo.Tensor("x", DType.UInt8, null));
             g.AddInitializer(Tensor.FromBytes(DType.Int8, wd, Bytes(cin * cout * 4, 3), "w"));
-            g.AddInitializer(Tensor.Scalar(0.02f, "sx"));
-            g.AddInitializer(Tensor.FromBytes(DType.UInt8, [], new byte[] { 128 }, "zx"));
-            g.AddInitializer(Tensor.FromArray<float>(Enumerable.Repeat(0.001f, cout).ToArray(), [cout], "sw"));
-            g.AddInitializer(Tensor.FromBytes(DType.Int8, [cout], new byte[cout], "zw"));
-            g.AddInitializer(Tensor.Scalar(0.5f, "sy"));
-            g.AddInitializer(Tensor.FromBytes(DType.UInt8, [], new byte[] { 128 }, "zy"));
+            AddQuantParams(g, cout);
             node = new Node("QLinearConvTranspose", ["x", "sx", "zx", "w", "sw", "zw", "sy", "zy"], ["y"], "ct", "com.ondevice");
         }
         node.With(OnDevice.Core.Attribute.Of("kernel_shape", new long[] { 2, 2 })).With(OnDevice.Core.Attribute.Of("strides", new long[] { 2, 2 }));
@@ -260,4 +250,15 @@ public static unsafe class LowBit
     }
 
     private static Dictionary<string, Tensor> MatMulInputs(int m, int k) => new() { ["a"] = Tensor.FromArray<float>(Floats(m * k, 7), [m, k], "a") };
+
+    /// <summary>The QLinear* scales and zero points "sx", "zx", "sw", "zw", "sy", "zy" shared by the int8 conv benches.</summary>
+    private static void AddQuantParams(Graph g, int cout)
+    {
+        g.AddInitializer(Tensor.Scalar(0.02f, "sx"));
+        g.AddInitializer(Tensor.FromBytes(DType.UInt8, [], new byte[] { 128 }, "zx"));
+        g.AddInitializer(Tensor.FromArray<float>(Enumerable.Repeat(0.001f, cout).ToArray(), [cout], "sw"));
+        g.AddInitializer(Tensor.FromBytes(DType.Int8, [cout], new byte[cout], "zw"));
+        g.AddInitializer(Tensor.Scalar(0.5f, "sy"));
+        g.AddInitializer(Tensor.FromBytes(DType.UInt8, [], new byte[] { 128 }, "zy"));
+    }
 }

@@ -170,12 +170,18 @@ public class QdqConvChainTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.Single(nodes, n => n.OpType == "QLinearConv" && n.GetInt("dequantize", 0) == 1 && n.Attr("body") is not null);
         Assert.DoesNotContain(nodes, n => n.OpType is "Conv" or "FusedConv" or "BatchNormalization" or "FusedElementwise" or "DequantizeLinear");
         var inputs = new Dictionary<string, Tensor> { ["x"] = Input(geometry, 10) };
+        FloatResultMatchesUnfused(model, fused, inputs);
+    }
+
+    /// <summary>A float-result fusion against the unfused graph: float rounding only (exact integer sums vs rounded float
+    /// partial sums), a few ulps of the output's magnitude, on an output that is not nearly constant.</summary>
+    private static void FloatResultMatchesUnfused(Model model, InferenceSession fused, Dictionary<string, Tensor> inputs)
+    {
         var name = model.Graph.Outputs[0].Name;
         var yf = fused.Run(inputs)[name].ToFloatArray();
         var yu = new InferenceSession(model, new SessionOptions { Threads = 1, Optimize = false }).Run(inputs)[name].ToFloatArray();
         float scale = yu.Max(MathF.Abs);
         Assert.True(yu.Distinct().Count() > 100 && scale > 0.1f, "the output is nearly constant");
-        // Float rounding only (exact integer sums vs rounded float partial sums): a few ulps of the output's magnitude.
         for (int i = 0; i < yu.Length; i++)
             Assert.True(MathF.Abs(yf[i] - yu[i]) <= 1e-5f * scale + 1e-6f, $"[{i}] {yf[i]} vs {yu[i]}");
     }
@@ -201,13 +207,7 @@ public class QdqConvChainTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.Single(fused.OptimizedGraph.Nodes, n => n.OpType == "QLinearMatMul" && n.GetInt("float_output", 0) == 1 && n.Inputs.Count == (withBias ? 9 : 8));
         Assert.DoesNotContain(fused.OptimizedGraph.Nodes, n => n.OpType is "MatMul" or "MatMulNBits" or "DequantizeLinear" or "Add");
         var inputs = new Dictionary<string, Tensor> { ["x"] = Tensor.FromArray<float>(NodeRunner.Random(40 * 48, 12, -3f, 3f), [1, 40, 48], "x") };
-        var name = model.Graph.Outputs[0].Name;
-        var yf = fused.Run(inputs)[name].ToFloatArray();
-        var yu = new InferenceSession(model, new SessionOptions { Threads = 1, Optimize = false }).Run(inputs)[name].ToFloatArray();
-        float scale = yu.Max(MathF.Abs);
-        Assert.True(yu.Distinct().Count() > 100 && scale > 0.1f, "the output is nearly constant");
-        for (int i = 0; i < yu.Length; i++)
-            Assert.True(MathF.Abs(yf[i] - yu[i]) <= 1e-5f * scale + 1e-6f, $"[{i}] {yf[i]} vs {yu[i]}");
+        FloatResultMatchesUnfused(model, fused, inputs);
     }
 
     [Theory]
